@@ -1,0 +1,103 @@
+#pragma once
+// Config: the plain structs a YAML file becomes. yaml-cpp types never leave the loader.
+//
+// Every field's name is its YAML key. Defaults here are the documented defaults
+// (docs/configuration.md); `frontdoor proxy --print-config` prints them.
+// Durations are written in YAML as "250ms", "10s", "2m", "1h"; sizes as a byte count or with a
+// binary suffix "8KiB", "1MiB", "1GiB" (also k/K, m/M, g/G meaning the same binary units).
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace frontdoor::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct TlsConfig {
+  std::string certificate_file;  // PEM chain
+  std::string private_key_file;  // PEM key
+};
+
+struct ListenerConfig {
+  std::string name = "main";
+  std::string address = "0.0.0.0:8080";  // host:port, "[::]:8080"; port 0 = any free port
+  // Environment of requests that carry no environment header (routing.environment_header).
+  std::string default_environment = "production";
+  std::optional<TlsConfig> tls;  // absent: plain HTTP
+};
+
+struct ServerConfig {
+  unsigned workers = 0;  // 0 = one per core
+  Duration drain_timeout{std::chrono::seconds(30)};
+  std::uint32_t max_connections = 10000;  // per process; above it new connections are closed at accept
+};
+
+struct LimitsConfig {
+  std::uint32_t max_request_line_bytes = 8192;  // -> 414
+  std::uint32_t max_header_bytes = 32768;       // whole head incl. request line -> 431
+  std::uint32_t max_header_count = 100;         // -> 431
+  std::uint64_t max_body_bytes = 0;             // 0 = unlimited; -> 413
+};
+
+struct TimeoutsConfig {
+  Duration client_header{std::chrono::seconds(10)};   // first byte to end of head (slowloris)
+  Duration client_idle{std::chrono::seconds(60)};     // keep-alive wait for the next request
+  Duration client_body{std::chrono::seconds(60)};     // max gap between two reads of the request body
+  Duration upstream_connect{std::chrono::seconds(5)};
+  Duration upstream_response{std::chrono::seconds(60)};  // max gap waiting on the upstream -> 504
+  Duration request_total{std::chrono::seconds(0)};       // whole exchange; 0 = no limit
+};
+
+struct UpstreamPoolConfig {
+  std::uint32_t max_idle_per_endpoint = 64;  // per worker
+  Duration idle_timeout{std::chrono::seconds(60)};
+};
+
+struct RoutingConfig {
+  // Header that names the environment of a request; absent -> the listener's default_environment.
+  std::string environment_header = "X-Environment";
+};
+
+enum class AccessLogFormat { text, json };
+
+struct AccessLogConfig {
+  std::string destination = "off";  // off | stdout | stderr | <file path>
+  AccessLogFormat format = AccessLogFormat::text;
+};
+
+struct LoggingConfig {
+  std::string level = "info";  // trace debug info warn error critical off
+  AccessLogConfig access_log;
+};
+
+struct EndpointConfig {
+  std::string address;  // host:port; a host name is resolved when the config is loaded
+  std::uint32_t weight = 1;
+};
+
+// An embedded default manifest: the routing and policy document of one service, keyed by
+// (project, module, environment). "*" in any key part matches every value (least specific wins last).
+struct ManifestConfig {
+  std::string project;
+  std::string module;
+  std::string environment = "*";
+  std::vector<EndpointConfig> endpoints;
+  std::string balancing = "round_robin";
+  bool strip_path_prefix = false;  // forward /{project}/{module}/rest as /rest
+};
+
+struct Config {
+  std::string source;  // file the config came from ("<memory>" for built ones)
+  ServerConfig server;
+  std::vector<ListenerConfig> listeners;  // at least one
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  UpstreamPoolConfig upstream_pool;
+  RoutingConfig routing;
+  LoggingConfig logging;
+  std::vector<ManifestConfig> manifests;
+};
+
+}  // namespace frontdoor::config

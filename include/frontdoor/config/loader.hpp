@@ -1,0 +1,41 @@
+#pragma once
+// Loader: YAML text -> validated Config, or every error found, each as `file:line:col: message`.
+// Runs on the control thread / CLI only; may allocate and use exceptions internally, never throws out.
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "frontdoor/config/config.hpp"
+
+namespace frontdoor::config {
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string message;  // what is wrong, and what was expected
+
+  std::string to_string() const;  // "file:line:col: message"
+};
+
+struct LoadResult {
+  std::optional<Config> config;     // set iff errors is empty
+  std::vector<ConfigError> errors;  // all of them, in file order
+};
+
+LoadResult load_config_file(const std::string& path);
+LoadResult load_config_string(std::string_view yaml, const std::string& source_name);
+
+// Semantic checks shared by the YAML loader and configs built in memory (frontdoor proxy).
+std::vector<ConfigError> validate(const Config& config);
+
+// The YAML that load_config_string() turns back into an equal Config (every key written, defaults too).
+std::string to_yaml(const Config& config);
+
+// Parsers for the scalar forms, exposed for the CLI and tests. Return false on bad input.
+bool parse_duration(std::string_view text, Duration& out);
+bool parse_size(std::string_view text, std::uint64_t& out);
+std::string format_duration(Duration d);
+
+}  // namespace frontdoor::config
