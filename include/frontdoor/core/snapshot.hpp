@@ -1,0 +1,41 @@
+#pragma once
+// Snapshot: a validated Config compiled for the data plane — resolved endpoints, the manifest table,
+// limits as the parsers want them. Immutable; the control thread builds it, workers pin it per request.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "frontdoor/config/config.hpp"
+#include "frontdoor/config/loader.hpp"
+#include "frontdoor/http/message_head.hpp"
+#include "frontdoor/manifest/manifest.hpp"
+
+namespace frontdoor {
+
+// Hands out stable endpoint ids by "host:port" name. Control thread only.
+class EndpointRegistry {
+ public:
+  manifest::EndpointId id_for(const std::string& name);
+  std::size_t size() const noexcept { return ids_.size(); }
+
+ private:
+  std::unordered_map<std::string, manifest::EndpointId> ids_;
+};
+
+struct Snapshot {
+  config::Config config;
+  http::HeadLimits request_limits;
+  http::HeadLimits response_limits;
+  manifest::ManifestTable manifests;
+  std::size_t endpoint_count = 0;  // every EndpointId in this snapshot is below it
+  std::uint32_t client_buffer_bytes = 0;
+  std::uint32_t upstream_buffer_bytes = 0;
+};
+
+// Resolves host names (blocking: control thread or CLI only). Errors name the manifest and endpoint.
+std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
+                                               std::vector<config::ConfigError>& errors);
+
+}  // namespace frontdoor

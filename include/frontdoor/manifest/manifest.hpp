@@ -1,0 +1,65 @@
+#pragma once
+// Manifest: the routing and policy document of one service, keyed by (project, module, environment).
+// Immutable once built; workers read it through the Snapshot they pinned, from any thread.
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace frontdoor::manifest {
+
+// Stable identity of an upstream endpoint across manifest and config versions: per-worker mutable
+// state (connection pools, later breaker and latency) is indexed by it.
+using EndpointId = std::uint32_t;
+
+enum class Balancing : std::uint8_t { round_robin, weighted, least_connections, latency_aware, consistent_hash,
+                                      sticky };
+
+struct EndpointSpec {
+  EndpointId id;
+  std::string name;  // "host:port" as configured, used in logs and Host for HTTP/1.0 requests
+  boost::asio::ip::tcp::endpoint address;
+  std::uint32_t weight;
+};
+
+struct Manifest {
+  std::string project;
+  std::string module;
+  std::string environment;
+  std::vector<EndpointSpec> endpoints;  // never empty
+  Balancing balancing = Balancing::round_robin;
+  bool strip_path_prefix = false;
+  std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
+};
+
+// Which manifest serves a request: the most specific of (project, module, environment) with "*"
+// wildcards, project first. Lookup allocates nothing.
+class ManifestTable {
+ public:
+  ManifestTable() = default;
+  explicit ManifestTable(std::vector<Manifest> manifests);
+
+  const Manifest* find(std::string_view project, std::string_view module, std::string_view environment) const noexcept;
+  const std::vector<Manifest>& manifests() const noexcept { return manifests_; }
+
+ private:
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<Manifest> manifests_;
+  std::unordered_map<std::string, std::uint32_t, KeyHash, std::equal_to<>> by_key_;
+  std::uint8_t patterns_present_ = 0;  // bit i: some key has wildcard pattern i (see find)
+};
+
+// The parts of a request target that route it: /{project}/{module}/rest?query.
+struct RouteKey {
+  std::string_view project;
+  std::string_view module;
+  std::string_view rest;  // from the slash after module (or empty), query included
+};
+RouteKey split_route(std::string_view target) noexcept;
+
+}  // namespace frontdoor::manifest

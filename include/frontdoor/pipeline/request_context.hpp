@@ -1,0 +1,65 @@
+#pragma once
+// RequestContext: what the pipeline stages know about one request. Owned by its session and reset,
+// not reallocated, for each request on the connection. Views point into the session's buffers.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+#include "frontdoor/core/error.hpp"
+#include "frontdoor/http/message_head.hpp"
+#include "frontdoor/manifest/manifest.hpp"
+
+namespace frontdoor {
+struct Snapshot;
+}
+
+namespace frontdoor::pipeline {
+
+enum class Verdict : std::uint8_t {
+  Continue,  // next stage
+  Reply,     // the stage set `reply`: answer locally, do not proxy
+  Suspend,   // the stage started async work and will resume the context
+};
+
+using Clock = std::chrono::steady_clock;
+
+struct RequestContext {
+  // Set by the session before the pipeline runs.
+  const Snapshot* snapshot = nullptr;
+  const http::RequestHead* request = nullptr;
+  std::string_view client_ip;
+  std::string_view default_environment;
+  std::string_view request_id;  // the client's valid X-Request-Id, or one generated for this request
+  Clock::time_point started;
+
+  // Set by the stages.
+  std::string_view project, module, environment;
+  const manifest::Manifest* manifest = nullptr;
+  const manifest::EndpointSpec* endpoint = nullptr;
+  std::uint32_t attempt = 0;
+  Error reply = Error::ok;  // with Verdict::Reply: what to answer
+
+  // Outcome, filled as the exchange goes; on_complete reads it.
+  Error outcome = Error::ok;
+  unsigned status = 0;
+  std::uint64_t request_body_bytes = 0;
+  std::uint64_t response_bytes = 0;  // bytes written to the client (head + body)
+  Clock::time_point upstream_started{};
+  Clock::time_point response_started{};  // first byte of the upstream's response head
+
+  void reset() noexcept {
+    manifest = nullptr;
+    endpoint = nullptr;
+    project = module = environment = {};
+    attempt = 0;
+    reply = Error::ok;
+    outcome = Error::ok;
+    status = 0;
+    request_body_bytes = 0;
+    response_bytes = 0;
+    upstream_started = response_started = Clock::time_point{};
+  }
+};
+
+}  // namespace frontdoor::pipeline

@@ -1,0 +1,75 @@
+#pragma once
+// Serialises the heads the proxy sends: the upstream request, the client response, and local replies.
+// Writes into a caller-provided buffer (the worker's scratch), never allocates; returns 0 when the
+// head does not fit (the caller answers 431 / 502 instead).
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "frontdoor/core/error.hpp"
+#include "frontdoor/http/message_head.hpp"
+
+namespace frontdoor::proxy {
+
+class BufferWriter {
+ public:
+  BufferWriter(char* out, std::size_t capacity) noexcept : begin_(out), pos_(out), end_(out + capacity) {}
+
+  BufferWriter& operator<<(std::string_view s) noexcept {
+    if (static_cast<std::size_t>(end_ - pos_) < s.size()) {
+      overflow_ = true;
+      return *this;
+    }
+    std::memcpy(pos_, s.data(), s.size());
+    pos_ += s.size();
+    return *this;
+  }
+  BufferWriter& operator<<(std::uint64_t v) noexcept;
+
+  std::size_t size() const noexcept { return overflow_ ? 0 : static_cast<std::size_t>(pos_ - begin_); }
+
+ private:
+  char* begin_;
+  char* pos_;
+  char* end_;
+  bool overflow_ = false;
+};
+
+struct UpstreamRequestParams {
+  std::string_view target_prefix;  // "/" when the stripped target does not start with one
+  std::string_view target;         // possibly with the route prefix stripped
+  std::string_view client_ip;
+  std::string_view request_id;
+  std::string_view proto;        // "http" or "https"
+  std::string_view default_host; // Host for HTTP/1.0 requests that sent none (the endpoint's name)
+  bool drop_expect;              // we answer 100-continue ourselves
+};
+
+// Hop-by-hop fields (RFC 9110 §7.6.1) and those named in Connection are removed; framing is
+// re-stated; X-Forwarded-For appended; X-Forwarded-Proto/-Host and X-Request-Id set; Via appended.
+std::size_t write_upstream_request_head(const http::RequestHead& request, const UpstreamRequestParams& params,
+                                        char* out, std::size_t capacity) noexcept;
+
+// How the response body travels to the client.
+enum class ClientFraming : std::uint8_t {
+  none,             // no body (HEAD, 1xx, 204, 304) — Content-Length passed through as the upstream sent it
+  content_length,   // Content-Length: n, body relayed as is
+  chunked,          // chunked relayed as is (HTTP/1.1 client)
+  until_close,      // raw bytes then close (HTTP/1.0 client of a chunked response: de-chunked)
+};
+
+struct ClientResponseParams {
+  std::string_view request_id;
+  ClientFraming framing;
+  bool close;             // we will close the client connection after this response
+  bool client_http10;     // announce keep-alive explicitly
+};
+
+std::size_t write_client_response_head(const http::ResponseHead& response, const ClientResponseParams& params,
+                                       char* out, std::size_t capacity) noexcept;
+
+// A complete local reply: status line, text/plain body "<status> <reason>: <message> (request id <id>)".
+std::size_t write_local_reply(Error error, std::string_view detail, std::string_view request_id, bool close,
+                              bool head_only, char* out, std::size_t capacity) noexcept;
+
+}  // namespace frontdoor::proxy

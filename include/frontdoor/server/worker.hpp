@@ -1,0 +1,109 @@
+#pragma once
+// Worker: one thread, one io_context, its own SO_REUSEPORT acceptors, sessions, upstream pools,
+// stats and access log. Nothing here is shared with other workers on the hot path; the control
+// thread talks to a worker only by posting to its io_context.
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/pipeline/stages.hpp"
+#include "frontdoor/server/access_log.hpp"
+#include "frontdoor/server/request_id.hpp"
+#include "frontdoor/server/stats.hpp"
+#include "frontdoor/upstream/connection.hpp"
+
+namespace frontdoor::server {
+
+class Session;
+
+struct ListenerInfo {
+  std::string name;
+  std::string default_environment;
+  bool tls = false;
+};
+
+class Worker {
+ public:
+  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  boost::asio::io_context& io() noexcept { return io_; }
+  unsigned index() const noexcept { return index_; }
+
+  // Setup, before run(): takes a bound, listening acceptor.
+  void add_listener(boost::asio::ip::tcp::acceptor acceptor, const ListenerInfo* info);
+  std::string open_access_log();
+
+  // Thread body: returns once drained.
+  void run();
+
+  // From any thread (posted): stop accepting, let in-flight requests finish, close idle keep-alive
+  // connections; force-close what is left at `deadline`.
+  void begin_drain(std::chrono::steady_clock::time_point deadline);
+  // From any thread (posted): requests that start from now on use `snapshot`.
+  void install_snapshot(std::shared_ptr<const Snapshot> snapshot);
+
+  // --- for sessions (worker thread) ---
+  const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
+  pipeline::RequestPipeline& pipeline() noexcept { return pipeline_; }
+  WorkerStats& stats() noexcept { return stats_; }
+  const WorkerStats& stats() const noexcept { return stats_; }
+  AccessLog& access_log() noexcept { return access_log_; }
+  RequestIdGenerator& request_ids() noexcept { return request_ids_; }
+  upstream::UpstreamPool& pool(manifest::EndpointId id);
+  bool draining() const noexcept { return draining_; }
+  // Scratch space for serialising heads: valid until the next call that may serialise.
+  char* scratch() noexcept { return scratch_.get(); }
+  std::size_t scratch_size() const noexcept { return scratch_size_; }
+  // Client buffers are recycled: connection churn does not hit malloc.
+  std::unique_ptr<char[]> take_client_buffer();
+  void return_client_buffer(std::unique_ptr<char[]> buffer);
+  void session_closed(Session* session) noexcept;
+  pipeline::Clock::time_point now() const noexcept { return pipeline::Clock::now(); }
+
+ private:
+  struct Listener {
+    boost::asio::ip::tcp::acceptor acceptor;
+    const ListenerInfo* info;
+    boost::asio::ip::tcp::socket socket;
+    boost::asio::ip::tcp::endpoint peer;
+    boost::asio::steady_timer retry;
+  };
+
+  void accept(Listener& listener);
+  void on_accept(Listener& listener, const boost::system::error_code& ec);
+  void tick();
+  void schedule_tick();
+  void check_drained();
+
+  unsigned index_;
+  boost::asio::io_context io_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::atomic<std::uint32_t>& connections_;
+  pipeline::RequestPipeline pipeline_;
+  WorkerStats stats_;
+  AccessLog access_log_;
+  RequestIdGenerator request_ids_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
+  std::unique_ptr<char[]> scratch_;
+  std::size_t scratch_size_ = 0;
+  std::vector<std::unique_ptr<char[]>> free_client_buffers_;
+  std::uint32_t client_buffer_bytes_ = 0;
+  std::vector<std::unique_ptr<Session>> free_sessions_;
+  Session* sessions_ = nullptr;  // intrusive list of live sessions
+  std::size_t session_count_ = 0;
+  boost::asio::steady_timer ticker_;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  friend class Session;
+};
+
+}  // namespace frontdoor::server

@@ -1,0 +1,112 @@
+#pragma once
+// UpstreamConnection: one keep-alive connection to an upstream endpoint, owned by one worker.
+//
+// While alive it always has a read outstanding once connected ("standing read"): when idle in the
+// pool that read notices the upstream closing the connection; when a session owns it, the same read
+// delivers the response — so taking a connection from the pool costs no cancel and no extra syscall.
+// Events go to the owning session; with no owner, any event closes the connection.
+// Lifetime: heap object that deletes itself once closed and no operation is outstanding.
+// Worker thread only.
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "frontdoor/manifest/manifest.hpp"
+
+namespace frontdoor::server {
+class Session;
+class Worker;
+}  // namespace frontdoor::server
+
+namespace frontdoor::upstream {
+
+class UpstreamPool;
+
+class UpstreamConnection {
+ public:
+  UpstreamConnection(boost::asio::io_context& io, UpstreamPool& pool, std::uint32_t buffer_bytes);
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
+  boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
+  UpstreamPool& pool() noexcept { return pool_; }
+
+  void connect(const boost::asio::ip::tcp::endpoint& address, server::Session* owner);
+  // Issues the standing read unless one is outstanding.
+  void read();
+  bool read_outstanding() const noexcept { return read_pending_; }
+  // Asynchronous write of what a non-blocking write could not send; completion goes to the owner.
+  void async_write(std::string_view head, std::string_view body);
+
+  // Received bytes not yet consumed by the owner.
+  std::string_view data() const noexcept { return {buffer_.get() + begin_, end_ - begin_}; }
+  char* mutable_data() noexcept { return buffer_.get() + begin_; }
+  void consume(std::size_t n) noexcept;
+  void shrink_data(std::size_t n) noexcept { end_ = begin_ + static_cast<std::uint32_t>(n); }
+  bool buffer_full() const noexcept { return begin_ == 0 && end_ == capacity_; }
+  bool eof() const noexcept { return eof_; }
+
+  void set_owner(server::Session* owner) noexcept { owner_ = owner; }
+  server::Session* owner() const noexcept { return owner_; }
+  std::uint64_t requests_served() const noexcept { return requests_; }
+  void count_request() noexcept { ++requests_; }
+
+  std::chrono::steady_clock::time_point idle_since{};
+
+  // Closes the socket; outstanding operations complete with operation_aborted and the object is freed.
+  void close() noexcept;
+  bool closed() const noexcept { return closed_; }
+
+ private:
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void maybe_destroy() noexcept;
+
+  boost::asio::ip::tcp::socket socket_;
+  UpstreamPool& pool_;
+  std::unique_ptr<char[]> buffer_;
+  std::uint32_t capacity_;
+  std::uint32_t begin_ = 0;
+  std::uint32_t end_ = 0;
+  server::Session* owner_ = nullptr;
+  std::uint64_t requests_ = 0;
+  bool read_pending_ = false;
+  bool write_pending_ = false;
+  bool connect_pending_ = false;
+  bool closed_ = false;
+  bool eof_ = false;
+};
+
+// The idle connections of one endpoint on one worker, most recently used on top (it is the warmest
+// and least likely to have been closed by the upstream).
+class UpstreamPool {
+ public:
+  UpstreamPool(boost::asio::io_context& io, manifest::EndpointId id) : io_(io), id_(id) {}
+  ~UpstreamPool();
+
+  manifest::EndpointId endpoint_id() const noexcept { return id_; }
+
+  // An idle connection now owned by `owner`, or nullptr.
+  UpstreamConnection* acquire(server::Session* owner) noexcept;
+  // A new, unconnected connection (not counted as idle).
+  UpstreamConnection* create(std::uint32_t buffer_bytes);
+  // Back to the pool after a complete exchange; closed instead when the pool is full.
+  void release(UpstreamConnection* conn, std::uint32_t max_idle, std::chrono::steady_clock::time_point now) noexcept;
+  // Called by a connection when it closes (idle or not).
+  void forget(UpstreamConnection* conn) noexcept;
+  // Closes connections idle since before `cutoff`.
+  void close_idle_before(std::chrono::steady_clock::time_point cutoff) noexcept;
+  void close_all() noexcept;
+
+  std::size_t idle_count() const noexcept { return idle_.size(); }
+  std::size_t open_count() const noexcept { return open_; }
+
+ private:
+  boost::asio::io_context& io_;
+  manifest::EndpointId id_;
+  std::vector<UpstreamConnection*> idle_;
+  std::size_t open_ = 0;
+};
+
+}  // namespace frontdoor::upstream

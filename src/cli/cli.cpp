@@ -1,0 +1,247 @@
+#include "frontdoor/cli/cli.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontdoor/config/loader.hpp"
+#include "frontdoor/core/address.hpp"
+#include "frontdoor/server/server.hpp"
+#include "frontdoor/version.hpp"
+
+namespace frontdoor::cli {
+namespace {
+
+constexpr std::string_view kMainUsage = R"(frontdoor — edge reverse proxy
+
+usage:
+  frontdoor run -c FILE [--ports-file PATH]     run the daemon on a config file
+  frontdoor check -c FILE                       validate a config file and exit (0 = valid)
+  frontdoor proxy --to HOST:PORT[,...] [...]    zero-config reverse proxy to the given upstreams
+  frontdoor --version                           print the version
+
+`frontdoor COMMAND --help` describes a command.
+)";
+
+constexpr std::string_view kRunUsage = R"(usage: frontdoor run -c FILE [--ports-file PATH]
+
+Runs the daemon with the configuration in FILE (YAML; see docs/configuration.md).
+SIGTERM or SIGINT drains it: listeners close, requests in flight finish (up to
+server.drain_timeout), then it exits 0.
+
+options:
+  -c, --config FILE    configuration file (required)
+  --ports-file PATH    once listening, write "<listener-name> <port>" lines to PATH
+                       (useful with port 0 in tests and scripts)
+  -h, --help           this text
+)";
+
+constexpr std::string_view kCheckUsage = R"(usage: frontdoor check -c FILE
+
+Validates FILE like `nginx -t`: prints every error as FILE:LINE:COL: message and exits 1,
+or prints "FILE: configuration ok" and exits 0. Host names of endpoints are resolved too.
+
+options:
+  -c, --config FILE    configuration file (required)
+  -h, --help           this text
+)";
+
+constexpr std::string_view kProxyUsage = R"(usage: frontdoor proxy --to HOST:PORT[,HOST:PORT...] [options]
+
+Zero-config mode: builds an ordinary configuration in memory that routes every path to the
+given upstreams (round robin) and runs the same daemon and pipeline as `frontdoor run`.
+
+options:
+  --to LIST              upstream endpoints, comma separated (required)
+  --listen ADDR          address to listen on (default 0.0.0.0:8080)
+  --workers N            worker threads (default: one per core)
+  --access-log DEST      off | stdout | stderr | FILE (default off)
+  --ports-file PATH      as for `frontdoor run`
+  --print-config         print the configuration as YAML (a starting point for a file) and exit
+  -h, --help             this text
+)";
+
+struct Args {
+  std::vector<std::string_view> items;
+  std::size_t pos = 0;
+  bool done() const { return pos >= items.size(); }
+  std::string_view next() { return items[pos++]; }
+};
+
+int usage_error(std::string_view message, std::string_view usage) {
+  std::cerr << "frontdoor: " << message << "\n\n" << usage;
+  return 2;
+}
+
+// Reads the value of `--name VALUE` or `--name=VALUE`; false when missing.
+bool take_value(Args& args, std::string_view arg, std::string_view name, std::string& out, bool& matched) {
+  matched = false;
+  if (arg == name) {
+    matched = true;
+    if (args.done()) return false;
+    out = std::string(args.next());
+    return true;
+  }
+  if (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=') {
+    matched = true;
+    out = std::string(arg.substr(name.size() + 1));
+    return true;
+  }
+  return true;
+}
+
+void print_errors(const std::vector<config::ConfigError>& errors) {
+  for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+}
+
+int cmd_run(Args& args) {
+  std::string config_path, ports_file;
+  while (!args.done()) {
+    const auto arg = args.next();
+    if (arg == "-h" || arg == "--help") return std::cout << kRunUsage, 0;
+    bool matched = false;
+    if (!take_value(args, arg, "-c", config_path, matched)) return usage_error("-c needs a file", kRunUsage);
+    if (matched) continue;
+    if (!take_value(args, arg, "--config", config_path, matched)) return usage_error("--config needs a file", kRunUsage);
+    if (matched) continue;
+    if (!take_value(args, arg, "--ports-file", ports_file, matched))
+      return usage_error("--ports-file needs a path", kRunUsage);
+    if (matched) continue;
+    return usage_error("unknown option " + std::string(arg), kRunUsage);
+  }
+  if (config_path.empty()) return usage_error("run needs -c FILE", kRunUsage);
+  auto loaded = config::load_config_file(config_path);
+  if (!loaded.config) {
+    print_errors(loaded.errors);
+    return 1;
+  }
+  return server::run_server(*loaded.config, {ports_file});
+}
+
+int cmd_check(Args& args) {
+  std::string config_path;
+  while (!args.done()) {
+    const auto arg = args.next();
+    if (arg == "-h" || arg == "--help") return std::cout << kCheckUsage, 0;
+    bool matched = false;
+    if (!take_value(args, arg, "-c", config_path, matched)) return usage_error("-c needs a file", kCheckUsage);
+    if (matched) continue;
+    if (!take_value(args, arg, "--config", config_path, matched))
+      return usage_error("--config needs a file", kCheckUsage);
+    if (matched) continue;
+    return usage_error("unknown option " + std::string(arg), kCheckUsage);
+  }
+  if (config_path.empty()) return usage_error("check needs -c FILE", kCheckUsage);
+  auto loaded = config::load_config_file(config_path);
+  if (!loaded.config) {
+    print_errors(loaded.errors);
+    return 1;
+  }
+  // Endpoint names must resolve, as they will have to at start.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  std::vector<config::ConfigError> errors;
+  for (const auto& m : loaded.config->manifests) {
+    for (const auto& e : m.endpoints) {
+      auto r = resolve_address(resolver, e.address);
+      if (!r) errors.push_back({config_path, 0, 0, "endpoint \"" + e.address + "\": " + r.error()});
+    }
+  }
+  if (!errors.empty()) {
+    print_errors(errors);
+    return 1;
+  }
+  std::cout << config_path << ": configuration ok\n";
+  return 0;
+}
+
+int cmd_proxy(Args& args) {
+  std::string to, listen = "0.0.0.0:8080", workers, access_log = "off", ports_file;
+  bool print_config = false;
+  while (!args.done()) {
+    const auto arg = args.next();
+    if (arg == "-h" || arg == "--help") return std::cout << kProxyUsage, 0;
+    if (arg == "--print-config") {
+      print_config = true;
+      continue;
+    }
+    bool matched = false;
+    for (auto [name, target] : {std::pair<std::string_view, std::string*>{"--to", &to},
+                                {"--listen", &listen},
+                                {"--workers", &workers},
+                                {"--access-log", &access_log},
+                                {"--ports-file", &ports_file}}) {
+      if (!take_value(args, arg, name, *target, matched))
+        return usage_error(std::string(name) + " needs a value", kProxyUsage);
+      if (matched) break;
+    }
+    if (!matched) return usage_error("unknown option " + std::string(arg), kProxyUsage);
+  }
+  if (to.empty()) return usage_error("proxy needs --to HOST:PORT[,HOST:PORT...]", kProxyUsage);
+
+  config::Config config;
+  config.source = "<frontdoor proxy>";
+  config::ListenerConfig listener;
+  listener.address = listen;
+  config.listeners.push_back(listener);
+  if (!workers.empty()) {
+    try {
+      std::size_t used = 0;
+      const unsigned long n = std::stoul(workers, &used);
+      if (used != workers.size() || n > 1024) throw std::invalid_argument(workers);
+      config.server.workers = static_cast<unsigned>(n);
+    } catch (const std::exception&) {
+      return usage_error("--workers expects a number 0..1024 (0 = one per core)", kProxyUsage);
+    }
+  }
+  config.logging.access_log.destination = access_log;
+  config::ManifestConfig manifest;
+  manifest.project = "*";
+  manifest.module = "*";
+  manifest.environment = "*";
+  std::string_view list = to;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const auto item = list.substr(0, comma);
+    if (!item.empty()) manifest.endpoints.push_back({std::string(item), 1});
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  config.manifests.push_back(manifest);
+  if (auto errors = config::validate(config); !errors.empty()) {
+    print_errors(errors);
+    return 1;
+  }
+  if (print_config) {
+    std::cout << config::to_yaml(config);
+    return 0;
+  }
+  return server::run_server(config, {ports_file});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) args.items.emplace_back(argv[i]);
+  try {
+    if (args.done()) return usage_error("missing command", kMainUsage);
+    const auto command = args.next();
+    if (command == "--version" || command == "version") {
+      std::cout << "frontdoor " << kVersion << "\n";
+      return 0;
+    }
+    if (command == "-h" || command == "--help" || command == "help") return std::cout << kMainUsage, 0;
+    if (command == "run") return cmd_run(args);
+    if (command == "check") return cmd_check(args);
+    if (command == "proxy") return cmd_proxy(args);
+    return usage_error("unknown command " + std::string(command), kMainUsage);
+  } catch (const std::exception& e) {
+    std::cerr << "frontdoor: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace frontdoor::cli

@@ -1,0 +1,69 @@
+#include "frontdoor/core/snapshot.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "frontdoor/core/address.hpp"
+
+namespace frontdoor {
+
+manifest::EndpointId EndpointRegistry::id_for(const std::string& name) {
+  auto [it, inserted] = ids_.try_emplace(name, static_cast<manifest::EndpointId>(ids_.size()));
+  return it->second;
+}
+
+namespace {
+
+manifest::Balancing balancing_of(const std::string& name) {
+  if (name == "weighted") return manifest::Balancing::weighted;
+  if (name == "least_connections") return manifest::Balancing::least_connections;
+  if (name == "latency_aware") return manifest::Balancing::latency_aware;
+  if (name == "consistent_hash") return manifest::Balancing::consistent_hash;
+  if (name == "sticky") return manifest::Balancing::sticky;
+  return manifest::Balancing::round_robin;
+}
+
+}  // namespace
+
+std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
+                                               std::vector<config::ConfigError>& errors) {
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->config = config;
+  const auto& limits = config.limits;
+  snapshot->request_limits = {limits.max_request_line_bytes, limits.max_header_bytes, limits.max_header_count};
+  // Upstream heads are held to the same size; a bigger one is a 502, not a crash.
+  snapshot->response_limits = {limits.max_header_bytes, limits.max_header_bytes, limits.max_header_count};
+  // The client buffer holds a whole request head; bodies stream through it.
+  snapshot->client_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 16 * 1024);
+  // 32 KiB lets a 16 KiB response and its head arrive in one read.
+  snapshot->upstream_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 32 * 1024);
+
+  boost::asio::io_context resolver_context;
+  boost::asio::ip::tcp::resolver resolver(resolver_context);
+  std::vector<manifest::Manifest> manifests;
+  for (const auto& mc : config.manifests) {
+    manifest::Manifest m;
+    m.project = mc.project;
+    m.module = mc.module;
+    m.environment = mc.environment;
+    m.balancing = balancing_of(mc.balancing);
+    m.strip_path_prefix = mc.strip_path_prefix;
+    for (const auto& ec : mc.endpoints) {
+      auto resolved = resolve_address(resolver, ec.address);
+      if (!resolved) {
+        errors.push_back({config.source, 0, 0,
+                          "manifest " + mc.project + "/" + mc.module + "/" + mc.environment + ": endpoint \"" +
+                              ec.address + "\": " + resolved.error()});
+        continue;
+      }
+      m.endpoints.push_back({registry.id_for(ec.address), ec.address, *resolved, ec.weight});
+    }
+    if (!m.endpoints.empty()) manifests.push_back(std::move(m));
+  }
+  snapshot->manifests = manifest::ManifestTable(std::move(manifests));
+  snapshot->endpoint_count = registry.size();
+  if (!errors.empty()) return nullptr;
+  return snapshot;
+}
+
+}  // namespace frontdoor

@@ -1,0 +1,81 @@
+#include "frontdoor/manifest/manifest.hpp"
+
+#include <array>
+#include <cstring>
+
+namespace frontdoor::manifest {
+namespace {
+
+constexpr char kSep = '\x1f';
+constexpr std::size_t kMaxKeyBytes = 512;
+
+// Bit per wildcard pattern, in lookup order: most specific first, project weighs most.
+// bit0 (p,m,e) bit1 (p,m,*) bit2 (p,*,e) bit3 (p,*,*) bit4 (*,m,e) bit5 (*,m,*) bit6 (*,*,e) bit7 (*,*,*)
+int pattern_of(std::string_view p, std::string_view m, std::string_view e) {
+  return (p == "*" ? 4 : 0) | (m == "*" ? 2 : 0) | (e == "*" ? 1 : 0);
+}
+
+std::size_t write_key(char* out, std::string_view p, std::string_view m, std::string_view e) {
+  char* o = out;
+  std::memcpy(o, p.data(), p.size()); o += p.size(); *o++ = kSep;
+  std::memcpy(o, m.data(), m.size()); o += m.size(); *o++ = kSep;
+  std::memcpy(o, e.data(), e.size()); o += e.size();
+  return static_cast<std::size_t>(o - out);
+}
+
+}  // namespace
+
+ManifestTable::ManifestTable(std::vector<Manifest> manifests) : manifests_(std::move(manifests)) {
+  for (std::uint32_t i = 0; i < manifests_.size(); ++i) {
+    Manifest& m = manifests_[i];
+    m.index = i;
+    std::string key = m.project + kSep + m.module + kSep + m.environment;
+    by_key_.emplace(std::move(key), i);
+    patterns_present_ |= static_cast<std::uint8_t>(1u << pattern_of(m.project, m.module, m.environment));
+  }
+}
+
+const Manifest* ManifestTable::find(std::string_view project, std::string_view module,
+                                    std::string_view environment) const noexcept {
+  if (project.size() + module.size() + environment.size() + 2 > kMaxKeyBytes) {
+    project = module = environment = "*";  // too long to be configured: only wildcards can match
+  }
+  std::array<char, kMaxKeyBytes + 8> key;
+  for (int pattern = 0; pattern < 8; ++pattern) {
+    if ((patterns_present_ & (1u << pattern)) == 0) continue;
+    const std::string_view p = (pattern & 4) ? std::string_view("*") : project;
+    const std::string_view m = (pattern & 2) ? std::string_view("*") : module;
+    const std::string_view e = (pattern & 1) ? std::string_view("*") : environment;
+    const std::size_t n = write_key(key.data(), p, m, e);
+    if (auto it = by_key_.find(std::string_view(key.data(), n)); it != by_key_.end()) return &manifests_[it->second];
+  }
+  return nullptr;
+}
+
+RouteKey split_route(std::string_view target) noexcept {
+  RouteKey key;
+  // absolute-form (RFC 9112 §3.2.2): route on its path.
+  if (!target.empty() && target.front() != '/') {
+    const auto scheme = target.find("://");
+    if (scheme == std::string_view::npos) return key;
+    const auto path = target.find('/', scheme + 3);
+    if (path == std::string_view::npos) return key;
+    target.remove_prefix(path);
+  }
+  const auto query = target.find('?');
+  const std::string_view path = target.substr(0, query);
+  std::size_t pos = 1;
+  auto segment = [&](std::string_view& out) {
+    if (pos > path.size()) return;
+    const auto slash = path.find('/', pos);
+    out = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+    pos = slash == std::string_view::npos ? path.size() + 1 : slash + 1;
+  };
+  segment(key.project);
+  segment(key.module);
+  const std::size_t rest_begin = std::min(pos == path.size() + 1 ? path.size() : pos - 1, target.size());
+  key.rest = target.substr(rest_begin);
+  return key;
+}
+
+}  // namespace frontdoor::manifest

@@ -1,0 +1,149 @@
+#include "frontdoor/proxy/head_writer.hpp"
+
+#include <charconv>
+
+namespace frontdoor::proxy {
+
+using http::HeaderKind;
+
+BufferWriter& BufferWriter::operator<<(std::uint64_t v) noexcept {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+  return *this << std::string_view(digits, static_cast<std::size_t>(end - digits));
+}
+
+namespace {
+
+bool is_request_hop_by_hop(const http::Header& h, const http::ConnectionOptions& connection) noexcept {
+  switch (h.kind) {
+    case HeaderKind::connection:
+    case HeaderKind::keep_alive:
+    case HeaderKind::proxy_connection:
+    case HeaderKind::te:
+    case HeaderKind::upgrade:
+    case HeaderKind::transfer_encoding:
+      return true;
+    default:
+      return connection.named_count != 0 && connection.names(h.name);
+  }
+}
+
+}  // namespace
+
+std::size_t write_upstream_request_head(const http::RequestHead& request, const UpstreamRequestParams& params,
+                                        char* out, std::size_t capacity) noexcept {
+  BufferWriter w(out, capacity);
+  w << request.method << " " << params.target_prefix << params.target << " HTTP/1.1\r\n";
+  bool has_host = false;
+  bool had_content_length = false;
+  // Values of repeated fields we extend are gathered in order and re-emitted as one line.
+  std::string_view forwarded_for_first, via_first;
+  bool forwarded_for_many = false, via_many = false;
+  for (const http::Header& h : *request.headers) {
+    if (is_request_hop_by_hop(h, request.connection)) continue;
+    switch (h.kind) {
+      case HeaderKind::content_length: had_content_length = true; continue;
+      case HeaderKind::x_request_id:
+      case HeaderKind::x_forwarded_proto:
+      case HeaderKind::x_forwarded_host:
+        continue;
+      case HeaderKind::expect:
+        if (params.drop_expect) continue;
+        break;
+      case HeaderKind::x_forwarded_for:
+        if (forwarded_for_first.empty()) forwarded_for_first = h.value;
+        else forwarded_for_many = true;
+        continue;
+      case HeaderKind::via:
+        if (via_first.empty()) via_first = h.value;
+        else via_many = true;
+        continue;
+      case HeaderKind::host: has_host = true; break;
+      default: break;
+    }
+    w << h.name << ": " << h.value << "\r\n";
+  }
+  if (!has_host) w << "Host: " << params.default_host << "\r\n";
+
+  auto emit_list = [&](std::string_view name, HeaderKind kind, std::string_view first, bool many,
+                       std::string_view ours) {
+    w << name << ": ";
+    if (many) {
+      for (const http::Header& h : *request.headers)
+        if (h.kind == kind && !h.value.empty()) w << h.value << ", ";
+    } else if (!first.empty()) {
+      w << first << ", ";
+    }
+    w << ours << "\r\n";
+  };
+  emit_list("X-Forwarded-For", HeaderKind::x_forwarded_for, forwarded_for_first, forwarded_for_many,
+            params.client_ip);
+  w << "X-Forwarded-Proto: " << params.proto << "\r\n";
+  if (!request.host.empty()) w << "X-Forwarded-Host: " << request.host << "\r\n";
+  emit_list("Via", HeaderKind::via, via_first, via_many,
+            request.version == http::Version::http10 ? "1.0 frontdoor" : "1.1 frontdoor");
+  w << "X-Request-Id: " << params.request_id << "\r\n";
+  if (request.framing == http::BodyFraming::chunked) w << "Transfer-Encoding: chunked\r\n";
+  else if (request.framing == http::BodyFraming::content_length || had_content_length)
+    w << "Content-Length: " << request.content_length << "\r\n";
+  w << "\r\n";
+  return w.size();
+}
+
+std::size_t write_client_response_head(const http::ResponseHead& response, const ClientResponseParams& params,
+                                       char* out, std::size_t capacity) noexcept {
+  BufferWriter w(out, capacity);
+  w << "HTTP/1.1 " << static_cast<std::uint64_t>(response.status) << " " << response.reason << "\r\n";
+  for (const http::Header& h : *response.headers) {
+    switch (h.kind) {
+      case HeaderKind::connection:
+      case HeaderKind::keep_alive:
+      case HeaderKind::proxy_connection:
+      case HeaderKind::te:
+      case HeaderKind::upgrade:
+      case HeaderKind::transfer_encoding:
+        continue;
+      case HeaderKind::content_length:
+        // Passed through for bodiless responses (HEAD, 304 describe the would-be body); re-stated otherwise.
+        if (params.framing != ClientFraming::none) continue;
+        break;
+      default:
+        if (response.connection.named_count != 0 && response.connection.names(h.name)) continue;
+        break;
+    }
+    w << h.name << ": " << h.value << "\r\n";
+  }
+  if (!response.has_request_id) w << "X-Request-Id: " << params.request_id << "\r\n";
+  switch (params.framing) {
+    case ClientFraming::content_length: w << "Content-Length: " << response.content_length << "\r\n"; break;
+    case ClientFraming::chunked: w << "Transfer-Encoding: chunked\r\n"; break;
+    default: break;
+  }
+  if (params.close) w << "Connection: close\r\n";
+  else if (params.client_http10) w << "Connection: keep-alive\r\n";
+  w << "\r\n";
+  return w.size();
+}
+
+std::size_t write_local_reply(Error error, std::string_view detail, std::string_view request_id, bool close,
+                              bool head_only, char* out, std::size_t capacity) noexcept {
+  const ErrorInfo& info = error_info(error);
+  char body[1024];
+  BufferWriter b(body, sizeof body);
+  b << static_cast<std::uint64_t>(info.status) << " " << info.reason << ": " << info.message;
+  if (!detail.empty()) b << " (" << detail.substr(0, 600) << ")";
+  b << " (request id " << request_id << ")\n";
+  const std::string_view body_view(body, b.size());
+
+  BufferWriter w(out, capacity);
+  w << "HTTP/1.1 " << static_cast<std::uint64_t>(info.status) << " " << info.reason << "\r\n"
+    << "Content-Type: text/plain; charset=utf-8\r\n"
+    << "Content-Length: " << static_cast<std::uint64_t>(body_view.size()) << "\r\n"
+    << "X-Request-Id: " << request_id << "\r\n"
+    << (close ? "Connection: close\r\n" : "") << "\r\n";
+  if (!head_only) w << body_view;
+  return w.size();
+}
+
+}  // namespace frontdoor::proxy
+

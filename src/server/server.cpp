@@ -1,0 +1,161 @@
+#include "frontdoor/server/server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "frontdoor/core/address.hpp"
+#include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/server/worker.hpp"
+#include "frontdoor/version.hpp"
+
+namespace frontdoor::server {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr int kListenBacklog = 4096;
+
+// Binds one acceptor per worker on the same address; the kernel spreads connections over them.
+bool bind_listener(const config::ListenerConfig& lc, std::vector<std::unique_ptr<Worker>>& workers,
+                   const ListenerInfo* info, std::uint16_t& bound_port) {
+  asio::io_context resolve_io;
+  asio::ip::tcp::resolver resolver(resolve_io);
+  auto resolved = resolve_address(resolver, lc.address);
+  if (!resolved) {
+    spdlog::error("listener {}: address {}: {}", lc.name, lc.address, resolved.error());
+    return false;
+  }
+  asio::ip::tcp::endpoint endpoint = *resolved;
+  for (auto& worker : workers) {
+    asio::ip::tcp::acceptor acceptor(worker->io());
+    error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      int one = 1;
+      if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        ec = error_code(errno, boost::system::system_category());
+    }
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(kListenBacklog, ec);
+    if (!ec) acceptor.non_blocking(true, ec);
+    if (ec) {
+      spdlog::error("listener {}: cannot listen on {}: {}", lc.name, lc.address, ec.message());
+      return false;
+    }
+    // Port 0: the first worker's bind picks the port, the others join it.
+    endpoint.port(acceptor.local_endpoint().port());
+    worker->add_listener(std::move(acceptor), info);
+  }
+  bound_port = endpoint.port();
+  return true;
+}
+
+bool write_ports_file(const std::string& path, const std::vector<std::pair<std::string, std::uint16_t>>& ports) {
+  // Written whole then renamed, so a reader never sees half a file.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& [name, port] : ports) out << name << ' ' << port << '\n';
+    if (!out) return false;
+  }
+  error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+bool configure_logging(const std::string& level) {
+  static bool initialised = false;
+  if (!initialised) {
+    auto logger = spdlog::stderr_color_mt("frontdoor");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+    initialised = true;
+  }
+  const auto parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off") return false;
+  spdlog::set_level(parsed);
+  return true;
+}
+
+int run_server(const config::Config& config, const RunOptions& options) {
+  if (!configure_logging(config.logging.level)) {
+    spdlog::error("unknown logging.level \"{}\"", config.logging.level);
+    return 1;
+  }
+  for (const auto& listener : config.listeners) {
+    if (listener.tls) {
+      spdlog::error("listener {}: TLS termination is not available in this build yet (remove `tls:`)", listener.name);
+      return 1;
+    }
+  }
+  EndpointRegistry registry;
+  std::vector<config::ConfigError> errors;
+  auto snapshot = build_snapshot(config, registry, errors);
+  if (!snapshot) {
+    for (const auto& e : errors) spdlog::error("{}", e.to_string());
+    return 1;
+  }
+
+  std::signal(SIGPIPE, SIG_IGN);
+  const unsigned worker_count =
+      config.server.workers != 0 ? config.server.workers : std::max(1u, std::thread::hardware_concurrency());
+  std::atomic<std::uint32_t> connections{0};
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (unsigned i = 0; i < worker_count; ++i) workers.push_back(std::make_unique<Worker>(i, snapshot, connections));
+
+  std::vector<ListenerInfo> infos;
+  infos.reserve(config.listeners.size());
+  std::vector<std::pair<std::string, std::uint16_t>> ports;
+  for (const auto& lc : config.listeners) {
+    infos.push_back({lc.name, lc.default_environment, lc.tls.has_value()});
+    std::uint16_t port = 0;
+    if (!bind_listener(lc, workers, &infos.back(), port)) return 1;
+    ports.emplace_back(lc.name, port);
+    spdlog::info("listener {} on {} (port {})", lc.name, lc.address, port);
+  }
+  for (auto& worker : workers) {
+    if (auto error = worker->open_access_log(); !error.empty()) {
+      spdlog::error("{}", error);
+      return 1;
+    }
+  }
+  if (!options.ports_file.empty() && !write_ports_file(options.ports_file, ports)) {
+    spdlog::error("cannot write ports file {}", options.ports_file);
+    return 1;
+  }
+
+  // Control loop: signals now; admin, reload and manifest fetches later.
+  asio::io_context control(1);
+  asio::signal_set signals(control, SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("signal {}: draining (deadline {} ms)", signo, config.server.drain_timeout.count());
+    const auto deadline = std::chrono::steady_clock::now() + config.server.drain_timeout;
+    for (auto& worker : workers) worker->begin_drain(deadline);
+  });
+
+  std::vector<std::thread> threads;
+  for (auto& worker : workers) threads.emplace_back([w = worker.get()] { w->run(); });
+  spdlog::info("frontdoor {} started: {} worker(s), {} manifest(s)", kVersion, worker_count,
+               snapshot->manifests.manifests().size());
+
+  std::thread control_thread([&] { control.run(); });
+  for (auto& t : threads) t.join();
+  control.stop();
+  control_thread.join();
+  spdlog::info("drained, exiting");
+  return 0;
+}
+
+}  // namespace frontdoor::server

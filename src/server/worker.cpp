@@ -1,0 +1,209 @@
+#include "frontdoor/server/worker.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "frontdoor/server/session.hpp"
+
+namespace frontdoor::server {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr auto kTick = std::chrono::milliseconds(100);
+constexpr std::size_t kMaxFreeSessions = 1024;
+}  // namespace
+
+Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections)
+    : index_(index),
+      io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
+      snapshot_(std::move(snapshot)),
+      connections_(connections),
+      pipeline_(pipeline::RateLimitStage{}, pipeline::ManifestStage{}, pipeline::BreakerStage{},
+                pipeline::PickStage{}),
+      ticker_(io_) {
+  // Room for the largest head we accept plus everything the proxy adds to it.
+  scratch_size_ = 2 * static_cast<std::size_t>(snapshot_->config.limits.max_header_bytes) + 8192;
+  scratch_.reset(new char[scratch_size_]);
+  client_buffer_bytes_ = snapshot_->client_buffer_bytes;
+  pipeline_.stage<pipeline::PickStage>().resize(snapshot_->manifests.manifests().size());
+}
+
+Worker::~Worker() {
+  // The loop has stopped: no handler will run again, so sessions are freed directly.
+  while (sessions_ != nullptr) {
+    Session* next = sessions_->next_;
+    delete sessions_;
+    sessions_ = next;
+  }
+  pools_.clear();
+}
+
+void Worker::add_listener(asio::ip::tcp::acceptor acceptor, const ListenerInfo* info) {
+  auto listener = std::make_unique<Listener>(
+      Listener{std::move(acceptor), info, asio::ip::tcp::socket(io_), {}, asio::steady_timer(io_)});
+  listeners_.push_back(std::move(listener));
+}
+
+std::string Worker::open_access_log() { return access_log_.open(snapshot_->config.logging.access_log); }
+
+void Worker::run() {
+  for (auto& listener : listeners_) accept(*listener);
+  schedule_tick();
+  for (;;) {
+    try {
+      io_.run();
+      break;
+    } catch (const std::exception& e) {
+      // A bug escaped a handler: keep the worker alive, the affected connection is lost.
+      spdlog::error("worker {}: unexpected exception: {}", index_, e.what());
+    }
+  }
+  access_log_.flush();
+}
+
+void Worker::accept(Listener& listener) {
+  listener.acceptor.async_accept(listener.socket, listener.peer,
+                                 [this, &listener](const error_code& ec) { on_accept(listener, ec); });
+}
+
+void Worker::on_accept(Listener& listener, const error_code& ec) {
+  if (draining_ || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    // Out of descriptors or similar: back off instead of spinning on the error.
+    spdlog::warn("worker {}: accept on {}: {}", index_, listener.info->name, ec.message());
+    listener.retry.expires_after(std::chrono::milliseconds(50));
+    listener.retry.async_wait([this, &listener](const error_code& wait_ec) {
+      if (!wait_ec && !draining_) accept(listener);
+    });
+    return;
+  }
+  ++stats_.connections_accepted;
+  if (connections_.fetch_add(1, std::memory_order_relaxed) >= snapshot_->config.server.max_connections) {
+    connections_.fetch_sub(1, std::memory_order_relaxed);
+    ++stats_.connections_rejected;
+    error_code ignored;
+    listener.socket.close(ignored);
+  } else {
+    error_code ignored;
+    listener.socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    listener.socket.non_blocking(true, ignored);
+    std::unique_ptr<Session> session;
+    if (!free_sessions_.empty()) {
+      session = std::move(free_sessions_.back());
+      free_sessions_.pop_back();
+    } else {
+      session = std::make_unique<Session>(*this);
+    }
+    Session* s = session.release();
+    s->next_ = sessions_;
+    if (sessions_ != nullptr) sessions_->prev_ = s;
+    sessions_ = s;
+    ++session_count_;
+    s->start(std::move(listener.socket), listener.peer, *listener.info);
+    listener.socket = asio::ip::tcp::socket(io_);
+  }
+  accept(listener);
+}
+
+void Worker::session_closed(Session* session) noexcept {
+  if (session->prev_ != nullptr) session->prev_->next_ = session->next_;
+  else sessions_ = session->next_;
+  if (session->next_ != nullptr) session->next_->prev_ = session->prev_;
+  session->prev_ = session->next_ = nullptr;
+  --session_count_;
+  connections_.fetch_sub(1, std::memory_order_relaxed);
+  std::unique_ptr<Session> owned(session);
+  if (free_sessions_.size() < kMaxFreeSessions && !draining_) free_sessions_.push_back(std::move(owned));
+  if (draining_) check_drained();
+}
+
+std::unique_ptr<char[]> Worker::take_client_buffer() {
+  if (!free_client_buffers_.empty()) {
+    auto buffer = std::move(free_client_buffers_.back());
+    free_client_buffers_.pop_back();
+    return buffer;
+  }
+  return std::unique_ptr<char[]>(new char[client_buffer_bytes_]);
+}
+
+void Worker::return_client_buffer(std::unique_ptr<char[]> buffer) {
+  if (buffer && free_client_buffers_.size() < kMaxFreeSessions) free_client_buffers_.push_back(std::move(buffer));
+}
+
+upstream::UpstreamPool& Worker::pool(manifest::EndpointId id) {
+  if (id >= pools_.size()) pools_.resize(id + 1);
+  if (!pools_[id]) pools_[id] = std::make_unique<upstream::UpstreamPool>(io_, id);
+  return *pools_[id];
+}
+
+void Worker::schedule_tick() {
+  ticker_.expires_after(kTick);
+  ticker_.async_wait([this](const error_code& ec) {
+    if (ec) return;
+    tick();
+  });
+}
+
+void Worker::tick() {
+  const auto now = pipeline::Clock::now();
+  for (Session* s = sessions_; s != nullptr;) {
+    Session* next = s->next_;  // on_deadline may recycle s
+    if (s->deadline() <= now) s->on_deadline(now);
+    s = next;
+  }
+  const auto cutoff = now - snapshot_->config.upstream_pool.idle_timeout;
+  for (auto& pool : pools_)
+    if (pool) pool->close_idle_before(cutoff);
+  access_log_.flush();
+  if (draining_) {
+    if (now >= drain_deadline_) {
+      spdlog::warn("worker {}: drain deadline reached, closing {} connection(s)", index_, session_count_);
+      for (Session* s = sessions_; s != nullptr;) {
+        Session* next = s->next_;
+        s->force_close();
+        s = next;
+      }
+    }
+    check_drained();
+    if (session_count_ == 0) return;
+  }
+  schedule_tick();
+}
+
+void Worker::check_drained() {
+  if (session_count_ != 0) return;
+  for (auto& pool : pools_)
+    if (pool) pool->close_all();
+  ticker_.cancel();
+}
+
+void Worker::begin_drain(std::chrono::steady_clock::time_point deadline) {
+  asio::post(io_, [this, deadline] {
+    if (draining_) return;
+    draining_ = true;
+    drain_deadline_ = deadline;
+    error_code ignored;
+    for (auto& listener : listeners_) {
+      listener->acceptor.close(ignored);
+      listener->retry.cancel();
+    }
+    for (Session* s = sessions_; s != nullptr;) {
+      Session* next = s->next_;
+      s->drain();
+      s = next;
+    }
+    free_sessions_.clear();
+    check_drained();
+  });
+}
+
+void Worker::install_snapshot(std::shared_ptr<const Snapshot> snapshot) {
+  asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable {
+    pipeline_.stage<pipeline::PickStage>().resize(snapshot->manifests.manifests().size());
+    snapshot_ = std::move(snapshot);
+  });
+}
+
+}  // namespace frontdoor::server

@@ -1,0 +1,138 @@
+#include "frontdoor/upstream/connection.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/write.hpp>
+
+#include "frontdoor/server/session.hpp"
+
+namespace frontdoor::upstream {
+
+namespace asio = boost::asio;
+
+UpstreamConnection::UpstreamConnection(asio::io_context& io, UpstreamPool& pool, std::uint32_t buffer_bytes)
+    : socket_(io), pool_(pool), buffer_(new char[buffer_bytes]), capacity_(buffer_bytes) {}
+
+void UpstreamConnection::connect(const asio::ip::tcp::endpoint& address, server::Session* owner) {
+  owner_ = owner;
+  connect_pending_ = true;
+  socket_.async_connect(address, [this](const boost::system::error_code& ec) {
+    connect_pending_ = false;
+    if (closed_) return maybe_destroy();
+    boost::system::error_code ignored;
+    if (!ec) {
+      socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+      socket_.non_blocking(true, ignored);
+      read();
+    }
+    if (owner_ != nullptr) owner_->on_upstream_connected(ec);
+    else close();
+  });
+}
+
+void UpstreamConnection::read() {
+  if (read_pending_ || closed_ || eof_) return;
+  if (begin_ == end_) begin_ = end_ = 0;
+  if (end_ == capacity_) {
+    if (begin_ == 0) return;  // full: the owner must consume first
+    std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  read_pending_ = true;
+  socket_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
+                          [this](const boost::system::error_code& ec, std::size_t n) { on_read(ec, n); });
+}
+
+void UpstreamConnection::on_read(const boost::system::error_code& ec, std::size_t n) {
+  read_pending_ = false;
+  if (closed_) return maybe_destroy();
+  end_ += static_cast<std::uint32_t>(n);
+  if (ec) eof_ = true;
+  if (owner_ == nullptr) {
+    // Idle: the upstream closed it, or sent bytes nobody asked for. Either way it cannot be reused.
+    close();
+    return;
+  }
+  owner_->on_upstream_read(ec);
+}
+
+void UpstreamConnection::async_write(std::string_view head, std::string_view body) {
+  write_pending_ = true;
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
+  asio::async_write(socket_, buffers, [this](const boost::system::error_code& ec, std::size_t) {
+    write_pending_ = false;
+    if (closed_) return maybe_destroy();
+    if (owner_ != nullptr) owner_->on_upstream_write(ec);
+    else close();
+  });
+}
+
+void UpstreamConnection::consume(std::size_t n) noexcept {
+  begin_ += static_cast<std::uint32_t>(n);
+  if (begin_ == end_) begin_ = end_ = 0;
+}
+
+void UpstreamConnection::close() noexcept {
+  if (closed_) return;
+  closed_ = true;
+  owner_ = nullptr;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  pool_.forget(this);
+  maybe_destroy();
+}
+
+void UpstreamConnection::maybe_destroy() noexcept {
+  if (closed_ && !read_pending_ && !write_pending_ && !connect_pending_) delete this;
+}
+
+UpstreamPool::~UpstreamPool() { close_all(); }
+
+UpstreamConnection* UpstreamPool::acquire(server::Session* owner) noexcept {
+  while (!idle_.empty()) {
+    UpstreamConnection* conn = idle_.back();
+    idle_.pop_back();
+    if (conn->closed() || conn->eof()) {  // cannot happen while idle (it closes at once), but be safe
+      conn->close();
+      continue;
+    }
+    conn->set_owner(owner);
+    return conn;
+  }
+  return nullptr;
+}
+
+UpstreamConnection* UpstreamPool::create(std::uint32_t buffer_bytes) {
+  ++open_;
+  return new UpstreamConnection(io_, *this, buffer_bytes);
+}
+
+void UpstreamPool::release(UpstreamConnection* conn, std::uint32_t max_idle,
+                           std::chrono::steady_clock::time_point now) noexcept {
+  conn->set_owner(nullptr);
+  if (idle_.size() >= max_idle || !conn->data().empty() || conn->eof()) {
+    conn->close();
+    return;
+  }
+  conn->idle_since = now;
+  idle_.push_back(conn);
+  conn->read();
+}
+
+void UpstreamPool::forget(UpstreamConnection* conn) noexcept {
+  --open_;
+  auto it = std::find(idle_.begin(), idle_.end(), conn);
+  if (it != idle_.end()) idle_.erase(it);
+}
+
+void UpstreamPool::close_idle_before(std::chrono::steady_clock::time_point cutoff) noexcept {
+  // Oldest first (bottom of the stack); stop at the first one still fresh.
+  while (!idle_.empty() && idle_.front()->idle_since < cutoff) idle_.front()->close();
+}
+
+void UpstreamPool::close_all() noexcept {
+  while (!idle_.empty()) idle_.back()->close();
+}
+
+}  // namespace frontdoor::upstream
