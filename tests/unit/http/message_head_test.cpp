@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 
 namespace frontdoor::http {
@@ -10,22 +11,27 @@ namespace {
 constexpr HeadLimits kLimits{64, 512, 8};
 
 struct Parsed {
+  std::string text;  // the views point into it
   ParseStatus status;
   Error error = Error::ok;
   RequestHead head;
   std::vector<Header> headers;
 };
 
-Parsed parse(const std::string& text, HeadLimits limits = kLimits) {
-  Parsed p;
-  p.head.headers = &p.headers;
+// Heap-allocated so views stay valid wherever the result goes.
+std::unique_ptr<Parsed> parse_ptr(const std::string& text, HeadLimits limits = kLimits) {
+  auto p = std::make_unique<Parsed>();
+  p->text = text;
+  p->head.headers = &p->headers;
   HeadScanner scanner;
-  p.status = parse_request_head(text, limits, scanner, p.head, p.error);
+  p->status = parse_request_head(p->text, limits, scanner, p->head, p->error);
   return p;
 }
+#define parse(...) (*parse_ptr(__VA_ARGS__))
 
 TEST(RequestHead, ParsesMinimalRequest) {
-  auto p = parse("GET /a/b?x=1 HTTP/1.1\r\nHost: example\r\nX-Thing:  v \r\n\r\nBODY");
+  auto p_owner = parse_ptr("GET /a/b?x=1 HTTP/1.1\r\nHost: example\r\nX-Thing:  v \r\n\r\nBODY");
+  auto& p = *p_owner;
   ASSERT_EQ(p.status, ParseStatus::complete);
   EXPECT_EQ(p.head.method, "GET");
   EXPECT_EQ(p.head.target, "/a/b?x=1");
@@ -35,7 +41,7 @@ TEST(RequestHead, ParsesMinimalRequest) {
   EXPECT_EQ(p.headers[1].name, "X-Thing");
   EXPECT_EQ(p.headers[1].value, "v");
   EXPECT_EQ(p.head.framing, BodyFraming::none);
-  EXPECT_EQ(p.head.head_bytes, 55u);
+  EXPECT_EQ(p.head.head_bytes, 54u);
   EXPECT_TRUE(p.head.keep_alive());
 }
 
@@ -54,20 +60,25 @@ TEST(RequestHead, IncrementalScanFindsTerminatorAcrossCalls) {
   ParseStatus status = ParseStatus::incomplete;
   for (std::size_t n = 1; n <= full.size(); ++n) {
     status = parse_request_head(std::string_view(full).substr(0, n), kLimits, scanner, head, error);
-    if (n < full.size()) ASSERT_EQ(status, ParseStatus::incomplete) << n;
+    if (n < full.size()) {
+      ASSERT_EQ(status, ParseStatus::incomplete) << n;
+    }
   }
   EXPECT_EQ(status, ParseStatus::complete);
 }
 
 TEST(RequestHead, ContentLengthAndChunked) {
-  auto cl = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n");
+  auto cl_owner = parse_ptr("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n");
+  auto& cl = *cl_owner;
   ASSERT_EQ(cl.status, ParseStatus::complete);
   EXPECT_EQ(cl.head.framing, BodyFraming::content_length);
   EXPECT_EQ(cl.head.content_length, 12u);
-  auto te = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n");
+  auto te_owner = parse_ptr("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n");
+  auto& te = *te_owner;
   ASSERT_EQ(te.status, ParseStatus::complete);
   EXPECT_EQ(te.head.framing, BodyFraming::chunked);
-  auto dup = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
+  auto dup_owner = parse_ptr("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
+  auto& dup = *dup_owner;
   ASSERT_EQ(dup.status, ParseStatus::complete);
   EXPECT_EQ(dup.head.content_length, 3u);
 }
@@ -81,7 +92,8 @@ struct Rejected {
 class RequestHeadRejects : public ::testing::TestWithParam<Rejected> {};
 
 TEST_P(RequestHeadRejects, WithTheRightError) {
-  auto p = parse(GetParam().text);
+  auto p_owner = parse_ptr(GetParam().text);
+  auto& p = *p_owner;
   EXPECT_EQ(p.status, ParseStatus::error);
   EXPECT_EQ(p.error, GetParam().error);
 }
@@ -124,7 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(RequestHead, NulInValueRejected) {
   const std::string text("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 36);
-  auto p = parse(text);
+  auto p_owner = parse_ptr(text);
+  auto& p = *p_owner;
   EXPECT_EQ(p.status, ParseStatus::error);
   EXPECT_EQ(p.error, Error::bad_request);
 }
@@ -143,15 +156,18 @@ TEST(RequestHead, Limits) {
 }
 
 TEST(RequestHead, ConnectionOptionsAndKeepAlive) {
-  auto p = parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close, X-Secret\r\n\r\n");
+  auto p_owner = parse_ptr("GET / HTTP/1.1\r\nHost: x\r\nConnection: close, X-Secret\r\n\r\n");
+  auto& p = *p_owner;
   ASSERT_EQ(p.status, ParseStatus::complete);
   EXPECT_TRUE(p.head.connection.close);
   EXPECT_TRUE(p.head.connection.names("x-secret"));
   EXPECT_FALSE(p.head.keep_alive());
-  auto h10 = parse("GET / HTTP/1.0\r\n\r\n");
+  auto h10_owner = parse_ptr("GET / HTTP/1.0\r\n\r\n");
+  auto& h10 = *h10_owner;
   ASSERT_EQ(h10.status, ParseStatus::complete);
   EXPECT_FALSE(h10.head.keep_alive());
-  auto h10ka = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  auto h10ka_owner = parse_ptr("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  auto& h10ka = *h10ka_owner;
   EXPECT_TRUE(h10ka.head.keep_alive());
 }
 
@@ -161,16 +177,19 @@ TEST(RequestHead, RequestIdOnlyWhenSafe) {
 }
 
 TEST(RequestHead, LeadingEmptyLinesIgnored) {
-  auto p = parse("\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto p_owner = parse_ptr("\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto& p = *p_owner;
   ASSERT_EQ(p.status, ParseStatus::complete);
   EXPECT_EQ(p.head.method, "GET");
 }
 
 ParseStatus parse_response(const std::string& text, bool head_request, ResponseHead& out, std::vector<Header>& hs) {
+  static std::string storage;  // views stay valid until the next call
+  storage = text;
   out.headers = &hs;
   HeadScanner scanner;
   Error error = Error::ok;
-  return parse_response_head(text, kLimits, scanner, head_request, out, error);
+  return parse_response_head(storage, kLimits, scanner, head_request, out, error);
 }
 
 TEST(ResponseHead, Framing) {

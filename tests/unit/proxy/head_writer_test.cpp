@@ -1,0 +1,104 @@
+#include "frontdoor/proxy/head_writer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace frontdoor::proxy {
+namespace {
+
+struct Request {
+  http::RequestHead head;
+  std::vector<http::Header> headers;
+  std::string text;
+  explicit Request(std::string t) : text(std::move(t)) {
+    head.headers = &headers;
+    http::HeadScanner scanner;
+    Error error = Error::ok;
+    EXPECT_EQ(http::parse_request_head(text, {1024, 4096, 64}, scanner, head, error), http::ParseStatus::complete);
+  }
+};
+
+std::string upstream_head(const Request& r, UpstreamRequestParams params = {}) {
+  if (params.proto.empty()) params.proto = "http";
+  if (params.client_ip.empty()) params.client_ip = "10.0.0.9";
+  if (params.request_id.empty()) params.request_id = "rid";
+  if (params.target.empty()) params.target = r.head.target;
+  params.default_host = "backend:80";
+  char out[4096];
+  const auto n = write_upstream_request_head(r.head, params, out, sizeof out);
+  return std::string(out, n);
+}
+
+TEST(UpstreamRequestHead, RemovesHopByHopAndAddsForwarding) {
+  Request r(
+      "GET /p?q HTTP/1.1\r\nHost: shop\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n"
+      "TE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: x\r\nX-Forwarded-For: 1.2.3.4\r\nVia: 1.0 edge\r\n"
+      "X-Forwarded-Proto: https\r\nAccept: */*\r\n\r\n");
+  EXPECT_EQ(upstream_head(r),
+            "GET /p?q HTTP/1.1\r\nHost: shop\r\nAccept: */*\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: shop\r\nVia: 1.0 edge, 1.1 frontdoor\r\n"
+            "X-Request-Id: rid\r\n\r\n");
+}
+
+TEST(UpstreamRequestHead, JoinsRepeatedForwardedFor) {
+  Request r("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n");
+  EXPECT_NE(upstream_head(r).find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n"), std::string::npos);
+}
+
+TEST(UpstreamRequestHead, RestatesFraming) {
+  Request chunked("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_NE(upstream_head(chunked).find("\r\nTransfer-Encoding: chunked\r\n\r\n"), std::string::npos);
+  Request length("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\n");
+  EXPECT_NE(upstream_head(length).find("\r\nContent-Length: 7\r\n\r\n"), std::string::npos);
+  Request zero("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_NE(upstream_head(zero).find("\r\nContent-Length: 0\r\n\r\n"), std::string::npos);
+}
+
+TEST(UpstreamRequestHead, Http10GetsHostAndVia10) {
+  Request r("GET / HTTP/1.0\r\n\r\n");
+  const auto head = upstream_head(r);
+  EXPECT_NE(head.find("Host: backend:80\r\n"), std::string::npos);
+  EXPECT_NE(head.find("Via: 1.0 frontdoor\r\n"), std::string::npos);
+  EXPECT_EQ(head.find("X-Forwarded-Host"), std::string::npos);
+}
+
+TEST(UpstreamRequestHead, OverflowReturnsZero) {
+  Request r("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  UpstreamRequestParams params{};
+  params.target = "/";
+  char out[16];
+  EXPECT_EQ(write_upstream_request_head(r.head, params, out, sizeof out), 0u);
+}
+
+TEST(ClientResponseHead, DropsHopByHopAndAddsRequestId) {
+  const std::string text =
+      "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Internal\r\nX-Internal: 1\r\nContent-Length: 3\r\n"
+      "Keep-Alive: timeout=5\r\nServer: up\r\n\r\n";
+  http::ResponseHead response;
+  std::vector<http::Header> headers;
+  response.headers = &headers;
+  http::HeadScanner scanner;
+  Error error = Error::ok;
+  ASSERT_EQ(http::parse_response_head(text, {1024, 4096, 64}, scanner, false, response, error),
+            http::ParseStatus::complete);
+  char out[1024];
+  auto n = write_client_response_head(response, {"rid", ClientFraming::content_length, false, false}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nServer: up\r\nX-Request-Id: rid\r\nContent-Length: 3\r\n\r\n");
+  n = write_client_response_head(response, {"rid", ClientFraming::until_close, true, true}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nServer: up\r\nX-Request-Id: rid\r\nConnection: close\r\n\r\n");
+}
+
+TEST(LocalReply, CarriesStatusBodyAndRequestId) {
+  char out[2048];
+  const auto n = write_local_reply(Error::upstream_connect_failed, "b:1: refused", "rid7", false, false, out, sizeof out);
+  const std::string reply(out, n);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u);
+  EXPECT_NE(reply.find("X-Request-Id: rid7\r\n"), std::string::npos);
+  EXPECT_NE(reply.find("\r\n\r\n502 Bad Gateway: upstream connection failed (b:1: refused) (request id rid7)\n"),
+            std::string::npos);
+  EXPECT_EQ(reply.find("Connection: close"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace frontdoor::proxy
