@@ -59,6 +59,24 @@ bool bind_listener(const config::ListenerConfig& lc, std::vector<std::unique_ptr
   return true;
 }
 
+// Server-side TLS: TLS 1.2+, the certificate chain and key from PEM files.
+Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(const config::TlsConfig& tls) {
+  using Result = Expected<std::shared_ptr<asio::ssl::context>>;
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  error_code ec;
+  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                           asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                       ec);
+  if (!ec) context->use_certificate_chain_file(tls.certificate_file, ec);
+  if (ec) return Result::failure("certificate " + tls.certificate_file + ": " + ec.message());
+  context->use_private_key_file(tls.private_key_file, asio::ssl::context::pem, ec);
+  if (ec) return Result::failure("private key " + tls.private_key_file + ": " + ec.message());
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1)
+    return Result::failure("private key " + tls.private_key_file + " does not match the certificate");
+  return context;
+}
+
 bool write_ports_file(const std::string& path, const std::vector<std::pair<std::string, std::uint16_t>>& ports) {
   // Written whole then renamed, so a reader never sees half a file.
   const std::string tmp = path + ".tmp";
@@ -93,12 +111,6 @@ int run_server(const config::Config& config, const RunOptions& options) {
     spdlog::error("unknown logging.level \"{}\"", config.logging.level);
     return 1;
   }
-  for (const auto& listener : config.listeners) {
-    if (listener.tls) {
-      spdlog::error("listener {}: TLS termination is not available in this build yet (remove `tls:`)", listener.name);
-      return 1;
-    }
-  }
   EndpointRegistry registry;
   std::vector<config::ConfigError> errors;
   auto snapshot = build_snapshot(config, registry, errors);
@@ -118,7 +130,15 @@ int run_server(const config::Config& config, const RunOptions& options) {
   infos.reserve(config.listeners.size());
   std::vector<std::pair<std::string, std::uint16_t>> ports;
   for (const auto& lc : config.listeners) {
-    infos.push_back({lc.name, lc.default_environment, lc.tls.has_value()});
+    infos.push_back({lc.name, lc.default_environment, lc.tls.has_value(), nullptr});
+    if (lc.tls) {
+      auto context = make_tls_context(*lc.tls);
+      if (!context) {
+        spdlog::error("listener {}: TLS: {}", lc.name, context.error());
+        return 1;
+      }
+      infos.back().tls_context = *context;
+    }
     std::uint16_t port = 0;
     if (!bind_listener(lc, workers, &infos.back(), port)) return 1;
     ports.emplace_back(lc.name, port);

@@ -29,13 +29,13 @@ std::size_t try_write(asio::ip::tcp::socket& socket, std::string_view head, std:
 
 }  // namespace
 
-Session::Session(Worker& worker) : worker_(worker), socket_(worker.io()) {
+Session::Session(Worker& worker) : worker_(worker), client_(worker.io()) {
   log_method_.reserve(16);
   log_target_.reserve(256);
 }
 
 void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const ListenerInfo& listener) {
-  socket_ = std::move(socket);
+  client_.reset(std::move(socket), listener.tls_context.get());
   listener_ = &listener;
   snapshot_ = worker_.snapshot();
   buffer_ = worker_.take_client_buffer();
@@ -57,6 +57,21 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
   spill_.clear();
   client_write_pending_ = client_read_pending_ = false;
   recursion_ = 0;
+  if (client_.is_tls()) {
+    // The handshake counts against the header timeout, like the head it precedes.
+    set_deadline(snapshot_->config.timeouts.client_header);
+    client_read_pending_ = true;
+    client_.async_handshake([this](const error_code& ec) {
+      client_read_pending_ = false;
+      if (phase_ == Phase::closed) return maybe_destroy();
+      if (ec) {
+        spdlog::debug("TLS handshake from {}: {}", ctx_.client_ip, ec.message());
+        return close_now();
+      }
+      read_client();
+    });
+    return;
+  }
   read_client();
 }
 
@@ -79,7 +94,7 @@ void Session::read_client() {
   if (phase_ == Phase::reading_head) set_deadline(head_started_ ? timeouts.client_header : timeouts.client_idle);
   else if (phase_ == Phase::sending) set_deadline(timeouts.client_body);
   client_read_pending_ = true;
-  socket_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
+  client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 
@@ -573,19 +588,18 @@ void Session::linger() {
   if (phase_ != Phase::lingering) {
     phase_ = Phase::lingering;
     linger_budget_ = kLingerBytes;
-    error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    client_.shutdown_send();
     deadline_ = worker_.now() + kLingerTime;
   }
   begin_ = end_ = 0;
   client_read_pending_ = true;
-  socket_.async_read_some(asio::buffer(buffer_.get(), capacity_),
+  client_.async_read_some(asio::buffer(buffer_.get(), capacity_),
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 
 void Session::send_client(std::string_view head, std::string_view body, Step next) {
   error_code ec;
-  const std::size_t n = try_write(socket_, head, body, ec);
+  const std::size_t n = client_.try_write(head, body, ec);
   worker_.stats().bytes_to_clients += n;
   if (!ec && n == head.size() + body.size()) return (this->*next)();
   if (ec && ec != asio::error::would_block) {
@@ -601,8 +615,7 @@ void Session::send_client(std::string_view head, std::string_view body, Step nex
   after_write_ = next;
   client_write_pending_ = true;
   set_deadline(snapshot_->config.timeouts.client_idle);
-  std::array<asio::const_buffer, 2> buffers{asio::buffer(spill_), asio::buffer(body)};
-  asio::async_write(socket_, buffers, [this](const error_code& ec, std::size_t written) {
+  client_.async_write(spill_, body, [this](const error_code& ec, std::size_t written) {
     worker_.stats().bytes_to_clients += written;
     on_client_written(ec);
   });
@@ -628,7 +641,7 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
         const std::size_t size = proxy::write_local_reply(Error::client_timeout, {}, "-", true, false,
                                                           worker_.scratch(), worker_.scratch_size());
         error_code ignored;
-        try_write(socket_, std::string_view(worker_.scratch(), size), {}, ignored);
+        client_.try_write(std::string_view(worker_.scratch(), size), {}, ignored);
         return close_now();
       }
     case Phase::connecting:
@@ -664,8 +677,7 @@ void Session::close_now() noexcept {
     if (ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
     finish_request();
   }
-  error_code ignored;
-  socket_.close(ignored);
+  client_.close();
   deadline_ = pipeline::Clock::time_point::max();
   maybe_destroy();
 }

@@ -21,6 +21,7 @@
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/pipeline/request_context.hpp"
 #include "frontdoor/proxy/head_writer.hpp"
+#include "frontdoor/server/client_stream.hpp"
 
 namespace frontdoor::upstream {
 class UpstreamConnection;
@@ -101,7 +102,7 @@ class Session {
   std::string_view client_data() const noexcept { return {buffer_.get() + begin_, end_ - begin_}; }
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket socket_;
+  ClientStream client_;
   const ListenerInfo* listener_ = nullptr;
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in flight
   Phase phase_ = Phase::closed;

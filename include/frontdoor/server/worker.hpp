@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <string>
@@ -25,6 +26,7 @@ struct ListenerInfo {
   std::string name;
   std::string default_environment;
   bool tls = false;
+  std::shared_ptr<boost::asio::ssl::context> tls_context;  // set iff tls; shared by the workers
 };
 
 class Worker {

@@ -1,0 +1,72 @@
+#pragma once
+// ClientStream: the client side of a session, plain TCP or TLS (OpenSSL via asio::ssl), behind one
+// small interface. The branch per operation is cheaper than a second Session type; plain TCP keeps
+// its synchronous first write, TLS always takes the asynchronous path. Worker thread only.
+#include <array>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <optional>
+#include <string_view>
+
+namespace frontdoor::server {
+
+class ClientStream {
+ public:
+  explicit ClientStream(boost::asio::io_context& io) : socket_(io) {}
+
+  // Takes a freshly accepted socket; with a TLS context the stream speaks TLS (handshake first).
+  void reset(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls) {
+    tls_.reset();
+    if (tls != nullptr) tls_.emplace(std::move(socket), *tls);
+    else socket_ = std::move(socket);
+  }
+
+  bool is_tls() const noexcept { return tls_.has_value(); }
+  boost::asio::ip::tcp::socket& tcp() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+
+  template <class Handler>
+  void async_handshake(Handler&& handler) {
+    tls_->async_handshake(boost::asio::ssl::stream_base::server, std::forward<Handler>(handler));
+  }
+
+  template <class Handler>
+  void async_read_some(boost::asio::mutable_buffer buffer, Handler&& handler) {
+    if (tls_) tls_->async_read_some(buffer, std::forward<Handler>(handler));
+    else socket_.async_read_some(buffer, std::forward<Handler>(handler));
+  }
+
+  // What the kernel takes now without blocking (plain TCP); TLS reports would_block so the caller
+  // goes asynchronous.
+  std::size_t try_write(std::string_view head, std::string_view body, boost::system::error_code& ec) {
+    if (tls_) {
+      ec = boost::asio::error::would_block;
+      return 0;
+    }
+    std::array<boost::asio::const_buffer, 2> buffers{boost::asio::buffer(head), boost::asio::buffer(body)};
+    return socket_.write_some(buffers, ec);
+  }
+
+  template <class Handler>
+  void async_write(std::string_view head, std::string_view body, Handler&& handler) {
+    std::array<boost::asio::const_buffer, 2> buffers{boost::asio::buffer(head), boost::asio::buffer(body)};
+    if (tls_) boost::asio::async_write(*tls_, buffers, std::forward<Handler>(handler));
+    else boost::asio::async_write(socket_, buffers, std::forward<Handler>(handler));
+  }
+
+  void shutdown_send() noexcept {
+    boost::system::error_code ignored;
+    tcp().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+
+  void close() noexcept {
+    boost::system::error_code ignored;
+    tcp().close(ignored);
+  }
+
+ private:
+  boost::asio::ip::tcp::socket socket_;
+  std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_;
+};
+
+}  // namespace frontdoor::server
