@@ -159,6 +159,7 @@ bool Session::parse_request() {
       http::parse_request_head(client_data(), snapshot_->request_limits, request_scanner_, request_, error);
   if (status == http::ParseStatus::incomplete) return false;
   ctx_.reset();
+  retried_stale_ = false;
   ctx_.snapshot = snapshot_.get();
   ctx_.request = &request_;
   ctx_.started = worker_.now();
@@ -226,9 +227,10 @@ void Session::begin_request() {
 void Session::connect_upstream() {
   const auto& endpoint = *ctx_.endpoint;
   auto& pool = worker_.pool(endpoint.id);
-  ctx_.upstream_started = worker_.now();
+  if (!retried_stale_) ctx_.upstream_started = worker_.now();
   upstream_early_event_ = false;
-  upstream_ = pool.acquire(this);
+  upstream_ = retried_stale_ ? nullptr : pool.acquire(this);
+  upstream_reused_ = upstream_ != nullptr;
   if (upstream_ != nullptr) {
     ++worker_.stats().upstream_reuses;
     send_request_head();
@@ -298,6 +300,21 @@ void Session::send_request_head() {
                 request_body_done_ ? &Session::request_sent : &Session::upload_more);
 }
 
+// A pooled connection the upstream closed just as we reused it (its keep-alive timeout raced our
+// request): nothing reached the application, so a body-less request is sent once more on a new
+// connection instead of failing with 502. The head is still in the client buffer.
+bool Session::retry_stale_connection() {
+  if (!upstream_reused_ || retried_stale_ || request_.framing != BodyFraming::none ||
+      ctx_.response_started != pipeline::Clock::time_point{})
+    return false;
+  retried_stale_ = true;
+  ++worker_.stats().upstream_stale_retries;
+  release_upstream(false);
+  begin_ -= request_.head_bytes;
+  connect_upstream();
+  return true;
+}
+
 void Session::upload_more() {
   if (upstream_early_event_) return request_sent();  // the upstream has answered or closed: stop sending
   read_client();
@@ -337,6 +354,7 @@ void Session::send_upstream(std::string_view head, std::string_view body, Step n
     // Broken upstream: maybe it answered before closing (e.g. 413); otherwise a 502.
     upstream_early_event_ = true;
     if (!upstream_->data().empty()) return request_sent();
+    if (retry_stale_connection()) return;
     return fail(Error::upstream_reset, ec.message());
   }
   // Kernel buffer full: the body view stays valid (its buffer is not touched until the write ends).
@@ -383,6 +401,7 @@ void Session::process_response_head() {
     const std::string_view data = upstream_->data();
     if (data.empty()) {
       if (upstream_->eof()) {
+        if (retry_stale_connection()) return;
         fail(Error::upstream_reset, ctx_.endpoint->name);
         return;
       }

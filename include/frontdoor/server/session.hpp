@@ -76,6 +76,7 @@ class Session {
   void send_request_head();
   void continue_upload();
   void upload_more();
+  bool retry_stale_connection();
   void request_sent();
   // Response side.
   void process_upstream();
@@ -132,6 +133,8 @@ class Session {
 
   // The upstream exchange.
   upstream::UpstreamConnection* upstream_ = nullptr;
+  bool upstream_reused_ = false;  // taken from the pool rather than connected for this request
+  bool retried_stale_ = false;
   bool upstream_early_event_ = false;  // the upstream answered or closed while we were uploading
   http::ResponseHead response_;
   std::vector<http::Header> response_headers_;
