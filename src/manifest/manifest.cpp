@@ -1,5 +1,6 @@
 #include "frontdoor/manifest/manifest.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -17,9 +18,11 @@ int pattern_of(std::string_view p, std::string_view m, std::string_view e) {
 
 std::size_t write_key(char* out, std::string_view p, std::string_view m, std::string_view e) {
   char* o = out;
-  std::memcpy(o, p.data(), p.size()); o += p.size(); *o++ = kSep;
-  std::memcpy(o, m.data(), m.size()); o += m.size(); *o++ = kSep;
-  std::memcpy(o, e.data(), e.size()); o += e.size();
+  o = std::copy(p.begin(), p.end(), o);
+  *o++ = kSep;
+  o = std::copy(m.begin(), m.end(), o);
+  *o++ = kSep;
+  o = std::copy(e.begin(), e.end(), o);
   return static_cast<std::size_t>(o - out);
 }
 

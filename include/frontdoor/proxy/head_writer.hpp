@@ -16,6 +16,7 @@ class BufferWriter {
   BufferWriter(char* out, std::size_t capacity) noexcept : begin_(out), pos_(out), end_(out + capacity) {}
 
   BufferWriter& operator<<(std::string_view s) noexcept {
+    if (s.empty()) return *this;  // an empty view may carry a null pointer: no memcpy
     if (static_cast<std::size_t>(end_ - pos_) < s.size()) {
       overflow_ = true;
       return *this;
