@@ -90,6 +90,10 @@ void Session::read_client() {
     end_ -= begin_;
     begin_ = 0;
   }
+  if (end_ == capacity_) {
+    // Only reachable when a reloaded config raised max_header_bytes above this connection's buffer.
+    return reply(Error::header_too_large, {}, true);
+  }
   const auto& timeouts = snapshot_->config.timeouts;
   if (phase_ == Phase::reading_head) set_deadline(head_started_ ? timeouts.client_header : timeouts.client_idle);
   else if (phase_ == Phase::sending) set_deadline(timeouts.client_body);
