@@ -1,0 +1,67 @@
+"""Access log: one JSON line per request with request_id, status, upstream (and friends)."""
+import json
+import os
+import time
+
+from fdtest import Client, free_port, make_config, manifest, request
+
+
+def _read_json_lines(path, want, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = [l for l in f.read().splitlines() if l.strip()]
+            if len(lines) >= want:
+                break
+        time.sleep(0.05)
+    return [json.loads(l) for l in lines]
+
+
+def test_json_access_log(frontdoor, upstream, tmp_path):
+    log = str(tmp_path / "access.log")
+    dead = "127.0.0.1:%d" % free_port()
+    fd = frontdoor(make_config([manifest("p", "m", [upstream]), manifest("p", "dead", [dead])],
+                               logging={"access_log": {"destination": log, "format": "json"}}))
+    with Client(fd.port) as c:
+        ok = c.request("GET", "/p/m/ok?x=1", headers=[("X-Request-Id", "log-test-1")])
+        assert ok.status == 200
+        posted = c.request("POST", "/p/m/post", body=b"12345")
+        assert posted.status == 200
+        missing = c.request("GET", "/nope/none/x")
+        assert missing.status == 404
+        bad = c.request("GET", "/p/dead/x")
+        assert bad.status == 502
+    entries = _read_json_lines(log, 4)
+    assert len(entries) == 4, entries
+    by_id = {e.get("request_id"): e for e in entries}
+    for e in entries:
+        for key in ("request_id", "status", "upstream", "method", "path"):
+            assert key in e, "access log entry without %r: %r" % (key, e)
+        assert any(k in e for k in ("duration_ms", "duration")), e
+        assert "bytes_sent" in e, e
+
+    e = by_id["log-test-1"]
+    assert e["status"] == 200
+    assert e["method"] == "GET"
+    assert e["path"].startswith("/p/m/ok")
+    assert e["upstream"] == upstream.address
+
+    e = by_id[posted.headers.get("X-Request-Id")]
+    assert (e["status"], e["method"], e["upstream"]) == (200, "POST", upstream.address)
+
+    e = by_id[missing.headers.get("X-Request-Id")]
+    assert e["status"] == 404
+    assert e["upstream"] in ("", "-", None), e
+
+    e = by_id[bad.headers.get("X-Request-Id")]
+    assert e["status"] == 502
+    assert e["upstream"] == dead
+
+
+def test_access_log_off_writes_nothing_to_stdout(frontdoor, upstream):
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    assert request(fd.port, "GET", "/p/m/1", headers=[("X-Request-Id", "quiet-1")]).status == 200
+    fd.stop(5)
+    assert "quiet-1" not in fd.stdout()
