@@ -299,6 +299,10 @@ class ScriptedUpstream:
     def stop(self):
         self.stop_event.set()
         try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() at once
+        except OSError:
+            pass
+        try:
             self.listener.close()
         except OSError:
             pass
