@@ -22,6 +22,9 @@ def require_binary():
     return path
 
 
+fdtest.require_binary = require_binary
+
+
 @pytest.fixture
 def fd_bin():
     return require_binary()

@@ -542,6 +542,13 @@ def frontdoor_bin() -> str:
     return path
 
 
+def require_binary() -> str:
+    """Replaced by conftest with a version that fails the test cleanly."""
+    path = frontdoor_bin()
+    assert os.path.isfile(path) and os.access(path, os.X_OK), "FRONTDOOR_BIN (%s) is not executable" % path
+    return path
+
+
 def run_cli(args: list, timeout: float = 20.0) -> subprocess.CompletedProcess:
     return subprocess.run([frontdoor_bin()] + list(args), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)

@@ -63,5 +63,5 @@ def test_json_access_log(frontdoor, upstream, tmp_path):
 def test_access_log_off_writes_nothing_to_stdout(frontdoor, upstream):
     fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
     assert request(fd.port, "GET", "/p/m/1", headers=[("X-Request-Id", "quiet-1")]).status == 200
-    fd.stop(5)
+    assert fd.stop(5) == 0
     assert "quiet-1" not in fd.stdout()

@@ -65,13 +65,12 @@ CASES = [
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory):
     # One daemon for all cases (fast); each case uses its own path, checked at the upstream.
-    import conftest
-    from fdtest import Frontdoor, ScriptedUpstream
-    conftest.require_binary()
+    from fdtest import Frontdoor, ScriptedUpstream, require_binary
+    require_binary()
     up = ScriptedUpstream("a")
     fd = Frontdoor(str(tmp_path_factory.mktemp("smuggling")), "fd")
     try:
-        fd.start(make_config([manifest("p", "m", [up])], timeouts={"client_header": "3s", "client_body": "3s"}))
+        fd.start(make_config([manifest("p", "m", [up])], timeouts={"client_header": "2s", "client_body": "2s"}))
     except Exception:
         up.stop()
         raise
@@ -84,7 +83,7 @@ def proxy(tmp_path_factory):
 @pytest.mark.parametrize("case,raw,statuses", CASES, ids=[c[0] for c in CASES])
 def test_smuggling_refused(proxy, case, raw, statuses):
     fd, up = proxy
-    with Client(fd.port, timeout=5) as c:
+    with Client(fd.port, timeout=2.5) as c:
         c.send(raw)
         r = c.read_response()
         assert r.status in statuses, "%s: got %d, expected one of %s: %r" % (case, r.status, sorted(statuses), r)
