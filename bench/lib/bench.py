@@ -474,6 +474,12 @@ def measure(args, test, c, backends, run_dir, tag):
     res["be_cpu_us"] = (be1[0] - be0[0]) / 1e3 / n
     busy, steal = cores_delta(core0, core1)
     res["core_us"] = busy * 1e6 / n
+    if c.proc and args.proxy_cpus and not set(parse_cpus(args.proxy_cpus)) & set(
+            parse_cpus(args.load_cpus or "") + parse_cpus(args.backend_cpus or "")):
+        # the proxy's cpus run nothing else of ours: any other busy time there is foreign load
+        # (a compiler, ...), which makes the figures of this run unreliable
+        foreign = busy - (cpu1[0] - cpu0[0]) / 1e9
+        res["foreign_pct"] = max(0.0, 100 * foreign / wall / max(1, len(core0)))
     res["steal_pct"] = 100 * steal / wall / max(1, len(core0))
     lbusy, _ = cores_delta(lcore0, lcore1)
     res["load_core_pct"] = 100 * lbusy / wall / max(1, len(lcore0))   # cpus of the load generator
@@ -493,6 +499,7 @@ METRICS = [  # key, header, format, higher_is_better
     ("big.cpu_us", "CPU µs/req 16 KiB", "{:.2f}", False),
     ("rss_mib", "peak RSS MiB", "{:.1f}", False),
 ]
+FOREIGN_WARN_PCT = 5     # other processes' share of the proxy's cpu above which a run is flagged
 # p99.9 is in results.tsv and the progress lines, not in the report: too noisy here to compare
 
 
@@ -533,6 +540,11 @@ def report(args, results, names, meta):
             cells.append(cell)
         rows.append((n, cells))
     lines += table("contender", rows, metrics) + [""]
+    foreign = [v for n in names for t in args.tests for v in vals(n, f"{t}.foreign_pct")]
+    if foreign and max(foreign) >= FOREIGN_WARN_PCT:
+        lines += [f"**Warning: other processes used up to {max(foreign):.0f}% of the proxy's cpu during "
+                  f"these runs (median {statistics.median(foreign):.0f}%): the machine was not idle and "
+                  "these figures are not reliable.** Column `foreign_pct` of results.tsv has every run.", ""]
     if flagged:
         lines += ["‡ the load generator's cpus were ≥ 95% busy during this run too: the req/s may be "
                   "capped by the harness rather than by the proxy; compare CPU µs/req instead.", ""]
@@ -762,7 +774,7 @@ def main():
     results = {}
     raw = open(os.path.join(run_dir, "results.tsv"), "w")
     raw.write("round\ttest\tcontender\tn\trps\terrors\tcpu_us\tcpu_us_stat\tcpu_util\tcore_us\t"
-              "be_cpu_us\tsteal_pct\tload_core_pct\tp50\tp99\tp999\tmean\tlog_bytes\n")
+              "be_cpu_us\tsteal_pct\tload_core_pct\tp50\tp99\tp999\tmean\tlog_bytes\tforeign_pct\n")
     load0 = open("/proc/loadavg").read().split()[:3]
     t_start = time.time()
     try:
@@ -785,14 +797,15 @@ def main():
                         for key in ("rps", "p50", "cpu_us"):
                             results.setdefault((c.name, f"{test}.{key}.failed"), []).append(1)
                         continue
-                    for key in ("rps", "cpu_us", "p50", "p99", "p999", "errors", "load_core_pct", "log_bytes"):
+                    for key in ("rps", "cpu_us", "p50", "p99", "p999", "errors", "load_core_pct", "log_bytes",
+                                "foreign_pct"):
                         if key in res:
                             results.setdefault((c.name, f"{test}.{key}"), []).append(res[key])
                     raw.write("\t".join(str(x) for x in (
                         r + 1, test, c.name, res["n"], f"{res['rps']:.0f}", res["errors"],
                         *(f"{res[k]:.3f}" if k in res else "" for k in
                           ("cpu_us", "cpu_us_stat", "cpu_util", "core_us", "be_cpu_us", "steal_pct",
-                           "load_core_pct", "p50", "p99", "p999", "mean", "log_bytes")))) + "\n")
+                           "load_core_pct", "p50", "p99", "p999", "mean", "log_bytes", "foreign_pct")))) + "\n")
                     raw.flush()
                     msg = f"[round {r + 1} {test:5} {c.name:13}] {res['rps']:>10,.0f} req/s"
                     if "cpu_us" in res:
@@ -803,6 +816,8 @@ def main():
                             f"  steal {res['steal_pct']:.1f}%")
                     if "log_bytes" in res:
                         msg += f"  log {res['log_bytes']:.0f} B/req"
+                    if res.get("foreign_pct", 0) >= FOREIGN_WARN_PCT:
+                        msg += f"  WARN other processes used {res['foreign_pct']:.0f}% of the proxy cpu"
                     if res["errors"]:
                         msg += f"  ERRORS {res['errors']}"
                     if "warn" in res:
