@@ -73,7 +73,9 @@ class Reader:
                 raise ValueError("line too long")
             start = max(0, len(self.buf) - len(delim) + 1)
             if not self._fill():
-                raise ConnectionClosed("closed while waiting for %r" % delim, bytes(self.buf))
+                partial = bytes(self.buf)
+                self.buf.clear()
+                raise ConnectionClosed("closed while waiting for %r" % delim, partial)
 
     def read_line(self) -> bytes:
         """One line ending in LF (CRLF or bare LF), returned without the line ending."""
