@@ -95,7 +95,11 @@ void Session::read_client() {
     return reply(Error::header_too_large, {}, true);
   }
   const auto& timeouts = snapshot_->config.timeouts;
-  if (phase_ == Phase::reading_head) set_deadline(head_started_ ? timeouts.client_header : timeouts.client_idle);
+  // The header timeout runs from the head's first byte, however slowly the rest trickles in.
+  if (phase_ == Phase::reading_head) {
+    if (head_started_) deadline_ = head_deadline_;
+    else set_deadline(timeouts.client_idle);
+  }
   else if (phase_ == Phase::sending) set_deadline(timeouts.client_body);
   client_read_pending_ = true;
   client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
@@ -119,21 +123,25 @@ void Session::on_client_read(const error_code& ec, std::size_t n) {
     return close_now();
   }
   if (phase_ == Phase::reading_head) {
-    if (!head_started_) {
-      head_started_ = true;
-      set_deadline(snapshot_->config.timeouts.client_header);
-    }
+    if (!head_started_) start_head_clock();
     if (!parse_request()) read_client();
     return;
   }
   if (phase_ == Phase::sending) continue_upload();
 }
 
+void Session::start_head_clock() {
+  head_started_ = true;
+  set_deadline(snapshot_->config.timeouts.client_header);
+  head_deadline_ = deadline_;
+}
+
 void Session::next_request() {
   phase_ = Phase::reading_head;
   request_scanner_.reset();
-  head_started_ = begin_ != end_;
+  head_started_ = false;
   request_deadline_ = pipeline::Clock::time_point::max();
+  if (begin_ != end_) start_head_clock();
   if (worker_.draining()) return close_now();
   // A new request pins the newest snapshot (the buffer keeps its size: limits apply from the next connection).
   snapshot_ = worker_.snapshot();
@@ -188,6 +196,9 @@ bool Session::parse_request() {
 }
 
 void Session::begin_request() {
+  // The head is handed on: what follows it is body or the next request. Its bytes stay where they
+  // are (and the views into them valid) until the next read into the buffer.
+  begin_ += request_.head_bytes;
   const std::string_view id = request_.request_id.empty() ? worker_.request_ids().next() : request_.request_id;
   std::memcpy(request_id_.data(), id.data(), id.size());
   ctx_.request_id = std::string_view(request_id_.data(), id.size());
@@ -278,7 +289,6 @@ void Session::send_request_head() {
   upstream_->count_request();
 
   // Body bytes already received travel in the same write as the head.
-  begin_ += request_.head_bytes;
   const std::string_view available = client_data();
   std::size_t take = 0;
   switch (request_.framing) {
@@ -306,7 +316,8 @@ void Session::send_request_head() {
 
 // A pooled connection the upstream closed just as we reused it (its keep-alive timeout raced our
 // request): nothing reached the application, so a body-less request is sent once more on a new
-// connection instead of failing with 502. The head is still in the client buffer.
+// connection instead of failing with 502. The head is still in the client buffer: nothing is read
+// from the client while a body-less request is in flight.
 bool Session::retry_stale_connection() {
   if (!upstream_reused_ || retried_stale_ || request_.framing != BodyFraming::none ||
       ctx_.response_started != pipeline::Clock::time_point{})
@@ -314,7 +325,6 @@ bool Session::retry_stale_connection() {
   retried_stale_ = true;
   ++worker_.stats().upstream_stale_retries;
   release_upstream(false);
-  begin_ -= request_.head_bytes;
   connect_upstream();
   return true;
 }
@@ -661,8 +671,8 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
       if (!head_started_ || begin_ == end_) return close_now();  // idle keep-alive connection
       {
         // Too slow to send a head (slowloris): a best-effort 408, no waiting on a slow reader.
-        const std::size_t size = proxy::write_local_reply(Error::client_timeout, {}, "-", true, false,
-                                                          worker_.scratch(), worker_.scratch_size());
+        const std::size_t size = proxy::write_local_reply(Error::client_timeout, {}, worker_.request_ids().next(),
+                                                          true, false, worker_.scratch(), worker_.scratch_size());
         error_code ignored;
         client_.try_write(std::string_view(worker_.scratch(), size), {}, ignored);
         return close_now();

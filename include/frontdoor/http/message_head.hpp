@@ -151,7 +151,7 @@ class ChunkedScanner {
   bool done() const noexcept { return state_ == State::done; }
 
  private:
-  enum class State : std::uint8_t { size, extension, size_lf, data, data_cr, data_lf, trailer_start,
+  enum class State : std::uint8_t { size, size_bws, extension, size_lf, data, data_cr, data_lf, trailer_start,
                                     trailer_line, trailer_lf, final_lf, done };
   State state_ = State::size;
   std::uint64_t chunk_left_ = 0;
@@ -182,10 +182,16 @@ ChunkedScanner::Result ChunkedScanner::scan(std::string_view data, OnPayload&& o
           break;
         }
         if (size_digits_ == 0) return fail(Error::bad_request);
-        if (c == ';' || c == ' ' || c == '\t') { state_ = State::extension; ++i; break; }
+        if (c == ';') { state_ = State::extension; ++i; break; }
+        if (c == ' ' || c == '\t') { state_ = State::size_bws; ++i; break; }
         if (c == '\r') { state_ = State::size_lf; ++i; break; }
         return fail(Error::bad_request);
       }
+      case State::size_bws:
+        // BWS is allowed only before a chunk extension (RFC 9112 §7.1.1): "5 \r\n" is refused.
+        if (c == ' ' || c == '\t') { ++i; break; }
+        if (c == ';') { state_ = State::extension; ++i; break; }
+        return fail(Error::bad_request);
       case State::extension:
         // chunk-ext is opaque to us, but must not hide a bare CR/LF or control byte.
         if (c == '\r') { state_ = State::size_lf; ++i; break; }

@@ -70,6 +70,7 @@ class Session {
   void read_client();
   void on_client_read(const boost::system::error_code& ec, std::size_t n);
   void next_request();
+  void start_head_clock();
   bool parse_request();
   void begin_request();
   void connect_upstream();
@@ -154,6 +155,7 @@ class Session {
   bool client_read_pending_ = false;
 
   pipeline::Clock::time_point deadline_{};
+  pipeline::Clock::time_point head_deadline_{};
   pipeline::Clock::time_point request_deadline_ = pipeline::Clock::time_point::max();
   std::uint32_t linger_budget_ = 0;
   std::uint8_t recursion_ = 0;

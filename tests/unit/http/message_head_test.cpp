@@ -242,10 +242,17 @@ TEST(ChunkedScanner, ByteByByte) {
 
 TEST(ChunkedScanner, RejectsMalformed) {
   for (const char* bad : {"x\r\n", "3\nabc\r\n", "3\r\nabcd\r\n", "3\r\nabc\n", "\r\n", "0\r\n\r\r",
-                          "0\r\n bad-fold\r\n\r\n", "1ffffffffffffffff\r\n"}) {
+                          "0\r\n bad-fold\r\n\r\n", "1ffffffffffffffff\r\n", "5 \r\n", "5\t\r\n"}) {
     ChunkedScanner s;
     EXPECT_NE(s.scan(bad).error, Error::ok) << bad;
   }
+}
+
+TEST(ChunkedScanner, WhitespaceOnlyBeforeAnExtension) {
+  ChunkedScanner s;
+  const auto r = s.scan("5 ;name=v\r\nhello\r\n0\r\n\r\n");
+  EXPECT_EQ(r.error, Error::ok);
+  EXPECT_TRUE(r.done);
 }
 
 TEST(ChunkedScanner, EnforcesBodyLimit) {
