@@ -1,0 +1,320 @@
+#include "frontdoor/resilience/rate_limiter.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+#include "frontdoor/resilience/hash.hpp"
+
+namespace frontdoor::resilience {
+
+namespace {
+
+constexpr Duration kNever = Duration::max();
+
+// Seconds (non-negative) to a Duration, rounded up so a Retry-After is never too early.
+Duration ceil_seconds(double s) noexcept {
+  if (!(s > 0)) return Duration::zero();
+  const double ns = std::ceil(s * 1e9);
+  if (ns >= static_cast<double>(kNever.count())) return kNever;
+  return Duration(static_cast<Duration::rep>(ns));
+}
+
+double seconds(Duration d) noexcept { return std::chrono::duration<double>(d).count(); }
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+TokenBucket::TokenBucket(const TokenBucketConfig& config, TimePoint now) noexcept
+    : config_{std::max(config.rate_per_second, 0.0), std::max(config.burst, 0.0)}, tokens_(config_.burst), last_(now) {}
+
+double TokenBucket::tokens(TimePoint now) const noexcept {
+  if (now <= last_) return tokens_;
+  return std::min(config_.burst, tokens_ + seconds(now - last_) * config_.rate_per_second);
+}
+
+LimitDecision TokenBucket::try_acquire(TimePoint now, std::uint32_t cost) noexcept {
+  tokens_ = tokens(now);
+  if (now > last_) last_ = now;
+  constexpr double kEpsilon = 1e-9;  // 0.1 + 0.2 tokens is enough for a cost of 0.3
+  const double rate = config_.rate_per_second;
+  const double c = cost;
+  LimitDecision d;
+  if (tokens_ + kEpsilon >= c) {
+    tokens_ = std::max(0.0, tokens_ - c);
+    d.allowed = true;
+  } else {
+    d.retry_after = (c > config_.burst + kEpsilon || rate <= 0) ? kNever : ceil_seconds((c - tokens_) / rate);
+  }
+  d.remaining = static_cast<std::uint64_t>(std::floor(tokens_ + kEpsilon));
+  const double missing = config_.burst - tokens_;
+  d.reset_after = missing <= kEpsilon ? Duration::zero() : rate <= 0 ? kNever : ceil_seconds(missing / rate);
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+SlidingWindow::SlidingWindow(const SlidingWindowConfig& config) noexcept
+    : config_{config.limit, std::max<Duration>(config.window, Duration(1))} {}
+
+double SlidingWindow::fraction(TimePoint now) const noexcept {
+  const std::int64_t w = config_.window.count();
+  const std::int64_t into = now.time_since_epoch().count() - index_ * w;
+  return std::clamp(static_cast<double>(into) / static_cast<double>(w), 0.0, 1.0);
+}
+
+void SlidingWindow::advance(TimePoint now) noexcept {
+  const std::int64_t index = floor_div(now.time_since_epoch().count(), config_.window.count());
+  if (index <= index_) return;  // same window, or a lagging clock: count in the current one
+  previous_ = index == index_ + 1 ? current_ : 0;
+  current_ = 0;
+  index_ = index;
+}
+
+double SlidingWindow::estimate(TimePoint now) noexcept {
+  advance(now);
+  return static_cast<double>(previous_) * (1.0 - fraction(now)) + static_cast<double>(current_);
+}
+
+LimitDecision SlidingWindow::try_acquire(TimePoint now, std::uint32_t cost) noexcept {
+  constexpr double kEpsilon = 1e-9;
+  const double est = estimate(now);
+  const double limit = static_cast<double>(config_.limit);
+  const double c = cost;
+  const double f = fraction(now);
+  const Duration window = config_.window;
+  const Duration left = std::chrono::duration_cast<Duration>(window * (1.0 - f));
+  LimitDecision d;
+  double after = est;
+  if (est + c <= limit + kEpsilon) {
+    current_ += cost;
+    after += c;
+    d.allowed = true;
+  } else if (c > limit) {
+    d.retry_after = kNever;
+  } else {
+    // Either the previous window's share fades enough before this window ends...
+    const double cur = static_cast<double>(current_), prev = static_cast<double>(previous_);
+    bool found = false;
+    if (prev > 0 && cur + c <= limit) {
+      const double t = (est + c - limit) / prev;  // in windows
+      if (f + t <= 1.0) {
+        d.retry_after = ceil_seconds(t * seconds(window));
+        found = true;
+      }
+    }
+    // ... or it waits for the next window, where this window's count becomes the fading one.
+    if (!found) {
+      const double into_next = cur > 0 ? std::max(0.0, 1.0 - (limit - c) / cur) : 0.0;
+      d.retry_after = left + ceil_seconds(into_next * seconds(window));
+    }
+  }
+  d.remaining = static_cast<std::uint64_t>(std::max(0.0, std::floor(limit - after + kEpsilon)));
+  d.reset_after = current_ > 0 ? left + window : previous_ > 0 ? left : Duration::zero();
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+constexpr std::int64_t kMaxNs = std::numeric_limits<std::int64_t>::max() / 4;
+std::int64_t saturating_mul(std::int64_t a, std::int64_t b) noexcept {
+  if (a == 0 || b == 0) return 0;
+  return a > kMaxNs / b ? kMaxNs : a * b;
+}
+}  // namespace
+
+LeakyBucket::LeakyBucket(const LeakyBucketConfig& config) noexcept {
+  const double rate = config.rate_per_second > 0 ? config.rate_per_second : 1e-9;
+  interval_ns_ = std::clamp<std::int64_t>(std::llround(std::min(1e9 / rate, 1e18)), 1, kMaxNs);
+  tolerance_ns_ = saturating_mul(interval_ns_, std::max<std::uint32_t>(config.burst, 1));
+}
+
+LimitDecision LeakyBucket::try_acquire(TimePoint now, std::uint32_t cost) noexcept {
+  const std::int64_t now_ns = now.time_since_epoch().count();
+  const std::int64_t tat = std::max(tat_ns_, now_ns);
+  const std::int64_t backlog = tat - now_ns;  // queued work, in time
+  const std::int64_t inc = saturating_mul(interval_ns_, cost);
+  LimitDecision d;
+  if (inc > tolerance_ns_ - backlog) {
+    d.retry_after = inc > tolerance_ns_ ? kNever : Duration(backlog + inc - tolerance_ns_);
+    d.remaining = static_cast<std::uint64_t>((tolerance_ns_ - backlog) / interval_ns_);
+    d.reset_after = Duration(backlog);
+    return d;
+  }
+  tat_ns_ = tat + inc;
+  d.allowed = true;
+  d.delay = Duration(backlog);
+  d.remaining = static_cast<std::uint64_t>((tolerance_ns_ - backlog - inc) / interval_ns_);
+  d.reset_after = Duration(backlog + inc);
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+GcraPolicy::GcraPolicy(double rate_per_second, std::uint32_t burst) noexcept {
+  const double units = rate_per_second > 0 ? 1e9 / rate_per_second / static_cast<double>(kUnitNs)
+                                           : static_cast<double>(kMaxTolerance);
+  interval = std::clamp<std::int64_t>(std::llround(std::min(units, static_cast<double>(kMaxTolerance))), 1,
+                                      kMaxTolerance);
+  tolerance = std::min<std::int64_t>(interval * std::max<std::uint32_t>(burst, 1), kMaxTolerance);
+}
+
+namespace {
+
+constexpr int kTimeBits = 44;
+constexpr std::uint64_t kTimeMask = (std::uint64_t{1} << kTimeBits) - 1;
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+constexpr int kMaxAttempts = 256;
+
+constexpr std::uint64_t pack(std::uint64_t tag, std::uint64_t time_units) noexcept {
+  return (tag << kTimeBits) | (time_units & kTimeMask);
+}
+constexpr std::uint64_t tag_of(std::uint64_t word) noexcept { return word >> kTimeBits; }
+
+// How far the slot's arrival time is ahead of now, in units (negative: in the past), modulo 2^44.
+constexpr std::int64_t ahead(std::uint64_t word, std::uint64_t now_units) noexcept {
+  const std::uint64_t d = ((word & kTimeMask) - now_units) & kTimeMask;
+  return d >= (kTimeMask >> 1) + 1 ? static_cast<std::int64_t>(d) - static_cast<std::int64_t>(kTimeMask + 1)
+                                   : static_cast<std::int64_t>(d);
+}
+
+constexpr bool live(std::uint64_t word, std::uint64_t now_units) noexcept {
+  return word != 0 && ahead(word, now_units) > 0;
+}
+
+std::uint64_t to_units(TimePoint now) noexcept {
+  return static_cast<std::uint64_t>(floor_div(now.time_since_epoch().count(), GcraPolicy::kUnitNs));
+}
+
+// Cost-1 requests that fit in `room` units (never negative, even if a caller changed the policy of a key).
+std::uint64_t fits(std::int64_t room, std::int64_t interval) noexcept {
+  return room <= 0 ? 0 : static_cast<std::uint64_t>(room / interval);
+}
+
+Duration from_units(std::int64_t units) noexcept {
+  return std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(units * GcraPolicy::kUnitNs));
+}
+
+}  // namespace
+
+struct LimiterTable::Scan {
+  std::size_t found = kNone, free = kNone, victim = kNone;
+  std::uint64_t found_word = 0, free_word = 0, victim_word = 0;
+};
+
+LimiterTable::LimiterTable(std::size_t slots, std::uint32_t max_probe)
+    : slots_(std::make_unique<std::atomic<std::uint64_t>[]>(std::bit_ceil(std::max<std::size_t>(slots, 2)))),
+      mask_(std::bit_ceil(std::max<std::size_t>(slots, 2)) - 1),
+      max_probe_(static_cast<std::uint32_t>(std::clamp<std::size_t>(max_probe, 1, mask_ + 1))) {
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+  for (std::size_t i = 0; i <= mask_; ++i) slots_[i].store(0, std::memory_order_relaxed);
+}
+
+LimiterTable::Scan LimiterTable::scan(std::uint64_t tag, std::size_t home, std::uint64_t now_units) const noexcept {
+  Scan s;
+  std::int64_t victim_ahead = std::numeric_limits<std::int64_t>::max();
+  for (std::uint32_t k = 0; k < max_probe_; ++k) {
+    const std::size_t i = (home + k) & mask_;
+    const std::uint64_t w = slots_[i].load(std::memory_order_acquire);
+    if (w != 0 && tag_of(w) == tag) {
+      s.found = i;
+      s.found_word = w;
+      return s;
+    }
+    if (!live(w, now_units)) {
+      if (s.free == kNone) {
+        s.free = i;
+        s.free_word = w;
+      }
+    } else if (const std::int64_t a = ahead(w, now_units); a < victim_ahead) {
+      victim_ahead = a;
+      s.victim = i;
+      s.victim_word = w;
+    }
+  }
+  return s;
+}
+
+LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy, TimePoint now,
+                                    std::uint32_t cost) noexcept {
+  const std::uint64_t h = mix64(key);
+  const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
+  const std::size_t home = static_cast<std::size_t>(h) & mask_;
+  const std::uint64_t now_units = to_units(now);
+  const std::int64_t inc = cost > static_cast<std::uint64_t>(GcraPolicy::kMaxTolerance / policy.interval)
+                               ? GcraPolicy::kMaxTolerance + 1
+                               : policy.interval * static_cast<std::int64_t>(cost);
+  if (inc > policy.tolerance) {
+    LimitDecision d = peek(key, policy, now);
+    d.allowed = false;
+    d.retry_after = Duration::max();
+    return d;
+  }
+  LimitDecision d;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    Scan s = scan(tag, home, now_units);
+    if (s.found != kNone) {
+      const std::int64_t backlog = std::max<std::int64_t>(ahead(s.found_word, now_units), 0);
+      if (backlog + inc > policy.tolerance) {
+        d.retry_after = from_units(backlog + inc - policy.tolerance);
+        d.remaining = fits(policy.tolerance - backlog, policy.interval);
+        d.reset_after = from_units(backlog);
+        return d;
+      }
+      if (slots_[s.found].compare_exchange_strong(s.found_word, pack(tag, now_units + static_cast<std::uint64_t>(backlog + inc)),
+                                                  std::memory_order_acq_rel, std::memory_order_acquire)) {
+        d.allowed = true;
+        d.delay = from_units(backlog);
+        d.remaining = fits(policy.tolerance - backlog - inc, policy.interval);
+        d.reset_after = from_units(backlog + inc);
+        return d;
+      }
+      continue;  // someone else moved this key (or took the slot): look again
+    }
+    const bool evict = s.free == kNone;
+    const std::size_t target = evict ? s.victim : s.free;
+    std::uint64_t expected = evict ? s.victim_word : s.free_word;
+    if (slots_[target].compare_exchange_strong(expected, pack(tag, now_units + static_cast<std::uint64_t>(inc)),
+                                               std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if (evict) evictions_.fetch_add(1, std::memory_order_relaxed);
+      d.allowed = true;
+      d.remaining = fits(policy.tolerance - inc, policy.interval);
+      d.reset_after = from_units(inc);
+      return d;
+    }
+  }
+  // Pathological contention on one probe window: fail open rather than spin (counted).
+  contention_.fetch_add(1, std::memory_order_relaxed);
+  d.allowed = true;
+  return d;
+}
+
+LimitDecision LimiterTable::peek(std::uint64_t key, const GcraPolicy& policy, TimePoint now) const noexcept {
+  const std::uint64_t h = mix64(key);
+  const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
+  const std::uint64_t now_units = to_units(now);
+  const Scan s = scan(tag, static_cast<std::size_t>(h) & mask_, now_units);
+  const std::int64_t backlog = s.found == kNone ? 0 : std::max<std::int64_t>(ahead(s.found_word, now_units), 0);
+  LimitDecision d;
+  d.allowed = backlog + policy.interval <= policy.tolerance;
+  if (!d.allowed) d.retry_after = from_units(backlog + policy.interval - policy.tolerance);
+  d.remaining = fits(policy.tolerance - backlog, policy.interval);
+  d.reset_after = from_units(backlog);
+  return d;
+}
+
+std::size_t LimiterTable::live_slots(TimePoint now) const noexcept {
+  const std::uint64_t now_units = to_units(now);
+  std::size_t n = 0;
+  for (std::size_t i = 0; i <= mask_; ++i) n += live(slots_[i].load(std::memory_order_relaxed), now_units) ? 1 : 0;
+  return n;
+}
+
+LimiterTableCounters LimiterTable::counters() const noexcept {
+  return {evictions_.load(std::memory_order_relaxed), contention_.load(std::memory_order_relaxed)};
+}
+
+}  // namespace frontdoor::resilience
