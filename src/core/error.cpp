@@ -34,6 +34,8 @@ constexpr std::array<ErrorInfo, static_cast<std::size_t>(Error::internal) + 1> k
     {504, "Gateway Timeout", "upstream response timed out", "upstream_timeout", FailureKind::upstream_timeout},
     {504, "Gateway Timeout", "request exceeded its total time limit", "request_timeout",
      FailureKind::upstream_timeout},
+    {503, "Service Unavailable", "no healthy upstream: every endpoint's circuit is open", "no_healthy_upstream",
+     FailureKind::none},
     {503, "Service Unavailable", "overloaded", "overloaded", FailureKind::none},
     {500, "Internal Server Error", "internal error", "internal", FailureKind::none},
 }};

@@ -126,7 +126,8 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
 }
 
 std::size_t write_local_reply(Error error, std::string_view detail, std::string_view request_id, bool close,
-                              bool head_only, char* out, std::size_t capacity) noexcept {
+                              bool head_only, char* out, std::size_t capacity,
+                              std::uint32_t retry_after_seconds) noexcept {
   const ErrorInfo& info = error_info(error);
   char body[1024];
   BufferWriter b(body, sizeof body);
@@ -139,8 +140,9 @@ std::size_t write_local_reply(Error error, std::string_view detail, std::string_
   w << "HTTP/1.1 " << static_cast<std::uint64_t>(info.status) << " " << info.reason << "\r\n"
     << "Content-Type: text/plain; charset=utf-8\r\n"
     << "Content-Length: " << static_cast<std::uint64_t>(body_view.size()) << "\r\n"
-    << "X-Request-Id: " << request_id << "\r\n"
-    << (close ? "Connection: close\r\n" : "") << "\r\n";
+    << "X-Request-Id: " << request_id << "\r\n";
+  if (retry_after_seconds > 0) w << "Retry-After: " << static_cast<std::uint64_t>(retry_after_seconds) << "\r\n";
+  w << (close ? "Connection: close\r\n" : "") << "\r\n";
   if (!head_only) w << body_view;
   return w.size();
 }

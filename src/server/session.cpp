@@ -5,6 +5,7 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "frontdoor/resilience/clock.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/connection.hpp"
 
@@ -329,6 +330,31 @@ bool Session::retry_stale_connection() {
   return true;
 }
 
+// The request never left us (the connection was not established): whatever its method, it can go
+// to another endpoint. The failed attempt is reported now; the final one by the pipeline.
+bool Session::retry_elsewhere(Error error) {
+  auto& health = worker_.health();
+  const auto now = resilience::Clock::now();
+  health.report(*ctx_.manifest, ctx_.endpoint_index, error, 0, now);
+  ctx_.attempt_reported = true;
+  if (ctx_.attempt + 1 >= health.policy().max_attempts) return false;
+  if (!health.state(*ctx_.manifest).budget.try_acquire_retry(now)) return false;
+  const auto failed = ctx_.endpoint_index;
+  ctx_.tried |= failed < 64 ? std::uint64_t{1} << failed : 0;
+  ++ctx_.attempt;
+  if (worker_.pipeline().stage<pipeline::PickStage>().on_request(ctx_) != pipeline::Verdict::Continue) {
+    // Nowhere else to go: answer for the attempt that failed (its breaker was already told).
+    ctx_.endpoint = &ctx_.manifest->endpoints[failed];
+    ctx_.endpoint_index = failed;
+    ctx_.attempt_reported = true;
+    ctx_.retry_after_seconds = 0;
+    return false;
+  }
+  ++worker_.stats().upstream_retries;
+  connect_upstream();
+  return true;
+}
+
 void Session::upload_more() {
   if (upstream_early_event_) return request_sent();  // the upstream has answered or closed: stop sending
   read_client();
@@ -563,8 +589,10 @@ void Session::response_done() {
 // Outcomes
 
 void Session::fail(Error error, std::string_view detail) {
-  ctx_.outcome = error;
   release_upstream(false);
+  if ((error == Error::upstream_connect_failed || error == Error::upstream_connect_timeout) && retry_elsewhere(error))
+    return;
+  ctx_.outcome = error;
   if (response_head_sent_ && phase_ == Phase::relaying) return close_now();
   reply(error, detail, !request_body_done_);
 }
@@ -576,8 +604,9 @@ void Session::reply(Error error, std::string_view detail, bool close) {
   ctx_.status = info.status;
   close_after_response_ = close || worker_.draining() || !request_.keep_alive();
   const bool head_only = request_.is_head && error != Error::bad_request;
-  const std::size_t size = proxy::write_local_reply(error, detail, ctx_.request_id, close_after_response_, head_only,
-                                                    worker_.scratch(), worker_.scratch_size());
+  const std::size_t size =
+      proxy::write_local_reply(error, detail, ctx_.request_id, close_after_response_, head_only, worker_.scratch(),
+                               worker_.scratch_size(), ctx_.retry_after_seconds);
   ctx_.response_bytes += size;
   set_deadline(snapshot_->config.timeouts.client_idle);
   send_client(std::string_view(worker_.scratch(), size), {}, &Session::reply_done);

@@ -20,14 +20,14 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::at
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),
       connections_(connections),
-      pipeline_(pipeline::RateLimitStage{}, pipeline::ManifestStage{}, pipeline::BreakerStage{},
-                pipeline::PickStage{}),
+      pipeline_(pipeline::RateLimitStage{}, pipeline::ManifestStage{}, pipeline::BreakerStage{health_},
+                pipeline::PickStage{health_}),
       ticker_(io_) {
   // Room for the largest head we accept plus everything the proxy adds to it.
   scratch_size_ = 2 * static_cast<std::size_t>(snapshot_->config.limits.max_header_bytes) + 8192;
   scratch_.reset(new char[scratch_size_]);
   client_buffer_bytes_ = snapshot_->client_buffer_bytes;
-  pipeline_.stage<pipeline::PickStage>().resize(snapshot_->manifests.manifests().size());
+  health_.install(*snapshot_);
 }
 
 Worker::~Worker() {
@@ -201,8 +201,8 @@ void Worker::begin_drain(std::chrono::steady_clock::time_point deadline) {
 
 void Worker::install_snapshot(std::shared_ptr<const Snapshot> snapshot) {
   asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable {
-    pipeline_.stage<pipeline::PickStage>().resize(snapshot->manifests.manifests().size());
     snapshot_ = std::move(snapshot);
+    health_.install(*snapshot_);
   });
 }
 

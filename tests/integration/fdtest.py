@@ -254,7 +254,7 @@ REASONS = {
 
 
 class ScriptedUpstream:
-    def __init__(self, name: str, script: Union[None, Action, Callable[[Request], Action]] = None):
+    def __init__(self, name: str, script: Union[None, Action, Callable[[Request], Action]] = None, port: int = 0):
         self.name = name
         self.script = script if script is not None else Action()
         self.requests: list[Request] = []
@@ -263,7 +263,7 @@ class ScriptedUpstream:
         self.stop_event = threading.Event()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((LOCALHOST, 0))
+        self.listener.bind((LOCALHOST, port))
         self.listener.listen(128)
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]

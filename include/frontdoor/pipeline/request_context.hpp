@@ -37,8 +37,12 @@ struct RequestContext {
   std::string_view project, module, environment;
   const manifest::Manifest* manifest = nullptr;
   const manifest::EndpointSpec* endpoint = nullptr;
-  std::uint32_t attempt = 0;
+  std::uint32_t endpoint_index = 0;  // of `endpoint` in manifest->endpoints
+  std::uint64_t tried = 0;           // bit i: endpoint i already failed an attempt of this request
+  std::uint32_t attempt = 0;         // 0 for the first try
+  bool attempt_reported = false;     // this attempt's outcome already went to the breaker
   Error reply = Error::ok;  // with Verdict::Reply: what to answer
+  std::uint32_t retry_after_seconds = 0;  // with Verdict::Reply: Retry-After, 0 = none
 
   // Outcome, filled as the exchange goes; on_complete reads it.
   Error outcome = Error::ok;
@@ -51,6 +55,10 @@ struct RequestContext {
   void reset() noexcept {
     manifest = nullptr;
     endpoint = nullptr;
+    endpoint_index = 0;
+    tried = 0;
+    attempt_reported = false;
+    retry_after_seconds = 0;
     project = module = environment = {};
     attempt = 0;
     reply = Error::ok;

@@ -7,6 +7,7 @@
 
 #include "frontdoor/core/snapshot.hpp"
 #include "frontdoor/pipeline/pipeline.hpp"
+#include "frontdoor/pipeline/upstream_health.hpp"
 
 namespace frontdoor::pipeline {
 
@@ -22,22 +23,32 @@ struct ManifestStage {
   void on_complete(RequestContext&) noexcept {}
 };
 
-// Circuit breaking per endpoint (issue #4): every endpoint is admitted for now.
-struct BreakerStage {
-  Verdict on_request(RequestContext&) noexcept { return Verdict::Continue; }
-  void on_complete(RequestContext&) noexcept {}
-};
-
-// Chooses the endpoint. Round robin state is per worker, per manifest (indexed by Manifest::index).
-class PickStage {
+// Circuit breaking per endpoint. Admission happens in the pick (an open breaker takes its
+// endpoint out of the rotation, a half-open one admits bounded probes); this stage feeds every
+// final outcome back to the breaker and the outlier detector. Attempts that were retried are
+// reported by the session as they fail.
+class BreakerStage {
  public:
-  Verdict on_request(RequestContext& ctx) noexcept;
-  void on_complete(RequestContext&) noexcept {}
-  // A new snapshot may have more manifests; called on the worker thread when it is installed.
-  void resize(std::size_t manifests) { cursor_.assign(manifests, 0); }
+  explicit BreakerStage(UpstreamHealth& health) : health_(&health) {}
+  Verdict on_request(RequestContext&) noexcept { return Verdict::Continue; }
+  void on_complete(RequestContext& ctx) noexcept;
 
  private:
-  std::vector<std::uint32_t> cursor_;
+  UpstreamHealth* health_;
+};
+
+// Chooses the endpoint: round robin over those not tried yet for this request, whose breaker
+// admits a request and that are not ejected (when all the untried ones are ejected, ejection is
+// ignored: better a suspect endpoint than none). None left: 503 with Retry-After from the first
+// breaker to half-open.
+class PickStage {
+ public:
+  explicit PickStage(UpstreamHealth& health) : health_(&health) {}
+  Verdict on_request(RequestContext& ctx) noexcept;
+  void on_complete(RequestContext&) noexcept {}
+
+ private:
+  UpstreamHealth* health_;
 };
 
 using RequestPipeline = Pipeline<RateLimitStage, ManifestStage, BreakerStage, PickStage>;

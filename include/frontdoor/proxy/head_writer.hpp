@@ -70,7 +70,9 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
                                        char* out, std::size_t capacity) noexcept;
 
 // A complete local reply: status line, text/plain body "<status> <reason>: <message> (request id <id>)".
+// `retry_after_seconds` > 0 adds Retry-After.
 std::size_t write_local_reply(Error error, std::string_view detail, std::string_view request_id, bool close,
-                              bool head_only, char* out, std::size_t capacity) noexcept;
+                              bool head_only, char* out, std::size_t capacity,
+                              std::uint32_t retry_after_seconds = 0) noexcept;
 
 }  // namespace frontdoor::proxy

@@ -78,6 +78,7 @@ class Session {
   void continue_upload();
   void upload_more();
   bool retry_stale_connection();
+  bool retry_elsewhere(Error error);
   void request_sent();
   // Response side.
   void process_upstream();

@@ -14,7 +14,8 @@ struct WorkerStats {
   std::uint64_t requests = 0;
   std::uint64_t upstream_connects = 0;
   std::uint64_t upstream_reuses = 0;
-  std::uint64_t upstream_stale_retries = 0;  // pooled connection found closed, request resent
+  std::uint64_t upstream_stale_retries = 0;
+  std::uint64_t upstream_retries = 0;  // attempts sent to another endpoint after a connect failure  // pooled connection found closed, request resent
   std::array<std::uint64_t, 6> responses_by_class{};  // index = status / 100 (0: none sent)
   std::array<std::uint64_t, static_cast<std::size_t>(Error::internal) + 1> errors{};
   std::uint64_t bytes_from_clients = 0;

@@ -55,6 +55,7 @@ class Worker {
   // --- for sessions (worker thread) ---
   const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
   pipeline::RequestPipeline& pipeline() noexcept { return pipeline_; }
+  pipeline::UpstreamHealth& health() noexcept { return health_; }
   WorkerStats& stats() noexcept { return stats_; }
   const WorkerStats& stats() const noexcept { return stats_; }
   AccessLog& access_log() noexcept { return access_log_; }
@@ -89,6 +90,7 @@ class Worker {
   boost::asio::io_context io_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<std::uint32_t>& connections_;
+  pipeline::UpstreamHealth health_;  // before pipeline_: its stages point at it
   pipeline::RequestPipeline pipeline_;
   WorkerStats stats_;
   AccessLog access_log_;

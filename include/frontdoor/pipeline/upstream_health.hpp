@@ -1,0 +1,56 @@
+#pragma once
+// UpstreamHealth: what one worker has learned about its upstreams — a circuit breaker per endpoint
+// (by stable EndpointId, so it survives a new snapshot), and per manifest the round-robin cursor,
+// the passive outlier detector and the retry budget. The algorithms are the pure state machines of
+// frontdoor::resilience; this type only keeps them and maps request outcomes onto them.
+// Worker thread only; rebuilt per manifest when a snapshot is installed.
+#include <memory>
+#include <vector>
+
+#include "frontdoor/core/error.hpp"
+#include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/resilience/circuit_breaker.hpp"
+#include "frontdoor/resilience/outlier_detector.hpp"
+#include "frontdoor/resilience/pickers.hpp"
+#include "frontdoor/resilience/retry_budget.hpp"
+
+namespace frontdoor::pipeline {
+
+struct ResiliencePolicy {
+  resilience::CircuitBreakerConfig breaker;
+  resilience::OutlierDetectorConfig outliers;
+  resilience::RetryBudgetConfig retry_budget;
+  std::uint32_t max_attempts = 3;  // connect-failure retries go to another endpoint each time
+};
+
+class UpstreamHealth {
+ public:
+  struct ManifestState {
+    ManifestState(const manifest::Manifest& m, const ResiliencePolicy& policy)
+        : picker(m.endpoints.size()), outliers(policy.outliers, m.endpoints.size()), budget(policy.retry_budget) {}
+    resilience::RoundRobinPicker picker;
+    resilience::OutlierDetector outliers;
+    resilience::RetryBudget budget;
+  };
+
+  explicit UpstreamHealth(ResiliencePolicy policy = {}) : policy_(std::move(policy)) {}
+
+  void install(const Snapshot& snapshot);
+  const ResiliencePolicy& policy() const noexcept { return policy_; }
+
+  resilience::CircuitBreaker& breaker(manifest::EndpointId id);
+  ManifestState& state(const manifest::Manifest& m);
+
+  // One attempt's outcome: the breaker counts connect errors, timeouts and broken responses; the
+  // outlier detector also counts 5xx answers. A client hanging up counts for neither.
+  void report(const manifest::Manifest& m, std::size_t index, Error outcome, unsigned status,
+              resilience::TimePoint now) noexcept;
+
+ private:
+  ResiliencePolicy policy_;
+  std::vector<std::unique_ptr<resilience::CircuitBreaker>> breakers_;
+  std::vector<std::unique_ptr<ManifestState>> manifests_;
+  const Snapshot* installed_ = nullptr;
+};
+
+}  // namespace frontdoor::pipeline
