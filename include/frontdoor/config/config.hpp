@@ -3,6 +3,7 @@
 //
 // Every field's name is its YAML key. Defaults here are the documented defaults
 // (docs/configuration.md); `frontdoor proxy --print-config` prints them.
+// Every struct compares equal member by member (to_yaml -> load round trips, tests).
 // Durations are written in YAML as "250ms", "10s", "2m", "1h"; sizes as a byte count or with a
 // binary suffix "8KiB", "1MiB", "1GiB" (also k/K, m/M, g/G meaning the same binary units).
 #include <chrono>
@@ -18,6 +19,8 @@ using Duration = std::chrono::milliseconds;
 struct TlsConfig {
   std::string certificate_file;  // PEM chain
   std::string private_key_file;  // PEM key
+
+  friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
 };
 
 struct ListenerConfig {
@@ -26,12 +29,16 @@ struct ListenerConfig {
   // Environment of requests that carry no environment header (routing.environment_header).
   std::string default_environment = "production";
   std::optional<TlsConfig> tls;  // absent: plain HTTP
+
+  friend bool operator==(const ListenerConfig&, const ListenerConfig&) = default;
 };
 
 struct ServerConfig {
   unsigned workers = 0;  // 0 = one per core
   Duration drain_timeout{std::chrono::seconds(30)};
   std::uint32_t max_connections = 10000;  // per process; above it new connections are closed at accept
+
+  friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };
 
 struct LimitsConfig {
@@ -39,6 +46,8 @@ struct LimitsConfig {
   std::uint32_t max_header_bytes = 32768;       // whole head incl. request line -> 431
   std::uint32_t max_header_count = 100;         // -> 431
   std::uint64_t max_body_bytes = 0;             // 0 = unlimited; -> 413
+
+  friend bool operator==(const LimitsConfig&, const LimitsConfig&) = default;
 };
 
 struct TimeoutsConfig {
@@ -48,16 +57,22 @@ struct TimeoutsConfig {
   Duration upstream_connect{std::chrono::seconds(5)};
   Duration upstream_response{std::chrono::seconds(60)};  // max gap waiting on the upstream -> 504
   Duration request_total{std::chrono::seconds(0)};       // whole exchange; 0 = no limit
+
+  friend bool operator==(const TimeoutsConfig&, const TimeoutsConfig&) = default;
 };
 
 struct UpstreamPoolConfig {
   std::uint32_t max_idle_per_endpoint = 64;  // per worker
   Duration idle_timeout{std::chrono::seconds(60)};
+
+  friend bool operator==(const UpstreamPoolConfig&, const UpstreamPoolConfig&) = default;
 };
 
 struct RoutingConfig {
   // Header that names the environment of a request; absent -> the listener's default_environment.
   std::string environment_header = "X-Environment";
+
+  friend bool operator==(const RoutingConfig&, const RoutingConfig&) = default;
 };
 
 enum class AccessLogFormat { text, json };
@@ -65,16 +80,22 @@ enum class AccessLogFormat { text, json };
 struct AccessLogConfig {
   std::string destination = "off";  // off | stdout | stderr | <file path>
   AccessLogFormat format = AccessLogFormat::text;
+
+  friend bool operator==(const AccessLogConfig&, const AccessLogConfig&) = default;
 };
 
 struct LoggingConfig {
   std::string level = "info";  // trace debug info warn error critical off
   AccessLogConfig access_log;
+
+  friend bool operator==(const LoggingConfig&, const LoggingConfig&) = default;
 };
 
 struct EndpointConfig {
   std::string address;  // host:port; a host name is resolved when the config is loaded
   std::uint32_t weight = 1;
+
+  friend bool operator==(const EndpointConfig&, const EndpointConfig&) = default;
 };
 
 // An embedded default manifest: the routing and policy document of one service, keyed by
@@ -86,6 +107,8 @@ struct ManifestConfig {
   std::vector<EndpointConfig> endpoints;
   std::string balancing = "round_robin";
   bool strip_path_prefix = false;  // forward /{project}/{module}/rest as /rest
+
+  friend bool operator==(const ManifestConfig&, const ManifestConfig&) = default;
 };
 
 struct Config {
@@ -98,6 +121,8 @@ struct Config {
   RoutingConfig routing;
   LoggingConfig logging;
   std::vector<ManifestConfig> manifests;
+
+  friend bool operator==(const Config&, const Config&) = default;
 };
 
 }  // namespace frontdoor::config

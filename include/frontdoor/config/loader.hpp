@@ -1,6 +1,8 @@
 #pragma once
 // Loader: YAML text -> validated Config, or every error found, each as `file:line:col: message`.
 // Runs on the control thread / CLI only; may allocate and use exceptions internally, never throws out.
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -36,6 +38,10 @@ std::string to_yaml(const Config& config);
 // Parsers for the scalar forms, exposed for the CLI and tests. Return false on bad input.
 bool parse_duration(std::string_view text, Duration& out);
 bool parse_size(std::string_view text, std::uint64_t& out);
-std::string format_duration(Duration d);
+std::string format_duration(Duration d);  // largest exact unit: "250ms", "30s", "2m", "1h"; 0 -> "0s"
+std::string format_size(std::uint64_t bytes);  // largest exact binary unit: "8KiB", "1MiB", "1GiB"; else bytes
+
+// True for a manifest key part (project, module, environment): [A-Za-z0-9._-]{1,128} or exactly "*".
+bool is_key_part(std::string_view text);
 
 }  // namespace frontdoor::config

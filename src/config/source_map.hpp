@@ -1,0 +1,35 @@
+#pragma once
+// Internal to src/config: where each loaded value came from, so the semantic checks shared with
+// in-memory configs (validate) can point at a line, and which values already failed to parse.
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "frontdoor/config/loader.hpp"
+
+namespace frontdoor::config::detail {
+
+struct Position {
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+};
+
+struct SourceMap {
+  // Dotted path ("listeners[0].address") -> position of its value (of the key when the value is empty).
+  std::unordered_map<std::string, Position> positions;
+  // Paths that already have a parse error: semantic checks on them and below them are not reported
+  // again (their values are defaults or placeholders). "" = the whole document.
+  std::vector<std::string> failed;
+};
+
+// The semantic checks; `map` is null for configs built in memory (errors then have line 0).
+std::vector<ConfigError> check(const Config& config, const SourceMap* map);
+
+// File order: known positions by line then column, unknown (line 0) last; stable otherwise.
+void sort_errors(std::vector<ConfigError>& errors);
+
+// A value quoted for an error message: at most 64 characters, control characters escaped.
+std::string shown(std::string_view value);
+
+}  // namespace frontdoor::config::detail

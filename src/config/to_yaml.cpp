@@ -1,0 +1,131 @@
+// Config -> YAML that loads back into an equal Config. Every key is written, defaults included.
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include "frontdoor/config/loader.hpp"
+
+namespace frontdoor::config {
+namespace {
+
+// Written plain when nothing in it can mean more than text; double-quoted with escapes otherwise.
+bool plain_is_safe(std::string_view s) {
+  if (s.empty()) return false;
+  // Words other YAML readers resolve to null or a boolean stay quoted, though this loader reads them as text.
+  std::string lower;
+  for (char c : s) lower += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  for (std::string_view word : {"null", "true", "false", "yes", "no", "on", "off", "y", "n"})
+    if (lower == word) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (!alnum(s.front()) && s.front() != '_' && s.front() != '/' && s.front() != '.') return false;
+  if (s.back() == ':') return false;
+  for (char c : s)
+    if (!alnum(c) && c != '_' && c != '.' && c != '/' && c != '-' && c != ':') return false;
+  return true;
+}
+
+void append_escape(std::string& out, const char* format, unsigned value) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, format, value);
+  out += buf;
+}
+
+std::string quoted(std::string_view s) {
+  if (plain_is_safe(s)) return std::string(s);
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+      ++i;
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+      ++i;
+    } else if (c < 0x80) {
+      append_escape(out, "\\x%02x", c);
+      ++i;
+    } else {
+      // Non-ASCII as \u / \U escapes: the output stays ASCII whatever the reader's idea of the encoding.
+      std::size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+      unsigned cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+      bool valid = len != 0 && i + len <= s.size();
+      for (std::size_t k = 1; valid && k < len; ++k) {
+        const auto cc = static_cast<unsigned char>(s[i + k]);
+        valid = (cc & 0xc0) == 0x80;
+        cp = (cp << 6) | (cc & 0x3f);
+      }
+      if (!valid) {  // not UTF-8 (validate() rejects it): keep the byte visible
+        append_escape(out, "\\x%02x", c);
+        ++i;
+        continue;
+      }
+      append_escape(out, cp > 0xffff ? "\\U%08x" : "\\u%04x", cp);
+      i += len;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string to_yaml(const Config& c) {
+  std::ostringstream y;
+  y << "# frontdoor configuration: every key, defaults included (docs/configuration.md)\n";
+  y << "server:\n"
+    << "  workers: " << c.server.workers << "  # 0 = one per core (restart to change)\n"
+    << "  drain_timeout: " << format_duration(c.server.drain_timeout) << "\n"
+    << "  max_connections: " << c.server.max_connections << "\n";
+  if (c.listeners.empty()) y << "listeners: []\n";
+  else y << "listeners:  # restart to change\n";
+  for (const auto& l : c.listeners) {
+    y << "  - name: " << quoted(l.name) << "\n"
+      << "    address: " << quoted(l.address) << "\n"
+      << "    default_environment: " << quoted(l.default_environment) << "\n";
+    if (l.tls)
+      y << "    tls:\n"
+        << "      certificate_file: " << quoted(l.tls->certificate_file) << "\n"
+        << "      private_key_file: " << quoted(l.tls->private_key_file) << "\n";
+  }
+  y << "limits:\n"
+    << "  max_request_line_bytes: " << format_size(c.limits.max_request_line_bytes) << "  # -> 414\n"
+    << "  max_header_bytes: " << format_size(c.limits.max_header_bytes) << "  # -> 431\n"
+    << "  max_header_count: " << c.limits.max_header_count << "  # -> 431\n"
+    << "  max_body_bytes: " << format_size(c.limits.max_body_bytes) << "  # -> 413; 0 = unlimited\n";
+  const auto& t = c.timeouts;
+  y << "timeouts:\n"
+    << "  client_header: " << format_duration(t.client_header) << "\n"
+    << "  client_idle: " << format_duration(t.client_idle) << "\n"
+    << "  client_body: " << format_duration(t.client_body) << "\n"
+    << "  upstream_connect: " << format_duration(t.upstream_connect) << "\n"
+    << "  upstream_response: " << format_duration(t.upstream_response) << "  # -> 504\n"
+    << "  request_total: " << format_duration(t.request_total) << "  # 0s = no limit\n";
+  y << "upstream_pool:\n"
+    << "  max_idle_per_endpoint: " << c.upstream_pool.max_idle_per_endpoint << "\n"
+    << "  idle_timeout: " << format_duration(c.upstream_pool.idle_timeout) << "\n";
+  y << "routing:\n"
+    << "  environment_header: " << quoted(c.routing.environment_header) << "\n";
+  y << "logging:\n"
+    << "  level: " << quoted(c.logging.level) << "\n"
+    << "  access_log:\n"
+    << "    destination: " << quoted(c.logging.access_log.destination) << "\n"
+    << "    format: " << (c.logging.access_log.format == AccessLogFormat::json ? "json" : "text") << "\n";
+  if (c.manifests.empty()) y << "manifests: []\n";
+  else y << "manifests:\n";
+  for (const auto& m : c.manifests) {
+    y << "  - project: " << quoted(m.project) << "\n"
+      << "    module: " << quoted(m.module) << "\n"
+      << "    environment: " << quoted(m.environment) << "\n"
+      << "    balancing: " << quoted(m.balancing) << "\n"
+      << "    strip_path_prefix: " << (m.strip_path_prefix ? "true" : "false") << "\n";
+    if (m.endpoints.empty()) y << "    endpoints: []\n";
+    else y << "    endpoints:\n";
+    for (const auto& e : m.endpoints)
+      y << "      - address: " << quoted(e.address) << "\n"
+        << "        weight: " << e.weight << "\n";
+  }
+  return y.str();
+}
+
+}  // namespace frontdoor::config

@@ -1,0 +1,302 @@
+// The semantic checks, shared by files (errors point at the value's line) and configs built in memory.
+#include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "frontdoor/config/loader.hpp"
+#include "frontdoor/core/address.hpp"
+#include "source_map.hpp"
+
+namespace frontdoor::config {
+namespace detail {
+namespace {
+
+constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+// Only round_robin is implemented today; the others are accepted names reserved for the pickers to come.
+constexpr std::string_view kBalancing[] = {"round_robin",   "weighted",        "least_connections",
+                                           "latency_aware", "consistent_hash", "sticky"};
+
+constexpr std::uint32_t kMaxHeaderBytes = 1u << 20;
+constexpr std::uint32_t kMaxHeaderCount = 10000;
+
+template <std::size_t N>
+bool one_of(std::string_view v, const std::string_view (&set)[N]) {
+  return std::find(std::begin(set), std::end(set), v) != std::end(set);
+}
+
+template <std::size_t N>
+std::string list_of(const std::string_view (&set)[N]) {
+  std::string out;
+  for (auto s : set) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out;
+}
+
+bool is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+         c == '_';
+}
+
+// "host:port" with a DNS name or IPv4 address, or "[v6]:port" (with an optional %zone).
+std::optional<HostPort> parse_address(std::string_view text) {
+  auto hp = split_host_port(text);
+  if (!hp) return std::nullopt;
+  if (text.front() == '[') {
+    std::string_view host = hp->host;
+    const auto zone = host.find('%');
+    if (zone != std::string_view::npos) {
+      const auto name = host.substr(zone + 1);
+      if (name.empty() || !std::all_of(name.begin(), name.end(), is_host_char)) return std::nullopt;
+      host = host.substr(0, zone);
+    }
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &v6) != 1) return std::nullopt;
+  } else if (!std::all_of(hp->host.begin(), hp->host.end(), is_host_char)) {
+    return std::nullopt;
+  }
+  return hp;
+}
+
+bool is_token(std::string_view s) {  // an HTTP header name (RFC 9110 token)
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+// Free text (names, paths) must be valid UTF-8 without control characters: it ends up in logs and
+// file names, and to_yaml must be able to write it back.
+std::string text_problem(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return "must not contain control characters";
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    char32_t cp = 0;
+    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
+    else return "is not valid UTF-8";
+    if (i + len > s.size()) return "is not valid UTF-8";
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return "is not valid UTF-8";
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    const char32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return "is not valid UTF-8";
+    if (cp >= 0x80 && cp <= 0x9f) return "must not contain control characters";
+    i += len;
+  }
+  return {};
+}
+
+class Checker {
+ public:
+  Checker(const Config& c, const SourceMap* map) : config_(c), map_(map) {
+    file_ = c.source.empty() ? "<memory>" : c.source;
+  }
+
+  std::vector<ConfigError> run() {
+    listeners();
+    server_and_limits();
+    timeouts();
+    logging();
+    manifests();
+    sort_errors(errors_);
+    return std::move(errors_);
+  }
+
+ private:
+  void add(const std::string& path, std::string message) {
+    Position pos;
+    if (map_) {
+      if (suppressed(path)) return;
+      // The most specific known position: the path itself, else its nearest parent.
+      std::string p = path;
+      for (;;) {
+        if (auto it = map_->positions.find(p); it != map_->positions.end()) {
+          pos = it->second;
+          break;
+        }
+        const auto cut = p.find_last_of(".[");
+        if (cut == std::string::npos) break;
+        p.resize(cut);
+      }
+    }
+    errors_.push_back({file_, pos.line, pos.column, path + ": " + std::move(message)});
+  }
+
+  // A value that already failed to parse (or lies under one that did) holds a default or a
+  // placeholder: saying more about it would only repeat the first error.
+  bool suppressed(const std::string& path) const {
+    for (const auto& f : map_->failed) {
+      if (f.empty() || path == f) return true;
+      if (path.size() > f.size() && path.compare(0, f.size(), f) == 0 && (path[f.size()] == '.' || path[f.size()] == '['))
+        return true;
+    }
+    return false;
+  }
+
+  void free_text(const std::string& path, const std::string& value) {
+    if (auto problem = text_problem(value); !problem.empty()) add(path, shown(value) + " " + problem);
+  }
+
+  void listeners() {
+    if (config_.listeners.empty()) add("listeners", "at least one listener is required");
+    std::map<std::string, std::size_t> names;
+    for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+      const auto& l = config_.listeners[i];
+      const std::string path = "listeners[" + std::to_string(i) + "]";
+      if (l.name.empty()) {
+        add(path + ".name", "must not be empty");
+      } else if (auto [it, inserted] = names.emplace(l.name, i); !inserted) {
+        add(path + ".name", shown(l.name) + " is already the name of listeners[" + std::to_string(it->second) +
+                                "] (listener names must be unique)");
+      } else {
+        free_text(path + ".name", l.name);
+      }
+      if (!parse_address(l.address))
+        add(path + ".address", shown(l.address) + " is not host:port (expected e.g. 0.0.0.0:8080 or [::]:8080, port 0..65535)");
+      if (l.default_environment == "*" || !is_key_part(l.default_environment))
+        add(path + ".default_environment",
+            shown(l.default_environment) + " is not an environment name (expected [A-Za-z0-9._-]+)");
+      if (l.tls) {
+        tls_file(path + ".tls.certificate_file", l.tls->certificate_file, "certificate chain");
+        tls_file(path + ".tls.private_key_file", l.tls->private_key_file, "private key");
+      }
+    }
+  }
+
+  void tls_file(const std::string& path, const std::string& file, std::string_view what) {
+    if (file.empty()) return add(path, "is required (a PEM " + std::string(what) + " file)");
+    if (auto problem = text_problem(file); !problem.empty()) return add(path, shown(file) + " " + problem);
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return add(path, "cannot read " + shown(file) + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return add(path, shown(file) + " is not a regular file (expected a PEM file)");
+    if (::access(file.c_str(), R_OK) != 0) add(path, "cannot read " + shown(file) + ": " + std::strerror(errno));
+  }
+
+  void server_and_limits() {
+    const auto& s = config_.server;
+    if (s.workers > 1024)
+      add("server.workers", std::to_string(s.workers) + " is too many (expected 0..1024; 0 = one per core)");
+    if (s.max_connections < 1) add("server.max_connections", "must be at least 1");
+    if (s.drain_timeout.count() < 0) add("server.drain_timeout", "must not be negative");
+    const auto& lim = config_.limits;
+    if (lim.max_request_line_bytes < 64)
+      add("limits.max_request_line_bytes",
+          std::to_string(lim.max_request_line_bytes) + " is too small (expected at least 64 bytes)");
+    if (lim.max_header_bytes < lim.max_request_line_bytes)
+      add("limits.max_header_bytes", std::to_string(lim.max_header_bytes) +
+                                         " is smaller than limits.max_request_line_bytes (" +
+                                         std::to_string(lim.max_request_line_bytes) +
+                                         "); the head includes the request line");
+    // Upper bounds: each connection's buffers are sized by max_header_bytes and its header table by
+    // max_header_count, so a typo here would cost memory on every connection.
+    if (lim.max_header_bytes > kMaxHeaderBytes)
+      add("limits.max_header_bytes", std::to_string(lim.max_header_bytes) + " is too large (expected at most 1MiB)");
+    if (lim.max_header_count < 1 || lim.max_header_count > kMaxHeaderCount)
+      add("limits.max_header_count",
+          std::to_string(lim.max_header_count) + " is out of range (expected 1.." + std::to_string(kMaxHeaderCount) + ")");
+    if (config_.upstream_pool.idle_timeout.count() <= 0)
+      add("upstream_pool.idle_timeout", "must be greater than 0 (use max_idle_per_endpoint: 0 to disable the pool)");
+    if (!is_token(config_.routing.environment_header))
+      add("routing.environment_header",
+          shown(config_.routing.environment_header) + " is not a header name (expected e.g. X-Environment)");
+  }
+
+  void timeouts() {
+    const auto& t = config_.timeouts;
+    const std::pair<const char*, Duration> positive[] = {{"client_header", t.client_header},
+                                                         {"client_idle", t.client_idle},
+                                                         {"client_body", t.client_body},
+                                                         {"upstream_connect", t.upstream_connect},
+                                                         {"upstream_response", t.upstream_response}};
+    for (const auto& [key, value] : positive)
+      if (value.count() <= 0) add(std::string("timeouts.") + key, "must be greater than 0");
+    if (t.request_total.count() < 0) add("timeouts.request_total", "must not be negative (0 = no limit)");
+  }
+
+  void logging() {
+    const auto& log = config_.logging;
+    if (!one_of(log.level, kLevels))
+      add("logging.level", shown(log.level) + " is not a log level (expected one of: " + list_of(kLevels) + ")");
+    if (log.access_log.destination.empty())
+      add("logging.access_log.destination", "must not be empty (expected off, stdout, stderr or a file path)");
+    else
+      free_text("logging.access_log.destination", log.access_log.destination);
+  }
+
+  void manifests() {
+    std::map<std::tuple<std::string, std::string, std::string>, std::size_t> keys;
+    for (std::size_t i = 0; i < config_.manifests.size(); ++i) {
+      const auto& m = config_.manifests[i];
+      const std::string path = "manifests[" + std::to_string(i) + "]";
+      bool keys_ok = true;
+      for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"project", &m.project},
+                                       {"module", &m.module},
+                                       {"environment", &m.environment}}) {
+        if (value->empty()) {
+          add(path + "." + key, "is required (expected [A-Za-z0-9._-]+ or \"*\")");
+          keys_ok = false;
+        } else if (!is_key_part(*value)) {
+          add(path + "." + key, shown(*value) + " is not valid (expected [A-Za-z0-9._-]+ or \"*\")");
+          keys_ok = false;
+        }
+      }
+      if (keys_ok) {
+        if (auto [it, inserted] = keys.emplace(std::tuple(m.project, m.module, m.environment), i); !inserted)
+          add(path, "project/module/environment " + m.project + "/" + m.module + "/" + m.environment +
+                        " is already defined by manifests[" + std::to_string(it->second) + "]");
+      }
+      if (m.endpoints.empty()) add(path + ".endpoints", "at least one endpoint is required");
+      for (std::size_t j = 0; j < m.endpoints.size(); ++j) {
+        const auto& e = m.endpoints[j];
+        const std::string epath = path + ".endpoints[" + std::to_string(j) + "]";
+        const auto hp = parse_address(e.address);
+        if (!hp || hp->port == 0)
+          add(epath + ".address", shown(e.address) + " is not host:port (expected e.g. 10.0.0.5:8080, port 1..65535)");
+        if (e.weight < 1 || e.weight > 10000)
+          add(epath + ".weight", std::to_string(e.weight) + " is out of range (expected 1..10000)");
+      }
+      if (!one_of(m.balancing, kBalancing))
+        add(path + ".balancing",
+            shown(m.balancing) + " is not a balancing policy (expected one of: " + list_of(kBalancing) + ")");
+    }
+  }
+
+  const Config& config_;
+  const SourceMap* map_;
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
+
+}  // namespace
+
+std::vector<ConfigError> check(const Config& config, const SourceMap* map) { return Checker(config, map).run(); }
+
+}  // namespace detail
+
+std::vector<ConfigError> validate(const Config& config) {
+  try {
+    return detail::check(config, nullptr);
+  } catch (const std::exception& e) {
+    return {{config.source.empty() ? "<memory>" : config.source, 0, 0, std::string("cannot validate: ") + e.what()}};
+  }
+}
+
+}  // namespace frontdoor::config

@@ -1,0 +1,890 @@
+#include "frontdoor/config/loader.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace frontdoor::config {
+namespace {
+
+using namespace std::chrono_literals;
+using Strings = std::vector<std::string>;
+
+// Every error of a load as "file:line:col: message", in the order reported.
+Strings errors_of(const LoadResult& r) {
+  Strings out;
+  for (const auto& e : r.errors) out.push_back(e.to_string());
+  return out;
+}
+Strings errors_of(const std::vector<ConfigError>& errors) {
+  Strings out;
+  for (const auto& e : errors) out.push_back(e.to_string());
+  return out;
+}
+
+LoadResult load(std::string_view yaml) { return load_config_string(yaml, "config.yaml"); }
+
+// The smallest valid file; tests append the section they are about.
+constexpr std::string_view kMinimal =
+    "listeners:\n"
+    "  - address: 127.0.0.1:0\n";
+
+// A scratch directory for TLS files and config files, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "frontdoor-config-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string write(const std::string& name, const std::string& content) const {
+    const auto p = path_ / name;
+    std::ofstream(p) << content;
+    return p.string();
+  }
+  std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// --------------------------------------------------------------------------------------------
+// Good configurations
+// --------------------------------------------------------------------------------------------
+
+TEST(ConfigLoader, ReadsEveryKey) {
+  const auto r = load(R"(server:
+  workers: 4
+  drain_timeout: 45s
+  max_connections: 500
+listeners:
+  - name: public
+    address: "[::1]:8443"
+    default_environment: staging
+  - name: internal
+    address: 10.0.0.1:8080
+limits:
+  max_request_line_bytes: 4KiB
+  max_header_bytes: 16k
+  max_header_count: 50
+  max_body_bytes: 10MiB
+timeouts:
+  client_header: 5s
+  client_idle: 2m
+  client_body: 250ms
+  upstream_connect: 1s
+  upstream_response: 1h
+  request_total: 0
+upstream_pool:
+  max_idle_per_endpoint: 0
+  idle_timeout: 90s
+routing:
+  environment_header: X-Env
+logging:
+  level: debug
+  access_log:
+    destination: /var/log/frontdoor/access.log
+    format: json
+manifests:
+  - project: shop
+    module: cart
+    environment: production
+    balancing: weighted
+    strip_path_prefix: yes
+    endpoints:
+      - address: cart-1.internal:8080
+        weight: 3
+      - 10.0.0.7:80
+  - project: "*"
+    module: "*"
+    endpoints:
+      - address: fallback:80
+)");
+  ASSERT_TRUE(r.config) << ::testing::PrintToString(errors_of(r));
+  EXPECT_TRUE(r.errors.empty());
+  const Config& c = *r.config;
+  EXPECT_EQ(c.source, "config.yaml");
+  EXPECT_EQ(c.server.workers, 4u);
+  EXPECT_EQ(c.server.drain_timeout, 45s);
+  EXPECT_EQ(c.server.max_connections, 500u);
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].name, "public");
+  EXPECT_EQ(c.listeners[0].address, "[::1]:8443");
+  EXPECT_EQ(c.listeners[0].default_environment, "staging");
+  EXPECT_FALSE(c.listeners[0].tls);
+  EXPECT_EQ(c.listeners[1].name, "internal");
+  EXPECT_EQ(c.listeners[1].default_environment, "production");
+  EXPECT_EQ(c.limits.max_request_line_bytes, 4096u);
+  EXPECT_EQ(c.limits.max_header_bytes, 16384u);
+  EXPECT_EQ(c.limits.max_header_count, 50u);
+  EXPECT_EQ(c.limits.max_body_bytes, 10u * 1024 * 1024);
+  EXPECT_EQ(c.timeouts.client_header, 5s);
+  EXPECT_EQ(c.timeouts.client_idle, 120s);
+  EXPECT_EQ(c.timeouts.client_body, 250ms);
+  EXPECT_EQ(c.timeouts.upstream_connect, 1s);
+  EXPECT_EQ(c.timeouts.upstream_response, 3600s);
+  EXPECT_EQ(c.timeouts.request_total, 0ms);
+  EXPECT_EQ(c.upstream_pool.max_idle_per_endpoint, 0u);
+  EXPECT_EQ(c.upstream_pool.idle_timeout, 90s);
+  EXPECT_EQ(c.routing.environment_header, "X-Env");
+  EXPECT_EQ(c.logging.level, "debug");
+  EXPECT_EQ(c.logging.access_log.destination, "/var/log/frontdoor/access.log");
+  EXPECT_EQ(c.logging.access_log.format, AccessLogFormat::json);
+  ASSERT_EQ(c.manifests.size(), 2u);
+  const auto& m = c.manifests[0];
+  EXPECT_EQ(m.project, "shop");
+  EXPECT_EQ(m.module, "cart");
+  EXPECT_EQ(m.environment, "production");
+  EXPECT_EQ(m.balancing, "weighted");
+  EXPECT_TRUE(m.strip_path_prefix);
+  ASSERT_EQ(m.endpoints.size(), 2u);
+  EXPECT_EQ(m.endpoints[0], (EndpointConfig{"cart-1.internal:8080", 3}));
+  EXPECT_EQ(m.endpoints[1], (EndpointConfig{"10.0.0.7:80", 1}));  // shorthand
+  EXPECT_EQ(c.manifests[1].project, "*");
+  EXPECT_EQ(c.manifests[1].environment, "*");  // default
+  EXPECT_EQ(c.manifests[1].balancing, "round_robin");
+  EXPECT_FALSE(c.manifests[1].strip_path_prefix);
+}
+
+TEST(ConfigLoader, OmittedKeysKeepTheDocumentedDefaults) {
+  const auto r = load(kMinimal);
+  ASSERT_TRUE(r.config) << ::testing::PrintToString(errors_of(r));
+  Config expected;
+  expected.source = "config.yaml";
+  ListenerConfig listener;
+  listener.address = "127.0.0.1:0";
+  expected.listeners.push_back(listener);
+  EXPECT_EQ(*r.config, expected);
+  EXPECT_EQ(r.config->listeners[0].name, "main");
+  EXPECT_EQ(r.config->timeouts.client_header, 10s);
+  EXPECT_EQ(r.config->limits.max_header_bytes, 32768u);
+}
+
+TEST(ConfigLoader, EmptySectionsAreDefaults) {
+  const auto r = load(std::string(kMinimal) + "server:\nlimits:\ntimeouts:\nlogging:\n  access_log:\nmanifests:\n");
+  ASSERT_TRUE(r.config) << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(r.config->server, ServerConfig{});
+  EXPECT_EQ(r.config->logging, LoggingConfig{});
+  EXPECT_TRUE(r.config->manifests.empty());
+}
+
+TEST(ConfigLoader, ShippedConfigLoads) {
+  const auto path = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "config" / "frontdoor.yaml";
+  const auto r = load_config_file(path.lexically_normal().string());
+  ASSERT_TRUE(r.config) << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(r.config->listeners.size(), 1u);
+  EXPECT_EQ(r.config->limits.max_request_line_bytes, 8192u);
+  ASSERT_EQ(r.config->manifests.size(), 2u);
+  EXPECT_TRUE(r.config->manifests[1].strip_path_prefix);
+}
+
+TEST(ConfigLoader, ReadsAFile) {
+  TempDir dir;
+  const auto path = dir.write("frontdoor.yaml", std::string(kMinimal));
+  const auto r = load_config_file(path);
+  ASSERT_TRUE(r.config) << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(r.config->source, path);
+}
+
+// --------------------------------------------------------------------------------------------
+// Errors: each with its exact position and message
+// --------------------------------------------------------------------------------------------
+
+TEST(ConfigLoader, BadDurationPointsAtTheValue) {
+  const auto r = load(std::string(kMinimal) + "timeouts:\n  client_header: 10x\n");
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(errors_of(r),
+            Strings{"config.yaml:4:18: timeouts.client_header: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)"});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].file, "config.yaml");
+  EXPECT_EQ(r.errors[0].line, 4);
+  EXPECT_EQ(r.errors[0].column, 18);
+}
+
+TEST(ConfigLoader, UnknownKeyPointsAtTheKey) {
+  const auto r = load(R"(listeners:
+- address: 127.0.0.1:0
+  listner: x
+bogus: 1
+)");
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(errors_of(r),
+            (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
+                     "default_environment, tls)",
+                     "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
+                     "limits, timeouts, upstream_pool, routing, logging, manifests)"}));
+}
+
+TEST(ConfigLoader, UnknownKeysInEverySection) {
+  const auto r = load(std::string(kMinimal) + R"(server: {threads: 2}
+limits: {max_headers: 3}
+timeouts: {connect: 1s}
+upstream_pool: {size: 1}
+routing: {header: X}
+logging: {access_log: {path: x}}
+manifests:
+  - project: p
+    module: m
+    endpoints: [{address: a:1, wieght: 2}]
+    typo: 1
+)");
+  EXPECT_EQ(errors_of(r),
+            (Strings{
+                "config.yaml:3:10: unknown key \"threads\" in server (expected one of: workers, drain_timeout, "
+                "max_connections)",
+                "config.yaml:4:10: unknown key \"max_headers\" in limits (expected one of: max_request_line_bytes, "
+                "max_header_bytes, max_header_count, max_body_bytes)",
+                "config.yaml:5:12: unknown key \"connect\" in timeouts (expected one of: client_header, client_idle, "
+                "client_body, upstream_connect, upstream_response, request_total)",
+                "config.yaml:6:17: unknown key \"size\" in upstream_pool (expected one of: max_idle_per_endpoint, "
+                "idle_timeout)",
+                "config.yaml:7:11: unknown key \"header\" in routing (expected one of: environment_header)",
+                "config.yaml:8:24: unknown key \"path\" in logging.access_log (expected one of: destination, format)",
+                "config.yaml:12:32: unknown key \"wieght\" in manifests[0].endpoints[0] (expected one of: address, "
+                "weight)",
+                "config.yaml:13:5: unknown key \"typo\" in manifests[0] (expected one of: project, module, "
+                "environment, endpoints, balancing, strip_path_prefix)",
+            }));
+}
+
+TEST(ConfigLoader, ReportsEveryErrorAtOnceInFileOrder) {
+  // Parse errors and semantic errors together, each once, sorted by position.
+  const auto r = load(R"(server:
+  drain_timeout: 10x
+  workers: 2000
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    bogus_key: 1
+  - name: main
+    address: nowhere
+limits:
+  max_header_count: lots
+logging:
+  level: verbose
+manifests:
+  - project: p
+    module: m
+    balancing: random
+    endpoints:
+      - address: 10.0.0.1:0
+        weight: 0
+)");
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(errors_of(r),
+            (Strings{
+                "config.yaml:2:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)",
+                "config.yaml:3:12: server.workers: 2000 is too many (expected 0..1024; 0 = one per core)",
+                "config.yaml:7:5: unknown key \"bogus_key\" in listeners[0] (expected one of: name, address, "
+                "default_environment, tls)",
+                "config.yaml:8:11: listeners[1].name: \"main\" is already the name of listeners[0] (listener names "
+                "must be unique)",
+                "config.yaml:9:14: listeners[1].address: \"nowhere\" is not host:port (expected e.g. 0.0.0.0:8080 or "
+                "[::]:8080, port 0..65535)",
+                "config.yaml:11:21: limits.max_header_count: \"lots\" is not a whole number (expected at least 1)",
+                "config.yaml:13:10: logging.level: \"verbose\" is not a log level (expected one of: trace, debug, "
+                "info, warn, error, critical, off)",
+                "config.yaml:17:16: manifests[0].balancing: \"random\" is not a balancing policy (expected one of: "
+                "round_robin, weighted, least_connections, latency_aware, consistent_hash, sticky)",
+                "config.yaml:19:18: manifests[0].endpoints[0].address: \"10.0.0.1:0\" is not host:port (expected "
+                "e.g. 10.0.0.5:8080, port 1..65535)",
+                "config.yaml:20:17: manifests[0].endpoints[0].weight: 0 is out of range (expected 1..10000)",
+            }));
+}
+
+TEST(ConfigLoader, WrongTypes) {
+  const auto r = load(R"(server:
+  workers: "4"
+  max_connections: [1]
+listeners:
+  - name: {a: b}
+    address: 127.0.0.1:0
+    tls: yes
+limits: 12
+timeouts:
+  client_idle: {}
+logging:
+  access_log:
+    format: xml
+manifests:
+  - project: p
+    module: m
+    strip_path_prefix: maybe
+    endpoints: 10.0.0.1:80
+  - "just a string"
+)");
+  EXPECT_EQ(errors_of(r),
+            (Strings{
+                "config.yaml:2:12: server.workers: expected an integer, found the quoted string \"4\" (write it "
+                "without quotes)",
+                "config.yaml:3:20: server.max_connections: expected an integer, found a list",
+                "config.yaml:5:11: listeners[0].name: expected a string, found a mapping",
+                "config.yaml:7:10: listeners[0].tls: expected a mapping with keys certificate_file, "
+                "private_key_file, found \"yes\"",
+                "config.yaml:8:9: limits: expected a mapping with keys max_request_line_bytes, max_header_bytes, "
+                "max_header_count, max_body_bytes, found \"12\"",
+                "config.yaml:10:16: timeouts.client_idle: expected a duration, found a mapping",
+                "config.yaml:13:13: logging.access_log.format: \"xml\" is not an access log format (expected text "
+                "or json)",
+                "config.yaml:17:24: manifests[0].strip_path_prefix: \"maybe\" is not a boolean (expected true or "
+                "false)",
+                "config.yaml:18:16: manifests[0].endpoints: expected a list of endpoints, found \"10.0.0.1:80\"",
+                "config.yaml:19:5: manifests[1]: expected a mapping with keys project, module, environment, "
+                "endpoints, balancing, strip_path_prefix, found the quoted string \"just a string\"",
+            }));
+}
+
+TEST(ConfigLoader, EmptyValuePointsAtItsKey) {
+  const auto r = load(R"(listeners:
+  - name:
+    address: 127.0.0.1:0
+)");
+  EXPECT_EQ(errors_of(r), Strings{"config.yaml:2:5: listeners[0].name: expected a string, found nothing"});
+}
+
+TEST(ConfigLoader, QuotedBooleanIsAString) {
+  const auto r = load(std::string(kMinimal) + "manifests:\n  - {project: p, module: m, endpoints: [a:1], "
+                                              "strip_path_prefix: \"true\"}\n");
+  EXPECT_EQ(errors_of(r), Strings{"config.yaml:4:66: manifests[0].strip_path_prefix: expected true or false, found "
+                                  "the quoted string \"true\" (write it without quotes)"});
+}
+
+TEST(ConfigLoader, DuplicateKey) {
+  const auto r = load(std::string(kMinimal) + "server:\n  workers: 1\n  workers: 2\n");
+  EXPECT_EQ(errors_of(r), Strings{"config.yaml:5:3: duplicate key \"workers\" in server (each key may appear once)"});
+}
+
+TEST(ConfigLoader, SyntaxErrorIsOneErrorWithItsPosition) {
+  const auto r = load("listeners:\n  - name: [a, b\n    address: x\n");
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(errors_of(r));
+  // yaml-cpp stops where the unclosed flow list can no longer continue: the ':' after "address".
+  EXPECT_EQ(r.errors[0].line, 3);
+  EXPECT_EQ(r.errors[0].column, 12);
+  EXPECT_EQ(r.errors[0].to_string(), "config.yaml:3:12: invalid YAML: end of sequence flow not found");
+}
+
+TEST(ConfigLoader, SyntaxErrorBadIndentation) {
+  const auto r = load("server:\n  workers: 1\n   drain_timeout: 1s\n");
+  ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(r.errors[0].line, 3);
+  EXPECT_EQ(r.errors[0].message.rfind("invalid YAML: ", 0), 0u) << r.errors[0].message;
+}
+
+TEST(ConfigLoader, UndefinedAlias) {
+  const auto r = load("listeners: *nothing\n");
+  EXPECT_EQ(errors_of(r), Strings{"config.yaml:1:12: invalid YAML: the referenced anchor is not defined"});
+}
+
+TEST(ConfigLoader, EmptyDocument) {
+  EXPECT_EQ(errors_of(load("")),
+            Strings{"config.yaml: the configuration is empty (expected at least a listeners: section)"});
+  EXPECT_EQ(errors_of(load("# only a comment\n")),
+            Strings{"config.yaml: the configuration is empty (expected at least a listeners: section)"});
+}
+
+TEST(ConfigLoader, DocumentThatIsNotAMapping) {
+  EXPECT_EQ(errors_of(load("- a\n- b\n")),
+            Strings{"config.yaml:1:1: the configuration must be a mapping of sections (server, listeners, limits, "
+                    "timeouts, upstream_pool, routing, logging, manifests), found a list"});
+}
+
+TEST(ConfigLoader, ContentAfterTheDocumentIsAnError) {
+  EXPECT_EQ(errors_of(load(std::string(kMinimal) + "---\nserver: {}\n")),
+            Strings{"config.yaml:4:1: unexpected content after the configuration (expected a single YAML document)"});
+  // yaml-cpp reads these as a second document; 0.7 would even return the trailing ',' forever.
+  EXPECT_EQ(errors_of(load("{listeners: [{address: \"127.0.0.1:0\"}]},")),
+            Strings{"config.yaml:1:40: unexpected content after the configuration (expected a single YAML document)"});
+  EXPECT_EQ(errors_of(load("{listeners: [{address: \"127.0.0.1:0\"}]}\nserver: {}\n")),
+            Strings{"config.yaml:2:1: unexpected content after the configuration (expected a single YAML document)"});
+  EXPECT_EQ(errors_of(load(std::string(kMinimal) + "---\n[a\n")),
+            Strings{"config.yaml:5:1: invalid YAML: end of sequence flow not found"});
+  EXPECT_TRUE(load(std::string(kMinimal) + "...\n").config);
+  EXPECT_TRUE(load("---\n" + std::string(kMinimal)).config);
+}
+
+TEST(ConfigLoader, MissingListeners) {
+  EXPECT_EQ(errors_of(load("server: {workers: 1}\n")),
+            Strings{"config.yaml: listeners: at least one listener is required"});
+  EXPECT_EQ(errors_of(load("listeners: []\n")),
+            Strings{"config.yaml:1:12: listeners: at least one listener is required"});
+}
+
+TEST(ConfigLoader, BadListItemKeepsTheIndexesOfTheOthers) {
+  const auto r = load(R"(listeners:
+  - 5
+  - name: b
+    address: bad
+)");
+  EXPECT_EQ(errors_of(r),
+            (Strings{"config.yaml:2:5: listeners[0]: expected a mapping with keys name, address, default_environment, "
+                     "tls, found \"5\"",
+                     "config.yaml:4:14: listeners[1].address: \"bad\" is not host:port (expected e.g. 0.0.0.0:8080 or "
+                     "[::]:8080, port 0..65535)"}));
+}
+
+TEST(ConfigLoader, SemanticErrorsCarryThePositionOfTheElement) {
+  const auto r = load(R"(listeners:
+  - name: ""
+    address: 127.0.0.1:0
+    default_environment: "*"
+limits:
+  max_request_line_bytes: 32
+  max_header_bytes: 16
+timeouts:
+  client_header: 0s
+  request_total: 0
+upstream_pool:
+  idle_timeout: 0
+routing:
+  environment_header: "X Env"
+logging:
+  access_log:
+    destination: ""
+manifests:
+  - project: a/b
+    module: ""
+    endpoints: []
+  - {project: p, module: m, endpoints: [x:1]}
+  - {project: p, module: m, environment: "*", endpoints: [x:2]}
+)");
+  EXPECT_EQ(errors_of(r),
+            (Strings{
+                "config.yaml:2:11: listeners[0].name: must not be empty",
+                "config.yaml:4:26: listeners[0].default_environment: \"*\" is not an environment name (expected "
+                "[A-Za-z0-9._-]+)",
+                "config.yaml:6:27: limits.max_request_line_bytes: 32 is too small (expected at least 64 bytes)",
+                "config.yaml:7:21: limits.max_header_bytes: 16 is smaller than limits.max_request_line_bytes (32); "
+                "the head includes the request line",
+                "config.yaml:9:18: timeouts.client_header: must be greater than 0",
+                "config.yaml:12:17: upstream_pool.idle_timeout: must be greater than 0 (use max_idle_per_endpoint: 0 "
+                "to disable the pool)",
+                "config.yaml:14:23: routing.environment_header: \"X Env\" is not a header name (expected e.g. "
+                "X-Environment)",
+                "config.yaml:17:18: logging.access_log.destination: must not be empty (expected off, stdout, stderr "
+                "or a file path)",
+                "config.yaml:19:14: manifests[0].project: \"a/b\" is not valid (expected [A-Za-z0-9._-]+ or \"*\")",
+                "config.yaml:20:13: manifests[0].module: is required (expected [A-Za-z0-9._-]+ or \"*\")",
+                "config.yaml:21:16: manifests[0].endpoints: at least one endpoint is required",
+                "config.yaml:23:5: manifests[2]: project/module/environment p/m/* is already defined by manifests[1]",
+            }));
+}
+
+TEST(ConfigLoader, TlsFilesMustExistAndBeReadable) {
+  TempDir dir;
+  const auto cert = dir.write("cert.pem", "-----BEGIN CERTIFICATE-----\n");
+  const auto key = dir.write("key.pem", "-----BEGIN PRIVATE KEY-----\n");
+  const std::string good = "listeners:\n  - address: 127.0.0.1:0\n    tls:\n      certificate_file: " + cert +
+                           "\n      private_key_file: " + key + "\n";
+  const auto ok = load(good);
+  ASSERT_TRUE(ok.config) << ::testing::PrintToString(errors_of(ok));
+  ASSERT_TRUE(ok.config->listeners[0].tls);
+  EXPECT_EQ(ok.config->listeners[0].tls->certificate_file, cert);
+  EXPECT_EQ(ok.config->listeners[0].tls->private_key_file, key);
+
+  const std::string missing = dir.path() + "/missing.pem";
+  const auto bad = load("listeners:\n  - address: 127.0.0.1:0\n    tls:\n      certificate_file: " + missing +
+                        "\n      private_key_file: " + dir.path() + "\n");
+  EXPECT_EQ(errors_of(bad),
+            (Strings{"config.yaml:4:25: listeners[0].tls.certificate_file: cannot read \"" + missing +
+                         "\": No such file or directory",
+                     "config.yaml:5:25: listeners[0].tls.private_key_file: \"" + dir.path() +
+                         "\" is not a regular file (expected a PEM file)"}));
+
+  const auto incomplete = load("listeners:\n  - address: 127.0.0.1:0\n    tls: {certificate_file: " + cert + "}\n");
+  EXPECT_EQ(errors_of(incomplete),
+            Strings{"config.yaml:3:10: listeners[0].tls.private_key_file: is required (a PEM private key file)"});
+}
+
+TEST(ConfigLoader, MissingFileNamesTheFile) {
+  const auto r = load_config_file("/nonexistent/frontdoor.yaml");
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(errors_of(r),
+            Strings{"/nonexistent/frontdoor.yaml: cannot open the configuration file: No such file or directory"});
+}
+
+TEST(ConfigLoader, DirectoryIsNotAFile) {
+  TempDir dir;
+  EXPECT_EQ(errors_of(load_config_file(dir.path())),
+            Strings{dir.path() + ": is a directory (expected a YAML configuration file)"});
+}
+
+TEST(ConfigLoader, ErrorInAFileCarriesItsName) {
+  TempDir dir;
+  const auto path = dir.write("bad.yaml", std::string(kMinimal) + "server:\n  drain_timeout: 10x\n");
+  EXPECT_EQ(errors_of(load_config_file(path)),
+            Strings{path + ":4:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)"});
+}
+
+TEST(ConfigLoader, NeverThrowsOnOddInput) {
+  const std::string inputs[] = {
+      std::string("\0\0\0\0", 4), "\xff\xfe\x00", "[[[[[[[[[[[[[[[[[[", std::string(5000, '['), "{a: &x b, c: *x}",
+      "listeners: &l [*l]", "? [a]\n: b\n", "listeners: [{address: !!binary aGVsbG8=}]", "\t\tfoo: bar",
+      "listeners:\n  - address: \"\\xff:80\"\n", "%YAML 9.9\n---\na: 1\n",
+  };
+  for (const auto& input : inputs) {
+    LoadResult r;
+    EXPECT_NO_THROW(r = load(input));
+    EXPECT_FALSE(r.config) << input;
+    EXPECT_FALSE(r.errors.empty()) << input;
+  }
+}
+
+TEST(ConfigLoader, ControlCharactersInNamesAreRejected) {
+  const auto r = load("listeners:\n  - name: \"a\\tb\"\n    address: 127.0.0.1:0\n");
+  EXPECT_EQ(errors_of(r), Strings{"config.yaml:2:11: listeners[0].name: \"a\\x09b\" must not contain control characters"});
+}
+
+// --------------------------------------------------------------------------------------------
+// Durations and sizes
+// --------------------------------------------------------------------------------------------
+
+TEST(ConfigScalars, ParseDuration) {
+  const std::pair<const char*, Duration> good[] = {
+      {"0", 0ms},     {"0s", 0ms},      {"0ms", 0ms},      {"250ms", 250ms}, {"10s", 10s},
+      {"2m", 120s},   {"1h", 3600s},    {"007s", 7s},      {"1000ms", 1s},   {"36h", 36h},
+      {"9223372036854775807ms", Duration(INT64_MAX)},
+  };
+  for (const auto& [text, expected] : good) {
+    Duration d{-1};
+    EXPECT_TRUE(parse_duration(text, d)) << text;
+    EXPECT_EQ(d, expected) << text;
+  }
+  const char* bad[] = {"",    "10",  "1",     "s",    "-1s",  "+1s",  "1.5s", "10 s", " 10s", "10s ",
+                       "10S", "1d",  "1sec",  "ms",   "10x",  "1h1m", "0x10s", "9223372036854775808ms",
+                       "2562047788016h",  // > INT64_MAX ms
+                       "99999999999999999999s"};
+  for (const char* text : bad) {
+    Duration d{42};
+    EXPECT_FALSE(parse_duration(text, d)) << text;
+    EXPECT_EQ(d, Duration{42}) << "output changed on failure: " << text;
+  }
+}
+
+TEST(ConfigScalars, ParseSize) {
+  const std::pair<const char*, std::uint64_t> good[] = {
+      {"0", 0},
+      {"8192", 8192},
+      {"8KiB", 8192},
+      {"8k", 8192},
+      {"8K", 8192},
+      {"1MiB", 1u << 20},
+      {"1m", 1u << 20},
+      {"1M", 1u << 20},
+      {"1GiB", 1u << 30},
+      {"1g", 1u << 30},
+      {"1G", 1u << 30},
+      {"0KiB", 0},
+      {"100B", 100},
+      {"18446744073709551615", UINT64_MAX},
+      {"17179869183GiB", 17179869183ull << 30},
+  };
+  for (const auto& [text, expected] : good) {
+    std::uint64_t v = 1;
+    EXPECT_TRUE(parse_size(text, v)) << text;
+    EXPECT_EQ(v, expected) << text;
+  }
+  const char* bad[] = {"",     "k",    "KiB", "-1",   "1KB",  "1kb", "1kiB", "1 KiB", "1.5MiB", "1T",
+                       "1TiB", "0x10", "1e3", "18446744073709551616", "17179869184GiB", "8KiB "};
+  for (const char* text : bad) {
+    std::uint64_t v = 42;
+    EXPECT_FALSE(parse_size(text, v)) << text;
+    EXPECT_EQ(v, 42u) << text;
+  }
+}
+
+TEST(ConfigScalars, FormatDurationPicksTheLargestExactUnit) {
+  EXPECT_EQ(format_duration(0ms), "0s");
+  EXPECT_EQ(format_duration(250ms), "250ms");
+  EXPECT_EQ(format_duration(1500ms), "1500ms");
+  EXPECT_EQ(format_duration(30s), "30s");
+  EXPECT_EQ(format_duration(90s), "90s");
+  EXPECT_EQ(format_duration(120s), "2m");
+  EXPECT_EQ(format_duration(60min), "1h");
+  EXPECT_EQ(format_duration(90min), "90m");
+  EXPECT_EQ(format_duration(48h), "48h");
+  for (Duration d : {Duration(0ms), Duration(1ms), Duration(999ms), Duration(1001ms), Duration(61s), Duration(3601s), Duration(25h)}) {
+    Duration back{-1};
+    ASSERT_TRUE(parse_duration(format_duration(d), back)) << format_duration(d);
+    EXPECT_EQ(back, d);
+  }
+}
+
+TEST(ConfigScalars, FormatSize) {
+  EXPECT_EQ(format_size(0), "0");
+  EXPECT_EQ(format_size(100), "100");
+  EXPECT_EQ(format_size(8192), "8KiB");
+  EXPECT_EQ(format_size(1536), "1536");
+  EXPECT_EQ(format_size(1u << 20), "1MiB");
+  EXPECT_EQ(format_size(3ull << 30), "3GiB");
+  EXPECT_EQ(format_size(1025ull << 20), "1025MiB");
+  for (std::uint64_t v : {std::uint64_t{1}, std::uint64_t{4096}, std::uint64_t{5} << 40, UINT64_MAX}) {
+    std::uint64_t back = 0;
+    ASSERT_TRUE(parse_size(format_size(v), back)) << format_size(v);
+    EXPECT_EQ(back, v);
+  }
+}
+
+TEST(ConfigScalars, KeyParts) {
+  EXPECT_TRUE(is_key_part("*"));
+  EXPECT_TRUE(is_key_part("shop-v2.cart_1"));
+  EXPECT_FALSE(is_key_part(""));
+  EXPECT_FALSE(is_key_part("**"));
+  EXPECT_FALSE(is_key_part("a*"));
+  EXPECT_FALSE(is_key_part("a/b"));
+  EXPECT_FALSE(is_key_part("a b"));
+  EXPECT_TRUE(is_key_part(std::string(128, 'a')));
+  EXPECT_FALSE(is_key_part(std::string(129, 'a')));
+}
+
+TEST(ConfigScalars, SizeLimitsOfNarrowFields) {
+  const auto r = load(std::string(kMinimal) + "limits:\n  max_header_bytes: 4GiB\n  max_body_bytes: 4GiB\n");
+  EXPECT_EQ(errors_of(r), Strings{"config.yaml:4:21: limits.max_header_bytes: \"4GiB\" is too large (at most "
+                                  "4294967295 bytes)"});
+  const auto big = load(std::string(kMinimal) + "server:\n  max_connections: 4294967296\n");
+  EXPECT_EQ(errors_of(big),
+            Strings{"config.yaml:4:20: server.max_connections: 4294967296 is too large (expected at least 1)"});
+}
+
+// --------------------------------------------------------------------------------------------
+// to_yaml
+// --------------------------------------------------------------------------------------------
+
+Config full_config(const std::string& cert, const std::string& key) {
+  Config c;
+  c.source = "round-trip";
+  c.server = {8, 1500ms, 123};
+  ListenerConfig a;
+  a.name = "pub\"lic";
+  a.address = "[::]:443";
+  a.default_environment = "prod-eu.1";
+  a.tls = TlsConfig{cert, key};
+  ListenerConfig b;
+  b.name = "caf\xc3\xa9 \xf0\x9f\x98\x80 #1: - * & ! | > ' %";
+  b.address = "localhost:0";
+  ListenerConfig tilde;
+  tilde.name = "~";
+  tilde.address = "127.0.0.1:1";
+  c.listeners = {a, b, tilde};
+  c.limits = {100, 5000, 7, (std::uint64_t{3} << 30) + 1};
+  c.timeouts = {1ms, 61s, 2h, 999ms, 3min, 0ms};
+  c.upstream_pool = {0, 1s};
+  c.routing.environment_header = "X-Env";
+  c.logging.level = "off";
+  c.logging.access_log = {"/tmp/access log #1.json", AccessLogFormat::json};
+  ManifestConfig m;
+  m.project = "*";
+  m.module = "true";
+  m.environment = "null";
+  m.endpoints = {{"10.0.0.1:80", 1}, {"[fe80::1%eth0]:8080", 10000}, {"host-name.example:65535", 7}};
+  m.balancing = "latency_aware";
+  m.strip_path_prefix = true;
+  ManifestConfig n;
+  n.project = "123";
+  n.module = "x";
+  n.environment = "-";
+  n.endpoints = {{"a:1", 1}};
+  c.manifests = {m, n};
+  return c;
+}
+
+TEST(ConfigToYaml, DefaultConfigRoundTrips) {
+  Config c;
+  c.source = "x";
+  c.listeners.emplace_back();
+  ASSERT_TRUE(validate(c).empty()) << ::testing::PrintToString(errors_of(validate(c)));
+  const auto yaml = to_yaml(c);
+  const auto r = load_config_string(yaml, "x");
+  ASSERT_TRUE(r.config) << yaml << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(*r.config, c);
+}
+
+TEST(ConfigToYaml, EveryKeyIsWritten) {
+  Config c;
+  c.listeners.emplace_back();
+  const auto yaml = to_yaml(c);
+  for (const char* key :
+       {"server:", "workers: 0", "drain_timeout: 30s", "max_connections: 10000", "listeners:", "name: main",
+        "address: 0.0.0.0:8080", "default_environment: production", "limits:", "max_request_line_bytes: 8KiB",
+        "max_header_bytes: 32KiB", "max_header_count: 100", "max_body_bytes: 0", "timeouts:", "client_header: 10s",
+        "client_idle: 1m", "client_body: 1m", "upstream_connect: 5s", "upstream_response: 1m", "request_total: 0s",
+        "upstream_pool:", "max_idle_per_endpoint: 64", "idle_timeout: 1m", "routing:",
+        "environment_header: X-Environment", "logging:", "level: info", "access_log:", "destination: \"off\"",
+        "format: text", "manifests: []"}) {
+    EXPECT_NE(yaml.find(key), std::string::npos) << key << " missing in\n" << yaml;
+  }
+}
+
+TEST(ConfigToYaml, FullConfigRoundTrips) {
+  TempDir dir;
+  const Config c = full_config(dir.write("cert.pem", "x"), dir.write("key.pem", "y"));
+  ASSERT_TRUE(validate(c).empty()) << ::testing::PrintToString(errors_of(validate(c)));
+  const auto yaml = to_yaml(c);
+  const auto r = load_config_string(yaml, "round-trip");
+  ASSERT_TRUE(r.config) << yaml << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(*r.config, c) << yaml;
+  EXPECT_EQ(to_yaml(*r.config), yaml);  // a fixed point
+  EXPECT_NE(yaml.find("client_header: 1ms\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("upstream_response: 3m"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("max_body_bytes: 3221225473"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("project: \"*\""), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("module: \"true\""), std::string::npos) << yaml;
+}
+
+TEST(ConfigToYaml, ShippedConfigRoundTrips) {
+  const auto path = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "config" / "frontdoor.yaml";
+  const auto r = load_config_file(path.lexically_normal().string());
+  ASSERT_TRUE(r.config) << ::testing::PrintToString(errors_of(r));
+  const auto again = load_config_string(to_yaml(*r.config), r.config->source);
+  ASSERT_TRUE(again.config) << ::testing::PrintToString(errors_of(again));
+  EXPECT_EQ(*again.config, *r.config);
+}
+
+// --------------------------------------------------------------------------------------------
+// validate() on configs built in memory
+// --------------------------------------------------------------------------------------------
+
+Config valid_config() {
+  Config c;
+  c.source = "<frontdoor proxy>";
+  c.listeners.emplace_back();
+  ManifestConfig m;
+  m.project = "*";
+  m.module = "*";
+  m.endpoints = {{"127.0.0.1:9000", 1}};
+  c.manifests.push_back(m);
+  return c;
+}
+
+TEST(ConfigValidate, ValidConfigHasNoErrors) {
+  EXPECT_TRUE(validate(valid_config()).empty()) << ::testing::PrintToString(errors_of(validate(valid_config())));
+}
+
+TEST(ConfigValidate, ErrorsHaveNoPosition) {
+  Config c;
+  const auto errors = validate(c);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].file, "<memory>");
+  EXPECT_EQ(errors[0].line, 0);
+  EXPECT_EQ(errors[0].column, 0);
+  EXPECT_EQ(errors[0].to_string(), "<memory>: listeners: at least one listener is required");
+}
+
+TEST(ConfigValidate, EveryRule) {
+  Config c = valid_config();
+  c.server.workers = 1025;
+  c.server.max_connections = 0;
+  c.server.drain_timeout = Duration(-1);
+  c.listeners.push_back(c.listeners[0]);                 // duplicate name "main"
+  c.listeners[1].address = "127.0.0.1:65536";
+  c.listeners.push_back({"", "[::1]:80", "production", TlsConfig{"", "/nonexistent.pem"}});
+  c.listeners.push_back({"v6", "[zz]:80", "prod", std::nullopt});
+  c.limits = {63, 62, 0, 0};
+  c.timeouts.client_idle = 0ms;
+  c.timeouts.upstream_connect = Duration(-5);
+  c.timeouts.upstream_response = 0ms;
+  c.timeouts.request_total = Duration(-1);
+  c.logging.level = "INFO";
+  c.logging.access_log.destination = "";
+  c.manifests.push_back(c.manifests[0]);  // same key
+  c.manifests.push_back({"p", "", "*", {{"host:0", 0}, {"host", 10001}, {"h:1", 1}}, "sticky", false});
+  c.manifests.push_back({"p", "m", "e e", {}, "fastest", false});
+  EXPECT_EQ(errors_of(validate(c)),
+            (Strings{
+                "<frontdoor proxy>: listeners[1].name: \"main\" is already the name of listeners[0] (listener names "
+                "must be unique)",
+                "<frontdoor proxy>: listeners[1].address: \"127.0.0.1:65536\" is not host:port (expected e.g. "
+                "0.0.0.0:8080 or [::]:8080, port 0..65535)",
+                "<frontdoor proxy>: listeners[2].name: must not be empty",
+                "<frontdoor proxy>: listeners[2].tls.certificate_file: is required (a PEM certificate chain file)",
+                "<frontdoor proxy>: listeners[2].tls.private_key_file: cannot read \"/nonexistent.pem\": No such file "
+                "or directory",
+                "<frontdoor proxy>: listeners[3].address: \"[zz]:80\" is not host:port (expected e.g. 0.0.0.0:8080 or "
+                "[::]:8080, port 0..65535)",
+                "<frontdoor proxy>: server.workers: 1025 is too many (expected 0..1024; 0 = one per core)",
+                "<frontdoor proxy>: server.max_connections: must be at least 1",
+                "<frontdoor proxy>: server.drain_timeout: must not be negative",
+                "<frontdoor proxy>: limits.max_request_line_bytes: 63 is too small (expected at least 64 bytes)",
+                "<frontdoor proxy>: limits.max_header_bytes: 62 is smaller than limits.max_request_line_bytes (63); "
+                "the head includes the request line",
+                "<frontdoor proxy>: limits.max_header_count: 0 is out of range (expected 1..10000)",
+                "<frontdoor proxy>: timeouts.client_idle: must be greater than 0",
+                "<frontdoor proxy>: timeouts.upstream_connect: must be greater than 0",
+                "<frontdoor proxy>: timeouts.upstream_response: must be greater than 0",
+                "<frontdoor proxy>: timeouts.request_total: must not be negative (0 = no limit)",
+                "<frontdoor proxy>: logging.level: \"INFO\" is not a log level (expected one of: trace, debug, info, "
+                "warn, error, critical, off)",
+                "<frontdoor proxy>: logging.access_log.destination: must not be empty (expected off, stdout, stderr "
+                "or a file path)",
+                "<frontdoor proxy>: manifests[1]: project/module/environment */*/* is already defined by manifests[0]",
+                "<frontdoor proxy>: manifests[2].module: is required (expected [A-Za-z0-9._-]+ or \"*\")",
+                "<frontdoor proxy>: manifests[2].endpoints[0].address: \"host:0\" is not host:port (expected e.g. "
+                "10.0.0.5:8080, port 1..65535)",
+                "<frontdoor proxy>: manifests[2].endpoints[0].weight: 0 is out of range (expected 1..10000)",
+                "<frontdoor proxy>: manifests[2].endpoints[1].address: \"host\" is not host:port (expected e.g. "
+                "10.0.0.5:8080, port 1..65535)",
+                "<frontdoor proxy>: manifests[2].endpoints[1].weight: 10001 is out of range (expected 1..10000)",
+                "<frontdoor proxy>: manifests[3].environment: \"e e\" is not valid (expected [A-Za-z0-9._-]+ or \"*\")",
+                "<frontdoor proxy>: manifests[3].endpoints: at least one endpoint is required",
+                "<frontdoor proxy>: manifests[3].balancing: \"fastest\" is not a balancing policy (expected one of: "
+                "round_robin, weighted, least_connections, latency_aware, consistent_hash, sticky)",
+            }));
+}
+
+TEST(ConfigValidate, AddressForms) {
+  for (const char* good : {"0.0.0.0:0", "127.0.0.1:65535", "[::]:8080", "[::1]:1", "[fe80::1%eth0]:80", "localhost:80",
+                           "my_host.example-1:443"}) {
+    Config c = valid_config();
+    c.listeners[0].address = good;
+    EXPECT_TRUE(validate(c).empty()) << good << ::testing::PrintToString(errors_of(validate(c)));
+  }
+  for (const char* bad : {"", ":80", "host", "host:", "host:-1", "host:80x", "::1:80", "[::1]80", "[::1]", "[]:80",
+                          "[1.2.3.4]:80", "a b:80", "a/b:80", "host:99999", "\x01:80"}) {
+    Config c = valid_config();
+    c.listeners[0].address = bad;
+    EXPECT_EQ(validate(c).size(), 1u) << bad;
+  }
+}
+
+TEST(ConfigValidate, UpperBoundsOfPerConnectionLimits) {
+  Config c = valid_config();
+  c.limits.max_header_bytes = (1u << 20) + 1;
+  c.limits.max_header_count = 10001;
+  EXPECT_EQ(errors_of(validate(c)),
+            (Strings{"<frontdoor proxy>: limits.max_header_bytes: 1048577 is too large (expected at most 1MiB)",
+                     "<frontdoor proxy>: limits.max_header_count: 10001 is out of range (expected 1..10000)"}));
+  c.limits.max_header_bytes = 1u << 20;
+  c.limits.max_header_count = 10000;
+  EXPECT_TRUE(validate(c).empty());
+}
+
+TEST(ConfigValidate, BalancingNames) {
+  for (const char* name :
+       {"round_robin", "weighted", "least_connections", "latency_aware", "consistent_hash", "sticky"}) {
+    Config c = valid_config();
+    c.manifests[0].balancing = name;
+    EXPECT_TRUE(validate(c).empty()) << name;
+  }
+}
+
+TEST(ConfigValidate, InvalidUtf8InFreeText) {
+  Config c = valid_config();
+  c.logging.access_log.destination = "/tmp/\xff.log";
+  EXPECT_EQ(errors_of(validate(c)),
+            Strings{"<frontdoor proxy>: logging.access_log.destination: \"/tmp/\xff.log\" is not valid UTF-8"});
+}
+
+TEST(ConfigError, ToString) {
+  EXPECT_EQ((ConfigError{"a.yaml", 12, 5, "boom"}).to_string(), "a.yaml:12:5: boom");
+  EXPECT_EQ((ConfigError{"a.yaml", 0, 0, "boom"}).to_string(), "a.yaml: boom");
+}
+
+}  // namespace
+}  // namespace frontdoor::config
