@@ -24,13 +24,13 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
 
 void BreakerStage::on_complete(RequestContext& ctx) noexcept {
   if (ctx.endpoint == nullptr || ctx.manifest == nullptr || ctx.attempt_reported) return;
-  health_->report(*ctx.manifest, ctx.endpoint_index, ctx.outcome, ctx.status, resilience::Clock::now());
+  health_->report(*ctx.manifest, ctx.endpoint_index, ctx.outcome, ctx.status, ctx.now);
 }
 
 Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   const auto& endpoints = ctx.manifest->endpoints;
   auto& state = health_->state(*ctx.manifest);
-  const auto now = resilience::Clock::now();
+  const auto now = ctx.now;
   if (ctx.attempt == 0) state.budget.on_request(now);
   auto untried = [&](std::size_t i) { return i >= 64 || (ctx.tried & (std::uint64_t{1} << i)) == 0; };
   auto admits = [&](std::size_t i) { return health_->breaker(endpoints[i].id).allow(now); };

@@ -175,7 +175,7 @@ bool Session::parse_request() {
   retried_stale_ = false;
   ctx_.snapshot = snapshot_.get();
   ctx_.request = &request_;
-  ctx_.started = worker_.now();
+  ctx_.started = ctx_.now = worker_.now();
   const auto total = snapshot_->config.timeouts.request_total;
   request_deadline_ = total.count() > 0 ? ctx_.started + total : pipeline::Clock::time_point::max();
   ++worker_.stats().requests;
@@ -334,7 +334,7 @@ bool Session::retry_stale_connection() {
 // to another endpoint. The failed attempt is reported now; the final one by the pipeline.
 bool Session::retry_elsewhere(Error error) {
   auto& health = worker_.health();
-  const auto now = resilience::Clock::now();
+  const auto now = ctx_.now = worker_.now();
   health.report(*ctx_.manifest, ctx_.endpoint_index, error, 0, now);
   ctx_.attempt_reported = true;
   if (ctx_.attempt + 1 >= health.policy().max_attempts) return false;
@@ -624,6 +624,7 @@ void Session::finish_request() {
   auto& stats = worker_.stats();
   stats.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
   stats.errors[static_cast<std::size_t>(ctx_.outcome)]++;
+  ctx_.now = worker_.now();
   worker_.pipeline().on_complete(ctx_);
   if (worker_.access_log().enabled()) {
     worker_.access_log().write(AccessRecord{ctx_, log_method_, log_target_,

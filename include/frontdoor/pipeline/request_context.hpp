@@ -32,6 +32,8 @@ struct RequestContext {
   std::string_view default_environment;
   std::string_view request_id;  // the client's valid X-Request-Id, or one generated for this request
   Clock::time_point started;
+  // The stages' clock: set by the session before it runs them (tests set it by hand).
+  Clock::time_point now;
 
   // Set by the stages.
   std::string_view project, module, environment;

@@ -1,0 +1,179 @@
+#include "frontdoor/pipeline/stages.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "frontdoor/config/loader.hpp"
+
+namespace frontdoor::pipeline {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kConfig = R"(listeners:
+  - address: 127.0.0.1:0
+manifests:
+  - project: shop
+    module: cart
+    endpoints: ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"]
+  - project: shop
+    module: cart
+    environment: staging
+    endpoints: ["127.0.0.1:9101"]
+)";
+
+struct Harness {
+  std::shared_ptr<const Snapshot> snapshot;
+  UpstreamHealth health;
+  RequestPipeline pipeline{RateLimitStage{}, ManifestStage{}, BreakerStage{health}, PickStage{health}};
+  std::string text;
+  http::RequestHead head;
+  std::vector<http::Header> headers;
+  RequestContext ctx;
+  Clock::time_point now = Clock::time_point{} + 1000s;
+
+  Harness() {
+    auto loaded = config::load_config_string(kConfig, "inline.yaml");
+    EXPECT_TRUE(loaded.config);
+    EndpointRegistry registry;
+    std::vector<config::ConfigError> errors;
+    snapshot = build_snapshot(*loaded.config, registry, errors);
+    EXPECT_TRUE(snapshot);
+    health.install(*snapshot);
+  }
+
+  Verdict request(const std::string& target, const std::string& extra_headers = "") {
+    text = "GET " + target + " HTTP/1.1\r\nHost: h\r\n" + extra_headers + "\r\n";
+    head.headers = &headers;
+    http::HeadScanner scanner;
+    Error error = Error::ok;
+    EXPECT_EQ(http::parse_request_head(text, snapshot->request_limits, scanner, head, error),
+              http::ParseStatus::complete);
+    ctx.reset();
+    ctx.snapshot = snapshot.get();
+    ctx.request = &head;
+    ctx.default_environment = "production";
+    ctx.started = ctx.now = now;
+    return pipeline.on_request(ctx);
+  }
+
+  // Finishes the request with an outcome, as the session does.
+  void complete(Error outcome, unsigned status) {
+    ctx.outcome = outcome;
+    ctx.status = status;
+    ctx.now = now;
+    pipeline.on_complete(ctx);
+  }
+
+  std::uint16_t picked_port() const { return ctx.endpoint->address.port(); }
+};
+
+TEST(ManifestStage, ResolvesByPathAndEnvironment) {
+  Harness h;
+  ASSERT_EQ(h.request("/shop/cart/items"), Verdict::Continue);
+  EXPECT_EQ(h.ctx.manifest->environment, "*");
+  ASSERT_EQ(h.request("/shop/cart/items", "X-Environment: staging\r\n"), Verdict::Continue);
+  EXPECT_EQ(h.picked_port(), 9101);
+  EXPECT_EQ(h.request("/shop/search"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.reply, Error::no_manifest);
+  EXPECT_EQ(h.ctx.module, "search");
+}
+
+TEST(PickStage, RoundRobin) {
+  Harness h;
+  std::vector<std::uint16_t> ports;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    ports.push_back(h.picked_port());
+    h.complete(Error::ok, 200);
+  }
+  EXPECT_EQ(ports, (std::vector<std::uint16_t>{9001, 9002, 9003, 9001, 9002, 9003}));
+}
+
+TEST(PickStage, OpenBreakerLeavesRotationAndProbesBackAfterRecovery) {
+  Harness h;
+  // 9001 refuses five times in a row: its breaker opens.
+  for (int i = 0; i < 5; ++i) {
+    while (true) {
+      ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+      if (h.picked_port() == 9001) break;
+      h.complete(Error::ok, 200);
+    }
+    h.complete(Error::upstream_connect_failed, 502);
+  }
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    EXPECT_NE(h.picked_port(), 9001);
+    h.complete(Error::ok, 200);
+  }
+  h.now += 5s;  // open_duration: one probe is admitted
+  int probes = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    if (h.picked_port() == 9001) {
+      ++probes;
+      h.complete(Error::ok, 200);  // the probe succeeds: closed again
+    } else {
+      h.complete(Error::ok, 200);
+    }
+  }
+  EXPECT_EQ(probes, 1);
+  std::vector<std::uint16_t> ports;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    ports.push_back(h.picked_port());
+    h.complete(Error::ok, 200);
+  }
+  EXPECT_NE(std::find(ports.begin(), ports.end(), 9001), ports.end());
+}
+
+TEST(PickStage, EveryBreakerOpenRepliesWithRetryAfter) {
+  Harness h;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+    h.complete(Error::upstream_connect_timeout, 504);
+  }
+  h.now += 2s;
+  ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.reply, Error::no_healthy_upstream);
+  EXPECT_EQ(h.ctx.retry_after_seconds, 3u);
+  EXPECT_EQ(error_info(h.ctx.reply).status, 503u);
+}
+
+TEST(PickStage, TriedEndpointsAreSkippedForTheRetry) {
+  Harness h;
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  const auto first = h.ctx.endpoint_index;
+  h.ctx.tried |= std::uint64_t{1} << first;
+  h.ctx.attempt = 1;
+  ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
+  EXPECT_NE(h.ctx.endpoint_index, first);
+  h.ctx.tried = 0b111;
+  EXPECT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Reply);
+}
+
+TEST(PickStage, FailingAnswersEjectButNeverTheWholePool) {
+  Harness h;
+  // 9002 answers 503 five times: ejected (at most half the pool may be).
+  for (int i = 0; i < 5; ++i) {
+    while (true) {
+      ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+      if (h.picked_port() == 9002) break;
+      h.complete(Error::ok, 200);
+    }
+    h.complete(Error::ok, 503);
+  }
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    EXPECT_NE(h.picked_port(), 9002);
+    h.complete(Error::ok, 200);
+  }
+  // A client hanging up says nothing about the endpoint.
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  h.complete(Error::client_closed, 0);
+}
+
+}  // namespace
+}  // namespace frontdoor::pipeline
