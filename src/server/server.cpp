@@ -34,6 +34,19 @@ bool bind_listener(const config::ListenerConfig& lc, std::vector<std::unique_ptr
     return false;
   }
   asio::ip::tcp::endpoint endpoint = *resolved;
+  if (endpoint.port() != 0) {
+    // SO_REUSEPORT would let us share a port another process (an old instance, another daemon)
+    // holds, silently splitting its traffic: probe with a plain bind first.
+    asio::ip::tcp::acceptor probe(resolve_io);
+    error_code ec;
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec) {
+      spdlog::error("listener {}: cannot listen on {}: {}", lc.name, lc.address, ec.message());
+      return false;
+    }
+  }
   for (auto& worker : workers) {
     asio::ip::tcp::acceptor acceptor(worker->io());
     error_code ec;
