@@ -219,10 +219,12 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   if (!root.IsMap()) {
     error(top,
           "the configuration must be a mapping of sections (server, listeners, limits, timeouts, upstream_pool, "
-          "routing, logging, manifests), found " + found(root));
+          "routing, resilience, logging, manifests), found " + found(root));
     return;
   }
-  each(top, {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "logging", "manifests"},
+  each(top,
+       {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "logging",
+        "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
            each(f, {"workers", "drain_timeout", "max_connections"}, [&](const std::string& k, const Field& v) {
@@ -263,6 +265,36 @@ void Parser::parse(const YAML::Node& root, Config& c) {
          } else if (key == "routing") {
            each(f, {"environment_header"},
                 [&](const std::string&, const Field& v) { string(v, c.routing.environment_header); });
+         } else if (key == "resilience") {
+           auto& r = c.resilience;
+           each(f, {"circuit_breaker", "outlier_detection", "retries"}, [&](const std::string& k, const Field& v) {
+             if (k == "circuit_breaker") {
+               each(v, {"consecutive_failures", "open_duration", "half_open_max_probes"},
+                    [&](const std::string& bk, const Field& b) {
+                      auto& cb = r.circuit_breaker;
+                      if (bk == "consecutive_failures") integer(b, cb.consecutive_failures, "0 (off) or more");
+                      else if (bk == "open_duration") duration(b, cb.open_duration);
+                      else integer(b, cb.half_open_max_probes, "at least 1");
+                    });
+             } else if (k == "outlier_detection") {
+               each(v, {"consecutive_failures", "base_ejection_time", "max_ejection_time", "max_ejection_percent"},
+                    [&](const std::string& ok, const Field& o) {
+                      auto& od = r.outlier_detection;
+                      if (ok == "consecutive_failures") integer(o, od.consecutive_failures, "0 (off) or more");
+                      else if (ok == "base_ejection_time") duration(o, od.base_ejection_time);
+                      else if (ok == "max_ejection_time") duration(o, od.max_ejection_time);
+                      else integer(o, od.max_ejection_percent, "0..100");
+                    });
+             } else {
+               each(v, {"max_attempts", "budget_percent", "min_retries_per_second"},
+                    [&](const std::string& rk, const Field& a) {
+                      auto& rt = r.retries;
+                      if (rk == "max_attempts") integer(a, rt.max_attempts, "1..10");
+                      else if (rk == "budget_percent") integer(a, rt.budget_percent, "0..100");
+                      else integer(a, rt.min_retries_per_second, "0 or more");
+                    });
+             }
+           });
          } else if (key == "logging") {
            each(f, {"level", "access_log"}, [&](const std::string& k, const Field& v) {
              if (k == "level") return string(v, c.logging.level);

@@ -106,6 +106,21 @@ std::string to_yaml(const Config& c) {
     << "  idle_timeout: " << format_duration(c.upstream_pool.idle_timeout) << "\n";
   y << "routing:\n"
     << "  environment_header: " << quoted(c.routing.environment_header) << "\n";
+  const auto& r = c.resilience;
+  y << "resilience:\n"
+    << "  circuit_breaker:\n"
+    << "    consecutive_failures: " << r.circuit_breaker.consecutive_failures << "  # 0 = off\n"
+    << "    open_duration: " << format_duration(r.circuit_breaker.open_duration) << "\n"
+    << "    half_open_max_probes: " << r.circuit_breaker.half_open_max_probes << "\n"
+    << "  outlier_detection:\n"
+    << "    consecutive_failures: " << r.outlier_detection.consecutive_failures << "  # 0 = off\n"
+    << "    base_ejection_time: " << format_duration(r.outlier_detection.base_ejection_time) << "\n"
+    << "    max_ejection_time: " << format_duration(r.outlier_detection.max_ejection_time) << "\n"
+    << "    max_ejection_percent: " << r.outlier_detection.max_ejection_percent << "\n"
+    << "  retries:\n"
+    << "    max_attempts: " << r.retries.max_attempts << "  # 1 = no retry\n"
+    << "    budget_percent: " << r.retries.budget_percent << "\n"
+    << "    min_retries_per_second: " << r.retries.min_retries_per_second << "\n";
   y << "logging:\n"
     << "  level: " << quoted(c.logging.level) << "\n"
     << "  access_log:\n"

@@ -214,6 +214,24 @@ class Checker {
           std::to_string(lim.max_header_count) + " is out of range (expected 1.." + std::to_string(kMaxHeaderCount) + ")");
     if (config_.upstream_pool.idle_timeout.count() <= 0)
       add("upstream_pool.idle_timeout", "must be greater than 0 (use max_idle_per_endpoint: 0 to disable the pool)");
+    const auto& r = config_.resilience;
+    if (r.circuit_breaker.open_duration.count() <= 0)
+      add("resilience.circuit_breaker.open_duration", "must be greater than 0");
+    if (r.circuit_breaker.half_open_max_probes < 1)
+      add("resilience.circuit_breaker.half_open_max_probes", "must be at least 1");
+    if (r.outlier_detection.base_ejection_time.count() <= 0)
+      add("resilience.outlier_detection.base_ejection_time", "must be greater than 0");
+    if (r.outlier_detection.max_ejection_time < r.outlier_detection.base_ejection_time)
+      add("resilience.outlier_detection.max_ejection_time", "must be at least base_ejection_time");
+    if (r.outlier_detection.max_ejection_percent > 100)
+      add("resilience.outlier_detection.max_ejection_percent",
+          std::to_string(r.outlier_detection.max_ejection_percent) + " is out of range (expected 0..100)");
+    if (r.retries.max_attempts < 1 || r.retries.max_attempts > 10)
+      add("resilience.retries.max_attempts",
+          std::to_string(r.retries.max_attempts) + " is out of range (expected 1..10; 1 = no retry)");
+    if (r.retries.budget_percent > 100)
+      add("resilience.retries.budget_percent",
+          std::to_string(r.retries.budget_percent) + " is out of range (expected 0..100)");
     if (!is_token(config_.routing.environment_header))
       add("routing.environment_header",
           shown(config_.routing.environment_header) + " is not a header name (expected e.g. X-Environment)");

@@ -38,6 +38,19 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   // 32 KiB lets a 16 KiB response and its head arrive in one read.
   snapshot->upstream_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 32 * 1024);
 
+  const auto& r = config.resilience;
+  auto& policy = snapshot->resilience;
+  policy.breaker.consecutive_failures = r.circuit_breaker.consecutive_failures;
+  policy.breaker.open_duration = r.circuit_breaker.open_duration;
+  policy.breaker.half_open_max_probes = r.circuit_breaker.half_open_max_probes;
+  policy.outliers.consecutive_failures = r.outlier_detection.consecutive_failures;
+  policy.outliers.base_ejection_time = r.outlier_detection.base_ejection_time;
+  policy.outliers.max_ejection_time = r.outlier_detection.max_ejection_time;
+  policy.outliers.max_ejection_percent = r.outlier_detection.max_ejection_percent;
+  policy.retry_budget.budget_percent = r.retries.budget_percent;
+  policy.retry_budget.min_retries_per_second = r.retries.min_retries_per_second;
+  policy.max_attempts = r.retries.max_attempts;
+
   boost::asio::io_context resolver_context;
   boost::asio::ip::tcp::resolver resolver(resolver_context);
   std::vector<manifest::Manifest> manifests;

@@ -5,6 +5,7 @@ namespace frontdoor::pipeline {
 void UpstreamHealth::install(const Snapshot& snapshot) {
   if (installed_ == &snapshot) return;
   installed_ = &snapshot;
+  policy_ = snapshot.resilience;
   if (breakers_.size() < snapshot.endpoint_count) breakers_.resize(snapshot.endpoint_count);
   manifests_.clear();
   for (const auto& m : snapshot.manifests.manifests())

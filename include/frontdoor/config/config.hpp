@@ -68,6 +68,40 @@ struct UpstreamPoolConfig {
   friend bool operator==(const UpstreamPoolConfig&, const UpstreamPoolConfig&) = default;
 };
 
+// Protection every manifest gets (issue #4 adds per-manifest overrides). docs/configuration.md.
+struct CircuitBreakerSettings {
+  std::uint32_t consecutive_failures = 5;  // connect errors, timeouts, broken responses in a row; 0 = off
+  Duration open_duration{std::chrono::seconds(5)};  // open -> half-open (one probe)
+  std::uint32_t half_open_max_probes = 1;
+
+  friend bool operator==(const CircuitBreakerSettings&, const CircuitBreakerSettings&) = default;
+};
+
+struct OutlierDetectionSettings {
+  std::uint32_t consecutive_failures = 5;  // 5xx answers, timeouts, broken responses in a row; 0 = off
+  Duration base_ejection_time{std::chrono::seconds(30)};  // x the times ejected
+  Duration max_ejection_time{std::chrono::seconds(300)};
+  std::uint32_t max_ejection_percent = 50;  // of a manifest's endpoints
+
+  friend bool operator==(const OutlierDetectionSettings&, const OutlierDetectionSettings&) = default;
+};
+
+struct RetrySettings {
+  std::uint32_t max_attempts = 3;  // first try included; a connect failure moves on to another endpoint
+  std::uint32_t budget_percent = 20;  // retries at most this share of requests (10 s window) ...
+  std::uint32_t min_retries_per_second = 3;  // ... plus this floor
+
+  friend bool operator==(const RetrySettings&, const RetrySettings&) = default;
+};
+
+struct ResilienceConfig {
+  CircuitBreakerSettings circuit_breaker;
+  OutlierDetectionSettings outlier_detection;
+  RetrySettings retries;
+
+  friend bool operator==(const ResilienceConfig&, const ResilienceConfig&) = default;
+};
+
 struct RoutingConfig {
   // Header that names the environment of a request; absent -> the listener's default_environment.
   std::string environment_header = "X-Environment";
@@ -119,6 +153,7 @@ struct Config {
   TimeoutsConfig timeouts;
   UpstreamPoolConfig upstream_pool;
   RoutingConfig routing;
+  ResilienceConfig resilience;
   LoggingConfig logging;
   std::vector<ManifestConfig> manifests;
 

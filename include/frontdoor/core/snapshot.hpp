@@ -11,6 +11,7 @@
 #include "frontdoor/config/loader.hpp"
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/manifest/manifest.hpp"
+#include "frontdoor/pipeline/resilience_policy.hpp"
 
 namespace frontdoor {
 
@@ -32,6 +33,7 @@ struct Snapshot {
   std::size_t endpoint_count = 0;  // every EndpointId in this snapshot is below it
   std::uint32_t client_buffer_bytes = 0;
   std::uint32_t upstream_buffer_bytes = 0;
+  pipeline::ResiliencePolicy resilience;
 };
 
 // Resolves host names (blocking: control thread or CLI only). Errors name the manifest and endpoint.

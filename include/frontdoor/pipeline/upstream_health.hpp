@@ -9,19 +9,11 @@
 
 #include "frontdoor/core/error.hpp"
 #include "frontdoor/core/snapshot.hpp"
-#include "frontdoor/resilience/circuit_breaker.hpp"
-#include "frontdoor/resilience/outlier_detector.hpp"
+#include "frontdoor/pipeline/resilience_policy.hpp"
 #include "frontdoor/resilience/pickers.hpp"
 #include "frontdoor/resilience/retry_budget.hpp"
 
 namespace frontdoor::pipeline {
-
-struct ResiliencePolicy {
-  resilience::CircuitBreakerConfig breaker;
-  resilience::OutlierDetectorConfig outliers;
-  resilience::RetryBudgetConfig retry_budget;
-  std::uint32_t max_attempts = 3;  // connect-failure retries go to another endpoint each time
-};
 
 class UpstreamHealth {
  public:
@@ -35,6 +27,7 @@ class UpstreamHealth {
 
   explicit UpstreamHealth(ResiliencePolicy policy = {}) : policy_(std::move(policy)) {}
 
+  // Takes the snapshot's policy for every manifest; breakers keep their state across snapshots.
   void install(const Snapshot& snapshot);
   const ResiliencePolicy& policy() const noexcept { return policy_; }
 

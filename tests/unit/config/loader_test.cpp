@@ -219,7 +219,7 @@ bogus: 1
             (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
                      "default_environment, tls)",
                      "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
-                     "limits, timeouts, upstream_pool, routing, logging, manifests)"}));
+                     "limits, timeouts, upstream_pool, routing, resilience, logging, manifests)"}));
 }
 
 TEST(ConfigLoader, UnknownKeysInEverySection) {
@@ -393,7 +393,7 @@ TEST(ConfigLoader, EmptyDocument) {
 TEST(ConfigLoader, DocumentThatIsNotAMapping) {
   EXPECT_EQ(errors_of(load("- a\n- b\n")),
             Strings{"config.yaml:1:1: the configuration must be a mapping of sections (server, listeners, limits, "
-                    "timeouts, upstream_pool, routing, logging, manifests), found a list"});
+                    "timeouts, upstream_pool, routing, resilience, logging, manifests), found a list"});
 }
 
 TEST(ConfigLoader, ContentAfterTheDocumentIsAnError) {
@@ -884,6 +884,40 @@ TEST(ConfigValidate, InvalidUtf8InFreeText) {
 TEST(ConfigError, ToString) {
   EXPECT_EQ((ConfigError{"a.yaml", 12, 5, "boom"}).to_string(), "a.yaml:12:5: boom");
   EXPECT_EQ((ConfigError{"a.yaml", 0, 0, "boom"}).to_string(), "a.yaml: boom");
+}
+
+TEST(ConfigLoader, ResilienceSection) {
+  const char* text = R"(listeners:
+  - address: 127.0.0.1:0
+resilience:
+  circuit_breaker:
+    consecutive_failures: 3
+    open_duration: 2s
+  outlier_detection:
+    max_ejection_percent: 101
+  retries:
+    max_attempts: 0
+    budget_percnt: 10
+)";
+  auto r = load_config_string(text, "r.yaml");
+  std::vector<std::string> lines;
+  for (const auto& e : r.errors) lines.push_back(e.to_string());
+  ASSERT_EQ(lines.size(), 3u) << ::testing::PrintToString(lines);
+  EXPECT_EQ(lines[0], "r.yaml:8:27: resilience.outlier_detection.max_ejection_percent: 101 is out of range (expected 0..100)");
+  EXPECT_EQ(lines[1], "r.yaml:10:19: resilience.retries.max_attempts: 0 is out of range (expected 1..10; 1 = no retry)");
+  EXPECT_EQ(lines[2].rfind("r.yaml:11:5: unknown key \"budget_percnt\"", 0), 0u) << lines[2];
+
+  auto ok = load_config_string(
+      "listeners: [{address: \"127.0.0.1:0\"}]\nresilience: {circuit_breaker: {consecutive_failures: 3, open_duration: 2s}}\n",
+      "ok.yaml");
+  ASSERT_TRUE(ok.config);
+  EXPECT_EQ(ok.config->resilience.circuit_breaker.consecutive_failures, 3u);
+  EXPECT_EQ(ok.config->resilience.circuit_breaker.open_duration, std::chrono::seconds(2));
+  EXPECT_EQ(ok.config->resilience.retries.max_attempts, 3u);  // default kept
+  auto again = load_config_string(to_yaml(*ok.config), "again.yaml");
+  ASSERT_TRUE(again.config);
+  again.config->source = ok.config->source;
+  EXPECT_EQ(*again.config, *ok.config);
 }
 
 }  // namespace
