@@ -219,12 +219,12 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   if (!root.IsMap()) {
     error(top,
           "the configuration must be a mapping of sections (server, listeners, limits, timeouts, upstream_pool, "
-          "routing, resilience, logging, manifests), found " + found(root));
+          "routing, resilience, rate_limits, logging, manifests), found " + found(root));
     return;
   }
   each(top,
-       {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "logging",
-        "manifests"},
+       {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "rate_limits",
+        "logging", "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
            each(f, {"workers", "drain_timeout", "max_connections"}, [&](const std::string& k, const Field& v) {
@@ -294,6 +294,16 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                       else integer(a, rt.min_retries_per_second, "0 or more");
                     });
              }
+           });
+         } else if (key == "rate_limits") {
+           list(f, "rate limits", [&](const Field& item) {
+             RateLimitConfig& limit = c.rate_limits.emplace_back();
+             each(item, {"name", "key", "requests_per_second", "burst"}, [&](const std::string& k, const Field& v) {
+               if (k == "name") string(v, limit.name);
+               else if (k == "key") string(v, limit.key);
+               else if (k == "requests_per_second") integer(v, limit.requests_per_second, "1..1000000");
+               else integer(v, limit.burst, "1..1000000");
+             });
            });
          } else if (key == "logging") {
            each(f, {"level", "access_log"}, [&](const std::string& k, const Field& v) {

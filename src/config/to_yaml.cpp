@@ -121,6 +121,13 @@ std::string to_yaml(const Config& c) {
     << "    max_attempts: " << r.retries.max_attempts << "  # 1 = no retry\n"
     << "    budget_percent: " << r.retries.budget_percent << "\n"
     << "    min_retries_per_second: " << r.retries.min_retries_per_second << "\n";
+  if (c.rate_limits.empty()) y << "rate_limits: []\n";
+  else y << "rate_limits:\n";
+  for (const auto& r : c.rate_limits)
+    y << "  - name: " << quoted(r.name) << "\n"
+      << "    key: " << quoted(r.key) << "\n"
+      << "    requests_per_second: " << r.requests_per_second << "\n"
+      << "    burst: " << r.burst << "\n";
   y << "logging:\n"
     << "  level: " << quoted(c.logging.level) << "\n"
     << "  access_log:\n"

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "frontdoor/config/loader.hpp"
@@ -115,6 +116,7 @@ class Checker {
     server_and_limits();
     timeouts();
     logging();
+    rate_limits();
     manifests();
     sort_errors(errors_);
     return std::move(errors_);
@@ -257,6 +259,24 @@ class Checker {
       add("logging.access_log.destination", "must not be empty (expected off, stdout, stderr or a file path)");
     else
       free_text("logging.access_log.destination", log.access_log.destination);
+  }
+
+  void rate_limits() {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < config_.rate_limits.size(); ++i) {
+      const auto& r = config_.rate_limits[i];
+      const std::string path = "rate_limits[" + std::to_string(i) + "]";
+      if (!is_token(r.name)) add(path + ".name", shown(r.name) + " is not a name (expected letters, digits, - or _)");
+      else if (!names.insert(r.name).second) add(path + ".name", shown(r.name) + " names another rate limit too");
+      const bool header_key = r.key.rfind("header:", 0) == 0 && is_token(r.key.substr(7));
+      if (!header_key && r.key != "client_ip" && r.key != "path" && r.key != "manifest")
+        add(path + ".key", shown(r.key) + " is not a key (expected client_ip, header:<Name>, path or manifest)");
+      if (r.requests_per_second < 1 || r.requests_per_second > 1'000'000)
+        add(path + ".requests_per_second",
+            std::to_string(r.requests_per_second) + " is out of range (expected 1..1000000)");
+      if (r.burst < 1 || r.burst > 1'000'000)
+        add(path + ".burst", std::to_string(r.burst) + " is out of range (expected 1..1000000)");
+    }
   }
 
   void manifests() {

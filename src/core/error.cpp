@@ -34,6 +34,7 @@ constexpr std::array<ErrorInfo, static_cast<std::size_t>(Error::internal) + 1> k
     {504, "Gateway Timeout", "upstream response timed out", "upstream_timeout", FailureKind::upstream_timeout},
     {504, "Gateway Timeout", "request exceeded its total time limit", "request_timeout",
      FailureKind::upstream_timeout},
+    {429, "Too Many Requests", "rate limit exceeded", "rate_limited", FailureKind::none},
     {503, "Service Unavailable", "no healthy upstream: every endpoint's circuit is open", "no_healthy_upstream",
      FailureKind::none},
     {503, "Service Unavailable", "overloaded", "overloaded", FailureKind::none},

@@ -4,6 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "frontdoor/core/address.hpp"
+#include "frontdoor/resilience/hash.hpp"
 
 namespace frontdoor {
 
@@ -50,6 +51,21 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   policy.retry_budget.budget_percent = r.retries.budget_percent;
   policy.retry_budget.min_retries_per_second = r.retries.min_retries_per_second;
   policy.max_attempts = r.retries.max_attempts;
+
+  for (const auto& rc : config.rate_limits) {
+    CompiledRateLimit& limit = snapshot->rate_limits.emplace_back();
+    limit.name = rc.name;
+    if (rc.key == "path") limit.key = CompiledRateLimit::Key::path;
+    else if (rc.key == "manifest") limit.key = CompiledRateLimit::Key::manifest;
+    else if (rc.key.rfind("header:", 0) == 0) {
+      limit.key = CompiledRateLimit::Key::header;
+      limit.header = rc.key.substr(7);
+    }
+    limit.policy = resilience::GcraPolicy(rc.requests_per_second, rc.burst);
+    limit.id = resilience::hash64(rc.name);
+    limit.quota = rc.burst;
+    limit.window_seconds = std::max<std::uint32_t>(1, (rc.burst + rc.requests_per_second - 1) / rc.requests_per_second);
+  }
 
   boost::asio::io_context resolver_context;
   boost::asio::ip::tcp::resolver resolver(resolver_context);

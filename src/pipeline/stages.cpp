@@ -1,19 +1,104 @@
 #include "frontdoor/pipeline/stages.hpp"
 
+#include <cstdio>
+#include <cstring>
+
+#include "frontdoor/resilience/hash.hpp"
+
 namespace frontdoor::pipeline {
+namespace {
+
+std::string_view header_value(const RequestContext& ctx, std::string_view name) noexcept {
+  for (const http::Header& h : *ctx.request->headers)
+    if (h.kind == http::HeaderKind::other && http::iequals(h.name, name) && !h.value.empty()) return h.value;
+  return {};
+}
+
+std::string_view environment_of(const RequestContext& ctx) noexcept {
+  const auto value = header_value(ctx, ctx.snapshot->config.routing.environment_header);
+  return value.empty() ? ctx.default_environment : value;
+}
+
+// Appends to the context's response header lines; silently stops when full (never a partial line).
+void append_header(RequestContext& ctx, std::string_view line) noexcept {
+  if (ctx.response_headers_size + line.size() > ctx.response_headers.size()) return;
+  std::memcpy(ctx.response_headers.data() + ctx.response_headers_size, line.data(), line.size());
+  ctx.response_headers_size = static_cast<std::uint16_t>(ctx.response_headers_size + line.size());
+}
+
+std::uint64_t ceil_seconds(resilience::Duration d) noexcept {
+  return static_cast<std::uint64_t>(std::chrono::ceil<std::chrono::seconds>(d).count());
+}
+
+}  // namespace
+
+Verdict RateLimitStage::on_request(RequestContext& ctx) noexcept {
+  const auto& limits = ctx.snapshot->rate_limits;
+  if (limits.empty() || table_ == nullptr) return Verdict::Continue;
+  const CompiledRateLimit* tightest = nullptr;
+  resilience::LimitDecision tightest_decision;
+  bool refused = false;
+  for (const auto& limit : limits) {
+    std::uint64_t key = 0;
+    switch (limit.key) {
+      case CompiledRateLimit::Key::client_ip: key = resilience::hash64(ctx.client_ip); break;
+      case CompiledRateLimit::Key::header: {
+        const auto value = header_value(ctx, limit.header);
+        if (value.empty()) continue;  // not identified by this limit's key: not limited by it
+        key = resilience::hash64(value);
+        break;
+      }
+      case CompiledRateLimit::Key::path:
+      case CompiledRateLimit::Key::manifest: {
+        const auto route = manifest::split_route(ctx.request->target);
+        key = resilience::hash_combine(resilience::hash64(route.project), resilience::hash64(route.module));
+        if (limit.key == CompiledRateLimit::Key::manifest)
+          key = resilience::hash_combine(key, resilience::hash64(environment_of(ctx)));
+        break;
+      }
+    }
+    const auto decision = table_->acquire(resilience::hash_combine(limit.id, key), limit.policy, ctx.now);
+    if (!decision.allowed) {
+      tightest = &limit;
+      tightest_decision = decision;
+      refused = true;
+      break;
+    }
+    if (tightest == nullptr || decision.remaining < tightest_decision.remaining) {
+      tightest = &limit;
+      tightest_decision = decision;
+    }
+  }
+  if (tightest == nullptr) return Verdict::Continue;
+  char line[256];
+  // RateLimit-Policy: every limit; RateLimit: the state of the one closest to refusing.
+  std::size_t n = 0;
+  append_header(ctx, "RateLimit-Policy: ");
+  for (std::size_t i = 0; i < limits.size(); ++i) {
+    n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "%s\"%s\";q=%u;w=%u", i ? ", " : "",
+                                               limits[i].name.c_str(), limits[i].quota, limits[i].window_seconds));
+    append_header(ctx, std::string_view(line, std::min(n, sizeof line - 1)));
+  }
+  append_header(ctx, "\r\n");
+  n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
+                                             tightest->name.c_str(),
+                                             static_cast<unsigned long long>(tightest_decision.remaining),
+                                             static_cast<unsigned long long>(ceil_seconds(tightest_decision.reset_after))));
+  append_header(ctx, std::string_view(line, std::min(n, sizeof line - 1)));
+  if (!refused) return Verdict::Continue;
+  const auto wait = tightest_decision.retry_after == resilience::Duration::max()
+                        ? std::uint64_t{tightest->window_seconds}
+                        : ceil_seconds(tightest_decision.retry_after);
+  ctx.retry_after_seconds = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, wait));
+  ctx.reply = Error::rate_limited;
+  return Verdict::Reply;
+}
 
 Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
   const auto route = manifest::split_route(ctx.request->target);
   ctx.project = route.project;
   ctx.module = route.module;
-  ctx.environment = ctx.default_environment;
-  const auto& env_header = ctx.snapshot->config.routing.environment_header;
-  for (const http::Header& h : *ctx.request->headers) {
-    if (h.kind == http::HeaderKind::other && http::iequals(h.name, env_header) && !h.value.empty()) {
-      ctx.environment = h.value;
-      break;
-    }
-  }
+  ctx.environment = environment_of(ctx);
   ctx.manifest = ctx.snapshot->manifests.find(ctx.project, ctx.module, ctx.environment);
   if (ctx.manifest == nullptr) {
     ctx.reply = Error::no_manifest;

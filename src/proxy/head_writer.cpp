@@ -114,6 +114,7 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
     w << h.name << ": " << h.value << "\r\n";
   }
   if (!response.has_request_id) w << "X-Request-Id: " << params.request_id << "\r\n";
+  w << params.extra_headers;
   switch (params.framing) {
     case ClientFraming::content_length: w << "Content-Length: " << response.content_length << "\r\n"; break;
     case ClientFraming::chunked: w << "Transfer-Encoding: chunked\r\n"; break;
@@ -127,7 +128,7 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
 
 std::size_t write_local_reply(Error error, std::string_view detail, std::string_view request_id, bool close,
                               bool head_only, char* out, std::size_t capacity,
-                              std::uint32_t retry_after_seconds) noexcept {
+                              std::uint32_t retry_after_seconds, std::string_view extra_headers) noexcept {
   const ErrorInfo& info = error_info(error);
   char body[1024];
   BufferWriter b(body, sizeof body);
@@ -142,6 +143,7 @@ std::size_t write_local_reply(Error error, std::string_view detail, std::string_
     << "Content-Length: " << static_cast<std::uint64_t>(body_view.size()) << "\r\n"
     << "X-Request-Id: " << request_id << "\r\n";
   if (retry_after_seconds > 0) w << "Retry-After: " << static_cast<std::uint64_t>(retry_after_seconds) << "\r\n";
+  w << extra_headers;
   w << (close ? "Connection: close\r\n" : "") << "\r\n";
   if (!head_only) w << body_view;
   return w.size();

@@ -501,7 +501,8 @@ void Session::process_response_head() {
                        request_body_done_ && !upstream_early_event_;
   close_after_response_ = !request_.keep_alive() || worker_.draining() ||
                           client_framing_ == ClientFraming::until_close || !request_body_done_;
-  proxy::ClientResponseParams params{ctx_.request_id, client_framing_, close_after_response_, client_http10};
+  proxy::ClientResponseParams params{ctx_.request_id, ctx_.extra_response_headers(), client_framing_,
+                                     close_after_response_, client_http10};
   const std::size_t head_size =
       proxy::write_client_response_head(response_, params, worker_.scratch(), worker_.scratch_size());
   if (head_size == 0) {
@@ -606,7 +607,7 @@ void Session::reply(Error error, std::string_view detail, bool close) {
   const bool head_only = request_.is_head && error != Error::bad_request;
   const std::size_t size =
       proxy::write_local_reply(error, detail, ctx_.request_id, close_after_response_, head_only, worker_.scratch(),
-                               worker_.scratch_size(), ctx_.retry_after_seconds);
+                               worker_.scratch_size(), ctx_.retry_after_seconds, ctx_.extra_response_headers());
   ctx_.response_bytes += size;
   set_deadline(snapshot_->config.timeouts.client_idle);
   send_client(std::string_view(worker_.scratch(), size), {}, &Session::reply_done);

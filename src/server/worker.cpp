@@ -15,12 +15,13 @@ constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr std::size_t kMaxFreeSessions = 1024;
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections)
+Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
+               resilience::LimiterTable* limiter)
     : index_(index),
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),
       connections_(connections),
-      pipeline_(pipeline::RateLimitStage{}, pipeline::ManifestStage{}, pipeline::BreakerStage{health_},
+      pipeline_(pipeline::RateLimitStage{limiter}, pipeline::ManifestStage{}, pipeline::BreakerStage{health_},
                 pipeline::PickStage{health_}),
       ticker_(io_) {
   // Room for the largest head we accept plus everything the proxy adds to it.

@@ -102,6 +102,19 @@ struct ResilienceConfig {
   friend bool operator==(const ResilienceConfig&, const ResilienceConfig&) = default;
 };
 
+// A rate limit on every request (issue #4 adds per-manifest limits and the Redis-backed global mode).
+// GCRA, equivalent to a token bucket: `burst` requests at once, refilled at `requests_per_second`.
+struct RateLimitConfig {
+  std::string name;  // in RateLimit-Policy / RateLimit headers and logs
+  // What is counted: "client_ip", "header:<Name>" (requests without it are not limited), "path"
+  // (the first two path segments: project and module), or "manifest" (project/module/environment).
+  std::string key = "client_ip";
+  std::uint32_t requests_per_second = 100;
+  std::uint32_t burst = 100;
+
+  friend bool operator==(const RateLimitConfig&, const RateLimitConfig&) = default;
+};
+
 struct RoutingConfig {
   // Header that names the environment of a request; absent -> the listener's default_environment.
   std::string environment_header = "X-Environment";
@@ -154,6 +167,7 @@ struct Config {
   UpstreamPoolConfig upstream_pool;
   RoutingConfig routing;
   ResilienceConfig resilience;
+  std::vector<RateLimitConfig> rate_limits;
   LoggingConfig logging;
   std::vector<ManifestConfig> manifests;
 

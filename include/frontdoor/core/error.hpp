@@ -30,6 +30,7 @@ enum class Error : std::uint8_t {
   upstream_bad_response,     // 502 unparsable response head
   upstream_timeout,          // 504 response did not come in time
   request_timeout,           // 504 the whole exchange took longer than timeouts.request_total
+  rate_limited,              // 429 (Retry-After)
   no_healthy_upstream,       // 503 every endpoint of the manifest is open-circuited (Retry-After)
   overloaded,                // 503
   internal,                  // 500

@@ -12,6 +12,7 @@
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/manifest/manifest.hpp"
 #include "frontdoor/pipeline/resilience_policy.hpp"
+#include "frontdoor/resilience/rate_limiter.hpp"
 
 namespace frontdoor {
 
@@ -25,6 +26,18 @@ class EndpointRegistry {
   std::unordered_map<std::string, manifest::EndpointId> ids_;
 };
 
+// A rate limit as the RateLimit stage applies it.
+struct CompiledRateLimit {
+  enum class Key : std::uint8_t { client_ip, header, path, manifest };
+  std::string name;
+  Key key = Key::client_ip;
+  std::string header;            // Key::header
+  resilience::GcraPolicy policy{1, 1};
+  std::uint64_t id = 0;          // mixed into every key: limits never share state
+  std::uint32_t quota = 0;       // RateLimit-Policy q (the burst) ...
+  std::uint32_t window_seconds = 0;  // ... per w seconds (time to refill it)
+};
+
 struct Snapshot {
   config::Config config;
   http::HeadLimits request_limits;
@@ -34,6 +47,7 @@ struct Snapshot {
   std::uint32_t client_buffer_bytes = 0;
   std::uint32_t upstream_buffer_bytes = 0;
   pipeline::ResiliencePolicy resilience;
+  std::vector<CompiledRateLimit> rate_limits;
 };
 
 // Resolves host names (blocking: control thread or CLI only). Errors name the manifest and endpoint.

@@ -45,6 +45,12 @@ struct RequestContext {
   bool attempt_reported = false;     // this attempt's outcome already went to the breaker
   Error reply = Error::ok;  // with Verdict::Reply: what to answer
   std::uint32_t retry_after_seconds = 0;  // with Verdict::Reply: Retry-After, 0 = none
+  // Header lines ("Name: value\r\n"...) every response to this request carries (RateLimit fields).
+  std::array<char, 512> response_headers{};
+  std::uint16_t response_headers_size = 0;
+  std::string_view extra_response_headers() const noexcept {
+    return {response_headers.data(), response_headers_size};
+  }
 
   // Outcome, filled as the exchange goes; on_complete reads it.
   Error outcome = Error::ok;
@@ -61,6 +67,7 @@ struct RequestContext {
     tried = 0;
     attempt_reported = false;
     retry_after_seconds = 0;
+    response_headers_size = 0;
     project = module = environment = {};
     attempt = 0;
     reply = Error::ok;

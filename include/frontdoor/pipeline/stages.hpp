@@ -8,13 +8,23 @@
 #include "frontdoor/core/snapshot.hpp"
 #include "frontdoor/pipeline/pipeline.hpp"
 #include "frontdoor/pipeline/upstream_health.hpp"
+#include "frontdoor/resilience/rate_limiter.hpp"
 
 namespace frontdoor::pipeline {
 
-// Rate limiting (issue #4): no limit is configurable yet, so every request continues.
-struct RateLimitStage {
-  Verdict on_request(RequestContext&) noexcept { return Verdict::Continue; }
+// Rate limiting: every configured limit (`rate_limits`) takes one unit from the request's key in
+// the process-wide LimiterTable (shared by the workers: one client spread over them by
+// SO_REUSEPORT still gets the limit once). Over a limit: 429 with Retry-After. Every response
+// carries RateLimit-Policy (all limits) and RateLimit (the one with the least left) as in
+// draft-ietf-httpapi-ratelimit-headers.
+class RateLimitStage {
+ public:
+  explicit RateLimitStage(resilience::LimiterTable* table) : table_(table) {}
+  Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext&) noexcept {}
+
+ private:
+  resilience::LimiterTable* table_;
 };
 
 // Resolves the request's manifest from the path (/{project}/{module}/...) and the environment header.

@@ -61,6 +61,7 @@ enum class ClientFraming : std::uint8_t {
 
 struct ClientResponseParams {
   std::string_view request_id;
+  std::string_view extra_headers;  // complete "Name: value\r\n" lines the proxy adds (RateLimit fields)
   ClientFraming framing;
   bool close;             // we will close the client connection after this response
   bool client_http10;     // announce keep-alive explicitly
@@ -73,6 +74,6 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
 // `retry_after_seconds` > 0 adds Retry-After.
 std::size_t write_local_reply(Error error, std::string_view detail, std::string_view request_id, bool close,
                               bool head_only, char* out, std::size_t capacity,
-                              std::uint32_t retry_after_seconds = 0) noexcept;
+                              std::uint32_t retry_after_seconds = 0, std::string_view extra_headers = {}) noexcept;
 
 }  // namespace frontdoor::proxy

@@ -31,7 +31,9 @@ struct ListenerInfo {
 
 class Worker {
  public:
-  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections);
+  // `limiter` is the process-wide rate limit table (outlives the worker).
+  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
+         resilience::LimiterTable* limiter);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

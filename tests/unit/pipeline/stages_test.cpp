@@ -27,15 +27,16 @@ manifests:
 struct Harness {
   std::shared_ptr<const Snapshot> snapshot;
   UpstreamHealth health;
-  RequestPipeline pipeline{RateLimitStage{}, ManifestStage{}, BreakerStage{health}, PickStage{health}};
+  resilience::LimiterTable limiter{1024};
+  RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, BreakerStage{health}, PickStage{health}};
   std::string text;
   http::RequestHead head;
   std::vector<http::Header> headers;
   RequestContext ctx;
   Clock::time_point now = Clock::time_point{} + 1000s;
 
-  Harness() {
-    auto loaded = config::load_config_string(kConfig, "inline.yaml");
+  explicit Harness(const std::string& config_text = kConfig) {
+    auto loaded = config::load_config_string(config_text, "inline.yaml");
     EXPECT_TRUE(loaded.config);
     EndpointRegistry registry;
     std::vector<config::ConfigError> errors;
@@ -55,6 +56,7 @@ struct Harness {
     ctx.snapshot = snapshot.get();
     ctx.request = &head;
     ctx.default_environment = "production";
+    ctx.client_ip = "10.1.2.3";
     ctx.started = ctx.now = now;
     return pipeline.on_request(ctx);
   }
@@ -173,6 +175,47 @@ TEST(PickStage, FailingAnswersEjectButNeverTheWholePool) {
   // A client hanging up says nothing about the endpoint.
   ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
   h.complete(Error::client_closed, 0);
+}
+
+TEST(RateLimitStage, BurstThenRefillWithHeaders) {
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - name: per-client
+    key: client_ip
+    requests_per_second: 1
+    burst: 3
+  - name: per-key
+    key: header:X-Api-Key
+    requests_per_second: 100
+    burst: 100
+)");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue) << i;
+    EXPECT_EQ(h.ctx.extra_response_headers(),
+              "RateLimit-Policy: \"per-client\";q=3;w=3, \"per-key\";q=100;w=1\r\nRateLimit: \"per-client\";r=" +
+                  std::to_string(2 - i) + ";t=" + std::to_string(i + 1) + "\r\n");
+  }
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.reply, Error::rate_limited);
+  EXPECT_EQ(h.ctx.retry_after_seconds, 1u);
+  EXPECT_EQ(error_info(h.ctx.reply).status, 429u);
+  h.now += 1s;
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Reply);
+}
+
+TEST(RateLimitStage, HeaderKeyAndSeparateClients) {
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - name: api
+    key: header:X-Api-Key
+    requests_per_second: 1
+    burst: 1
+)");
+  EXPECT_EQ(h.request("/shop/cart", "X-Api-Key: k1\r\n"), Verdict::Continue);
+  EXPECT_EQ(h.request("/shop/cart", "X-Api-Key: k1\r\n"), Verdict::Reply);
+  EXPECT_EQ(h.request("/shop/cart", "X-Api-Key: k2\r\n"), Verdict::Continue);
+  // Without the header this limit does not apply, and no RateLimit fields are sent.
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.ctx.extra_response_headers(), "");
 }
 
 }  // namespace

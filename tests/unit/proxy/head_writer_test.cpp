@@ -83,10 +83,10 @@ TEST(ClientResponseHead, DropsHopByHopAndAddsRequestId) {
   ASSERT_EQ(http::parse_response_head(text, {1024, 4096, 64}, scanner, false, response, error),
             http::ParseStatus::complete);
   char out[1024];
-  auto n = write_client_response_head(response, {"rid", ClientFraming::content_length, false, false}, out, sizeof out);
+  auto n = write_client_response_head(response, {"rid", {}, ClientFraming::content_length, false, false}, out, sizeof out);
   EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nServer: up\r\nX-Request-Id: rid\r\nContent-Length: 3\r\n\r\n");
-  n = write_client_response_head(response, {"rid", ClientFraming::until_close, true, true}, out, sizeof out);
-  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nServer: up\r\nX-Request-Id: rid\r\nConnection: close\r\n\r\n");
+  n = write_client_response_head(response, {"rid", "X-A: 1\r\n", ClientFraming::until_close, true, true}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nServer: up\r\nX-Request-Id: rid\r\nX-A: 1\r\nConnection: close\r\n\r\n");
 }
 
 TEST(LocalReply, CarriesStatusBodyAndRequestId) {
