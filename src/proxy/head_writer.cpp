@@ -14,7 +14,9 @@ BufferWriter& BufferWriter::operator<<(std::uint64_t v) noexcept {
 
 namespace {
 
-bool is_request_hop_by_hop(const http::Header& h, const http::ConnectionOptions& connection) noexcept {
+// RFC 9110 §7.6.1, plus every field the message's Connection header names. (Trailer is not among
+// them: trailers pass through chunked bodies unchanged, so their announcement does too.)
+bool is_hop_by_hop(const http::Header& h, const http::ConnectionOptions& connection) noexcept {
   switch (h.kind) {
     case HeaderKind::connection:
     case HeaderKind::keep_alive:
@@ -40,7 +42,7 @@ std::size_t write_upstream_request_head(const http::RequestHead& request, const 
   std::string_view forwarded_for_first, via_first;
   bool forwarded_for_many = false, via_many = false;
   for (const http::Header& h : *request.headers) {
-    if (is_request_hop_by_hop(h, request.connection)) continue;
+    if (is_hop_by_hop(h, request.connection)) continue;
     switch (h.kind) {
       case HeaderKind::content_length: had_content_length = true; continue;
       case HeaderKind::x_request_id:
@@ -95,22 +97,10 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
   BufferWriter w(out, capacity);
   w << "HTTP/1.1 " << static_cast<std::uint64_t>(response.status) << " " << response.reason << "\r\n";
   for (const http::Header& h : *response.headers) {
-    switch (h.kind) {
-      case HeaderKind::connection:
-      case HeaderKind::keep_alive:
-      case HeaderKind::proxy_connection:
-      case HeaderKind::te:
-      case HeaderKind::upgrade:
-      case HeaderKind::transfer_encoding:
-        continue;
-      case HeaderKind::content_length:
-        // Passed through for bodiless responses (HEAD, 304 describe the would-be body); re-stated otherwise.
-        if (params.framing != ClientFraming::none) continue;
-        break;
-      default:
-        if (response.connection.named_count != 0 && response.connection.names(h.name)) continue;
-        break;
-    }
+    if (is_hop_by_hop(h, response.connection)) continue;
+    // Content-Length passes through for bodiless responses (HEAD, 304 describe the would-be body);
+    // otherwise it is re-stated below with the framing.
+    if (h.kind == HeaderKind::content_length && params.framing != ClientFraming::none) continue;
     w << h.name << ": " << h.value << "\r\n";
   }
   if (!response.has_request_id) w << "X-Request-Id: " << params.request_id << "\r\n";

@@ -397,15 +397,22 @@ void Session::send_upstream(std::string_view head, std::string_view body, Step n
     if (retry_stale_connection()) return;
     return fail(Error::upstream_reset, ec.message());
   }
-  // Kernel buffer full: the body view stays valid (its buffer is not touched until the write ends).
-  if (n < head.size()) {
-    spill_.assign(head.substr(n));
+  body = keep_unsent(head, body, n, next);
+  upstream_->async_write(spill_, body);
+}
+
+// A write the kernel took only `written` bytes of: the unsent part of the head (scratch space, about
+// to be reused) is copied to spill_; the body view stays valid as its buffer is not touched until the
+// write ends. Returns the unsent body; `next` runs once everything is written.
+std::string_view Session::keep_unsent(std::string_view head, std::string_view body, std::size_t written, Step next) {
+  if (written < head.size()) {
+    spill_.assign(head.substr(written));
   } else {
     spill_.clear();
-    body.remove_prefix(n - head.size());
+    body.remove_prefix(written - head.size());
   }
   after_write_ = next;
-  upstream_->async_write(spill_, body);
+  return body;
 }
 
 void Session::on_upstream_write(const error_code& ec) {
@@ -670,13 +677,7 @@ void Session::send_client(std::string_view head, std::string_view body, Step nex
     if (ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
     return close_now();
   }
-  if (n < head.size()) {
-    spill_.assign(head.substr(n));
-  } else {
-    spill_.clear();
-    body.remove_prefix(n - head.size());
-  }
-  after_write_ = next;
+  body = keep_unsent(head, body, n, next);
   client_write_pending_ = true;
   set_deadline(snapshot_->config.timeouts.client_idle);
   client_.async_write(spill_, body, [this](const error_code& ec, std::size_t written) {

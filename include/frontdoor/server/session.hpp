@@ -100,6 +100,7 @@ class Session {
   void send_client(std::string_view head, std::string_view body, Step next);
   void send_upstream(std::string_view head, std::string_view body, Step next);
   void on_client_written(const boost::system::error_code& ec);
+  std::string_view keep_unsent(std::string_view head, std::string_view body, std::size_t written, Step next);
 
   void set_deadline(pipeline::Clock::duration timeout) noexcept;
   std::string_view client_data() const noexcept { return {buffer_.get() + begin_, end_ - begin_}; }
