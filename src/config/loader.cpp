@@ -350,7 +350,7 @@ void Parser::listener(const Field& f, ListenerConfig& l) {
 
 void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
-      "project", "module", "environment", "endpoints", "balancing", "strip_path_prefix"};
+      "project", "module", "environment", "endpoints", "balancing", "strip_path_prefix", "hash_key", "sticky_cookie"};
   if (!f.node.IsMap()) {
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
     return;
@@ -361,6 +361,8 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
     else if (k == "environment") string(v, m.environment);
     else if (k == "balancing") string(v, m.balancing);
     else if (k == "strip_path_prefix") boolean(v, m.strip_path_prefix);
+    else if (k == "hash_key") string(v, m.hash_key);
+    else if (k == "sticky_cookie") string(v, m.sticky_cookie);
     else list(v, "endpoints", [&](const Field& item) { endpoint(item, m.endpoints.emplace_back()); });
   });
 }

@@ -140,7 +140,9 @@ std::string to_yaml(const Config& c) {
       << "    module: " << quoted(m.module) << "\n"
       << "    environment: " << quoted(m.environment) << "\n"
       << "    balancing: " << quoted(m.balancing) << "\n"
-      << "    strip_path_prefix: " << (m.strip_path_prefix ? "true" : "false") << "\n";
+      << "    strip_path_prefix: " << (m.strip_path_prefix ? "true" : "false") << "\n"
+      << "    hash_key: " << quoted(m.hash_key) << "  # consistent_hash\n"
+      << "    sticky_cookie: " << quoted(m.sticky_cookie) << "  # sticky\n";
     if (m.endpoints.empty()) y << "    endpoints: []\n";
     else y << "    endpoints:\n";
     for (const auto& e : m.endpoints)

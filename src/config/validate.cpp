@@ -314,6 +314,12 @@ class Checker {
       if (!one_of(m.balancing, kBalancing))
         add(path + ".balancing",
             shown(m.balancing) + " is not a balancing policy (expected one of: " + list_of(kBalancing) + ")");
+      const bool named_key = (m.hash_key.rfind("header:", 0) == 0 && is_token(m.hash_key.substr(7))) ||
+                             (m.hash_key.rfind("cookie:", 0) == 0 && is_token(m.hash_key.substr(7)));
+      if (m.hash_key != "request_uri" && !named_key)
+        add(path + ".hash_key", shown(m.hash_key) + " is not a hash key (expected request_uri, header:<Name> or cookie:<Name>)");
+      if (!is_token(m.sticky_cookie))
+        add(path + ".sticky_cookie", shown(m.sticky_cookie) + " is not a cookie name");
     }
   }
 

@@ -77,6 +77,10 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     m.environment = mc.environment;
     m.balancing = balancing_of(mc.balancing);
     m.strip_path_prefix = mc.strip_path_prefix;
+    if (mc.hash_key.rfind("header:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::header;
+    else if (mc.hash_key.rfind("cookie:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::cookie;
+    if (m.hash_key != manifest::Manifest::HashKey::request_uri) m.hash_key_name = mc.hash_key.substr(7);
+    m.sticky_cookie = mc.sticky_cookie;
     for (const auto& ec : mc.endpoints) {
       auto resolved = resolve_address(resolver, ec.address);
       if (!resolved) {

@@ -109,20 +109,108 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
 
 void BreakerStage::on_complete(RequestContext& ctx) noexcept {
   if (ctx.endpoint == nullptr || ctx.manifest == nullptr || ctx.attempt_reported) return;
-  health_->report(*ctx.manifest, ctx.endpoint_index, ctx.outcome, ctx.status, ctx.now);
+  const auto latency = ctx.response_started == Clock::time_point{} ? resilience::Duration::zero()
+                                                                    : ctx.response_started - ctx.upstream_started;
+  health_->report(*ctx.manifest, ctx.endpoint_index, ctx.outcome, ctx.status, latency, ctx.now);
 }
+
+namespace {
+
+std::string_view cookie_value(const RequestContext& ctx, std::string_view name) noexcept {
+  for (const http::Header& h : *ctx.request->headers) {
+    if (h.kind != http::HeaderKind::other || !http::iequals(h.name, "cookie")) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      const auto semi = list.find(';');
+      std::string_view pair = list.substr(0, semi);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=')
+        return pair.substr(name.size() + 1);
+      if (semi == std::string_view::npos) break;
+      list.remove_prefix(semi + 1);
+    }
+  }
+  return {};
+}
+
+// The hex form of an endpoint's identity, as the sticky cookie carries it.
+std::array<char, 16> sticky_token(const manifest::EndpointSpec& e) noexcept {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::array<char, 16> out{};
+  std::uint64_t v = resilience::hash64(e.name);
+  for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = kHex[v & 0xf];
+  return out;
+}
+
+// One candidate from the manifest's balancing policy among those `usable` says yes to.
+template <class Usable>
+std::size_t pick_by_policy(RequestContext& ctx, UpstreamHealth& health, UpstreamHealth::ManifestState& state,
+                           Usable&& usable) noexcept {
+  const auto& m = *ctx.manifest;
+  switch (m.balancing) {
+    case manifest::Balancing::weighted: return state.weighted.pick(usable);
+    case manifest::Balancing::least_connections:
+      return state.least_outstanding.pick(usable, [&](std::size_t i) -> std::uint64_t {
+        return health.load(m.endpoints[i].id).inflight;
+      });
+    case manifest::Balancing::latency_aware:
+      return state.two_choices.pick(health.random(), usable, [&](std::size_t i) {
+        const auto& load = health.load(m.endpoints[i].id);
+        return resilience::p2c_cost(load.latency.value_ns(ctx.now), load.inflight);
+      });
+    case manifest::Balancing::consistent_hash: {
+      std::string_view key;
+      switch (m.hash_key) {
+        case manifest::Manifest::HashKey::request_uri: key = ctx.request->target; break;
+        case manifest::Manifest::HashKey::header: key = header_value(ctx, m.hash_key_name); break;
+        case manifest::Manifest::HashKey::cookie: key = cookie_value(ctx, m.hash_key_name); break;
+      }
+      if (key.empty() || !state.ring) break;  // nothing to hash: plain rotation
+      return state.ring->pick(resilience::hash64(key), usable);
+    }
+    case manifest::Balancing::sticky: {
+      const auto token = cookie_value(ctx, m.sticky_cookie);
+      if (token.size() == 16) {
+        for (std::size_t i = 0; i < m.endpoints.size(); ++i) {
+          const auto mine = sticky_token(m.endpoints[i]);
+          if (token == std::string_view(mine.data(), mine.size())) {
+            if (usable(i)) return i;
+            break;  // its endpoint is down: move the client, the response re-pins it
+          }
+        }
+      }
+      break;
+    }
+    case manifest::Balancing::round_robin: break;
+  }
+  return state.round_robin.pick(usable);
+}
+
+}  // namespace
 
 Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   const auto& endpoints = ctx.manifest->endpoints;
   auto& state = health_->state(*ctx.manifest);
   const auto now = ctx.now;
   if (ctx.attempt == 0) state.budget.on_request(now);
-  auto untried = [&](std::size_t i) { return i >= 64 || (ctx.tried & (std::uint64_t{1} << i)) == 0; };
-  auto admits = [&](std::size_t i) { return health_->breaker(endpoints[i].id).allow(now); };
-  std::size_t i = state.picker.pick([&](std::size_t k) {
-    return untried(k) && !state.outliers.ejected(k, now) && admits(k);
-  });
-  if (i == resilience::kNoEndpoint) i = state.picker.pick([&](std::size_t k) { return untried(k) && admits(k); });
+  auto bit = [](std::size_t i) { return i < 64 ? std::uint64_t{1} << i : 0; };
+  std::uint64_t refused = 0;  // half-open breakers with no probe slot left, this pick
+  auto candidate = [&](std::size_t k, bool skip_ejected) {
+    return (ctx.tried & bit(k)) == 0 && (refused & bit(k)) == 0 && !(skip_ejected && state.outliers.ejected(k, now)) &&
+           health_->breaker(endpoints[k].id).state(now) != resilience::CircuitBreaker::State::open;
+  };
+  std::size_t i = resilience::kNoEndpoint;
+  // Healthy ones first; when every untried endpoint is ejected, ejection is ignored (panic).
+  for (bool skip_ejected : {true, false}) {
+    for (std::size_t round = 0; round < endpoints.size() && i == resilience::kNoEndpoint; ++round) {
+      const std::size_t k = pick_by_policy(ctx, *health_, state, [&](std::size_t j) { return candidate(j, skip_ejected); });
+      if (k == resilience::kNoEndpoint) break;
+      // Admission is asked of the chosen endpoint only: a half-open breaker counts its probes here.
+      if (health_->breaker(endpoints[k].id).allow(now)) i = k;
+      else refused |= bit(k);
+    }
+    if (i != resilience::kNoEndpoint) break;
+  }
   if (i == resilience::kNoEndpoint) {
     // Retry-After: when the first open breaker will let a probe through.
     auto soonest = resilience::TimePoint::max();
@@ -139,6 +227,17 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   ctx.endpoint = &endpoints[i];
   ctx.endpoint_index = static_cast<std::uint32_t>(i);
   ctx.attempt_reported = false;
+  if (ctx.manifest->balancing == manifest::Balancing::sticky) {
+    const auto token = sticky_token(endpoints[i]);
+    const std::string_view mine(token.data(), token.size());
+    if (cookie_value(ctx, ctx.manifest->sticky_cookie) != mine) {
+      append_header(ctx, "Set-Cookie: ");
+      append_header(ctx, ctx.manifest->sticky_cookie);
+      append_header(ctx, "=");
+      append_header(ctx, mine);
+      append_header(ctx, "; Path=/; HttpOnly\r\n");
+    }
+  }
   return Verdict::Continue;
 }
 

@@ -1,6 +1,37 @@
 #include "frontdoor/pipeline/upstream_health.hpp"
 
+#include "frontdoor/resilience/hash.hpp"
+
 namespace frontdoor::pipeline {
+namespace {
+
+std::vector<std::uint32_t> weights_of(const manifest::Manifest& m) {
+  std::vector<std::uint32_t> w;
+  for (const auto& e : m.endpoints) w.push_back(e.weight);
+  return w;
+}
+
+}  // namespace
+
+UpstreamHealth::ManifestState::ManifestState(const manifest::Manifest& m, const ResiliencePolicy& policy)
+    : round_robin(m.endpoints.size()),
+      weighted(weights_of(m)),
+      least_outstanding(weights_of(m)),
+      two_choices(m.endpoints.size()),
+      outliers(policy.outliers, m.endpoints.size()),
+      budget(policy.retry_budget) {
+  if (m.balancing == manifest::Balancing::consistent_hash) {
+    // Identities, not indexes: an endpoint leaving moves only its own keys.
+    std::vector<resilience::RingEndpoint> ring_endpoints;
+    for (const auto& e : m.endpoints) ring_endpoints.push_back({resilience::hash64(e.name), e.weight});
+    ring = std::make_unique<resilience::ConsistentHashRing>(ring_endpoints);
+  }
+}
+
+UpstreamHealth::EndpointLoad& UpstreamHealth::load(manifest::EndpointId id) {
+  if (id >= loads_.size()) loads_.resize(id + 1);
+  return loads_[id];
+}
 
 void UpstreamHealth::install(const Snapshot& snapshot) {
   if (installed_ == &snapshot) return;
@@ -27,8 +58,9 @@ UpstreamHealth::ManifestState& UpstreamHealth::state(const manifest::Manifest& m
 }
 
 void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Error outcome, unsigned status,
-                            resilience::TimePoint now) noexcept {
+                            resilience::Duration latency, resilience::TimePoint now) noexcept {
   auto& b = breaker(m.endpoints[index].id);
+  if (latency.count() > 0) load(m.endpoints[index].id).latency.update(latency, now);
   const FailureKind kind = error_info(outcome).failure_kind;
   const bool upstream_failure = kind == FailureKind::upstream_connect || kind == FailureKind::upstream_timeout ||
                                 kind == FailureKind::upstream_protocol;

@@ -247,6 +247,10 @@ void Session::connect_upstream() {
   upstream_early_event_ = false;
   upstream_ = retried_stale_ ? nullptr : pool.acquire(this);
   upstream_reused_ = upstream_ != nullptr;
+  // In flight from now until the connection is released (least_connections, latency_aware).
+  ++worker_.health().load(endpoint.id).inflight;
+  inflight_endpoint_ = endpoint.id;
+  counted_inflight_ = true;
   if (upstream_ != nullptr) {
     ++worker_.stats().upstream_reuses;
     send_request_head();
@@ -335,7 +339,7 @@ bool Session::retry_stale_connection() {
 bool Session::retry_elsewhere(Error error) {
   auto& health = worker_.health();
   const auto now = ctx_.now = worker_.now();
-  health.report(*ctx_.manifest, ctx_.endpoint_index, error, 0, now);
+  health.report(*ctx_.manifest, ctx_.endpoint_index, error, 0, resilience::Duration::zero(), now);
   ctx_.attempt_reported = true;
   if (ctx_.attempt + 1 >= health.policy().max_attempts) return false;
   if (!health.state(*ctx_.manifest).budget.try_acquire_retry(now)) return false;
@@ -643,6 +647,10 @@ void Session::finish_request() {
 }
 
 void Session::release_upstream(bool reusable) noexcept {
+  if (counted_inflight_) {
+    counted_inflight_ = false;
+    --worker_.health().load(inflight_endpoint_).inflight;
+  }
   if (upstream_ == nullptr) return;
   upstream::UpstreamConnection* conn = upstream_;
   upstream_ = nullptr;

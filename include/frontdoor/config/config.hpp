@@ -154,6 +154,10 @@ struct ManifestConfig {
   std::vector<EndpointConfig> endpoints;
   std::string balancing = "round_robin";
   bool strip_path_prefix = false;  // forward /{project}/{module}/rest as /rest
+  // consistent_hash: what is hashed — "request_uri", "header:<Name>" or "cookie:<Name>".
+  std::string hash_key = "request_uri";
+  // sticky: the cookie that pins a client to the endpoint that served it first.
+  std::string sticky_cookie = "frontdoor_upstream";
 
   friend bool operator==(const ManifestConfig&, const ManifestConfig&) = default;
 };

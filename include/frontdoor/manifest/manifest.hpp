@@ -31,6 +31,10 @@ struct Manifest {
   std::vector<EndpointSpec> endpoints;  // never empty
   Balancing balancing = Balancing::round_robin;
   bool strip_path_prefix = false;
+  enum class HashKey : std::uint8_t { request_uri, header, cookie };
+  HashKey hash_key = HashKey::request_uri;
+  std::string hash_key_name;  // header or cookie name
+  std::string sticky_cookie;
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
 };
 

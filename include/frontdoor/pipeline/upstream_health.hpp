@@ -11,18 +11,30 @@
 #include "frontdoor/core/snapshot.hpp"
 #include "frontdoor/pipeline/resilience_policy.hpp"
 #include "frontdoor/resilience/pickers.hpp"
+#include "frontdoor/resilience/random.hpp"
 #include "frontdoor/resilience/retry_budget.hpp"
 
 namespace frontdoor::pipeline {
 
 class UpstreamHealth {
  public:
+  // Per manifest: the picker its balancing policy needs (built once from the endpoint list), the
+  // outlier detector and the retry budget.
   struct ManifestState {
-    ManifestState(const manifest::Manifest& m, const ResiliencePolicy& policy)
-        : picker(m.endpoints.size()), outliers(policy.outliers, m.endpoints.size()), budget(policy.retry_budget) {}
-    resilience::RoundRobinPicker picker;
+    ManifestState(const manifest::Manifest& m, const ResiliencePolicy& policy);
+    resilience::RoundRobinPicker round_robin;
+    resilience::SmoothWeightedPicker weighted;
+    resilience::LeastOutstandingPicker least_outstanding;
+    resilience::PowerOfTwoPicker two_choices;
+    std::unique_ptr<resilience::ConsistentHashRing> ring;  // consistent_hash only
     resilience::OutlierDetector outliers;
     resilience::RetryBudget budget;
+  };
+
+  // What the balancers learn per endpoint (by id): requests in flight and a latency average.
+  struct EndpointLoad {
+    std::uint32_t inflight = 0;
+    resilience::EwmaLatency latency{std::chrono::seconds(10)};
   };
 
   explicit UpstreamHealth(ResiliencePolicy policy = {}) : policy_(std::move(policy)) {}
@@ -36,13 +48,19 @@ class UpstreamHealth {
 
   // One attempt's outcome: the breaker counts connect errors, timeouts and broken responses; the
   // outlier detector also counts 5xx answers. A client hanging up counts for neither.
+  // `latency`: time to the response head, zero when there was none.
   void report(const manifest::Manifest& m, std::size_t index, Error outcome, unsigned status,
-              resilience::TimePoint now) noexcept;
+              resilience::Duration latency, resilience::TimePoint now) noexcept;
+
+  EndpointLoad& load(manifest::EndpointId id);
+  std::uint64_t random() noexcept { return random_.next(); }
 
  private:
   ResiliencePolicy policy_;
   std::vector<std::unique_ptr<resilience::CircuitBreaker>> breakers_;
   std::vector<std::unique_ptr<ManifestState>> manifests_;
+  std::vector<EndpointLoad> loads_;
+  resilience::SplitMix64 random_{0x5eed};
   const Snapshot* installed_ = nullptr;
 };
 

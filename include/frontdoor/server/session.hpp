@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "frontdoor/http/message_head.hpp"
+#include "frontdoor/manifest/manifest.hpp"
 #include "frontdoor/pipeline/request_context.hpp"
 #include "frontdoor/proxy/head_writer.hpp"
 #include "frontdoor/server/client_stream.hpp"
@@ -138,6 +139,8 @@ class Session {
   upstream::UpstreamConnection* upstream_ = nullptr;
   bool upstream_reused_ = false;  // taken from the pool rather than connected for this request
   bool retried_stale_ = false;
+  bool counted_inflight_ = false;  // this attempt counts in its endpoint's in-flight load
+  manifest::EndpointId inflight_endpoint_ = 0;
   bool upstream_early_event_ = false;  // the upstream answered or closed while we were uploading
   http::ResponseHead response_;
   std::vector<http::Header> response_headers_;

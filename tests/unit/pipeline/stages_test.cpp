@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "frontdoor/config/loader.hpp"
@@ -216,6 +218,78 @@ TEST(RateLimitStage, HeaderKeyAndSeparateClients) {
   // Without the header this limit does not apply, and no RateLimit fields are sent.
   EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
   EXPECT_EQ(h.ctx.extra_response_headers(), "");
+}
+
+std::string manifest_with(const std::string& balancing_lines) {
+  return std::string(R"(listeners:
+  - address: 127.0.0.1:0
+manifests:
+  - project: shop
+    module: cart
+    endpoints:
+      - {address: "127.0.0.1:9001", weight: 3}
+      - {address: "127.0.0.1:9002", weight: 1}
+      - {address: "127.0.0.1:9003", weight: 1}
+)") + balancing_lines;
+}
+
+TEST(PickStage, SmoothWeighted) {
+  Harness h(manifest_with("    balancing: weighted\n"));
+  std::map<std::uint16_t, int> count;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    ++count[h.picked_port()];
+    h.complete(Error::ok, 200);
+  }
+  EXPECT_EQ(count[9001], 6);
+  EXPECT_EQ(count[9002], 2);
+  EXPECT_EQ(count[9003], 2);
+}
+
+TEST(PickStage, LeastConnectionsAvoidsBusyEndpoints) {
+  Harness h(manifest_with("    balancing: least_connections\n"));
+  const auto& eps = h.snapshot->manifests.manifests()[0].endpoints;
+  h.health.load(eps[0].id).inflight = 30;  // weight 3: load 31/3
+  h.health.load(eps[1].id).inflight = 4;   // 5/1
+  h.health.load(eps[2].id).inflight = 0;   // 1/1
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.picked_port(), 9003);
+  h.health.load(eps[2].id).inflight = 20;
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.picked_port(), 9002);
+}
+
+TEST(PickStage, ConsistentHashKeepsAKeyOnOneEndpoint) {
+  Harness h(manifest_with("    balancing: consistent_hash\n    hash_key: header:X-User\n"));
+  std::map<std::string, std::uint16_t> owner;
+  for (int round = 0; round < 3; ++round) {
+    for (int user = 0; user < 20; ++user) {
+      const std::string id = "user-" + std::to_string(user);
+      ASSERT_EQ(h.request("/shop/cart", "X-User: " + id + "\r\n"), Verdict::Continue);
+      if (round == 0) owner[id] = h.picked_port();
+      else EXPECT_EQ(owner[id], h.picked_port()) << id;
+      h.complete(Error::ok, 200);
+    }
+  }
+  std::set<std::uint16_t> used;
+  for (const auto& [id, port] : owner) used.insert(port);
+  EXPECT_GT(used.size(), 1u);  // the keys spread
+}
+
+TEST(PickStage, StickyCookiePinsAndIsSetOnce) {
+  Harness h(manifest_with("    balancing: sticky\n    sticky_cookie: pin\n"));
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  const auto first = h.picked_port();
+  const std::string headers(h.ctx.extra_response_headers());
+  ASSERT_EQ(headers.rfind("Set-Cookie: pin=", 0), 0u) << headers;
+  const std::string token = headers.substr(16, 16);
+  h.complete(Error::ok, 200);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "Cookie: a=1; pin=" + token + "\r\n"), Verdict::Continue);
+    EXPECT_EQ(h.picked_port(), first);
+    EXPECT_EQ(h.ctx.extra_response_headers(), "");  // already pinned: no new cookie
+    h.complete(Error::ok, 200);
+  }
 }
 
 }  // namespace
