@@ -286,12 +286,21 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                       else integer(o, od.max_ejection_percent, "0..100");
                     });
              } else {
-               each(v, {"max_attempts", "budget_percent", "min_retries_per_second"},
+               each(v,
+                    {"max_attempts", "budget_percent", "min_retries_per_second", "on_reset", "on_statuses",
+                     "backoff_base", "backoff_max"},
                     [&](const std::string& rk, const Field& a) {
                       auto& rt = r.retries;
                       if (rk == "max_attempts") integer(a, rt.max_attempts, "1..10");
                       else if (rk == "budget_percent") integer(a, rt.budget_percent, "0..100");
-                      else integer(a, rt.min_retries_per_second, "0 or more");
+                      else if (rk == "min_retries_per_second") integer(a, rt.min_retries_per_second, "0 or more");
+                      else if (rk == "on_reset") boolean(a, rt.on_reset);
+                      else if (rk == "backoff_base") duration(a, rt.backoff_base);
+                      else if (rk == "backoff_max") duration(a, rt.backoff_max);
+                      else
+                        list(a, "statuses", [&](const Field& item) {
+                          integer(item, rt.on_statuses.emplace_back(), "a status 500..599");
+                        });
                     });
              }
            });

@@ -120,7 +120,13 @@ std::string to_yaml(const Config& c) {
     << "  retries:\n"
     << "    max_attempts: " << r.retries.max_attempts << "  # 1 = no retry\n"
     << "    budget_percent: " << r.retries.budget_percent << "\n"
-    << "    min_retries_per_second: " << r.retries.min_retries_per_second << "\n";
+    << "    min_retries_per_second: " << r.retries.min_retries_per_second << "\n"
+    << "    on_reset: " << (r.retries.on_reset ? "true" : "false") << "\n"
+    << "    on_statuses: [";
+  for (std::size_t i = 0; i < r.retries.on_statuses.size(); ++i) y << (i ? ", " : "") << r.retries.on_statuses[i];
+  y << "]\n"
+    << "    backoff_base: " << format_duration(r.retries.backoff_base) << "\n"
+    << "    backoff_max: " << format_duration(r.retries.backoff_max) << "\n";
   if (c.rate_limits.empty()) y << "rate_limits: []\n";
   else y << "rate_limits:\n";
   for (const auto& r : c.rate_limits)

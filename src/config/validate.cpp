@@ -231,6 +231,13 @@ class Checker {
     if (r.retries.max_attempts < 1 || r.retries.max_attempts > 10)
       add("resilience.retries.max_attempts",
           std::to_string(r.retries.max_attempts) + " is out of range (expected 1..10; 1 = no retry)");
+    for (std::size_t i = 0; i < r.retries.on_statuses.size(); ++i)
+      if (r.retries.on_statuses[i] < 500 || r.retries.on_statuses[i] > 599)
+        add("resilience.retries.on_statuses[" + std::to_string(i) + "]",
+            std::to_string(r.retries.on_statuses[i]) + " is not a 5xx status (expected 500..599)");
+    if (r.retries.backoff_base.count() <= 0) add("resilience.retries.backoff_base", "must be greater than 0");
+    if (r.retries.backoff_max < r.retries.backoff_base)
+      add("resilience.retries.backoff_max", "must be at least backoff_base");
     if (r.retries.budget_percent > 100)
       add("resilience.retries.budget_percent",
           std::to_string(r.retries.budget_percent) + " is out of range (expected 0..100)");

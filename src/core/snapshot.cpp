@@ -51,6 +51,11 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   policy.retry_budget.budget_percent = r.retries.budget_percent;
   policy.retry_budget.min_retries_per_second = r.retries.min_retries_per_second;
   policy.max_attempts = r.retries.max_attempts;
+  policy.retry_on_reset = r.retries.on_reset;
+  for (auto status : r.retries.on_statuses)
+    if (status >= 500 && status < 600) policy.retry_on_statuses.set(status - 500);
+  policy.backoff_base = r.retries.backoff_base;
+  policy.backoff_max = r.retries.backoff_max;
 
   for (const auto& rc : config.rate_limits) {
     CompiledRateLimit& limit = snapshot->rate_limits.emplace_back();

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "frontdoor/resilience/clock.hpp"
+#include "frontdoor/resilience/retry_budget.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/connection.hpp"
 
@@ -30,7 +31,7 @@ std::size_t try_write(asio::ip::tcp::socket& socket, std::string_view head, std:
 
 }  // namespace
 
-Session::Session(Worker& worker) : worker_(worker), client_(worker.io()) {
+Session::Session(Worker& worker) : worker_(worker), client_(worker.io()), backoff_timer_(worker.io()) {
   log_method_.reserve(16);
   log_target_.reserve(256);
 }
@@ -359,6 +360,65 @@ bool Session::retry_elsewhere(Error error) {
   return true;
 }
 
+bool Session::idempotent() const noexcept {
+  const auto m = request_.method;
+  if (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE") return true;
+  for (const http::Header& h : request_headers_)
+    if (h.kind == http::HeaderKind::other && http::iequals(h.name, "idempotency-key")) return true;
+  return false;
+}
+
+// An idempotent request without a body (so nothing is lost by sending it again) whose upstream reset
+// before answering, or answered with a status listed in resilience.retries.on_statuses, goes to
+// another endpoint after an exponential backoff with full jitter — if attempts, the retry budget and
+// a usable endpoint allow; otherwise the answer stands. The request head is still in the buffer.
+bool Session::retry_after_bad_answer(Error error, unsigned status) {
+  auto& health = worker_.health();
+  const auto& policy = health.policy();
+  if (error == Error::upstream_reset && !policy.retry_on_reset) return false;
+  if (request_.framing != BodyFraming::none || response_head_sent_ || !idempotent()) return false;
+  if (ctx_.attempt + 1 >= policy.max_attempts) return false;
+  auto& state = health.state(*ctx_.manifest);
+  const auto now = ctx_.now = worker_.now();
+  if (state.budget.available(now) == 0) return false;
+  const auto failed = ctx_.endpoint_index;
+  const auto failed_tried = ctx_.tried;
+  const auto latency = ctx_.response_started == pipeline::Clock::time_point{}
+                           ? resilience::Duration::zero()
+                           : ctx_.response_started - ctx_.upstream_started;
+  ctx_.tried |= failed < 64 ? std::uint64_t{1} << failed : 0;
+  ++ctx_.attempt;
+  if (worker_.pipeline().stage<pipeline::PickStage>().on_request(ctx_) != pipeline::Verdict::Continue ||
+      !state.budget.try_acquire_retry(now)) {
+    if (ctx_.endpoint_index != failed) health.breaker(ctx_.endpoint->id).on_cancelled();  // admitted, unused
+    --ctx_.attempt;
+    ctx_.tried = failed_tried;
+    ctx_.endpoint = &ctx_.manifest->endpoints[failed];
+    ctx_.endpoint_index = failed;
+    ctx_.reply = Error::ok;
+    ctx_.retry_after_seconds = 0;
+    return false;
+  }
+  health.report(*ctx_.manifest, failed, error, status, latency, now);
+  ++worker_.stats().upstream_retries;
+  release_upstream(false);  // its answer is not read: the connection cannot be reused
+  ctx_.response_started = {};
+  response_scanner_.reset();
+  const auto delay = resilience::backoff_delay(ctx_.attempt - 1, policy.backoff_base, policy.backoff_max,
+                                               health.random());
+  phase_ = Phase::connecting;
+  set_deadline(delay + snapshot_->config.timeouts.upstream_connect);
+  timer_pending_ = true;
+  backoff_timer_.expires_after(delay);
+  backoff_timer_.async_wait([this](const error_code& ec) {
+    timer_pending_ = false;
+    if (phase_ == Phase::closed) return maybe_destroy();
+    if (ec || phase_ != Phase::connecting || upstream_ != nullptr) return;  // cancelled by a deadline
+    connect_upstream();
+  });
+  return true;
+}
+
 void Session::upload_more() {
   if (upstream_early_event_) return request_sent();  // the upstream has answered or closed: stop sending
   read_client();
@@ -452,7 +512,7 @@ void Session::process_response_head() {
     const std::string_view data = upstream_->data();
     if (data.empty()) {
       if (upstream_->eof()) {
-        if (retry_stale_connection()) return;
+        if (retry_stale_connection() || retry_after_bad_answer(Error::upstream_reset, 0)) return;
         fail(Error::upstream_reset, ctx_.endpoint->name);
         return;
       }
@@ -490,6 +550,9 @@ void Session::process_response_head() {
     }
     break;
   }
+  if (worker_.health().policy().retries_status(response_.status) &&
+      retry_after_bad_answer(Error::ok, response_.status))
+    return;
   ctx_.status = response_.status;
   const bool client_http10 = request_.version == http::Version::http10;
   dechunk_ = false;
@@ -718,6 +781,7 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
         return close_now();
       }
     case Phase::connecting:
+      if (timer_pending_) backoff_timer_.cancel();
       return fail(total ? Error::request_timeout : Error::upstream_connect_timeout, ctx_.endpoint->name);
     case Phase::awaiting_response:
       return fail(total ? Error::request_timeout : Error::upstream_timeout, ctx_.endpoint->name);
@@ -745,6 +809,7 @@ void Session::drain() noexcept {
 void Session::close_now() noexcept {
   if (phase_ == Phase::closed) return;
   phase_ = Phase::closed;
+  if (timer_pending_) backoff_timer_.cancel();
   release_upstream(false);
   if (request_active_) {
     if (ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
@@ -756,7 +821,7 @@ void Session::close_now() noexcept {
 }
 
 void Session::maybe_destroy() noexcept {
-  if (phase_ == Phase::closed && !client_read_pending_ && !client_write_pending_) {
+  if (phase_ == Phase::closed && !client_read_pending_ && !client_write_pending_ && !timer_pending_) {
     snapshot_.reset();
     worker_.return_client_buffer(std::move(buffer_));
     worker_.session_closed(this);  // may recycle `this`: nothing after this line

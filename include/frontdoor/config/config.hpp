@@ -90,6 +90,12 @@ struct RetrySettings {
   std::uint32_t max_attempts = 3;  // first try included; a connect failure moves on to another endpoint
   std::uint32_t budget_percent = 20;  // retries at most this share of requests (10 s window) ...
   std::uint32_t min_retries_per_second = 3;  // ... plus this floor
+  // Idempotent requests without a body are also retried (another endpoint, backoff with full jitter)
+  // when the upstream resets before answering, or answers with one of these statuses.
+  bool on_reset = false;
+  std::vector<std::uint32_t> on_statuses;  // e.g. [502, 503, 504]
+  Duration backoff_base{std::chrono::milliseconds(25)};
+  Duration backoff_max{std::chrono::milliseconds(250)};
 
   friend bool operator==(const RetrySettings&, const RetrySettings&) = default;
 };

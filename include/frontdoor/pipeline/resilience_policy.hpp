@@ -1,5 +1,6 @@
 #pragma once
 // ResiliencePolicy: the resilience section of the config in the shape the algorithms take.
+#include <bitset>
 #include <cstdint>
 
 #include "frontdoor/resilience/circuit_breaker.hpp"
@@ -13,6 +14,14 @@ struct ResiliencePolicy {
   resilience::OutlierDetectorConfig outliers;
   resilience::RetryBudgetConfig retry_budget;
   std::uint32_t max_attempts = 3;  // connect-failure retries go to another endpoint each time
+  bool retry_on_reset = false;
+  std::bitset<100> retry_on_statuses;  // bit (status - 500)
+  resilience::Duration backoff_base = std::chrono::milliseconds(25);
+  resilience::Duration backoff_max = std::chrono::milliseconds(250);
+
+  bool retries_status(unsigned status) const noexcept {
+    return status >= 500 && status < 600 && retry_on_statuses.test(status - 500);
+  }
 };
 
 }  // namespace frontdoor::pipeline

@@ -13,6 +13,7 @@
 // outstanding. Worker thread only.
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -80,6 +81,8 @@ class Session {
   void upload_more();
   bool retry_stale_connection();
   bool retry_elsewhere(Error error);
+  bool retry_after_bad_answer(Error error, unsigned status);
+  bool idempotent() const noexcept;
   void request_sent();
   // Response side.
   void process_upstream();
@@ -108,6 +111,7 @@ class Session {
 
   Worker& worker_;
   ClientStream client_;
+  boost::asio::steady_timer backoff_timer_;  // armed only between a failed attempt and its retry
   const ListenerInfo* listener_ = nullptr;
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in flight
   Phase phase_ = Phase::closed;
@@ -158,6 +162,7 @@ class Session {
   Step after_write_ = nullptr;
   bool client_write_pending_ = false;
   bool client_read_pending_ = false;
+  bool timer_pending_ = false;
 
   pipeline::Clock::time_point deadline_{};
   pipeline::Clock::time_point head_deadline_{};

@@ -920,5 +920,24 @@ resilience:
   EXPECT_EQ(*again.config, *ok.config);
 }
 
+TEST(ConfigLoader, RetryStatusesAndBackoff) {
+  auto ok = load_config_string(R"(listeners: [{address: "127.0.0.1:0"}]
+resilience:
+  retries: {on_reset: true, on_statuses: [502, 503], backoff_base: 10ms, backoff_max: 1s}
+)", "r.yaml");
+  ASSERT_TRUE(ok.config);
+  EXPECT_TRUE(ok.config->resilience.retries.on_reset);
+  EXPECT_EQ(ok.config->resilience.retries.on_statuses, (std::vector<std::uint32_t>{502, 503}));
+  EXPECT_EQ(ok.config->resilience.retries.backoff_max, std::chrono::seconds(1));
+  auto bad = load_config_string(R"(listeners: [{address: "127.0.0.1:0"}]
+resilience:
+  retries: {on_statuses: [404], backoff_base: 1s, backoff_max: 10ms}
+)", "r.yaml");
+  ASSERT_EQ(bad.errors.size(), 2u);
+  EXPECT_EQ(bad.errors[0].message,
+            "resilience.retries.on_statuses[0]: 404 is not a 5xx status (expected 500..599)");
+  EXPECT_EQ(bad.errors[1].message, "resilience.retries.backoff_max: must be at least backoff_base");
+}
+
 }  // namespace
 }  // namespace frontdoor::config
