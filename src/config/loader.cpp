@@ -219,12 +219,12 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   if (!root.IsMap()) {
     error(top,
           "the configuration must be a mapping of sections (server, listeners, limits, timeouts, upstream_pool, "
-          "routing, resilience, rate_limits, logging, manifests), found " + found(root));
+          "routing, resilience, rate_limits, load_shedding, logging, manifests), found " + found(root));
     return;
   }
   each(top,
        {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "rate_limits",
-        "logging", "manifests"},
+        "load_shedding", "logging", "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
            each(f, {"workers", "drain_timeout", "max_connections"}, [&](const std::string& k, const Field& v) {
@@ -304,6 +304,14 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                     });
              }
            });
+         } else if (key == "load_shedding") {
+           each(f, {"max_inflight_requests", "max_event_loop_lag", "max_memory"},
+                [&](const std::string& k, const Field& v) {
+                  auto& ls = c.load_shedding;
+                  if (k == "max_inflight_requests") integer(v, ls.max_inflight_requests, "0 (off) or more");
+                  else if (k == "max_event_loop_lag") duration(v, ls.max_event_loop_lag);
+                  else size(v, ls.max_memory_bytes);
+                });
          } else if (key == "rate_limits") {
            list(f, "rate limits", [&](const Field& item) {
              RateLimitConfig& limit = c.rate_limits.emplace_back();
@@ -359,7 +367,7 @@ void Parser::listener(const Field& f, ListenerConfig& l) {
 
 void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
-      "project", "module", "environment", "endpoints", "balancing", "strip_path_prefix", "hash_key", "sticky_cookie"};
+      "project", "module", "environment", "endpoints", "balancing", "strip_path_prefix", "hash_key", "sticky_cookie", "priority"};
   if (!f.node.IsMap()) {
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
     return;
@@ -372,6 +380,7 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
     else if (k == "strip_path_prefix") boolean(v, m.strip_path_prefix);
     else if (k == "hash_key") string(v, m.hash_key);
     else if (k == "sticky_cookie") string(v, m.sticky_cookie);
+    else if (k == "priority") string(v, m.priority);
     else list(v, "endpoints", [&](const Field& item) { endpoint(item, m.endpoints.emplace_back()); });
   });
 }

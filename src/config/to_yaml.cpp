@@ -127,6 +127,10 @@ std::string to_yaml(const Config& c) {
   y << "]\n"
     << "    backoff_base: " << format_duration(r.retries.backoff_base) << "\n"
     << "    backoff_max: " << format_duration(r.retries.backoff_max) << "\n";
+  y << "load_shedding:  # 0 = off\n"
+    << "  max_inflight_requests: " << c.load_shedding.max_inflight_requests << "  # per worker\n"
+    << "  max_event_loop_lag: " << format_duration(c.load_shedding.max_event_loop_lag) << "\n"
+    << "  max_memory: " << format_size(c.load_shedding.max_memory_bytes) << "\n";
   if (c.rate_limits.empty()) y << "rate_limits: []\n";
   else y << "rate_limits:\n";
   for (const auto& r : c.rate_limits)
@@ -148,7 +152,8 @@ std::string to_yaml(const Config& c) {
       << "    balancing: " << quoted(m.balancing) << "\n"
       << "    strip_path_prefix: " << (m.strip_path_prefix ? "true" : "false") << "\n"
       << "    hash_key: " << quoted(m.hash_key) << "  # consistent_hash\n"
-      << "    sticky_cookie: " << quoted(m.sticky_cookie) << "  # sticky\n";
+      << "    sticky_cookie: " << quoted(m.sticky_cookie) << "  # sticky\n"
+      << "    priority: " << m.priority << "  # shed first: low, then normal; never high\n";
     if (m.endpoints.empty()) y << "    endpoints: []\n";
     else y << "    endpoints:\n";
     for (const auto& e : m.endpoints)

@@ -325,6 +325,8 @@ class Checker {
                              (m.hash_key.rfind("cookie:", 0) == 0 && is_token(m.hash_key.substr(7)));
       if (m.hash_key != "request_uri" && !named_key)
         add(path + ".hash_key", shown(m.hash_key) + " is not a hash key (expected request_uri, header:<Name> or cookie:<Name>)");
+      if (m.priority != "high" && m.priority != "normal" && m.priority != "low")
+        add(path + ".priority", shown(m.priority) + " is not a priority (expected high, normal or low)");
       if (!is_token(m.sticky_cookie))
         add(path + ".sticky_cookie", shown(m.sticky_cookie) + " is not a cookie name");
     }

@@ -86,6 +86,9 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     else if (mc.hash_key.rfind("cookie:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::cookie;
     if (m.hash_key != manifest::Manifest::HashKey::request_uri) m.hash_key_name = mc.hash_key.substr(7);
     m.sticky_cookie = mc.sticky_cookie;
+    m.priority = mc.priority == "high"  ? manifest::Manifest::Priority::high
+                 : mc.priority == "low" ? manifest::Manifest::Priority::low
+                                        : manifest::Manifest::Priority::normal;
     for (const auto& ec : mc.endpoints) {
       auto resolved = resolve_address(resolver, ec.address);
       if (!resolved) {

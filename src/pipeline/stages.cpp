@@ -107,6 +107,21 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
   return Verdict::Continue;
 }
 
+Verdict LoadShedStage::on_request(RequestContext& ctx) noexcept {
+  const auto& limits = ctx.snapshot->config.load_shedding;
+  std::uint8_t level = monitor_->tick_level;
+  if (limits.max_inflight_requests != 0)
+    level = std::max(level, LoadMonitor::level_of(monitor_->inflight, limits.max_inflight_requests));
+  const auto priority = ctx.manifest->priority;
+  if (level == 0 || priority == manifest::Manifest::Priority::high ||
+      (priority == manifest::Manifest::Priority::normal && level < 2))
+    return Verdict::Continue;
+  ++monitor_->shed;
+  ctx.reply = Error::overloaded;
+  ctx.retry_after_seconds = 1;
+  return Verdict::Reply;
+}
+
 void BreakerStage::on_complete(RequestContext& ctx) noexcept {
   if (ctx.endpoint == nullptr || ctx.manifest == nullptr || ctx.attempt_reported) return;
   const auto latency = ctx.response_started == Clock::time_point{} ? resilience::Duration::zero()

@@ -181,6 +181,7 @@ bool Session::parse_request() {
   request_deadline_ = total.count() > 0 ? ctx_.started + total : pipeline::Clock::time_point::max();
   ++worker_.stats().requests;
   request_active_ = true;
+  ++worker_.load().inflight;
   if (status == http::ParseStatus::error) {
     request_.is_head = false;
     request_.connection.close = true;
@@ -696,6 +697,7 @@ void Session::reply_done() {
 void Session::finish_request() {
   if (!request_active_) return;
   request_active_ = false;
+  --worker_.load().inflight;
   auto& stats = worker_.stats();
   stats.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
   stats.errors[static_cast<std::size_t>(ctx_.outcome)]++;

@@ -1,6 +1,9 @@
 #include "frontdoor/server/worker.hpp"
 
+#include <unistd.h>
+
 #include <boost/asio/post.hpp>
+#include <cstdio>
 #include <spdlog/spdlog.h>
 
 #include "frontdoor/server/session.hpp"
@@ -21,7 +24,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::at
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),
       connections_(connections),
-      pipeline_(pipeline::RateLimitStage{limiter}, pipeline::ManifestStage{}, pipeline::BreakerStage{health_},
+      pipeline_(pipeline::RateLimitStage{limiter}, pipeline::ManifestStage{}, pipeline::LoadShedStage{load_},
+                pipeline::BreakerStage{health_},
                 pipeline::PickStage{health_}),
       ticker_(io_) {
   // Room for the largest head we accept plus everything the proxy adds to it.
@@ -140,15 +144,42 @@ upstream::UpstreamPool& Worker::pool(manifest::EndpointId id) {
 }
 
 void Worker::schedule_tick() {
-  ticker_.expires_after(kTick);
+  tick_due_ = pipeline::Clock::now() + kTick;
+  ticker_.expires_at(tick_due_);
   ticker_.async_wait([this](const error_code& ec) {
     if (ec) return;
     tick();
   });
 }
 
+namespace {
+
+// Resident memory of this process, from /proc/self/statm (one small read per tick, only when asked).
+std::uint64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+}  // namespace
+
 void Worker::tick() {
   const auto now = pipeline::Clock::now();
+  // Overload signals for load shedding: how late this tick ran, and memory.
+  const auto& shedding = snapshot_->config.load_shedding;
+  std::uint8_t level = 0;
+  if (shedding.max_event_loop_lag.count() > 0) {
+    const auto lag = std::chrono::duration<double>(now - tick_due_).count();
+    level = std::max(level, pipeline::LoadMonitor::level_of(
+                                lag, std::chrono::duration<double>(shedding.max_event_loop_lag).count()));
+  }
+  if (shedding.max_memory_bytes > 0)
+    level = std::max(level, pipeline::LoadMonitor::level_of(static_cast<double>(resident_bytes()),
+                                                            static_cast<double>(shedding.max_memory_bytes)));
+  load_.tick_level = level;
   for (Session* s = sessions_; s != nullptr;) {
     Session* next = s->next_;  // on_deadline may recycle s
     if (s->deadline() <= now) s->on_deadline(now);

@@ -121,6 +121,16 @@ struct RateLimitConfig {
   friend bool operator==(const RateLimitConfig&, const RateLimitConfig&) = default;
 };
 
+// Load shedding: past a threshold, low-priority manifests get 503 + Retry-After; past 1.5x it,
+// normal ones too; `high` is never shed. Each 0 = that signal is off.
+struct LoadSheddingConfig {
+  std::uint32_t max_inflight_requests = 0;  // per worker
+  Duration max_event_loop_lag{0};           // how late a worker's 100 ms tick runs
+  std::uint64_t max_memory_bytes = 0;       // resident memory of the process
+
+  friend bool operator==(const LoadSheddingConfig&, const LoadSheddingConfig&) = default;
+};
+
 struct RoutingConfig {
   // Header that names the environment of a request; absent -> the listener's default_environment.
   std::string environment_header = "X-Environment";
@@ -164,6 +174,7 @@ struct ManifestConfig {
   std::string hash_key = "request_uri";
   // sticky: the cookie that pins a client to the endpoint that served it first.
   std::string sticky_cookie = "frontdoor_upstream";
+  std::string priority = "normal";  // high | normal | low: who is shed first under load
 
   friend bool operator==(const ManifestConfig&, const ManifestConfig&) = default;
 };
@@ -178,6 +189,7 @@ struct Config {
   RoutingConfig routing;
   ResilienceConfig resilience;
   std::vector<RateLimitConfig> rate_limits;
+  LoadSheddingConfig load_shedding;
   LoggingConfig logging;
   std::vector<ManifestConfig> manifests;
 

@@ -35,6 +35,8 @@ struct Manifest {
   HashKey hash_key = HashKey::request_uri;
   std::string hash_key_name;  // header or cookie name
   std::string sticky_cookie;
+  enum class Priority : std::uint8_t { low, normal, high };
+  Priority priority = Priority::normal;
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
 };
 

@@ -33,6 +33,29 @@ struct ManifestStage {
   void on_complete(RequestContext&) noexcept {}
 };
 
+// What a worker knows of its own load: requests in flight (kept by the sessions) and the level the
+// worker's tick derives from its event-loop lag and the process's memory.
+struct LoadMonitor {
+  std::uint32_t inflight = 0;
+  std::uint8_t tick_level = 0;  // 0 normal, 1 over a threshold, 2 over 1.5x
+  std::uint64_t shed = 0;       // requests refused
+  static std::uint8_t level_of(double value, double limit) noexcept {
+    return limit <= 0 ? 0 : value > limit * 1.5 ? 2 : value > limit ? 1 : 0;
+  }
+};
+
+// Load shedding: at level 1 `low` manifests get 503 + Retry-After, at level 2 `normal` ones too;
+// `high` never. Recovers by itself as the signals fall.
+class LoadShedStage {
+ public:
+  explicit LoadShedStage(LoadMonitor& monitor) : monitor_(&monitor) {}
+  Verdict on_request(RequestContext& ctx) noexcept;
+  void on_complete(RequestContext&) noexcept {}
+
+ private:
+  LoadMonitor* monitor_;
+};
+
 // Circuit breaking per endpoint. Admission happens in the pick (an open breaker takes its
 // endpoint out of the rotation, a half-open one admits bounded probes); this stage feeds every
 // final outcome back to the breaker and the outlier detector. Attempts that were retried are
@@ -61,6 +84,6 @@ class PickStage {
   UpstreamHealth* health_;
 };
 
-using RequestPipeline = Pipeline<RateLimitStage, ManifestStage, BreakerStage, PickStage>;
+using RequestPipeline = Pipeline<RateLimitStage, ManifestStage, LoadShedStage, BreakerStage, PickStage>;
 
 }  // namespace frontdoor::pipeline

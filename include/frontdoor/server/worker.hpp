@@ -58,6 +58,7 @@ class Worker {
   const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
   pipeline::RequestPipeline& pipeline() noexcept { return pipeline_; }
   pipeline::UpstreamHealth& health() noexcept { return health_; }
+  pipeline::LoadMonitor& load() noexcept { return load_; }
   WorkerStats& stats() noexcept { return stats_; }
   const WorkerStats& stats() const noexcept { return stats_; }
   AccessLog& access_log() noexcept { return access_log_; }
@@ -93,6 +94,7 @@ class Worker {
   std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<std::uint32_t>& connections_;
   pipeline::UpstreamHealth health_;  // before pipeline_: its stages point at it
+  pipeline::LoadMonitor load_;
   pipeline::RequestPipeline pipeline_;
   WorkerStats stats_;
   AccessLog access_log_;
@@ -107,6 +109,7 @@ class Worker {
   Session* sessions_ = nullptr;  // intrusive list of live sessions
   std::size_t session_count_ = 0;
   boost::asio::steady_timer ticker_;
+  pipeline::Clock::time_point tick_due_{};
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
   friend class Session;

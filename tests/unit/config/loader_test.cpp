@@ -219,7 +219,7 @@ bogus: 1
             (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
                      "default_environment, tls)",
                      "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
-                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, logging, manifests)"}));
+                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, load_shedding, logging, manifests)"}));
 }
 
 TEST(ConfigLoader, UnknownKeysInEverySection) {
@@ -250,7 +250,7 @@ manifests:
                 "config.yaml:12:32: unknown key \"wieght\" in manifests[0].endpoints[0] (expected one of: address, "
                 "weight)",
                 "config.yaml:13:5: unknown key \"typo\" in manifests[0] (expected one of: project, module, "
-                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie)",
+                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority)",
             }));
 }
 
@@ -337,7 +337,7 @@ manifests:
                 "false)",
                 "config.yaml:18:16: manifests[0].endpoints: expected a list of endpoints, found \"10.0.0.1:80\"",
                 "config.yaml:19:5: manifests[1]: expected a mapping with keys project, module, environment, "
-                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, found the quoted string \"just a string\"",
+                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, found the quoted string \"just a string\"",
             }));
 }
 
@@ -393,7 +393,7 @@ TEST(ConfigLoader, EmptyDocument) {
 TEST(ConfigLoader, DocumentThatIsNotAMapping) {
   EXPECT_EQ(errors_of(load("- a\n- b\n")),
             Strings{"config.yaml:1:1: the configuration must be a mapping of sections (server, listeners, limits, "
-                    "timeouts, upstream_pool, routing, resilience, rate_limits, logging, manifests), found a list"});
+                    "timeouts, upstream_pool, routing, resilience, rate_limits, load_shedding, logging, manifests), found a list"});
 }
 
 TEST(ConfigLoader, ContentAfterTheDocumentIsAnError) {

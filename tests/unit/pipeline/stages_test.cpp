@@ -30,7 +30,9 @@ struct Harness {
   std::shared_ptr<const Snapshot> snapshot;
   UpstreamHealth health;
   resilience::LimiterTable limiter{1024};
-  RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, BreakerStage{health}, PickStage{health}};
+  LoadMonitor load;
+  RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, LoadShedStage{load}, BreakerStage{health},
+                           PickStage{health}};
   std::string text;
   http::RequestHead head;
   std::vector<http::Header> headers;
@@ -290,6 +292,39 @@ TEST(PickStage, StickyCookiePinsAndIsSetOnce) {
     EXPECT_EQ(h.ctx.extra_response_headers(), "");  // already pinned: no new cookie
     h.complete(Error::ok, 200);
   }
+}
+
+TEST(LoadShedStage, ShedsLowThenNormalNeverHigh) {
+  Harness h(R"(listeners:
+  - address: 127.0.0.1:0
+load_shedding:
+  max_inflight_requests: 10
+manifests:
+  - {project: batch, module: "*", priority: low, endpoints: ["127.0.0.1:9001"]}
+  - {project: shop, module: "*", endpoints: ["127.0.0.1:9002"]}
+  - {project: pay, module: "*", priority: high, endpoints: ["127.0.0.1:9003"]}
+)");
+  auto verdicts = [&] {
+    std::string out;
+    for (const char* p : {"/batch/x", "/shop/x", "/pay/x"}) out += h.request(p) == Verdict::Continue ? 'y' : 'n';
+    return out;
+  };
+  h.load.inflight = 10;
+  EXPECT_EQ(verdicts(), "yyy");
+  h.load.inflight = 11;
+  EXPECT_EQ(verdicts(), "nyy");
+  EXPECT_EQ(h.ctx.retry_after_seconds, 0u);
+  h.request("/batch/x");
+  EXPECT_EQ(h.ctx.reply, Error::overloaded);
+  EXPECT_EQ(h.ctx.retry_after_seconds, 1u);
+  h.load.inflight = 16;
+  EXPECT_EQ(verdicts(), "nny");
+  h.load.inflight = 3;
+  h.load.tick_level = 1;  // event-loop lag or memory over its threshold
+  EXPECT_EQ(verdicts(), "nyy");
+  h.load.tick_level = 0;
+  EXPECT_EQ(verdicts(), "yyy");
+  EXPECT_EQ(h.load.shed, 5u);
 }
 
 }  // namespace
