@@ -267,8 +267,23 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                 [&](const std::string&, const Field& v) { string(v, c.routing.environment_header); });
          } else if (key == "resilience") {
            auto& r = c.resilience;
-           each(f, {"circuit_breaker", "outlier_detection", "retries"}, [&](const std::string& k, const Field& v) {
-             if (k == "circuit_breaker") {
+           each(f, {"circuit_breaker", "outlier_detection", "retries", "health_check"},
+                [&](const std::string& k, const Field& v) {
+             if (k == "health_check") {
+               each(v,
+                    {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "expected_status_min",
+                     "expected_status_max"},
+                    [&](const std::string& hk, const Field& hf) {
+                      auto& hc = r.health_check;
+                      if (hk == "path") string(hf, hc.path);
+                      else if (hk == "interval") duration(hf, hc.interval);
+                      else if (hk == "timeout") duration(hf, hc.timeout);
+                      else if (hk == "healthy_threshold") integer(hf, hc.healthy_threshold, "at least 1");
+                      else if (hk == "unhealthy_threshold") integer(hf, hc.unhealthy_threshold, "at least 1");
+                      else if (hk == "expected_status_min") integer(hf, hc.expected_status_min, "100..599");
+                      else integer(hf, hc.expected_status_max, "100..599");
+                    });
+             } else if (k == "circuit_breaker") {
                each(v, {"consecutive_failures", "open_duration", "half_open_max_probes"},
                     [&](const std::string& bk, const Field& b) {
                       auto& cb = r.circuit_breaker;

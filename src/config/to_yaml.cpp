@@ -107,7 +107,16 @@ std::string to_yaml(const Config& c) {
   y << "routing:\n"
     << "  environment_header: " << quoted(c.routing.environment_header) << "\n";
   const auto& r = c.resilience;
+  const auto& hc = r.health_check;
   y << "resilience:\n"
+    << "  health_check:  # path empty = off\n"
+    << "    path: " << (hc.path.empty() ? std::string("\"\"") : quoted(hc.path)) << "\n"
+    << "    interval: " << format_duration(hc.interval) << "\n"
+    << "    timeout: " << format_duration(hc.timeout) << "\n"
+    << "    healthy_threshold: " << hc.healthy_threshold << "\n"
+    << "    unhealthy_threshold: " << hc.unhealthy_threshold << "\n"
+    << "    expected_status_min: " << hc.expected_status_min << "\n"
+    << "    expected_status_max: " << hc.expected_status_max << "\n"
     << "  circuit_breaker:\n"
     << "    consecutive_failures: " << r.circuit_breaker.consecutive_failures << "  # 0 = off\n"
     << "    open_duration: " << format_duration(r.circuit_breaker.open_duration) << "\n"

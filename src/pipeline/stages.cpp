@@ -211,11 +211,13 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   auto bit = [](std::size_t i) { return i < 64 ? std::uint64_t{1} << i : 0; };
   std::uint64_t refused = 0;  // half-open breakers with no probe slot left, this pick
   auto candidate = [&](std::size_t k, bool skip_ejected) {
-    return (ctx.tried & bit(k)) == 0 && (refused & bit(k)) == 0 && !(skip_ejected && state.outliers.ejected(k, now)) &&
+    return (ctx.tried & bit(k)) == 0 && (refused & bit(k)) == 0 &&
+           !(skip_ejected && (state.outliers.ejected(k, now) || health_->checked_down(endpoints[k].id))) &&
            health_->breaker(endpoints[k].id).state(now) != resilience::CircuitBreaker::State::open;
   };
   std::size_t i = resilience::kNoEndpoint;
-  // Healthy ones first; when every untried endpoint is ejected, ejection is ignored (panic).
+  // Healthy ones first; when every untried endpoint is ejected or failing its health check, those
+  // verdicts are ignored (panic: a suspect endpoint beats none). Open breakers are never ignored.
   for (bool skip_ejected : {true, false}) {
     for (std::size_t round = 0; round < endpoints.size() && i == resilience::kNoEndpoint; ++round) {
       const std::size_t k = pick_by_policy(ctx, *health_, state, [&](std::size_t j) { return candidate(j, skip_ejected); });

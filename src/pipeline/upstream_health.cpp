@@ -28,6 +28,11 @@ UpstreamHealth::ManifestState::ManifestState(const manifest::Manifest& m, const 
   }
 }
 
+void UpstreamHealth::set_checked_healthy(manifest::EndpointId id, bool healthy) {
+  if (id >= down_.size()) down_.resize(id + 1, false);
+  down_[id] = !healthy;
+}
+
 UpstreamHealth::EndpointLoad& UpstreamHealth::load(manifest::EndpointId id) {
   if (id >= loads_.size()) loads_.resize(id + 1);
   return loads_[id];

@@ -12,6 +12,8 @@
 #include "frontdoor/core/address.hpp"
 #include "frontdoor/core/snapshot.hpp"
 #include "frontdoor/server/worker.hpp"
+#include "frontdoor/upstream/health_checker.hpp"
+#include <boost/asio/post.hpp>
 #include "frontdoor/version.hpp"
 
 namespace frontdoor::server {
@@ -173,11 +175,13 @@ int run_server(const config::Config& config, const RunOptions& options) {
 
   // Control loop: signals now; admin, reload and manifest fetches later.
   asio::io_context control(1);
+  std::unique_ptr<upstream::HealthChecker> checker;
   asio::signal_set signals(control, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("signal {}: draining (deadline {} ms)", signo, config.server.drain_timeout.count());
     const auto deadline = std::chrono::steady_clock::now() + config.server.drain_timeout;
+    if (checker) checker->stop();
     for (auto& worker : workers) worker->begin_drain(deadline);
   });
 
@@ -186,10 +190,23 @@ int run_server(const config::Config& config, const RunOptions& options) {
   spdlog::info("frontdoor {} started: {} worker(s), {} manifest(s)", kVersion, worker_count,
                snapshot->manifests.manifests().size());
 
+  // Active health checks run on the control thread; verdicts go to every worker.
+  if (!config.resilience.health_check.path.empty()) {
+    checker = std::make_unique<upstream::HealthChecker>(
+        control, *snapshot, [&workers](manifest::EndpointId id, bool healthy) {
+          for (auto& worker : workers) {
+            Worker* w = worker.get();
+            asio::post(w->io(), [w, id, healthy] { w->health().set_checked_healthy(id, healthy); });
+          }
+        });
+    checker->start();
+  }
+
   std::thread control_thread([&] { control.run(); });
   for (auto& t : threads) t.join();
   control.stop();
   control_thread.join();
+  checker.reset();
   spdlog::info("drained, exiting");
   return 0;
 }

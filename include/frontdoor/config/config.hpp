@@ -100,8 +100,22 @@ struct RetrySettings {
   friend bool operator==(const RetrySettings&, const RetrySettings&) = default;
 };
 
+// Active HTTP health checks of every endpoint (empty path = off).
+struct HealthCheckSettings {
+  std::string path;  // e.g. /healthz
+  Duration interval{std::chrono::seconds(5)};
+  Duration timeout{std::chrono::seconds(1)};
+  std::uint32_t healthy_threshold = 2;
+  std::uint32_t unhealthy_threshold = 3;
+  std::uint32_t expected_status_min = 200;
+  std::uint32_t expected_status_max = 399;
+
+  friend bool operator==(const HealthCheckSettings&, const HealthCheckSettings&) = default;
+};
+
 struct ResilienceConfig {
   CircuitBreakerSettings circuit_breaker;
+  HealthCheckSettings health_check;
   OutlierDetectionSettings outlier_detection;
   RetrySettings retries;
 

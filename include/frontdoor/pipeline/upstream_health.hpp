@@ -53,6 +53,9 @@ class UpstreamHealth {
               resilience::Duration latency, resilience::TimePoint now) noexcept;
 
   EndpointLoad& load(manifest::EndpointId id);
+  // Active health check verdicts, fanned out by the control thread (posted to this worker).
+  void set_checked_healthy(manifest::EndpointId id, bool healthy);
+  bool checked_down(manifest::EndpointId id) const noexcept { return id < down_.size() && down_[id]; }
   std::uint64_t random() noexcept { return random_.next(); }
 
  private:
@@ -60,6 +63,7 @@ class UpstreamHealth {
   std::vector<std::unique_ptr<resilience::CircuitBreaker>> breakers_;
   std::vector<std::unique_ptr<ManifestState>> manifests_;
   std::vector<EndpointLoad> loads_;
+  std::vector<bool> down_;  // by EndpointId: failing its active health check
   resilience::SplitMix64 random_{0x5eed};
   const Snapshot* installed_ = nullptr;
 };

@@ -1,0 +1,32 @@
+"""Active health checks: an endpoint failing its health check leaves the rotation (though it still
+answers requests), and comes back once it passes again."""
+import time
+
+from fdtest import Action, make_config, manifest, request
+
+
+def test_failing_health_check_takes_endpoint_out_and_back(frontdoor, upstreams):
+    state = {"healthy": False}
+    a = upstreams("a", lambda req: Action(status=200 if state["healthy"] else 503)
+                  if req.target == "/healthz" else Action())
+    b = upstreams("b")
+    cfg = make_config([manifest("*", "*", [a, b])])
+    cfg["resilience"] = {"health_check": {"path": "/healthz", "interval": "100ms", "timeout": "500ms",
+                                          "unhealthy_threshold": 2, "healthy_threshold": 1}}
+    fd = frontdoor(cfg)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len([r for r in a.request_list() if r.target == "/healthz"]) < 3:
+        time.sleep(0.05)
+    checks = [r for r in a.request_list() if r.target == "/healthz"]
+    assert len(checks) >= 3
+    assert checks[0].headers.get("User-Agent") == "frontdoor-health-check"
+    served = [request(fd.port, "GET", "/page").headers.get("X-Upstream") for _ in range(6)]
+    assert served == ["b"] * 6, served
+
+    state["healthy"] = True
+    deadline = time.monotonic() + 5
+    seen = set()
+    while time.monotonic() < deadline and "a" not in seen:
+        seen.add(request(fd.port, "GET", "/page").headers.get("X-Upstream"))
+        time.sleep(0.05)
+    assert "a" in seen
