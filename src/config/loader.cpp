@@ -407,12 +407,14 @@ void Parser::endpoint(const Field& f, EndpointConfig& e) {
     return;
   }
   if (!f.node.IsMap()) {
-    error(f, "expected an endpoint (a mapping with keys address, weight, or host:port), found " + found(f.node));
+    error(f, "expected an endpoint (a mapping with keys address, weight, priority, or host:port), found " +
+                 found(f.node));
     return;
   }
-  each(f, {"address", "weight"}, [&](const std::string& k, const Field& v) {
+  each(f, {"address", "weight", "priority"}, [&](const std::string& k, const Field& v) {
     if (k == "address") string(v, e.address);
-    else integer(v, e.weight, "1..10000");
+    else if (k == "weight") integer(v, e.weight, "1..10000");
+    else integer(v, e.priority, "0..9");
   });
 }
 

@@ -167,7 +167,8 @@ std::string to_yaml(const Config& c) {
     else y << "    endpoints:\n";
     for (const auto& e : m.endpoints)
       y << "      - address: " << quoted(e.address) << "\n"
-        << "        weight: " << e.weight << "\n";
+        << "        weight: " << e.weight << "\n"
+        << "        priority: " << e.priority << "\n";
   }
   return y.str();
 }

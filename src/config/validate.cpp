@@ -328,6 +328,8 @@ class Checker {
           add(epath + ".address", shown(e.address) + " is not host:port (expected e.g. 10.0.0.5:8080, port 1..65535)");
         if (e.weight < 1 || e.weight > 10000)
           add(epath + ".weight", std::to_string(e.weight) + " is out of range (expected 1..10000)");
+        if (e.priority > 9)
+          add(epath + ".priority", std::to_string(e.priority) + " is out of range (expected 0..9)");
       }
       if (!one_of(m.balancing, kBalancing))
         add(path + ".balancing",

@@ -97,8 +97,9 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
                               ec.address + "\": " + resolved.error()});
         continue;
       }
-      m.endpoints.push_back({registry.id_for(ec.address), ec.address, *resolved, ec.weight});
+      m.endpoints.push_back({registry.id_for(ec.address), ec.address, *resolved, ec.weight, ec.priority});
     }
+    for (const auto& e : m.endpoints) m.has_priorities = m.has_priorities || e.priority > 0;
     if (!m.endpoints.empty()) manifests.push_back(std::move(m));
   }
   snapshot->manifests = manifest::ManifestTable(std::move(manifests));

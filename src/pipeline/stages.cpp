@@ -215,12 +215,22 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
            !(skip_ejected && (state.outliers.ejected(k, now) || health_->checked_down(endpoints[k].id))) &&
            health_->breaker(endpoints[k].id).state(now) != resilience::CircuitBreaker::State::open;
   };
+  // Failover: only the lowest priority level that has a candidate takes traffic.
+  auto level_of = [&](bool skip_ejected) {
+    std::uint32_t level = UINT32_MAX;
+    for (std::size_t k = 0; k < endpoints.size(); ++k)
+      if (endpoints[k].priority < level && candidate(k, skip_ejected)) level = endpoints[k].priority;
+    return level;
+  };
   std::size_t i = resilience::kNoEndpoint;
   // Healthy ones first; when every untried endpoint is ejected or failing its health check, those
   // verdicts are ignored (panic: a suspect endpoint beats none). Open breakers are never ignored.
   for (bool skip_ejected : {true, false}) {
     for (std::size_t round = 0; round < endpoints.size() && i == resilience::kNoEndpoint; ++round) {
-      const std::size_t k = pick_by_policy(ctx, *health_, state, [&](std::size_t j) { return candidate(j, skip_ejected); });
+      const std::uint32_t level = ctx.manifest->has_priorities ? level_of(skip_ejected) : 0;
+      const std::size_t k = pick_by_policy(ctx, *health_, state, [&](std::size_t j) {
+        return endpoints[j].priority == level && candidate(j, skip_ejected);
+      });
       if (k == resilience::kNoEndpoint) break;
       // Admission is asked of the chosen endpoint only: a half-open breaker counts its probes here.
       if (health_->breaker(endpoints[k].id).allow(now)) i = k;

@@ -171,6 +171,8 @@ struct LoggingConfig {
 struct EndpointConfig {
   std::string address;  // host:port; a host name is resolved when the config is loaded
   std::uint32_t weight = 1;
+  // Failover order: traffic goes to the lowest priority that has a usable endpoint (0 = primary).
+  std::uint32_t priority = 0;
 
   friend bool operator==(const EndpointConfig&, const EndpointConfig&) = default;
 };

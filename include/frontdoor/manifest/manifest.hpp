@@ -22,6 +22,7 @@ struct EndpointSpec {
   std::string name;  // "host:port" as configured, used in logs and Host for HTTP/1.0 requests
   boost::asio::ip::tcp::endpoint address;
   std::uint32_t weight;
+  std::uint32_t priority = 0;  // failover level, 0 first
 };
 
 struct Manifest {
@@ -37,6 +38,7 @@ struct Manifest {
   std::string sticky_cookie;
   enum class Priority : std::uint8_t { low, normal, high };
   Priority priority = Priority::normal;
+  bool has_priorities = false;  // some endpoint has priority > 0 (failover levels in use)
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
 };
 

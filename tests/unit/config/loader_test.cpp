@@ -248,7 +248,7 @@ manifests:
                 "config.yaml:7:11: unknown key \"header\" in routing (expected one of: environment_header)",
                 "config.yaml:8:24: unknown key \"path\" in logging.access_log (expected one of: destination, format)",
                 "config.yaml:12:32: unknown key \"wieght\" in manifests[0].endpoints[0] (expected one of: address, "
-                "weight)",
+                "weight, priority)",
                 "config.yaml:13:5: unknown key \"typo\" in manifests[0] (expected one of: project, module, "
                 "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority)",
             }));

@@ -327,5 +327,34 @@ manifests:
   EXPECT_EQ(h.load.shed, 5u);
 }
 
+TEST(PickStage, PriorityFailoverToTheNextLevel) {
+  Harness h(R"(listeners:
+  - address: 127.0.0.1:0
+manifests:
+  - project: shop
+    module: cart
+    endpoints:
+      - {address: "127.0.0.1:9001"}
+      - {address: "127.0.0.1:9002"}
+      - {address: "127.0.0.1:9101", priority: 1}
+)");
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    EXPECT_LT(h.picked_port(), 9100);  // the primary level only
+    h.complete(Error::ok, 200);
+  }
+  // Both primaries open their breakers: the secondary region takes over.
+  for (int failures = 0; failures < 10; ++failures) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    ASSERT_LT(h.picked_port(), 9100);
+    h.complete(Error::upstream_connect_failed, 502);
+  }
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+    EXPECT_EQ(h.picked_port(), 9101);
+    h.complete(Error::ok, 200);
+  }
+}
+
 }  // namespace
 }  // namespace frontdoor::pipeline
