@@ -382,7 +382,7 @@ void Parser::listener(const Field& f, ListenerConfig& l) {
 
 void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
-      "project", "module", "environment", "endpoints", "balancing", "strip_path_prefix", "hash_key", "sticky_cookie", "priority"};
+      "project", "module", "environment", "endpoints", "balancing", "strip_path_prefix", "hash_key", "sticky_cookie", "priority", "max_requests", "max_active_retries"};
   if (!f.node.IsMap()) {
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
     return;
@@ -396,6 +396,8 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
     else if (k == "hash_key") string(v, m.hash_key);
     else if (k == "sticky_cookie") string(v, m.sticky_cookie);
     else if (k == "priority") string(v, m.priority);
+    else if (k == "max_requests") integer(v, m.max_requests, "0 (no limit) or more");
+    else if (k == "max_active_retries") integer(v, m.max_active_retries, "0 (no limit) or more");
     else list(v, "endpoints", [&](const Field& item) { endpoint(item, m.endpoints.emplace_back()); });
   });
 }

@@ -162,7 +162,9 @@ std::string to_yaml(const Config& c) {
       << "    strip_path_prefix: " << (m.strip_path_prefix ? "true" : "false") << "\n"
       << "    hash_key: " << quoted(m.hash_key) << "  # consistent_hash\n"
       << "    sticky_cookie: " << quoted(m.sticky_cookie) << "  # sticky\n"
-      << "    priority: " << m.priority << "  # shed first: low, then normal; never high\n";
+      << "    priority: " << m.priority << "  # shed first: low, then normal; never high\n"
+      << "    max_requests: " << m.max_requests << "  # in flight, whole process; 0 = no limit\n"
+      << "    max_active_retries: " << m.max_active_retries << "  # 0 = no limit\n";
     if (m.endpoints.empty()) y << "    endpoints: []\n";
     else y << "    endpoints:\n";
     for (const auto& e : m.endpoints)

@@ -122,7 +122,23 @@ Verdict LoadShedStage::on_request(RequestContext& ctx) noexcept {
   return Verdict::Reply;
 }
 
+Verdict BreakerStage::on_request(RequestContext& ctx) noexcept {
+  if (clusters_ == nullptr) return Verdict::Continue;
+  if (!clusters_->try_add_request(ctx.manifest->index, ctx.manifest->max_requests)) {
+    ctx.reply = Error::overloaded;
+    ctx.retry_after_seconds = 1;
+    return Verdict::Reply;
+  }
+  ctx.holds_request_slot = true;
+  return Verdict::Continue;
+}
+
 void BreakerStage::on_complete(RequestContext& ctx) noexcept {
+  if (clusters_ != nullptr && ctx.manifest != nullptr) {
+    if (ctx.holds_request_slot) clusters_->remove_request(ctx.manifest->index);
+    if (ctx.holds_retry_slot) clusters_->remove_retry(ctx.manifest->index);
+    ctx.holds_request_slot = ctx.holds_retry_slot = false;
+  }
   if (ctx.endpoint == nullptr || ctx.manifest == nullptr || ctx.attempt_reported) return;
   const auto latency = ctx.response_started == Clock::time_point{} ? resilience::Duration::zero()
                                                                     : ctx.response_started - ctx.upstream_started;

@@ -140,9 +140,10 @@ int run_server(const config::Config& config, const RunOptions& options) {
   std::atomic<std::uint32_t> connections{0};
   // Shared by every worker: 2^16 slots (512 KiB), constant whatever the number of clients.
   resilience::LimiterTable limiter(std::size_t{1} << 16);
+  pipeline::ClusterLoad clusters(snapshot->manifests.manifests().size());
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < worker_count; ++i)
-    workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter));
+    workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter, &clusters));
 
   std::vector<ListenerInfo> infos;
   infos.reserve(config.listeners.size());

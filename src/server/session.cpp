@@ -344,6 +344,7 @@ bool Session::retry_elsewhere(Error error) {
   health.report(*ctx_.manifest, ctx_.endpoint_index, error, 0, resilience::Duration::zero(), now);
   ctx_.attempt_reported = true;
   if (ctx_.attempt + 1 >= health.policy().max_attempts) return false;
+  if (!take_retry_slot()) return false;
   if (!health.state(*ctx_.manifest).budget.try_acquire_retry(now)) return false;
   const auto failed = ctx_.endpoint_index;
   ctx_.tried |= failed < 64 ? std::uint64_t{1} << failed : 0;
@@ -358,6 +359,16 @@ bool Session::retry_elsewhere(Error error) {
   }
   ++worker_.stats().upstream_retries;
   connect_upstream();
+  return true;
+}
+
+// Envoy's max_retries: requests of one cluster being retried at once, whole process.
+bool Session::take_retry_slot() noexcept {
+  if (ctx_.holds_retry_slot) return true;
+  auto* clusters = worker_.pipeline().stage<pipeline::BreakerStage>().clusters();
+  if (clusters != nullptr && !clusters->try_add_retry(ctx_.manifest->index, ctx_.manifest->max_active_retries))
+    return false;
+  ctx_.holds_retry_slot = clusters != nullptr;
   return true;
 }
 
@@ -381,7 +392,7 @@ bool Session::retry_after_bad_answer(Error error, unsigned status) {
   if (ctx_.attempt + 1 >= policy.max_attempts) return false;
   auto& state = health.state(*ctx_.manifest);
   const auto now = ctx_.now = worker_.now();
-  if (state.budget.available(now) == 0) return false;
+  if (state.budget.available(now) == 0 || !take_retry_slot()) return false;
   const auto failed = ctx_.endpoint_index;
   const auto failed_tried = ctx_.tried;
   const auto latency = ctx_.response_started == pipeline::Clock::time_point{}

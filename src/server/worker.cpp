@@ -19,13 +19,13 @@ constexpr std::size_t kMaxFreeSessions = 1024;
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-               resilience::LimiterTable* limiter)
+               resilience::LimiterTable* limiter, pipeline::ClusterLoad* clusters)
     : index_(index),
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),
       connections_(connections),
       pipeline_(pipeline::RateLimitStage{limiter}, pipeline::ManifestStage{}, pipeline::LoadShedStage{load_},
-                pipeline::BreakerStage{health_},
+                pipeline::BreakerStage{health_, clusters},
                 pipeline::PickStage{health_}),
       ticker_(io_) {
   // Room for the largest head we accept plus everything the proxy adds to it.

@@ -191,6 +191,9 @@ struct ManifestConfig {
   // sticky: the cookie that pins a client to the endpoint that served it first.
   std::string sticky_cookie = "frontdoor_upstream";
   std::string priority = "normal";  // high | normal | low: who is shed first under load
+  // Cluster limits for the whole process (0 = none): requests in flight, requests being retried.
+  std::uint32_t max_requests = 0;
+  std::uint32_t max_active_retries = 0;
 
   friend bool operator==(const ManifestConfig&, const ManifestConfig&) = default;
 };

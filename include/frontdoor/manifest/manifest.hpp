@@ -38,6 +38,8 @@ struct Manifest {
   std::string sticky_cookie;
   enum class Priority : std::uint8_t { low, normal, high };
   Priority priority = Priority::normal;
+  std::uint32_t max_requests = 0;        // 0 = no limit
+  std::uint32_t max_active_retries = 0;  // 0 = no limit
   bool has_priorities = false;  // some endpoint has priority > 0 (failover levels in use)
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
 };

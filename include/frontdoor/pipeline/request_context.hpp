@@ -43,6 +43,8 @@ struct RequestContext {
   std::uint64_t tried = 0;           // bit i: endpoint i already failed an attempt of this request
   std::uint32_t attempt = 0;         // 0 for the first try
   bool attempt_reported = false;     // this attempt's outcome already went to the breaker
+  bool holds_request_slot = false;   // counted in its cluster's max_requests
+  bool holds_retry_slot = false;     // counted in its cluster's max_active_retries
   Error reply = Error::ok;  // with Verdict::Reply: what to answer
   std::uint32_t retry_after_seconds = 0;  // with Verdict::Reply: Retry-After, 0 = none
   // Header lines ("Name: value\r\n"...) every response to this request carries (RateLimit fields).
@@ -66,6 +68,7 @@ struct RequestContext {
     endpoint_index = 0;
     tried = 0;
     attempt_reported = false;
+    holds_request_slot = holds_retry_slot = false;
     retry_after_seconds = 0;
     response_headers_size = 0;
     project = module = environment = {};

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/pipeline/cluster_load.hpp"
 #include "frontdoor/pipeline/pipeline.hpp"
 #include "frontdoor/pipeline/upstream_health.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
@@ -60,14 +61,17 @@ class LoadShedStage {
 // endpoint out of the rotation, a half-open one admits bounded probes); this stage feeds every
 // final outcome back to the breaker and the outlier detector. Attempts that were retried are
 // reported by the session as they fail.
+// It also enforces the cluster's max_requests (503 at once beyond it) for the whole process.
 class BreakerStage {
  public:
-  explicit BreakerStage(UpstreamHealth& health) : health_(&health) {}
-  Verdict on_request(RequestContext&) noexcept { return Verdict::Continue; }
+  BreakerStage(UpstreamHealth& health, ClusterLoad* clusters) : health_(&health), clusters_(clusters) {}
+  Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext& ctx) noexcept;
+  ClusterLoad* clusters() noexcept { return clusters_; }
 
  private:
   UpstreamHealth* health_;
+  ClusterLoad* clusters_;
 };
 
 // Chooses the endpoint: round robin over those not tried yet for this request, whose breaker

@@ -83,6 +83,7 @@ class Session {
   bool retry_elsewhere(Error error);
   bool retry_after_bad_answer(Error error, unsigned status);
   bool idempotent() const noexcept;
+  bool take_retry_slot() noexcept;
   void request_sent();
   // Response side.
   void process_upstream();

@@ -32,8 +32,9 @@ struct ListenerInfo {
 class Worker {
  public:
   // `limiter` is the process-wide rate limit table (outlives the worker).
+  // `clusters`: the process-wide cluster limit counters (outlive the worker).
   Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-         resilience::LimiterTable* limiter);
+         resilience::LimiterTable* limiter, pipeline::ClusterLoad* clusters);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

@@ -31,7 +31,8 @@ struct Harness {
   UpstreamHealth health;
   resilience::LimiterTable limiter{1024};
   LoadMonitor load;
-  RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, LoadShedStage{load}, BreakerStage{health},
+  ClusterLoad clusters{8};
+  RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, LoadShedStage{load}, BreakerStage{health, &clusters},
                            PickStage{health}};
   std::string text;
   http::RequestHead head;
@@ -354,6 +355,29 @@ manifests:
     EXPECT_EQ(h.picked_port(), 9101);
     h.complete(Error::ok, 200);
   }
+}
+
+TEST(BreakerStage, ClusterMaxRequestsForTheWholeProcess) {
+  Harness h(R"(listeners:
+  - address: 127.0.0.1:0
+manifests:
+  - {project: shop, module: "*", max_requests: 2, endpoints: ["127.0.0.1:9001"]}
+)");
+  ASSERT_EQ(h.request("/shop/a"), Verdict::Continue);
+  ASSERT_EQ(h.request("/shop/b"), Verdict::Continue);  // two in flight (not completed)
+  EXPECT_EQ(h.clusters.requests(0), 2u);
+  ASSERT_EQ(h.request("/shop/c"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.reply, Error::overloaded);
+  EXPECT_EQ(h.ctx.retry_after_seconds, 1u);
+  h.complete(Error::overloaded, 503);  // the refused one holds no slot
+  EXPECT_EQ(h.clusters.requests(0), 2u);
+  RequestContext done = h.ctx;
+  done.holds_request_slot = true;
+  done.manifest = &h.snapshot->manifests.manifests()[0];
+  done.endpoint = nullptr;
+  h.pipeline.on_complete(done);  // one of the two finishes
+  EXPECT_EQ(h.clusters.requests(0), 1u);
+  EXPECT_EQ(h.request("/shop/d"), Verdict::Continue);
 }
 
 }  // namespace
