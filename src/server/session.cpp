@@ -364,7 +364,7 @@ bool Session::retry_elsewhere(Error error) {
 
 // Envoy's max_retries: requests of one cluster being retried at once, whole process.
 bool Session::take_retry_slot() noexcept {
-  if (ctx_.holds_retry_slot) return true;
+  if (ctx_.holds_retry_slot || ctx_.manifest->max_active_retries == 0) return true;
   auto* clusters = worker_.pipeline().stage<pipeline::BreakerStage>().clusters();
   if (clusters != nullptr && !clusters->try_add_retry(ctx_.manifest->index, ctx_.manifest->max_active_retries))
     return false;

@@ -1,8 +1,8 @@
 #pragma once
 // ClusterLoad: Envoy-style limits per upstream cluster (manifest), for the whole process — requests
 // in flight and requests being retried, counted in relaxed atomics shared by every worker (a limit
-// per worker would multiply it by the number of workers). Indexed by Manifest::index; sized once
-// for a snapshot. Any thread.
+// per worker would multiply it by the number of workers). Only manifests with a limit are counted.
+// Indexed by Manifest::index; sized once for a snapshot. Any thread.
 #include <atomic>
 #include <cstdint>
 #include <memory>
