@@ -219,12 +219,12 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   if (!root.IsMap()) {
     error(top,
           "the configuration must be a mapping of sections (server, listeners, limits, timeouts, upstream_pool, "
-          "routing, resilience, rate_limits, load_shedding, logging, manifests), found " + found(root));
+          "routing, resilience, rate_limits, redis, load_shedding, logging, manifests), found " + found(root));
     return;
   }
   each(top,
        {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "rate_limits",
-        "load_shedding", "logging", "manifests"},
+        "redis", "load_shedding", "logging", "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
            each(f, {"workers", "drain_timeout", "max_connections"}, [&](const std::string& k, const Field& v) {
@@ -330,13 +330,31 @@ void Parser::parse(const YAML::Node& root, Config& c) {
          } else if (key == "rate_limits") {
            list(f, "rate limits", [&](const Field& item) {
              RateLimitConfig& limit = c.rate_limits.emplace_back();
-             each(item, {"name", "key", "requests_per_second", "burst"}, [&](const std::string& k, const Field& v) {
-               if (k == "name") string(v, limit.name);
-               else if (k == "key") string(v, limit.key);
-               else if (k == "requests_per_second") integer(v, limit.requests_per_second, "1..1000000");
-               else integer(v, limit.burst, "1..1000000");
-             });
+             each(item,
+                  {"name", "key", "requests_per_second", "burst", "cost", "scope", "on_redis_failure",
+                   "lease_interval"},
+                  [&](const std::string& k, const Field& v) {
+                    if (k == "name") string(v, limit.name);
+                    else if (k == "key") string(v, limit.key);
+                    else if (k == "requests_per_second") integer(v, limit.requests_per_second, "1..1000000");
+                    else if (k == "burst") integer(v, limit.burst, "1..1000000");
+                    else if (k == "cost") integer(v, limit.cost, "1..1000000");
+                    else if (k == "scope") string(v, limit.scope);
+                    else if (k == "on_redis_failure") string(v, limit.on_redis_failure);
+                    else duration(v, limit.lease_interval);
+                  });
            });
+         } else if (key == "redis") {
+           each(f, {"address", "password_env", "database", "connect_timeout", "command_timeout", "key_prefix"},
+                [&](const std::string& k, const Field& v) {
+                  auto& rd = c.redis;
+                  if (k == "address") string(v, rd.address);
+                  else if (k == "password_env") string(v, rd.password_env);
+                  else if (k == "database") integer(v, rd.database, "0..15");
+                  else if (k == "connect_timeout") duration(v, rd.connect_timeout);
+                  else if (k == "command_timeout") duration(v, rd.command_timeout);
+                  else string(v, rd.key_prefix);
+                });
          } else if (key == "logging") {
            each(f, {"level", "access_log"}, [&](const std::string& k, const Field& v) {
              if (k == "level") return string(v, c.logging.level);

@@ -146,7 +146,18 @@ std::string to_yaml(const Config& c) {
     y << "  - name: " << quoted(r.name) << "\n"
       << "    key: " << quoted(r.key) << "\n"
       << "    requests_per_second: " << r.requests_per_second << "\n"
-      << "    burst: " << r.burst << "\n";
+      << "    burst: " << r.burst << "\n"
+      << "    cost: " << r.cost << "  # units per request\n"
+      << "    scope: " << r.scope << "  # local | global (through redis)\n"
+      << "    on_redis_failure: " << r.on_redis_failure << "  # global: local | allow | deny\n"
+      << "    lease_interval: " << format_duration(r.lease_interval) << "  # global: tokens leased per batch\n";
+  y << "redis:\n"
+    << "  address: " << quoted(c.redis.address) << "  # host:port or unix:/path; empty = none\n"
+    << "  password_env: " << quoted(c.redis.password_env) << "\n"
+    << "  database: " << c.redis.database << "\n"
+    << "  connect_timeout: " << format_duration(c.redis.connect_timeout) << "\n"
+    << "  command_timeout: " << format_duration(c.redis.command_timeout) << "\n"
+    << "  key_prefix: " << quoted(c.redis.key_prefix) << "\n";
   y << "logging:\n"
     << "  level: " << quoted(c.logging.level) << "\n"
     << "  access_log:\n"

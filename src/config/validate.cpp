@@ -117,6 +117,7 @@ class Checker {
     timeouts();
     logging();
     rate_limits();
+    redis();
     manifests();
     sort_errors(errors_);
     return std::move(errors_);
@@ -281,6 +282,8 @@ class Checker {
 
   void rate_limits() {
     std::set<std::string> names;
+    if (config_.rate_limits.size() > 32)
+      add("rate_limits", std::to_string(config_.rate_limits.size()) + " limits are too many (expected at most 32)");
     for (std::size_t i = 0; i < config_.rate_limits.size(); ++i) {
       const auto& r = config_.rate_limits[i];
       const std::string path = "rate_limits[" + std::to_string(i) + "]";
@@ -294,7 +297,38 @@ class Checker {
             std::to_string(r.requests_per_second) + " is out of range (expected 1..1000000)");
       if (r.burst < 1 || r.burst > 1'000'000)
         add(path + ".burst", std::to_string(r.burst) + " is out of range (expected 1..1000000)");
+      if (r.cost < 1 || r.cost > r.burst)
+        add(path + ".cost", std::to_string(r.cost) + " is out of range (expected 1..burst, " +
+                                std::to_string(r.burst) + ": a costlier request could never pass)");
+      if (r.scope != "local" && r.scope != "global")
+        add(path + ".scope", shown(r.scope) + " is not a scope (expected local or global)");
+      else if (r.scope == "global" && config_.redis.address.empty())
+        add(path + ".scope", "global needs the redis section's address (the replicas share the limit there)");
+      if (r.on_redis_failure != "local" && r.on_redis_failure != "allow" && r.on_redis_failure != "deny")
+        add(path + ".on_redis_failure",
+            shown(r.on_redis_failure) + " is not a policy (expected local, allow or deny)");
+      if (r.lease_interval < std::chrono::milliseconds(1) || r.lease_interval > std::chrono::seconds(1))
+        add(path + ".lease_interval", "is out of range (expected 1ms..1s)");
     }
+  }
+
+  void redis() {
+    const auto& r = config_.redis;
+    if (!r.address.empty()) {
+      const bool unix_socket = r.address.rfind("unix:", 0) == 0 && r.address.size() > 5;
+      const auto colon = r.address.rfind(':');
+      if (!unix_socket && (colon == std::string::npos || colon == 0 || colon + 1 == r.address.size()))
+        add("redis.address", shown(r.address) + " is not an address (expected host:port or unix:/path)");
+      else
+        free_text("redis.address", r.address);
+    }
+    if (!r.password_env.empty() && !is_token(r.password_env))
+      add("redis.password_env", shown(r.password_env) + " is not an environment variable name");
+    if (r.database > 15) add("redis.database", std::to_string(r.database) + " is out of range (expected 0..15)");
+    if (r.connect_timeout.count() <= 0) add("redis.connect_timeout", "must be more than 0");
+    if (r.command_timeout.count() <= 0) add("redis.command_timeout", "must be more than 0");
+    if (r.key_prefix.size() > 64) add("redis.key_prefix", "is too long (expected at most 64 bytes)");
+    else free_text("redis.key_prefix", r.key_prefix);
   }
 
   void manifests() {

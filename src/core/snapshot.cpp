@@ -1,5 +1,7 @@
 #include "frontdoor/core/snapshot.hpp"
 
+#include <cmath>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -70,6 +72,19 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     limit.id = resilience::hash64(rc.name);
     limit.quota = rc.burst;
     limit.window_seconds = std::max<std::uint32_t>(1, (rc.burst + rc.requests_per_second - 1) / rc.requests_per_second);
+    limit.cost = rc.cost;
+    limit.global = rc.scope == "global";
+    limit.on_redis_failure = rc.on_redis_failure == "allow"  ? CompiledRateLimit::OnRedisFailure::allow
+                             : rc.on_redis_failure == "deny" ? CompiledRateLimit::OnRedisFailure::deny
+                                                             : CompiledRateLimit::OnRedisFailure::local;
+    limit.interval_us = std::max<std::int64_t>(1, 1'000'000 / rc.requests_per_second);
+    limit.tolerance_us = limit.interval_us * rc.burst;
+    // A lease covers about one lease_interval of traffic at the full rate, and at most half the burst
+    // (so two holders cannot starve a third); never less than one request's cost.
+    const double per_interval =
+        rc.requests_per_second * std::chrono::duration<double>(rc.lease_interval).count();
+    limit.batch = std::max<std::uint32_t>(
+        rc.cost, std::min<std::uint32_t>(static_cast<std::uint32_t>(std::ceil(per_interval)), rc.burst / 2));
   }
 
   boost::asio::io_context resolver_context;

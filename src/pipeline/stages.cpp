@@ -32,44 +32,95 @@ std::uint64_t ceil_seconds(resilience::Duration d) noexcept {
 
 }  // namespace
 
+std::uint64_t RateLimitStage::key_of(const CompiledRateLimit& limit, const RequestContext& ctx) noexcept {
+  switch (limit.key) {
+    case CompiledRateLimit::Key::client_ip: return resilience::hash64(ctx.client_ip);
+    case CompiledRateLimit::Key::header: {
+      const auto value = header_value(ctx, limit.header);
+      return value.empty() ? 0 : resilience::hash64(value);  // 0: not identified, not limited
+    }
+    case CompiledRateLimit::Key::path:
+    case CompiledRateLimit::Key::manifest: {
+      const auto route = manifest::split_route(ctx.request->target);
+      auto key = resilience::hash_combine(resilience::hash64(route.project), resilience::hash64(route.module));
+      if (limit.key == CompiledRateLimit::Key::manifest)
+        key = resilience::hash_combine(key, resilience::hash64(environment_of(ctx)));
+      return key;
+    }
+  }
+  return 0;
+}
+
+// A global limit's decision; nullopt means "Redis is waited for" (the request is suspended).
+// Without Redis, the limit's on_redis_failure policy decides.
+std::optional<resilience::LimitDecision> RateLimitStage::acquire_global(const CompiledRateLimit& limit,
+                                                                        std::uint64_t key, RequestContext& ctx) noexcept {
+  if (global_ != nullptr) {
+    const ratelimit::GlobalLimitParams params{limit.interval_us, limit.tolerance_us, limit.batch};
+    const auto global = global_->acquire(key, params, limit.cost, ctx.now, ctx.lease_waiter);
+    switch (global.outcome) {
+      case ratelimit::GlobalOutcome::allowed:
+      case ratelimit::GlobalOutcome::refused: return global.decision;
+      case ratelimit::GlobalOutcome::wait: return std::nullopt;
+      case ratelimit::GlobalOutcome::unavailable: break;
+    }
+  }
+  switch (limit.on_redis_failure) {
+    case CompiledRateLimit::OnRedisFailure::local: break;
+    case CompiledRateLimit::OnRedisFailure::allow: {
+      resilience::LimitDecision open;
+      open.allowed = true;
+      open.remaining = limit.quota;
+      return open;
+    }
+    case CompiledRateLimit::OnRedisFailure::deny: {
+      resilience::LimitDecision closed;  // allowed = false, retry_after = 0: the caller answers 503
+      return closed;
+    }
+  }
+  return table_->acquire(key, limit.policy, ctx.now, limit.cost);
+}
+
 Verdict RateLimitStage::on_request(RequestContext& ctx) noexcept {
   const auto& limits = ctx.snapshot->rate_limits;
   if (limits.empty() || table_ == nullptr) return Verdict::Continue;
-  const CompiledRateLimit* tightest = nullptr;
-  resilience::LimitDecision tightest_decision;
   bool refused = false;
-  for (const auto& limit : limits) {
-    std::uint64_t key = 0;
-    switch (limit.key) {
-      case CompiledRateLimit::Key::client_ip: key = resilience::hash64(ctx.client_ip); break;
-      case CompiledRateLimit::Key::header: {
-        const auto value = header_value(ctx, limit.header);
-        if (value.empty()) continue;  // not identified by this limit's key: not limited by it
-        key = resilience::hash64(value);
-        break;
+  // Resumed after a Suspend: the limits before limit_next already took their share.
+  for (std::size_t i = ctx.limit_next; i < limits.size(); ++i) {
+    const auto& limit = limits[i];
+    const std::uint64_t client = key_of(limit, ctx);
+    if (client == 0 && limit.key == CompiledRateLimit::Key::header) continue;
+    const std::uint64_t key = resilience::hash_combine(limit.id, client);
+    resilience::LimitDecision decision;
+    if (limit.global) {
+      const auto global = acquire_global(limit, key, ctx);
+      if (!global) {
+        ctx.limit_next = static_cast<std::uint8_t>(i);
+        return Verdict::Suspend;
       }
-      case CompiledRateLimit::Key::path:
-      case CompiledRateLimit::Key::manifest: {
-        const auto route = manifest::split_route(ctx.request->target);
-        key = resilience::hash_combine(resilience::hash64(route.project), resilience::hash64(route.module));
-        if (limit.key == CompiledRateLimit::Key::manifest)
-          key = resilience::hash_combine(key, resilience::hash64(environment_of(ctx)));
-        break;
+      decision = *global;
+      if (!decision.allowed && decision.retry_after == resilience::Duration{}) {
+        // Fail closed: the limit could not be checked.
+        ctx.retry_after_seconds = 1;
+        ctx.reply = Error::rate_limit_unavailable;
+        return Verdict::Reply;
       }
+    } else {
+      decision = table_->acquire(key, limit.policy, ctx.now, limit.cost);
     }
-    const auto decision = table_->acquire(resilience::hash_combine(limit.id, key), limit.policy, ctx.now);
+    if (!decision.allowed || ctx.limit_tightest < 0 || decision.remaining < ctx.limit_decision.remaining) {
+      ctx.limit_tightest = static_cast<std::int16_t>(i);
+      ctx.limit_decision = decision;
+    }
     if (!decision.allowed) {
-      tightest = &limit;
-      tightest_decision = decision;
       refused = true;
       break;
     }
-    if (tightest == nullptr || decision.remaining < tightest_decision.remaining) {
-      tightest = &limit;
-      tightest_decision = decision;
-    }
   }
-  if (tightest == nullptr) return Verdict::Continue;
+  ctx.limit_next = static_cast<std::uint8_t>(limits.size());
+  if (ctx.limit_tightest < 0) return Verdict::Continue;
+  const CompiledRateLimit* tightest = &limits[static_cast<std::size_t>(ctx.limit_tightest)];
+  const auto& tightest_decision = ctx.limit_decision;
   char line[256];
   // RateLimit-Policy: every limit; RateLimit: the state of the one closest to refusing.
   std::size_t n = 0;

@@ -32,6 +32,8 @@ std::size_t try_write(asio::ip::tcp::socket& socket, std::string_view head, std:
 }  // namespace
 
 Session::Session(Worker& worker) : worker_(worker), client_(worker.io()), backoff_timer_(worker.io()) {
+  ctx_.lease_waiter.owner = this;
+  ctx_.lease_waiter.wake = &Session::resume_pipeline;
   log_method_.reserve(16);
   log_target_.reserve(256);
 }
@@ -217,7 +219,25 @@ void Session::begin_request() {
     reply(Error::body_too_large, {}, true);
     return;
   }
+  run_pipeline();
+}
+
+void Session::resume_pipeline(ratelimit::LeaseWaiter& waiter) {
+  auto& self = *static_cast<Session*>(waiter.owner);
+  if (self.phase_ != Phase::limiting) return;
+  self.ctx_.now = self.worker_.now();
+  self.run_pipeline();
+}
+
+void Session::run_pipeline() {
   const auto verdict = worker_.pipeline().on_request(ctx_);
+  if (verdict == pipeline::Verdict::Suspend) {
+    // Woken by the limiter when its Redis fetch answers (or fails: it then decides without Redis).
+    // The deadline is only a backstop: the Redis command timeout ends the wait much sooner.
+    phase_ = Phase::limiting;
+    set_deadline(std::chrono::seconds(2));
+    return;
+  }
   if (verdict == pipeline::Verdict::Reply) {
     if (ctx_.reply == Error::no_manifest) {
       char detail[300];
@@ -793,6 +813,10 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
         client_.try_write(std::string_view(worker_.scratch(), size), {}, ignored);
         return close_now();
       }
+    case Phase::limiting:
+      ctx_.lease_waiter.unlink();
+      ctx_.retry_after_seconds = 1;
+      return reply(Error::rate_limit_unavailable, {}, !request_body_done_);
     case Phase::connecting:
       if (timer_pending_) backoff_timer_.cancel();
       return fail(total ? Error::request_timeout : Error::upstream_connect_timeout, ctx_.endpoint->name);
@@ -822,6 +846,7 @@ void Session::drain() noexcept {
 void Session::close_now() noexcept {
   if (phase_ == Phase::closed) return;
   phase_ = Phase::closed;
+  ctx_.lease_waiter.unlink();
   if (timer_pending_) backoff_timer_.cancel();
   release_upstream(false);
   if (request_active_) {

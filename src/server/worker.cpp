@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <spdlog/spdlog.h>
 
 #include "frontdoor/server/session.hpp"
@@ -16,6 +18,21 @@ using boost::system::error_code;
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr std::size_t kMaxFreeSessions = 1024;
+
+std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_context& io, const Snapshot& snapshot) {
+  const bool any_global = std::any_of(snapshot.rate_limits.begin(), snapshot.rate_limits.end(),
+                                      [](const CompiledRateLimit& limit) { return limit.global; });
+  const auto& redis = snapshot.config.redis;
+  if (!any_global || redis.address.empty()) return nullptr;
+  io::RedisOptions options;
+  options.address = redis.address;
+  if (!redis.password_env.empty())
+    if (const char* password = std::getenv(redis.password_env.c_str())) options.password = password;
+  options.database = redis.database;
+  options.connect_timeout = redis.connect_timeout;
+  options.command_timeout = redis.command_timeout;
+  return std::make_unique<ratelimit::GlobalRateLimiter>(io, std::move(options), redis.key_prefix);
+}
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
@@ -24,7 +41,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::at
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),
       connections_(connections),
-      pipeline_(pipeline::RateLimitStage{limiter}, pipeline::ManifestStage{}, pipeline::LoadShedStage{load_},
+      global_limiter_(make_global_limiter(io_, *snapshot_)),
+      pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get()}, pipeline::ManifestStage{}, pipeline::LoadShedStage{load_},
                 pipeline::BreakerStage{health_, clusters},
                 pipeline::PickStage{health_}),
       ticker_(io_) {
@@ -54,6 +72,7 @@ void Worker::add_listener(asio::ip::tcp::acceptor acceptor, const ListenerInfo* 
 std::string Worker::open_access_log() { return access_log_.open(snapshot_->config.logging.access_log); }
 
 void Worker::run() {
+  if (global_limiter_) global_limiter_->start();
   for (auto& listener : listeners_) accept(*listener);
   schedule_tick();
   for (;;) {
@@ -208,6 +227,7 @@ void Worker::check_drained() {
   if (session_count_ != 0) return;
   for (auto& pool : pools_)
     if (pool) pool->close_all();
+  if (global_limiter_) global_limiter_->stop();
   ticker_.cancel();
 }
 

@@ -94,3 +94,14 @@ def frontdoor(tmp_path, request):
 @pytest.fixture
 def tmpdir_str(tmp_path):
     return str(tmp_path)
+
+
+@pytest.fixture
+def redis_server(request):
+    """A real redis-server on a Unix socket, stopped after the test."""
+    server = fdtest.RedisServer().start()
+    yield server
+    server.stop()
+    if _failed(request):
+        print("---- redis-server log:\n" + server.logs()[-5000:])
+    server.cleanup()

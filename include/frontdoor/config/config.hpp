@@ -122,8 +122,8 @@ struct ResilienceConfig {
   friend bool operator==(const ResilienceConfig&, const ResilienceConfig&) = default;
 };
 
-// A rate limit on every request (issue #4 adds per-manifest limits and the Redis-backed global mode).
-// GCRA, equivalent to a token bucket: `burst` requests at once, refilled at `requests_per_second`.
+// A rate limit on every request. GCRA, equivalent to a token bucket: `burst` requests at once,
+// refilled at `requests_per_second`.
 struct RateLimitConfig {
   std::string name;  // in RateLimit-Policy / RateLimit headers and logs
   // What is counted: "client_ip", "header:<Name>" (requests without it are not limited), "path"
@@ -131,6 +131,14 @@ struct RateLimitConfig {
   std::string key = "client_ip";
   std::uint32_t requests_per_second = 100;
   std::uint32_t burst = 100;
+  std::uint32_t cost = 1;  // units one request takes
+  // local: this process alone; global: shared by every replica through Redis (needs `redis`).
+  std::string scope = "local";
+  // global: while Redis cannot answer — "local" (this process enforces the limit alone), "allow"
+  // (fail open) or "deny" (fail closed: 503).
+  std::string on_redis_failure = "local";
+  // global: tokens are leased from Redis in batches of about requests_per_second x lease_interval.
+  Duration lease_interval{std::chrono::milliseconds(50)};
 
   friend bool operator==(const RateLimitConfig&, const RateLimitConfig&) = default;
 };
@@ -143,6 +151,18 @@ struct LoadSheddingConfig {
   std::uint64_t max_memory_bytes = 0;       // resident memory of the process
 
   friend bool operator==(const LoadSheddingConfig&, const LoadSheddingConfig&) = default;
+};
+
+// The Redis server shared by the replicas (global rate limits). Empty address = none.
+struct RedisConfig {
+  std::string address;       // "host:port" or "unix:/path/to/socket"
+  std::string password_env;  // name of an environment variable holding the AUTH password
+  std::uint32_t database = 0;
+  Duration connect_timeout{std::chrono::seconds(1)};
+  Duration command_timeout{std::chrono::milliseconds(100)};  // a slower reply counts as Redis down
+  std::string key_prefix = "frontdoor:";
+
+  friend bool operator==(const RedisConfig&, const RedisConfig&) = default;
 };
 
 struct RoutingConfig {
@@ -208,6 +228,7 @@ struct Config {
   RoutingConfig routing;
   ResilienceConfig resilience;
   std::vector<RateLimitConfig> rate_limits;
+  RedisConfig redis;
   LoadSheddingConfig load_shedding;
   LoggingConfig logging;
   std::vector<ManifestConfig> manifests;

@@ -33,6 +33,7 @@ enum class Error : std::uint8_t {
   rate_limited,              // 429 (Retry-After)
   no_healthy_upstream,       // 503 every endpoint of the manifest is open-circuited (Retry-After)
   overloaded,                // 503
+  rate_limit_unavailable,    // 503 a global limit could not be checked and fails closed (Retry-After)
   internal,                  // 500
 };
 

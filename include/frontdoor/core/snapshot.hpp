@@ -36,6 +36,14 @@ struct CompiledRateLimit {
   std::uint64_t id = 0;          // mixed into every key: limits never share state
   std::uint32_t quota = 0;       // RateLimit-Policy q (the burst) ...
   std::uint32_t window_seconds = 0;  // ... per w seconds (time to refill it)
+  std::uint32_t cost = 1;
+  // Global limits: shared through Redis, leased `batch` tokens at a time.
+  enum class OnRedisFailure : std::uint8_t { local, allow, deny };
+  bool global = false;
+  OnRedisFailure on_redis_failure = OnRedisFailure::local;
+  std::int64_t interval_us = 0;   // GCRA emission interval (1 / rate)
+  std::int64_t tolerance_us = 0;  // burst x interval
+  std::uint32_t batch = 1;
 };
 
 struct Snapshot {

@@ -9,6 +9,8 @@
 #include "frontdoor/core/error.hpp"
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/manifest/manifest.hpp"
+#include "frontdoor/ratelimit/lease_waiter.hpp"
+#include "frontdoor/resilience/rate_limiter.hpp"
 
 namespace frontdoor {
 struct Snapshot;
@@ -47,6 +49,11 @@ struct RequestContext {
   bool holds_retry_slot = false;     // counted in its cluster's max_active_retries
   Error reply = Error::ok;  // with Verdict::Reply: what to answer
   std::uint32_t retry_after_seconds = 0;  // with Verdict::Reply: Retry-After, 0 = none
+  // The rate limit stage's progress, kept while a global limit waits for Redis (Verdict::Suspend).
+  std::uint8_t limit_next = 0;      // first limit not applied yet
+  std::int16_t limit_tightest = -1;  // the limit closest to refusing so far, and its decision
+  resilience::LimitDecision limit_decision;
+  ratelimit::LeaseWaiter lease_waiter;  // the session sets wake/owner once
   // Header lines ("Name: value\r\n"...) every response to this request carries (RateLimit fields).
   std::array<char, 512> response_headers{};
   std::uint16_t response_headers_size = 0;
@@ -71,6 +78,9 @@ struct RequestContext {
     holds_request_slot = holds_retry_slot = false;
     retry_after_seconds = 0;
     response_headers_size = 0;
+    limit_next = 0;
+    limit_tightest = -1;
+    lease_waiter.unlink();
     project = module = environment = {};
     attempt = 0;
     reply = Error::ok;

@@ -3,12 +3,14 @@
 // (The proxy step that follows is the session's own asynchronous work.)
 // Each stage is owned by one worker and used from its thread only.
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "frontdoor/core/snapshot.hpp"
 #include "frontdoor/pipeline/cluster_load.hpp"
 #include "frontdoor/pipeline/pipeline.hpp"
 #include "frontdoor/pipeline/upstream_health.hpp"
+#include "frontdoor/ratelimit/global_limiter.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
 
 namespace frontdoor::pipeline {
@@ -18,14 +20,25 @@ namespace frontdoor::pipeline {
 // SO_REUSEPORT still gets the limit once). Over a limit: 429 with Retry-After. Every response
 // carries RateLimit-Policy (all limits) and RateLimit (the one with the least left) as in
 // draft-ietf-httpapi-ratelimit-headers.
+//
+// Global limits (scope: global) take their tokens from the worker's GlobalRateLimiter instead; one
+// that must wait for Redis suspends the request (Verdict::Suspend) and the session runs the
+// pipeline again when woken: the stage resumes at the limit that waited. When Redis cannot answer,
+// the limit's on_redis_failure decides: this process's table (local), no limit (allow), or 503 (deny).
 class RateLimitStage {
  public:
-  explicit RateLimitStage(resilience::LimiterTable* table) : table_(table) {}
+  explicit RateLimitStage(resilience::LimiterTable* table, ratelimit::GlobalRateLimiter* global = nullptr)
+      : table_(table), global_(global) {}
   Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext&) noexcept {}
 
  private:
+  static std::uint64_t key_of(const CompiledRateLimit& limit, const RequestContext& ctx) noexcept;
+  std::optional<resilience::LimitDecision> acquire_global(const CompiledRateLimit& limit, std::uint64_t key,
+                                                          RequestContext& ctx) noexcept;
+
   resilience::LimiterTable* table_;
+  ratelimit::GlobalRateLimiter* global_;
 };
 
 // Resolves the request's manifest from the path (/{project}/{module}/...) and the environment header.

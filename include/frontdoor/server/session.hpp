@@ -58,6 +58,7 @@ class Session {
  private:
   enum class Phase : std::uint8_t {
     reading_head,       // waiting for (the rest of) a request head
+    limiting,           // a global rate limit waits for its tokens from Redis
     connecting,         // upstream connect in progress
     sending,            // request head/body going upstream
     awaiting_response,  // request sent, response head not complete yet
@@ -75,6 +76,8 @@ class Session {
   void start_head_clock();
   bool parse_request();
   void begin_request();
+  void run_pipeline();
+  static void resume_pipeline(ratelimit::LeaseWaiter& waiter);
   void connect_upstream();
   void send_request_head();
   void continue_upload();

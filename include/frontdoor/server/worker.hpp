@@ -74,6 +74,7 @@ class Worker {
   void return_client_buffer(std::unique_ptr<char[]> buffer);
   void session_closed(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept { return pipeline::Clock::now(); }
+  const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
 
  private:
   struct Listener {
@@ -95,6 +96,8 @@ class Worker {
   std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<std::uint32_t>& connections_;
   pipeline::UpstreamHealth health_;  // before pipeline_: its stages point at it
+  // Global rate limits, with this worker's Redis connection; null when no limit is global.
+  std::unique_ptr<ratelimit::GlobalRateLimiter> global_limiter_;
   pipeline::LoadMonitor load_;
   pipeline::RequestPipeline pipeline_;
   WorkerStats stats_;

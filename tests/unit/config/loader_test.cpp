@@ -219,7 +219,7 @@ bogus: 1
             (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
                      "default_environment, tls)",
                      "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
-                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, load_shedding, logging, manifests)"}));
+                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, redis, load_shedding, logging, manifests)"}));
 }
 
 TEST(ConfigLoader, UnknownKeysInEverySection) {
@@ -393,7 +393,7 @@ TEST(ConfigLoader, EmptyDocument) {
 TEST(ConfigLoader, DocumentThatIsNotAMapping) {
   EXPECT_EQ(errors_of(load("- a\n- b\n")),
             Strings{"config.yaml:1:1: the configuration must be a mapping of sections (server, listeners, limits, "
-                    "timeouts, upstream_pool, routing, resilience, rate_limits, load_shedding, logging, manifests), found a list"});
+                    "timeouts, upstream_pool, routing, resilience, rate_limits, redis, load_shedding, logging, manifests), found a list"});
 }
 
 TEST(ConfigLoader, ContentAfterTheDocumentIsAnError) {
@@ -939,5 +939,53 @@ resilience:
   EXPECT_EQ(bad.errors[1].message, "resilience.retries.backoff_max: must be at least backoff_base");
 }
 
+
+TEST(ConfigLoader, GlobalRateLimitsAndRedis) {
+  const auto ok = load(std::string(kMinimal) + R"(redis:
+  address: unix:/run/redis.sock
+  password_env: REDIS_PASSWORD
+  database: 2
+  command_timeout: 20ms
+rate_limits:
+  - name: shared
+    scope: global
+    on_redis_failure: deny
+    cost: 2
+    lease_interval: 10ms
+)");
+  ASSERT_TRUE(ok.config) << (ok.errors.empty() ? "" : ok.errors.front().message);
+  EXPECT_EQ(ok.config->redis.address, "unix:/run/redis.sock");
+  EXPECT_EQ(ok.config->redis.password_env, "REDIS_PASSWORD");
+  EXPECT_EQ(ok.config->redis.database, 2u);
+  EXPECT_EQ(ok.config->redis.command_timeout, std::chrono::milliseconds(20));
+  EXPECT_EQ(ok.config->rate_limits[0].scope, "global");
+  EXPECT_EQ(ok.config->rate_limits[0].on_redis_failure, "deny");
+  EXPECT_EQ(ok.config->rate_limits[0].cost, 2u);
+  EXPECT_EQ(ok.config->rate_limits[0].lease_interval, std::chrono::milliseconds(10));
+
+  const auto bad = load(std::string(kMinimal) + R"(redis:
+  address: nowhere
+rate_limits:
+  - name: a
+    scope: everywhere
+    on_redis_failure: panic
+    burst: 5
+    cost: 6
+)");
+  const auto errors = errors_of(bad);
+  const auto has = [&](const std::string& text) {
+    return std::any_of(errors.begin(), errors.end(), [&](const std::string& e) { return e.find(text) != e.npos; });
+  };
+  EXPECT_TRUE(has("redis.address: \"nowhere\" is not an address (expected host:port or unix:/path)")) << errors[0];
+  EXPECT_TRUE(has("rate_limits[0].scope: \"everywhere\" is not a scope (expected local or global)"));
+  EXPECT_TRUE(has("rate_limits[0].on_redis_failure: \"panic\" is not a policy (expected local, allow or deny)"));
+  EXPECT_TRUE(has("rate_limits[0].cost: 6 is out of range (expected 1..burst, 5"));
+
+  const auto no_redis = load(std::string(kMinimal) + "rate_limits:\n  - {name: a, scope: global}\n");
+  const auto no_redis_errors = errors_of(no_redis);
+  EXPECT_TRUE(std::any_of(no_redis_errors.begin(), no_redis_errors.end(), [](const std::string& e) {
+    return e.find("global needs the redis section's address") != e.npos;
+  }));
+}
 }  // namespace
 }  // namespace frontdoor::config

@@ -223,6 +223,48 @@ TEST(RateLimitStage, HeaderKeyAndSeparateClients) {
   EXPECT_EQ(h.ctx.extra_response_headers(), "");
 }
 
+TEST(RateLimitStage, CostTakesSeveralUnits) {
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - name: heavy
+    requests_per_second: 1
+    burst: 10
+    cost: 4
+)");
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Reply);  // 8 of 10 taken: 2 left, 4 needed
+  EXPECT_EQ(h.ctx.retry_after_seconds, 2u);
+}
+
+// Without a reachable Redis a global limit follows its on_redis_failure policy.
+std::string global_limit(const std::string& policy) {
+  return std::string(kConfig) + R"(redis:
+  address: 127.0.0.1:1
+rate_limits:
+  - name: shared
+    scope: global
+    requests_per_second: 1
+    burst: 2
+    on_redis_failure: )" + policy + "\n";
+}
+
+TEST(RateLimitStage, GlobalLimitWithoutRedisFollowsItsPolicy) {
+  Harness local(global_limit("local"));
+  EXPECT_EQ(local.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(local.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(local.request("/shop/cart"), Verdict::Reply);
+  EXPECT_EQ(local.ctx.reply, Error::rate_limited);
+
+  Harness allow(global_limit("allow"));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(allow.request("/shop/cart"), Verdict::Continue);
+
+  Harness deny(global_limit("deny"));
+  EXPECT_EQ(deny.request("/shop/cart"), Verdict::Reply);
+  EXPECT_EQ(deny.ctx.reply, Error::rate_limit_unavailable);
+  EXPECT_EQ(deny.ctx.retry_after_seconds, 1u);
+  EXPECT_EQ(error_info(deny.ctx.reply).status, 503u);
+}
+
 std::string manifest_with(const std::string& balancing_lines) {
   return std::string(R"(listeners:
   - address: 127.0.0.1:0

@@ -1,0 +1,291 @@
+#include "frontdoor/io/redis_client.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <charconv>
+
+namespace frontdoor::io {
+namespace asio = boost::asio;
+using boost::system::error_code;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+constexpr std::chrono::milliseconds kBackoffMin{100};
+constexpr std::chrono::milliseconds kBackoffMax{5000};
+}  // namespace
+
+// The socket hiredis opened, watched by Asio on hiredis' behalf. hiredis says what it wants
+// (add/del read/write); a readiness wait is armed while it wants it. Handlers hold a shared_ptr,
+// so this outlives the context; `alive` turns false when hiredis cleans up (the fd is hiredis').
+struct RedisClient::Events : std::enable_shared_from_this<RedisClient::Events> {
+  Events(asio::io_context& io, redisAsyncContext* c) : socket(io), context(c) { socket.assign(c->c.fd); }
+
+  asio::posix::stream_descriptor socket;
+  redisAsyncContext* context;
+  bool alive = true;
+  bool reading = false, writing = false;
+  bool read_armed = false, write_armed = false;
+
+  void arm(bool read) {
+    bool& armed = read ? read_armed : write_armed;
+    if (armed || !alive) return;
+    armed = true;
+    socket.async_wait(read ? asio::posix::descriptor_base::wait_read : asio::posix::descriptor_base::wait_write,
+                      [self = shared_from_this(), read](const error_code& ec) {
+                        (read ? self->read_armed : self->write_armed) = false;
+                        bool& wanted = read ? self->reading : self->writing;
+                        if (ec || !self->alive || !wanted) return;
+                        // May free the context (cleanup() then clears `alive`).
+                        if (read) redisAsyncHandleRead(self->context);
+                        else redisAsyncHandleWrite(self->context);
+                        if (self->alive && wanted) self->arm(read);
+                      });
+  }
+
+  static Events& of(void* data) { return *static_cast<Events*>(data); }
+  static void add_read(void* data) { of(data).reading = true, of(data).arm(true); }
+  static void del_read(void* data) { of(data).reading = false; }
+  static void add_write(void* data) { of(data).writing = true, of(data).arm(false); }
+  static void del_write(void* data) { of(data).writing = false; }
+  static void cleanup(void* data) {
+    Events& e = of(data);
+    e.alive = e.reading = e.writing = false;
+    error_code ignored;
+    e.socket.cancel(ignored);
+    (void)e.socket.release();  // hiredis closes its own fd
+  }
+};
+
+RedisClient::RedisClient(asio::io_context& io, RedisOptions options)
+    : io_(io), options_(std::move(options)), resolver_(io), timer_(io), reconnect_(io) {}
+
+RedisClient::~RedisClient() {
+  stop();
+  *alive_ = false;
+}
+
+void RedisClient::start() {
+  if (state_ != State::idle) return;
+  connect();
+}
+
+void RedisClient::stop() {
+  if (state_ == State::stopped) return;
+  state_ = State::stopped;
+  resolver_.cancel();
+  timer_.cancel();
+  reconnect_.cancel();
+  if (context_ != nullptr) {
+    auto* context = context_;
+    context_ = nullptr;
+    redisAsyncFree(context);  // answers pending commands with nullptr
+  }
+  deadlines_.clear();
+}
+
+void RedisClient::connect() {
+  const std::string& address = options_.address;
+  if (address.rfind("unix:", 0) == 0) {
+    state_ = State::connecting;
+    attach(redisAsyncConnectUnix(address.c_str() + 5));
+    return;
+  }
+  const auto colon = address.rfind(':');
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::uint16_t port = 0;
+  const char* port_text = address.data() + colon + 1;
+  std::from_chars(port_text, address.data() + address.size(), port);
+  error_code ec;
+  (void)asio::ip::make_address(host, ec);
+  if (!ec) return connect_to(host, port);
+  // A name: resolved off the event loop (Asio's resolver thread), then connected by address.
+  state_ = State::resolving;
+  resolver_.async_resolve(host, std::to_string(port),
+                          [this, alive = alive_, port](const error_code& error,
+                                                       const asio::ip::tcp::resolver::results_type& results) {
+                            if (!*alive || state_ != State::resolving) return;
+                            if (error || results.empty()) {
+                              ++counters_.connect_failures;
+                              spdlog::warn("redis {}: cannot resolve: {}", options_.address,
+                                           error ? error.message() : "no address");
+                              state_ = State::idle;
+                              return schedule_reconnect();
+                            }
+                            connect_to(results.begin()->endpoint().address().to_string(), port);
+                          });
+}
+
+void RedisClient::connect_to(const std::string& host, std::uint16_t port) {
+  state_ = State::connecting;
+  attach(redisAsyncConnect(host.c_str(), port));
+}
+
+void RedisClient::attach(redisAsyncContext* context) {
+  if (context == nullptr || context->err) {
+    ++counters_.connect_failures;
+    spdlog::warn("redis {}: cannot connect: {}", options_.address,
+                 context != nullptr ? context->errstr : "out of memory");
+    if (context != nullptr) redisAsyncFree(context);
+    state_ = State::idle;
+    return schedule_reconnect();
+  }
+  events_ = std::make_shared<Events>(io_, context);
+  context->ev.data = events_.get();
+  context->ev.addRead = &Events::add_read;
+  context->ev.delRead = &Events::del_read;
+  context->ev.addWrite = &Events::add_write;
+  context->ev.delWrite = &Events::del_write;
+  context->ev.cleanup = &Events::cleanup;
+  context->data = this;
+  context_ = context;
+  redisAsyncSetDisconnectCallback(context, &RedisClient::on_disconnect);
+  // Last: this asks for the first write event, which is how hiredis learns the connect finished.
+  redisAsyncSetConnectCallback(context, &RedisClient::on_connect);
+  timer_.expires_after(options_.connect_timeout);
+  arm_timer();
+}
+
+void RedisClient::on_connect(const redisAsyncContext* context, int status) {
+  auto& self = *static_cast<RedisClient*>(context->data);
+  if (self.state_ != State::connecting) return;
+  if (status != REDIS_OK) {
+    // hiredis frees the context after this returns.
+    ++self.counters_.connect_failures;
+    spdlog::warn("redis {}: cannot connect: {}", self.options_.address, context->errstr);
+    self.context_ = nullptr;
+    self.state_ = State::idle;
+    return self.schedule_reconnect();
+  }
+  ++self.counters_.connects;
+  if (self.counters_.connects > 1 || self.counters_.connect_failures > 0)
+    spdlog::info("redis {}: connected", self.options_.address);
+  self.backoff_ = kBackoffMin;
+  self.state_ = State::connected;
+  self.timer_.cancel();  // the connect deadline; commands arm their own
+  self.timer_armed_ = false;
+  self.handshake();
+}
+
+void RedisClient::on_disconnect(const redisAsyncContext* context, int) {
+  auto& self = *static_cast<RedisClient*>(context->data);
+  if (self.context_ == context) self.context_ = nullptr;
+  self.deadlines_.clear();
+  if (self.state_ == State::stopped) return;
+  if (self.state_ == State::connected) spdlog::warn("redis {}: connection lost", self.options_.address);
+  self.state_ = State::idle;
+  self.schedule_reconnect();
+}
+
+void RedisClient::handshake() {
+  if (!options_.password.empty()) {
+    const std::string_view auth[] = {"AUTH", options_.password};
+    command(auth, nullptr, nullptr);
+  }
+  if (options_.database != 0) {
+    const std::string db = std::to_string(options_.database);
+    const std::string_view select[] = {"SELECT", db};
+    command(select, nullptr, nullptr);
+  }
+}
+
+void RedisClient::schedule_reconnect() {
+  if (state_ == State::stopped) return;
+  reconnect_.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, kBackoffMax);
+  reconnect_.async_wait([this, alive = alive_](const error_code& ec) {
+    if (ec || !*alive || state_ != State::idle) return;
+    connect();
+  });
+}
+
+bool RedisClient::command(std::span<const std::string_view> args, Callback callback, void* user) {
+  if (state_ != State::connected || context_ == nullptr) return false;
+  constexpr std::size_t kMaxArgs = 16;
+  const char* argv[kMaxArgs];
+  std::size_t lengths[kMaxArgs];
+  if (args.size() > kMaxArgs) return false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    argv[i] = args[i].data();
+    lengths[i] = args[i].size();
+  }
+  std::unique_ptr<Pending> pending;
+  if (!free_pending_.empty()) {
+    pending = std::move(free_pending_.back());
+    free_pending_.pop_back();
+  } else {
+    pending = std::make_unique<Pending>();
+  }
+  *pending = Pending{this, callback, user};
+  if (redisAsyncCommandArgv(context_, &RedisClient::on_reply, pending.get(), static_cast<int>(args.size()), argv,
+                            lengths) != REDIS_OK)
+    return false;
+  pending.release();  // owned by hiredis until on_reply
+  ++counters_.commands;
+  deadlines_.push_back(SteadyClock::now() + options_.command_timeout);
+  if (!timer_armed_) {
+    timer_.expires_at(deadlines_.front());
+    arm_timer();
+  }
+  return true;
+}
+
+void RedisClient::on_reply(redisAsyncContext*, void* reply, void* privdata) {
+  std::unique_ptr<Pending> pending(static_cast<Pending*>(privdata));
+  RedisClient& self = *pending->client;
+  if (!self.deadlines_.empty()) self.deadlines_.pop_front();
+  auto* r = static_cast<const redisReply*>(reply);
+  if (r == nullptr) ++self.counters_.failed;
+  if (pending->callback != nullptr) {
+    pending->callback(pending->user, r);
+  } else if (r != nullptr && r->type == REDIS_REPLY_ERROR && self.context_ != nullptr) {
+    // A handshake command (AUTH, SELECT) failed: nothing after it can work.
+    spdlog::error("redis {}: {}", self.options_.address, std::string_view(r->str, r->len));
+    auto* context = self.context_;
+    self.context_ = nullptr;
+    self.state_ = State::idle;
+    redisAsyncFree(context);  // deferred by hiredis until this callback returns
+  }
+  if (self.free_pending_.size() < 64) self.free_pending_.push_back(std::move(pending));
+}
+
+void RedisClient::arm_timer() {
+  timer_armed_ = true;
+  timer_.async_wait([this, alive = alive_](const error_code& ec) {
+    // Aborted: the timer was re-set (and re-armed) or stopped; the newer wait owns timer_armed_.
+    if (ec || !*alive) return;
+    timer_armed_ = false;
+    on_timer();
+  });
+}
+
+void RedisClient::on_timer() {
+  const auto now = SteadyClock::now();
+  if (state_ == State::connecting) {
+    if (timer_.expiry() > now) return arm_timer();
+    ++counters_.connect_failures;
+    spdlog::warn("redis {}: connect timed out after {} ms", options_.address, options_.connect_timeout.count());
+    auto* context = context_;
+    context_ = nullptr;
+    state_ = State::idle;
+    if (context != nullptr) redisAsyncFree(context);
+    return schedule_reconnect();
+  }
+  if (state_ != State::connected || deadlines_.empty()) return;
+  if (deadlines_.front() > now) {
+    timer_.expires_at(deadlines_.front());
+    return arm_timer();
+  }
+  ++counters_.timeouts;
+  spdlog::warn("redis {}: no reply within {} ms; reconnecting", options_.address, options_.command_timeout.count());
+  auto* context = context_;
+  context_ = nullptr;
+  state_ = State::idle;
+  redisAsyncFree(context);  // pending commands get nullptr; on_disconnect schedules the reconnect
+}
+
+}  // namespace frontdoor::io

@@ -1,0 +1,156 @@
+"""Global rate limits: one limit shared by several frontdoor processes through a real Redis, with
+tokens leased in batches, and the fallback policies when Redis is down, killed or too slow."""
+import time
+
+from fdtest import Client, make_config, manifest, request
+
+
+def global_config(upstream, redis_address, workers=2, **limit):
+    rate = {"name": "shared", "key": "client_ip", "requests_per_second": 200, "burst": 100, "scope": "global"}
+    rate.update(limit)
+    cfg = make_config([manifest("*", "*", [upstream])], server={"workers": workers})
+    cfg["rate_limits"] = [rate]
+    cfg["redis"] = {"address": redis_address, "command_timeout": "100ms", "key_prefix": "fdtest:"}
+    return cfg
+
+
+def hammer(ports, seconds, max_requests=20000):
+    """Keep-alive requests alternating over one connection per port, as fast as one thread goes."""
+    clients = [Client(p) for p in ports]
+    counts = {p: {} for p in ports}
+    start = time.monotonic()
+    sent = 0
+    try:
+        while time.monotonic() - start < seconds and sent < max_requests:
+            for port, client in zip(ports, clients):
+                status = client.request("GET", "/a/b").status
+                counts[port][status] = counts[port].get(status, 0) + 1
+                sent += 1
+    finally:
+        for c in clients:
+            c.close()
+    return counts, time.monotonic() - start
+
+
+def script_calls(redis_server):
+    """How many times frontdoor's script ran (EVALSHA, or EVAL when Redis did not know it yet)."""
+    stats = redis_server.command("INFO", "commandstats")
+    calls = 0
+    for line in stats.splitlines():
+        if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+            calls += int(line.split("calls=")[1].split(",")[0])
+    return calls
+
+
+def test_limit_holds_across_two_processes(frontdoor, upstream, redis_server):
+    # 200/s with a burst of 100, leased 10 tokens at a time (200/s x 50 ms), by 2 processes x 2 workers.
+    cfg = global_config(upstream, redis_server.address)
+    a = frontdoor(cfg, name="replica_a")
+    b = frontdoor(cfg, name="replica_b")
+    counts, elapsed = hammer([a.port, b.port], seconds=2.0)
+    allowed = sum(c.get(200, 0) for c in counts.values())
+    refused = sum(c.get(429, 0) for c in counts.values())
+    total = sum(sum(c.values()) for c in counts.values())
+    assert allowed + refused == total, counts
+    # What Redis may grant in that time: the burst plus the refill. Nothing beyond it is ever admitted
+    # (tokens are taken from Redis before they are spent); leased tokens left unspent at the end are
+    # the only shortfall: at most batch (10) x 2 workers x 2 processes.
+    ceiling = 100 + 200 * elapsed
+    print("global limit: %d of %d requests admitted in %.2f s; Redis could grant %.0f; per replica %s"
+          % (allowed, total, elapsed, ceiling, counts))
+    assert total > 1.5 * ceiling, ("the client was too slow to test the limit", counts, elapsed)
+    assert allowed <= ceiling + 1, (allowed, ceiling, counts)
+    assert allowed >= 0.9 * ceiling - 40, (allowed, ceiling, counts)
+    # Both replicas admitted and refused: the limit is shared, not split or duplicated.
+    for port in (a.port, b.port):
+        assert counts[port].get(200, 0) > 0 and counts[port].get(429, 0) > 0, counts
+    # The state lives in Redis under the configured prefix, and expires by itself.
+    keys = redis_server.command("KEYS", "fdtest:rl:*")
+    assert len(keys) == 1, keys
+    assert 0 < redis_server.command("PTTL", keys[0]) <= 1000
+
+
+def test_refusal_carries_headers_and_retry_after(frontdoor, upstream, redis_server):
+    cfg = global_config(upstream, redis_server.address, requests_per_second=1, burst=3)
+    a = frontdoor(cfg, name="replica_a")
+    b = frontdoor(cfg, name="replica_b")
+    statuses = [request(port, "GET", "/a/b").status for port in (a.port, b.port, a.port, b.port, a.port)]
+    assert statuses.count(200) == 3 and statuses[:3] == [200, 200, 200], statuses
+    r = request(b.port, "GET", "/a/b")
+    assert r.status == 429
+    assert 1 <= int(r.headers.get("Retry-After")) <= 2
+    assert r.headers.get("RateLimit-Policy") == '"shared";q=3;w=3'
+    assert r.headers.get("RateLimit").startswith('"shared";r=0;')
+    time.sleep(1.1)
+    assert request(a.port, "GET", "/a/b").status == 200
+
+
+def test_fallback_policies_without_redis(frontdoor, upstream, tmp_path):
+    dead = "unix:" + str(tmp_path / "no-redis.sock")
+    local = frontdoor(global_config(upstream, dead, burst=3, requests_per_second=1, on_redis_failure="local"),
+                      name="local")
+    allow = frontdoor(global_config(upstream, dead, burst=3, requests_per_second=1, on_redis_failure="allow"),
+                      name="allow")
+    deny = frontdoor(global_config(upstream, dead, burst=3, requests_per_second=1, on_redis_failure="deny"),
+                     name="deny")
+    with Client(local.port) as c:
+        assert [c.request("GET", "/a/b").status for _ in range(5)] == [200, 200, 200, 429, 429]
+    with Client(allow.port) as c:
+        assert [c.request("GET", "/a/b").status for _ in range(5)] == [200] * 5
+    with Client(deny.port) as c:
+        r = c.request("GET", "/a/b")
+    assert r.status == 503
+    assert r.headers.get("Retry-After") == "1"
+    assert "rate limit store unavailable" in r.text()
+    assert "cannot connect" in deny.stderr() + deny.stdout()
+
+
+def test_redis_killed_then_back(frontdoor, upstream, redis_server):
+    cfg = global_config(upstream, redis_server.address, requests_per_second=1000, burst=1000)
+    fd = frontdoor(cfg)
+    with Client(fd.port) as c:
+        assert c.request("GET", "/a/b").status == 200
+    assert script_calls(redis_server) >= 1
+    redis_server.stop()
+    # Redis gone: every request is still answered at once, by the local fallback.
+    with Client(fd.port) as c:
+        for _ in range(20):
+            t0 = time.monotonic()
+            assert c.request("GET", "/a/b").status == 200
+            assert time.monotonic() - t0 < 0.5
+    redis_server.start()
+    assert script_calls(redis_server) == 0
+    # Reconnects by itself (backoff 100 ms doubling, at most 5 s) and uses Redis again; the restarted
+    # Redis does not know the script, so the first call sends its source.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and script_calls(redis_server) == 0:
+        request(fd.port, "GET", "/a/b")
+        time.sleep(0.1)
+    assert script_calls(redis_server) >= 1
+    assert "connection lost" in fd.stderr() + fd.stdout()
+
+
+def test_slow_redis_fails_over_within_the_command_timeout(frontdoor, upstream, redis_server):
+    import threading
+    cfg = global_config(upstream, redis_server.address, requests_per_second=1, burst=1000, on_redis_failure="deny")
+    fd = frontdoor(cfg)
+    with Client(fd.port) as c:
+        assert c.request("GET", "/a/b").status == 200
+    # Redis stalls for 1.5 s (one client's DEBUG SLEEP blocks the server).
+    stall = threading.Thread(target=lambda: redis_server.command("DEBUG", "SLEEP", "1.5", timeout=5))
+    stall.start()
+    time.sleep(0.1)
+    try:
+        t0 = time.monotonic()
+        # A new key needs a fetch: it times out after command_timeout (100 ms) and fails closed.
+        r = request(fd.port, "GET", "/a/b", headers=[("X-Forwarded-For", "ignored")])
+        with Client(fd.port) as c:
+            statuses = []
+            for _ in range(3):
+                statuses.append(c.request("GET", "/a/b").status)
+        elapsed = time.monotonic() - t0
+    finally:
+        stall.join(5)
+    assert elapsed < 1.2, elapsed  # never waits for the stalled Redis
+    assert r.status in (200, 503)
+    assert 503 in statuses, statuses
