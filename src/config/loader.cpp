@@ -203,6 +203,19 @@ class Parser {
 
   void listener(const Field& f, ListenerConfig& l);
   void manifest(const Field& f, ManifestConfig& m);
+  void rate_limit(const Field& f, RateLimitConfig& limit);
+  void resilience(const Field& f, ResilienceConfig& r, bool per_manifest);
+
+  // A manifest's resilience block overrides the top-level one, which may come later in the file:
+  // read once the whole document is.
+  struct Deferred {
+    YAML::Node node;
+    std::string path;
+    Position pos;
+    std::size_t manifest;
+  };
+  std::vector<Deferred> deferred_;
+  std::size_t manifest_index_ = 0;
   void endpoint(const Field& f, EndpointConfig& e);
 
   std::string file_;
@@ -266,59 +279,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
            each(f, {"environment_header"},
                 [&](const std::string&, const Field& v) { string(v, c.routing.environment_header); });
          } else if (key == "resilience") {
-           auto& r = c.resilience;
-           each(f, {"circuit_breaker", "outlier_detection", "retries", "health_check"},
-                [&](const std::string& k, const Field& v) {
-             if (k == "health_check") {
-               each(v,
-                    {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "expected_status_min",
-                     "expected_status_max"},
-                    [&](const std::string& hk, const Field& hf) {
-                      auto& hc = r.health_check;
-                      if (hk == "path") string(hf, hc.path);
-                      else if (hk == "interval") duration(hf, hc.interval);
-                      else if (hk == "timeout") duration(hf, hc.timeout);
-                      else if (hk == "healthy_threshold") integer(hf, hc.healthy_threshold, "at least 1");
-                      else if (hk == "unhealthy_threshold") integer(hf, hc.unhealthy_threshold, "at least 1");
-                      else if (hk == "expected_status_min") integer(hf, hc.expected_status_min, "100..599");
-                      else integer(hf, hc.expected_status_max, "100..599");
-                    });
-             } else if (k == "circuit_breaker") {
-               each(v, {"consecutive_failures", "open_duration", "half_open_max_probes"},
-                    [&](const std::string& bk, const Field& b) {
-                      auto& cb = r.circuit_breaker;
-                      if (bk == "consecutive_failures") integer(b, cb.consecutive_failures, "0 (off) or more");
-                      else if (bk == "open_duration") duration(b, cb.open_duration);
-                      else integer(b, cb.half_open_max_probes, "at least 1");
-                    });
-             } else if (k == "outlier_detection") {
-               each(v, {"consecutive_failures", "base_ejection_time", "max_ejection_time", "max_ejection_percent"},
-                    [&](const std::string& ok, const Field& o) {
-                      auto& od = r.outlier_detection;
-                      if (ok == "consecutive_failures") integer(o, od.consecutive_failures, "0 (off) or more");
-                      else if (ok == "base_ejection_time") duration(o, od.base_ejection_time);
-                      else if (ok == "max_ejection_time") duration(o, od.max_ejection_time);
-                      else integer(o, od.max_ejection_percent, "0..100");
-                    });
-             } else {
-               each(v,
-                    {"max_attempts", "budget_percent", "min_retries_per_second", "on_reset", "on_statuses",
-                     "backoff_base", "backoff_max"},
-                    [&](const std::string& rk, const Field& a) {
-                      auto& rt = r.retries;
-                      if (rk == "max_attempts") integer(a, rt.max_attempts, "1..10");
-                      else if (rk == "budget_percent") integer(a, rt.budget_percent, "0..100");
-                      else if (rk == "min_retries_per_second") integer(a, rt.min_retries_per_second, "0 or more");
-                      else if (rk == "on_reset") boolean(a, rt.on_reset);
-                      else if (rk == "backoff_base") duration(a, rt.backoff_base);
-                      else if (rk == "backoff_max") duration(a, rt.backoff_max);
-                      else
-                        list(a, "statuses", [&](const Field& item) {
-                          integer(item, rt.on_statuses.emplace_back(), "a status 500..599");
-                        });
-                    });
-             }
-           });
+           resilience(f, c.resilience, false);
          } else if (key == "load_shedding") {
            each(f, {"max_inflight_requests", "max_event_loop_lag", "max_memory"},
                 [&](const std::string& k, const Field& v) {
@@ -329,20 +290,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                 });
          } else if (key == "rate_limits") {
            list(f, "rate limits", [&](const Field& item) {
-             RateLimitConfig& limit = c.rate_limits.emplace_back();
-             each(item,
-                  {"name", "key", "requests_per_second", "burst", "cost", "scope", "on_redis_failure",
-                   "lease_interval"},
-                  [&](const std::string& k, const Field& v) {
-                    if (k == "name") string(v, limit.name);
-                    else if (k == "key") string(v, limit.key);
-                    else if (k == "requests_per_second") integer(v, limit.requests_per_second, "1..1000000");
-                    else if (k == "burst") integer(v, limit.burst, "1..1000000");
-                    else if (k == "cost") integer(v, limit.cost, "1..1000000");
-                    else if (k == "scope") string(v, limit.scope);
-                    else if (k == "on_redis_failure") string(v, limit.on_redis_failure);
-                    else duration(v, limit.lease_interval);
-                  });
+             rate_limit(item, c.rate_limits.emplace_back());
            });
          } else if (key == "redis") {
            each(f, {"address", "password_env", "database", "connect_timeout", "command_timeout", "key_prefix"},
@@ -368,9 +316,18 @@ void Parser::parse(const YAML::Node& root, Config& c) {
              });
            });
          } else {
-           list(f, "manifests", [&](const Field& item) { manifest(item, c.manifests.emplace_back()); });
+           list(f, "manifests", [&](const Field& item) {
+             manifest_index_ = c.manifests.size();
+             manifest(item, c.manifests.emplace_back());
+           });
          }
        });
+  for (const auto& d : deferred_) {
+    auto& m = c.manifests[d.manifest];
+    m.resilience = c.resilience;  // what the manifest does not name stays as the top level says
+    m.resilience->health_check = {};
+    resilience(Field{d.node, d.path, d.pos}, *m.resilience, true);
+  }
 }
 
 void Parser::listener(const Field& f, ListenerConfig& l) {
@@ -398,9 +355,84 @@ void Parser::listener(const Field& f, ListenerConfig& l) {
   });
 }
 
+void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) {
+  // A manifest overrides what it names; health checks probe endpoints, which manifests may share.
+  const auto on_key = [&](const std::string& k, const Field& v) {
+    if (k == "health_check") {
+      each(v,
+           {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "expected_status_min",
+            "expected_status_max"},
+           [&](const std::string& hk, const Field& hf) {
+             auto& hc = r.health_check;
+             if (hk == "path") string(hf, hc.path);
+             else if (hk == "interval") duration(hf, hc.interval);
+             else if (hk == "timeout") duration(hf, hc.timeout);
+             else if (hk == "healthy_threshold") integer(hf, hc.healthy_threshold, "at least 1");
+             else if (hk == "unhealthy_threshold") integer(hf, hc.unhealthy_threshold, "at least 1");
+             else if (hk == "expected_status_min") integer(hf, hc.expected_status_min, "100..599");
+             else integer(hf, hc.expected_status_max, "100..599");
+           });
+    } else if (k == "circuit_breaker") {
+      each(v, {"consecutive_failures", "open_duration", "half_open_max_probes"},
+           [&](const std::string& bk, const Field& b) {
+             auto& cb = r.circuit_breaker;
+             if (bk == "consecutive_failures") integer(b, cb.consecutive_failures, "0 (off) or more");
+             else if (bk == "open_duration") duration(b, cb.open_duration);
+             else integer(b, cb.half_open_max_probes, "at least 1");
+           });
+    } else if (k == "outlier_detection") {
+      each(v, {"consecutive_failures", "base_ejection_time", "max_ejection_time", "max_ejection_percent"},
+           [&](const std::string& ok, const Field& o) {
+             auto& od = r.outlier_detection;
+             if (ok == "consecutive_failures") integer(o, od.consecutive_failures, "0 (off) or more");
+             else if (ok == "base_ejection_time") duration(o, od.base_ejection_time);
+             else if (ok == "max_ejection_time") duration(o, od.max_ejection_time);
+             else integer(o, od.max_ejection_percent, "0..100");
+           });
+    } else {
+      each(v,
+           {"max_attempts", "budget_percent", "min_retries_per_second", "on_reset", "on_statuses",
+            "backoff_base", "backoff_max"},
+           [&](const std::string& rk, const Field& a) {
+             auto& rt = r.retries;
+             if (rk == "max_attempts") integer(a, rt.max_attempts, "1..10");
+             else if (rk == "budget_percent") integer(a, rt.budget_percent, "0..100");
+             else if (rk == "min_retries_per_second") integer(a, rt.min_retries_per_second, "0 or more");
+             else if (rk == "on_reset") boolean(a, rt.on_reset);
+             else if (rk == "backoff_base") duration(a, rt.backoff_base);
+             else if (rk == "backoff_max") duration(a, rt.backoff_max);
+             else if (rt.on_statuses.clear(); true)  // a manifest's list replaces the inherited one
+               list(a, "statuses", [&](const Field& item) {
+                 integer(item, rt.on_statuses.emplace_back(), "a status 500..599");
+               });
+           });
+    }
+  };
+  if (per_manifest) each(f, {"circuit_breaker", "outlier_detection", "retries"}, on_key);
+  else each(f, {"circuit_breaker", "outlier_detection", "retries", "health_check"}, on_key);
+}
+
+void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
+  each(item,
+       {"name", "key", "requests_per_second", "burst", "cost", "scope", "on_redis_failure",
+        "lease_interval"},
+       [&](const std::string& k, const Field& v) {
+         if (k == "name") string(v, limit.name);
+         else if (k == "key") string(v, limit.key);
+         else if (k == "requests_per_second") integer(v, limit.requests_per_second, "1..1000000");
+         else if (k == "burst") integer(v, limit.burst, "1..1000000");
+         else if (k == "cost") integer(v, limit.cost, "1..1000000");
+         else if (k == "scope") string(v, limit.scope);
+         else if (k == "on_redis_failure") string(v, limit.on_redis_failure);
+         else duration(v, limit.lease_interval);
+       });
+}
+
 void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
-      "project", "module", "environment", "endpoints", "balancing", "strip_path_prefix", "hash_key", "sticky_cookie", "priority", "max_requests", "max_active_retries"};
+      "project",  "module",       "environment",        "endpoints",   "balancing",  "strip_path_prefix",
+      "hash_key", "sticky_cookie", "priority",          "max_requests", "max_active_retries", "rate_limits",
+      "resilience"};
   if (!f.node.IsMap()) {
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
     return;
@@ -416,6 +448,9 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
     else if (k == "priority") string(v, m.priority);
     else if (k == "max_requests") integer(v, m.max_requests, "0 (no limit) or more");
     else if (k == "max_active_retries") integer(v, m.max_active_retries, "0 (no limit) or more");
+    else if (k == "rate_limits")
+      list(v, "rate limits", [&](const Field& item) { rate_limit(item, m.rate_limits.emplace_back()); });
+    else if (k == "resilience") deferred_.push_back({v.node, v.path, v.pos, manifest_index_});
     else list(v, "endpoints", [&](const Field& item) { endpoint(item, m.endpoints.emplace_back()); });
   });
 }

@@ -68,6 +68,41 @@ std::string quoted(std::string_view s) {
   return out + "\"";
 }
 
+// The resilience keys a manifest may override too, indented by `in`.
+void write_overridable_resilience(std::ostringstream& y, const ResilienceConfig& r, const std::string& in) {
+  y << in << "circuit_breaker:\n"
+    << in << "  consecutive_failures: " << r.circuit_breaker.consecutive_failures << "  # 0 = off\n"
+    << in << "  open_duration: " << format_duration(r.circuit_breaker.open_duration) << "\n"
+    << in << "  half_open_max_probes: " << r.circuit_breaker.half_open_max_probes << "\n"
+    << in << "outlier_detection:\n"
+    << in << "  consecutive_failures: " << r.outlier_detection.consecutive_failures << "  # 0 = off\n"
+    << in << "  base_ejection_time: " << format_duration(r.outlier_detection.base_ejection_time) << "\n"
+    << in << "  max_ejection_time: " << format_duration(r.outlier_detection.max_ejection_time) << "\n"
+    << in << "  max_ejection_percent: " << r.outlier_detection.max_ejection_percent << "\n"
+    << in << "retries:\n"
+    << in << "  max_attempts: " << r.retries.max_attempts << "  # 1 = no retry\n"
+    << in << "  budget_percent: " << r.retries.budget_percent << "\n"
+    << in << "  min_retries_per_second: " << r.retries.min_retries_per_second << "\n"
+    << in << "  on_reset: " << (r.retries.on_reset ? "true" : "false") << "\n"
+    << in << "  on_statuses: [";
+  for (std::size_t i = 0; i < r.retries.on_statuses.size(); ++i) y << (i ? ", " : "") << r.retries.on_statuses[i];
+  y << "]\n"
+    << in << "  backoff_base: " << format_duration(r.retries.backoff_base) << "\n"
+    << in << "  backoff_max: " << format_duration(r.retries.backoff_max) << "\n";
+}
+
+void write_rate_limits(std::ostringstream& y, const std::vector<RateLimitConfig>& limits, const std::string& in) {
+  for (const auto& r : limits)
+    y << in << "- name: " << quoted(r.name) << "\n"
+      << in << "  key: " << quoted(r.key) << "\n"
+      << in << "  requests_per_second: " << r.requests_per_second << "\n"
+      << in << "  burst: " << r.burst << "\n"
+      << in << "  cost: " << r.cost << "  # units per request\n"
+      << in << "  scope: " << r.scope << "  # local | global (through redis)\n"
+      << in << "  on_redis_failure: " << r.on_redis_failure << "  # global: local | allow | deny\n"
+      << in << "  lease_interval: " << format_duration(r.lease_interval) << "  # global: tokens leased per batch\n";
+}
+
 }  // namespace
 
 std::string to_yaml(const Config& c) {
@@ -116,41 +151,15 @@ std::string to_yaml(const Config& c) {
     << "    healthy_threshold: " << hc.healthy_threshold << "\n"
     << "    unhealthy_threshold: " << hc.unhealthy_threshold << "\n"
     << "    expected_status_min: " << hc.expected_status_min << "\n"
-    << "    expected_status_max: " << hc.expected_status_max << "\n"
-    << "  circuit_breaker:\n"
-    << "    consecutive_failures: " << r.circuit_breaker.consecutive_failures << "  # 0 = off\n"
-    << "    open_duration: " << format_duration(r.circuit_breaker.open_duration) << "\n"
-    << "    half_open_max_probes: " << r.circuit_breaker.half_open_max_probes << "\n"
-    << "  outlier_detection:\n"
-    << "    consecutive_failures: " << r.outlier_detection.consecutive_failures << "  # 0 = off\n"
-    << "    base_ejection_time: " << format_duration(r.outlier_detection.base_ejection_time) << "\n"
-    << "    max_ejection_time: " << format_duration(r.outlier_detection.max_ejection_time) << "\n"
-    << "    max_ejection_percent: " << r.outlier_detection.max_ejection_percent << "\n"
-    << "  retries:\n"
-    << "    max_attempts: " << r.retries.max_attempts << "  # 1 = no retry\n"
-    << "    budget_percent: " << r.retries.budget_percent << "\n"
-    << "    min_retries_per_second: " << r.retries.min_retries_per_second << "\n"
-    << "    on_reset: " << (r.retries.on_reset ? "true" : "false") << "\n"
-    << "    on_statuses: [";
-  for (std::size_t i = 0; i < r.retries.on_statuses.size(); ++i) y << (i ? ", " : "") << r.retries.on_statuses[i];
-  y << "]\n"
-    << "    backoff_base: " << format_duration(r.retries.backoff_base) << "\n"
-    << "    backoff_max: " << format_duration(r.retries.backoff_max) << "\n";
+    << "    expected_status_max: " << hc.expected_status_max << "\n";
+  write_overridable_resilience(y, r, "  ");
   y << "load_shedding:  # 0 = off\n"
     << "  max_inflight_requests: " << c.load_shedding.max_inflight_requests << "  # per worker\n"
     << "  max_event_loop_lag: " << format_duration(c.load_shedding.max_event_loop_lag) << "\n"
     << "  max_memory: " << format_size(c.load_shedding.max_memory_bytes) << "\n";
   if (c.rate_limits.empty()) y << "rate_limits: []\n";
   else y << "rate_limits:\n";
-  for (const auto& r : c.rate_limits)
-    y << "  - name: " << quoted(r.name) << "\n"
-      << "    key: " << quoted(r.key) << "\n"
-      << "    requests_per_second: " << r.requests_per_second << "\n"
-      << "    burst: " << r.burst << "\n"
-      << "    cost: " << r.cost << "  # units per request\n"
-      << "    scope: " << r.scope << "  # local | global (through redis)\n"
-      << "    on_redis_failure: " << r.on_redis_failure << "  # global: local | allow | deny\n"
-      << "    lease_interval: " << format_duration(r.lease_interval) << "  # global: tokens leased per batch\n";
+  write_rate_limits(y, c.rate_limits, "  ");
   y << "redis:\n"
     << "  address: " << quoted(c.redis.address) << "  # host:port or unix:/path; empty = none\n"
     << "  password_env: " << quoted(c.redis.password_env) << "\n"
@@ -182,6 +191,14 @@ std::string to_yaml(const Config& c) {
       y << "      - address: " << quoted(e.address) << "\n"
         << "        weight: " << e.weight << "\n"
         << "        priority: " << e.priority << "\n";
+    if (!m.rate_limits.empty()) {
+      y << "    rate_limits:  # this manifest's requests only\n";
+      write_rate_limits(y, m.rate_limits, "      ");
+    }
+    if (m.resilience) {
+      y << "    resilience:  # overrides the top level\n";
+      write_overridable_resilience(y, *m.resilience, "      ");
+    }
   }
   return y.str();
 }

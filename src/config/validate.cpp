@@ -229,30 +229,7 @@ class Checker {
       if (hc.expected_status_min < 100 || hc.expected_status_max > 599 || hc.expected_status_min > hc.expected_status_max)
         add("resilience.health_check.expected_status_min", "expected 100 <= expected_status_min <= expected_status_max <= 599");
     }
-    if (r.circuit_breaker.open_duration.count() <= 0)
-      add("resilience.circuit_breaker.open_duration", "must be greater than 0");
-    if (r.circuit_breaker.half_open_max_probes < 1)
-      add("resilience.circuit_breaker.half_open_max_probes", "must be at least 1");
-    if (r.outlier_detection.base_ejection_time.count() <= 0)
-      add("resilience.outlier_detection.base_ejection_time", "must be greater than 0");
-    if (r.outlier_detection.max_ejection_time < r.outlier_detection.base_ejection_time)
-      add("resilience.outlier_detection.max_ejection_time", "must be at least base_ejection_time");
-    if (r.outlier_detection.max_ejection_percent > 100)
-      add("resilience.outlier_detection.max_ejection_percent",
-          std::to_string(r.outlier_detection.max_ejection_percent) + " is out of range (expected 0..100)");
-    if (r.retries.max_attempts < 1 || r.retries.max_attempts > 10)
-      add("resilience.retries.max_attempts",
-          std::to_string(r.retries.max_attempts) + " is out of range (expected 1..10; 1 = no retry)");
-    for (std::size_t i = 0; i < r.retries.on_statuses.size(); ++i)
-      if (r.retries.on_statuses[i] < 500 || r.retries.on_statuses[i] > 599)
-        add("resilience.retries.on_statuses[" + std::to_string(i) + "]",
-            std::to_string(r.retries.on_statuses[i]) + " is not a 5xx status (expected 500..599)");
-    if (r.retries.backoff_base.count() <= 0) add("resilience.retries.backoff_base", "must be greater than 0");
-    if (r.retries.backoff_max < r.retries.backoff_base)
-      add("resilience.retries.backoff_max", "must be at least backoff_base");
-    if (r.retries.budget_percent > 100)
-      add("resilience.retries.budget_percent",
-          std::to_string(r.retries.budget_percent) + " is out of range (expected 0..100)");
+    overridable_resilience("resilience", r);
     if (!is_token(config_.routing.environment_header))
       add("routing.environment_header",
           shown(config_.routing.environment_header) + " is not a header name (expected e.g. X-Environment)");
@@ -280,13 +257,14 @@ class Checker {
       free_text("logging.access_log.destination", log.access_log.destination);
   }
 
-  void rate_limits() {
+  void rate_limits() { rate_limit_list("rate_limits", config_.rate_limits); }
+
+  void rate_limit_list(const std::string& where, const std::vector<RateLimitConfig>& limits) {
     std::set<std::string> names;
-    if (config_.rate_limits.size() > 32)
-      add("rate_limits", std::to_string(config_.rate_limits.size()) + " limits are too many (expected at most 32)");
-    for (std::size_t i = 0; i < config_.rate_limits.size(); ++i) {
-      const auto& r = config_.rate_limits[i];
-      const std::string path = "rate_limits[" + std::to_string(i) + "]";
+    if (limits.size() > 32) add(where, std::to_string(limits.size()) + " limits are too many (expected at most 32)");
+    for (std::size_t i = 0; i < limits.size(); ++i) {
+      const auto& r = limits[i];
+      const std::string path = where + "[" + std::to_string(i) + "]";
       if (!is_token(r.name)) add(path + ".name", shown(r.name) + " is not a name (expected letters, digits, - or _)");
       else if (!names.insert(r.name).second) add(path + ".name", shown(r.name) + " names another rate limit too");
       const bool header_key = r.key.rfind("header:", 0) == 0 && is_token(r.key.substr(7));
@@ -310,6 +288,34 @@ class Checker {
       if (r.lease_interval < std::chrono::milliseconds(1) || r.lease_interval > std::chrono::seconds(1))
         add(path + ".lease_interval", "is out of range (expected 1ms..1s)");
     }
+  }
+
+  // What a manifest may override too (health checks are top-level only).
+  void overridable_resilience(const std::string& where, const ResilienceConfig& r) {
+    if (r.circuit_breaker.open_duration.count() <= 0)
+      add(where + ".circuit_breaker.open_duration", "must be greater than 0");
+    if (r.circuit_breaker.half_open_max_probes < 1)
+      add(where + ".circuit_breaker.half_open_max_probes", "must be at least 1");
+    if (r.outlier_detection.base_ejection_time.count() <= 0)
+      add(where + ".outlier_detection.base_ejection_time", "must be greater than 0");
+    if (r.outlier_detection.max_ejection_time < r.outlier_detection.base_ejection_time)
+      add(where + ".outlier_detection.max_ejection_time", "must be at least base_ejection_time");
+    if (r.outlier_detection.max_ejection_percent > 100)
+      add(where + ".outlier_detection.max_ejection_percent",
+          std::to_string(r.outlier_detection.max_ejection_percent) + " is out of range (expected 0..100)");
+    if (r.retries.max_attempts < 1 || r.retries.max_attempts > 10)
+      add(where + ".retries.max_attempts",
+          std::to_string(r.retries.max_attempts) + " is out of range (expected 1..10; 1 = no retry)");
+    for (std::size_t i = 0; i < r.retries.on_statuses.size(); ++i)
+      if (r.retries.on_statuses[i] < 500 || r.retries.on_statuses[i] > 599)
+        add(where + ".retries.on_statuses[" + std::to_string(i) + "]",
+            std::to_string(r.retries.on_statuses[i]) + " is not a 5xx status (expected 500..599)");
+    if (r.retries.backoff_base.count() <= 0) add(where + ".retries.backoff_base", "must be greater than 0");
+    if (r.retries.backoff_max < r.retries.backoff_base)
+      add(where + ".retries.backoff_max", "must be at least backoff_base");
+    if (r.retries.budget_percent > 100)
+      add(where + ".retries.budget_percent",
+          std::to_string(r.retries.budget_percent) + " is out of range (expected 0..100)");
   }
 
   void redis() {
@@ -374,6 +380,8 @@ class Checker {
         add(path + ".hash_key", shown(m.hash_key) + " is not a hash key (expected request_uri, header:<Name> or cookie:<Name>)");
       if (m.priority != "high" && m.priority != "normal" && m.priority != "low")
         add(path + ".priority", shown(m.priority) + " is not a priority (expected high, normal or low)");
+      rate_limit_list(path + ".rate_limits", m.rate_limits);
+      if (m.resilience) overridable_resilience(path + ".resilience", *m.resilience);
       if (!is_token(m.sticky_cookie))
         add(path + ".sticky_cookie", shown(m.sticky_cookie) + " is not a cookie name");
     }

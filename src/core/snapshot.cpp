@@ -26,23 +26,8 @@ manifest::Balancing balancing_of(const std::string& name) {
   return manifest::Balancing::round_robin;
 }
 
-}  // namespace
-
-std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
-                                               std::vector<config::ConfigError>& errors) {
-  auto snapshot = std::make_shared<Snapshot>();
-  snapshot->config = config;
-  const auto& limits = config.limits;
-  snapshot->request_limits = {limits.max_request_line_bytes, limits.max_header_bytes, limits.max_header_count};
-  // Upstream heads are held to the same size; a bigger one is a 502, not a crash.
-  snapshot->response_limits = {limits.max_header_bytes, limits.max_header_bytes, limits.max_header_count};
-  // The client buffer holds a whole request head; bodies stream through it.
-  snapshot->client_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 16 * 1024);
-  // 32 KiB lets a 16 KiB response and its head arrive in one read.
-  snapshot->upstream_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 32 * 1024);
-
-  const auto& r = config.resilience;
-  auto& policy = snapshot->resilience;
+pipeline::ResiliencePolicy policy_of(const config::ResilienceConfig& r) {
+  pipeline::ResiliencePolicy policy;
   policy.breaker.consecutive_failures = r.circuit_breaker.consecutive_failures;
   policy.breaker.open_duration = r.circuit_breaker.open_duration;
   policy.breaker.half_open_max_probes = r.circuit_breaker.half_open_max_probes;
@@ -59,33 +44,27 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   policy.backoff_base = r.retries.backoff_base;
   policy.backoff_max = r.retries.backoff_max;
 
-  for (const auto& rc : config.rate_limits) {
-    CompiledRateLimit& limit = snapshot->rate_limits.emplace_back();
-    limit.name = rc.name;
-    if (rc.key == "path") limit.key = CompiledRateLimit::Key::path;
-    else if (rc.key == "manifest") limit.key = CompiledRateLimit::Key::manifest;
-    else if (rc.key.rfind("header:", 0) == 0) {
-      limit.key = CompiledRateLimit::Key::header;
-      limit.header = rc.key.substr(7);
-    }
-    limit.policy = resilience::GcraPolicy(rc.requests_per_second, rc.burst);
-    limit.id = resilience::hash64(rc.name);
-    limit.quota = rc.burst;
-    limit.window_seconds = std::max<std::uint32_t>(1, (rc.burst + rc.requests_per_second - 1) / rc.requests_per_second);
-    limit.cost = rc.cost;
-    limit.global = rc.scope == "global";
-    limit.on_redis_failure = rc.on_redis_failure == "allow"  ? CompiledRateLimit::OnRedisFailure::allow
-                             : rc.on_redis_failure == "deny" ? CompiledRateLimit::OnRedisFailure::deny
-                                                             : CompiledRateLimit::OnRedisFailure::local;
-    limit.interval_us = std::max<std::int64_t>(1, 1'000'000 / rc.requests_per_second);
-    limit.tolerance_us = limit.interval_us * rc.burst;
-    // A lease covers about one lease_interval of traffic at the full rate, and at most half the burst
-    // (so two holders cannot starve a third); never less than one request's cost.
-    const double per_interval =
-        rc.requests_per_second * std::chrono::duration<double>(rc.lease_interval).count();
-    limit.batch = std::max<std::uint32_t>(
-        rc.cost, std::min<std::uint32_t>(static_cast<std::uint32_t>(std::ceil(per_interval)), rc.burst / 2));
-  }
+  return policy;
+}
+
+}  // namespace
+
+std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
+                                               std::vector<config::ConfigError>& errors) {
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->config = config;
+  const auto& limits = config.limits;
+  snapshot->request_limits = {limits.max_request_line_bytes, limits.max_header_bytes, limits.max_header_count};
+  // Upstream heads are held to the same size; a bigger one is a 502, not a crash.
+  snapshot->response_limits = {limits.max_header_bytes, limits.max_header_bytes, limits.max_header_count};
+  // The client buffer holds a whole request head; bodies stream through it.
+  snapshot->client_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 16 * 1024);
+  // 32 KiB lets a 16 KiB response and its head arrive in one read.
+  snapshot->upstream_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 32 * 1024);
+
+  snapshot->resilience = policy_of(config.resilience);
+  const auto default_policy = std::make_shared<const pipeline::ResiliencePolicy>(snapshot->resilience);
+  for (const auto& rc : config.rate_limits) snapshot->rate_limits.push_back(compile_rate_limit(rc, ""));
 
   boost::asio::io_context resolver_context;
   boost::asio::ip::tcp::resolver resolver(resolver_context);
@@ -103,6 +82,10 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     m.sticky_cookie = mc.sticky_cookie;
     m.max_requests = mc.max_requests;
     m.max_active_retries = mc.max_active_retries;
+    const std::string scope = mc.project + "/" + mc.module + "/" + mc.environment;
+    for (const auto& rc : mc.rate_limits) m.rate_limits.push_back(compile_rate_limit(rc, scope));
+    m.policy = mc.resilience ? std::make_shared<const pipeline::ResiliencePolicy>(policy_of(*mc.resilience))
+                             : default_policy;
     m.priority = mc.priority == "high"  ? manifest::Manifest::Priority::high
                  : mc.priority == "low" ? manifest::Manifest::Priority::low
                                         : manifest::Manifest::Priority::normal;

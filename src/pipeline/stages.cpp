@@ -32,7 +32,9 @@ std::uint64_t ceil_seconds(resilience::Duration d) noexcept {
 
 }  // namespace
 
-std::uint64_t RateLimitStage::key_of(const CompiledRateLimit& limit, const RequestContext& ctx) noexcept {
+namespace {
+
+std::uint64_t key_of(const CompiledRateLimit& limit, const RequestContext& ctx) noexcept {
   switch (limit.key) {
     case CompiledRateLimit::Key::client_ip: return resilience::hash64(ctx.client_ip);
     case CompiledRateLimit::Key::header: {
@@ -51,9 +53,12 @@ std::uint64_t RateLimitStage::key_of(const CompiledRateLimit& limit, const Reque
   return 0;
 }
 
+}  // namespace
+
 // A global limit's decision; nullopt means "Redis is waited for" (the request is suspended).
 // Without Redis, the limit's on_redis_failure policy decides.
-std::optional<resilience::LimitDecision> RateLimitStage::acquire_global(const CompiledRateLimit& limit,
+template <LimitScope Scope>
+std::optional<resilience::LimitDecision> BasicRateLimitStage<Scope>::acquire_global(const CompiledRateLimit& limit,
                                                                         std::uint64_t key, RequestContext& ctx) noexcept {
   if (global_ != nullptr) {
     const ratelimit::GlobalLimitParams params{limit.interval_us, limit.tolerance_us, limit.batch};
@@ -81,8 +86,9 @@ std::optional<resilience::LimitDecision> RateLimitStage::acquire_global(const Co
   return table_->acquire(key, limit.policy, ctx.now, limit.cost);
 }
 
-Verdict RateLimitStage::on_request(RequestContext& ctx) noexcept {
-  const auto& limits = ctx.snapshot->rate_limits;
+template <LimitScope Scope>
+Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
+  const auto& limits = Scope == LimitScope::process ? ctx.snapshot->rate_limits : ctx.manifest->rate_limits;
   if (limits.empty() || table_ == nullptr) return Verdict::Continue;
   bool refused = false;
   // Resumed after a Suspend: the limits before limit_next already took their share.
@@ -117,10 +123,12 @@ Verdict RateLimitStage::on_request(RequestContext& ctx) noexcept {
       break;
     }
   }
-  ctx.limit_next = static_cast<std::uint8_t>(limits.size());
-  if (ctx.limit_tightest < 0) return Verdict::Continue;
-  const CompiledRateLimit* tightest = &limits[static_cast<std::size_t>(ctx.limit_tightest)];
-  const auto& tightest_decision = ctx.limit_decision;
+  const auto tightest_index = ctx.limit_tightest;
+  const auto tightest_decision = ctx.limit_decision;
+  ctx.limit_next = 0;  // the next rate limit stage starts afresh
+  ctx.limit_tightest = -1;
+  if (tightest_index < 0) return Verdict::Continue;
+  const CompiledRateLimit* tightest = &limits[static_cast<std::size_t>(tightest_index)];
   char line[256];
   // RateLimit-Policy: every limit; RateLimit: the state of the one closest to refusing.
   std::size_t n = 0;
@@ -144,6 +152,9 @@ Verdict RateLimitStage::on_request(RequestContext& ctx) noexcept {
   ctx.reply = Error::rate_limited;
   return Verdict::Reply;
 }
+
+template class BasicRateLimitStage<LimitScope::process>;
+template class BasicRateLimitStage<LimitScope::manifest>;
 
 Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
   const auto route = manifest::split_route(ctx.request->target);

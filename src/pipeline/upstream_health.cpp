@@ -43,22 +43,31 @@ void UpstreamHealth::install(const Snapshot& snapshot) {
   installed_ = &snapshot;
   policy_ = snapshot.resilience;
   if (breakers_.size() < snapshot.endpoint_count) breakers_.resize(snapshot.endpoint_count);
+  breaker_configs_.assign(snapshot.endpoint_count, policy_.breaker);
+  std::vector<bool> configured(snapshot.endpoint_count, false);
   manifests_.clear();
-  for (const auto& m : snapshot.manifests.manifests())
-    manifests_.push_back(std::make_unique<ManifestState>(m, policy_));
+  for (const auto& m : snapshot.manifests.manifests()) {
+    manifests_.push_back(std::make_unique<ManifestState>(m, policy(m)));
+    for (const auto& e : m.endpoints)
+      if (e.id < configured.size() && !configured[e.id]) {
+        configured[e.id] = true;
+        breaker_configs_[e.id] = policy(m).breaker;
+      }
+  }
 }
 
 resilience::CircuitBreaker& UpstreamHealth::breaker(manifest::EndpointId id) {
   if (id >= breakers_.size()) breakers_.resize(id + 1);
   auto& b = breakers_[id];
-  if (!b) b = std::make_unique<resilience::CircuitBreaker>(policy_.breaker);
+  if (!b) b = std::make_unique<resilience::CircuitBreaker>(id < breaker_configs_.size() ? breaker_configs_[id]
+                                                                                     : policy_.breaker);
   return *b;
 }
 
 UpstreamHealth::ManifestState& UpstreamHealth::state(const manifest::Manifest& m) {
   if (m.index >= manifests_.size()) manifests_.resize(m.index + 1);
   auto& s = manifests_[m.index];
-  if (!s) s = std::make_unique<ManifestState>(m, policy_);
+  if (!s) s = std::make_unique<ManifestState>(m, policy(m));
   return *s;
 }
 

@@ -363,7 +363,7 @@ bool Session::retry_elsewhere(Error error) {
   const auto now = ctx_.now = worker_.now();
   health.report(*ctx_.manifest, ctx_.endpoint_index, error, 0, resilience::Duration::zero(), now);
   ctx_.attempt_reported = true;
-  if (ctx_.attempt + 1 >= health.policy().max_attempts) return false;
+  if (ctx_.attempt + 1 >= health.policy(*ctx_.manifest).max_attempts) return false;
   if (!take_retry_slot()) return false;
   if (!health.state(*ctx_.manifest).budget.try_acquire_retry(now)) return false;
   const auto failed = ctx_.endpoint_index;
@@ -406,7 +406,7 @@ bool Session::idempotent() const noexcept {
 // a usable endpoint allow; otherwise the answer stands. The request head is still in the buffer.
 bool Session::retry_after_bad_answer(Error error, unsigned status) {
   auto& health = worker_.health();
-  const auto& policy = health.policy();
+  const auto& policy = health.policy(*ctx_.manifest);
   if (error == Error::upstream_reset && !policy.retry_on_reset) return false;
   if (request_.framing != BodyFraming::none || response_head_sent_ || !idempotent()) return false;
   if (ctx_.attempt + 1 >= policy.max_attempts) return false;
@@ -582,7 +582,7 @@ void Session::process_response_head() {
     }
     break;
   }
-  if (worker_.health().policy().retries_status(response_.status) &&
+  if (worker_.health().policy(*ctx_.manifest).retries_status(response_.status) &&
       retry_after_bad_answer(Error::ok, response_.status))
     return;
   ctx_.status = response_.status;

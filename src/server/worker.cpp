@@ -20,8 +20,11 @@ constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr std::size_t kMaxFreeSessions = 1024;
 
 std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_context& io, const Snapshot& snapshot) {
-  const bool any_global = std::any_of(snapshot.rate_limits.begin(), snapshot.rate_limits.end(),
-                                      [](const CompiledRateLimit& limit) { return limit.global; });
+  const auto has_global = [](const std::vector<CompiledRateLimit>& limits) {
+    return std::any_of(limits.begin(), limits.end(), [](const CompiledRateLimit& limit) { return limit.global; });
+  };
+  bool any_global = has_global(snapshot.rate_limits);
+  for (const auto& m : snapshot.manifests.manifests()) any_global = any_global || has_global(m.rate_limits);
   const auto& redis = snapshot.config.redis;
   if (!any_global || redis.address.empty()) return nullptr;
   io::RedisOptions options;
@@ -42,7 +45,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::at
       snapshot_(std::move(snapshot)),
       connections_(connections),
       global_limiter_(make_global_limiter(io_, *snapshot_)),
-      pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get()}, pipeline::ManifestStage{}, pipeline::LoadShedStage{load_},
+      pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get()}, pipeline::ManifestStage{},
+                pipeline::ManifestRateLimitStage{limiter, global_limiter_.get()}, pipeline::LoadShedStage{load_},
                 pipeline::BreakerStage{health_, clusters},
                 pipeline::PickStage{health_}),
       ticker_(io_) {

@@ -154,3 +154,15 @@ def test_slow_redis_fails_over_within_the_command_timeout(frontdoor, upstream, r
     assert elapsed < 1.2, elapsed  # never waits for the stalled Redis
     assert r.status in (200, 503)
     assert 503 in statuses, statuses
+
+
+def test_manifest_global_limit_is_shared_by_replicas(frontdoor, upstream, redis_server):
+    cart = manifest("shop", "cart", [upstream])
+    cart["rate_limits"] = [{"name": "cart", "requests_per_second": 1, "burst": 4, "scope": "global"}]
+    cfg = make_config([cart, manifest("shop", "search", [upstream])], server={"workers": 2})
+    cfg["redis"] = {"address": redis_server.address, "key_prefix": "fdtest:"}
+    a = frontdoor(cfg, name="replica_a")
+    b = frontdoor(cfg, name="replica_b")
+    statuses = [request(port, "GET", "/shop/cart/x").status for port in (a.port, b.port) * 4]
+    assert statuses.count(200) == 4, statuses
+    assert [request(port, "GET", "/shop/search/x").status for port in (a.port, b.port)] == [200, 200]

@@ -45,3 +45,16 @@ def test_header_key_limits_each_api_key(frontdoor, upstream):
     assert k1 == [200, 200, 429]
     assert k2 == [200, 200]
     assert anonymous == [200] * 4
+
+
+def test_manifest_limit_applies_to_its_manifest_only(frontdoor, upstream):
+    cart = manifest("shop", "cart", [upstream])
+    cart["rate_limits"] = [{"name": "cart", "key": "client_ip", "requests_per_second": 1, "burst": 2}]
+    cfg = make_config([cart, manifest("shop", "search", [upstream])], server={"workers": 2})
+    fd = frontdoor(cfg)
+    cart_statuses = [request(fd.port, "GET", "/shop/cart/x").status for _ in range(4)]
+    search_statuses = [request(fd.port, "GET", "/shop/search/x").status for _ in range(4)]
+    assert cart_statuses == [200, 200, 429, 429]
+    assert search_statuses == [200] * 4
+    r = request(fd.port, "GET", "/shop/cart/x")
+    assert r.headers.get("RateLimit-Policy") == '"cart";q=2;w=2'

@@ -214,6 +214,11 @@ struct ManifestConfig {
   // Cluster limits for the whole process (0 = none): requests in flight, requests being retried.
   std::uint32_t max_requests = 0;
   std::uint32_t max_active_retries = 0;
+  // Limits on this manifest's requests only, in addition to the top-level ones (state per manifest).
+  std::vector<RateLimitConfig> rate_limits{};
+  // Overrides of the top-level circuit_breaker / outlier_detection / retries (the keys it names; the
+  // rest as the top level says). Absent: the top level's. health_check is top-level only.
+  std::optional<ResilienceConfig> resilience{};
 
   friend bool operator==(const ManifestConfig&, const ManifestConfig&) = default;
 };

@@ -3,10 +3,14 @@
 // Immutable once built; workers read it through the Snapshot they pinned, from any thread.
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "frontdoor/core/rate_limit.hpp"
+#include "frontdoor/pipeline/resilience_policy.hpp"
 
 namespace frontdoor::manifest {
 
@@ -41,6 +45,10 @@ struct Manifest {
   std::uint32_t max_requests = 0;        // 0 = no limit
   std::uint32_t max_active_retries = 0;  // 0 = no limit
   bool has_priorities = false;  // some endpoint has priority > 0 (failover levels in use)
+  std::vector<CompiledRateLimit> rate_limits;  // this manifest's own, after the top-level ones
+  // Breaker, ejection and retry settings: the manifest's overrides, else the top level's. Never null
+  // in a built snapshot.
+  std::shared_ptr<const pipeline::ResiliencePolicy> policy;
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
 };
 

@@ -21,12 +21,9 @@ class Pipeline {
  public:
   explicit Pipeline(Stages... stages) : stages_(std::move(stages)...) {}
 
-  Verdict on_request(RequestContext& ctx) {
-    Verdict verdict = Verdict::Continue;
-    std::apply([&](auto&... stage) { ((verdict = stage.on_request(ctx), verdict == Verdict::Continue) && ...); },
-               stages_);
-    return verdict;
-  }
+  // Runs the stages from ctx.stage_next (0 for a new request). A stage that says Suspend is where the
+  // request resumes: calling on_request again continues with that stage, not from the first.
+  Verdict on_request(RequestContext& ctx) { return run_from(ctx, std::index_sequence_for<Stages...>{}); }
 
   void on_complete(RequestContext& ctx) { complete_reverse(ctx, std::index_sequence_for<Stages...>{}); }
 
@@ -34,6 +31,19 @@ class Pipeline {
   S& stage() noexcept { return std::get<S>(stages_); }
 
  private:
+  template <std::size_t... I>
+  Verdict run_from(RequestContext& ctx, std::index_sequence<I...>) {
+    Verdict verdict = Verdict::Continue;
+    const auto run = [&](auto& stage, std::uint8_t index) {
+      if (index < ctx.stage_next) return true;
+      verdict = stage.on_request(ctx);
+      if (verdict == Verdict::Suspend) ctx.stage_next = index;
+      return verdict == Verdict::Continue;
+    };
+    (run(std::get<I>(stages_), static_cast<std::uint8_t>(I)) && ...);
+    return verdict;
+  }
+
   template <std::size_t... I>
   void complete_reverse(RequestContext& ctx, std::index_sequence<I...>) {
     constexpr std::size_t n = sizeof...(Stages);

@@ -49,7 +49,8 @@ struct RequestContext {
   bool holds_retry_slot = false;     // counted in its cluster's max_active_retries
   Error reply = Error::ok;  // with Verdict::Reply: what to answer
   std::uint32_t retry_after_seconds = 0;  // with Verdict::Reply: Retry-After, 0 = none
-  // The rate limit stage's progress, kept while a global limit waits for Redis (Verdict::Suspend).
+  std::uint8_t stage_next = 0;  // the pipeline resumes here (the stage that said Suspend)
+  // A rate limit stage's progress, kept while a global limit waits for Redis (Verdict::Suspend).
   std::uint8_t limit_next = 0;      // first limit not applied yet
   std::int16_t limit_tightest = -1;  // the limit closest to refusing so far, and its decision
   resilience::LimitDecision limit_decision;
@@ -78,6 +79,7 @@ struct RequestContext {
     holds_request_slot = holds_retry_slot = false;
     retry_after_seconds = 0;
     response_headers_size = 0;
+    stage_next = 0;
     limit_next = 0;
     limit_tightest = -1;
     lease_waiter.unlink();

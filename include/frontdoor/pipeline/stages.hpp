@@ -15,31 +15,39 @@
 
 namespace frontdoor::pipeline {
 
-// Rate limiting: every configured limit (`rate_limits`) takes one unit from the request's key in
-// the process-wide LimiterTable (shared by the workers: one client spread over them by
+// Rate limiting: every limit of its list takes `cost` units from the request's key. Local limits
+// use the process-wide LimiterTable (shared by the workers: one client spread over them by
 // SO_REUSEPORT still gets the limit once). Over a limit: 429 with Retry-After. Every response
-// carries RateLimit-Policy (all limits) and RateLimit (the one with the least left) as in
+// carries RateLimit-Policy (its limits) and RateLimit (the one with the least left) as in
 // draft-ietf-httpapi-ratelimit-headers.
+//
+// Two instances: the top-level limits run first of all (before any manifest work, so a flood is
+// refused at the least cost); a manifest's own limits run once the manifest is known.
 //
 // Global limits (scope: global) take their tokens from the worker's GlobalRateLimiter instead; one
 // that must wait for Redis suspends the request (Verdict::Suspend) and the session runs the
-// pipeline again when woken: the stage resumes at the limit that waited. When Redis cannot answer,
-// the limit's on_redis_failure decides: this process's table (local), no limit (allow), or 503 (deny).
-class RateLimitStage {
+// pipeline again when woken: it resumes at this stage, at the limit that waited. When Redis cannot
+// answer, the limit's on_redis_failure decides: this process's table (local), no limit (allow), or
+// 503 (deny).
+enum class LimitScope : std::uint8_t { process, manifest };
+
+template <LimitScope Scope>
+class BasicRateLimitStage {
  public:
-  explicit RateLimitStage(resilience::LimiterTable* table, ratelimit::GlobalRateLimiter* global = nullptr)
+  explicit BasicRateLimitStage(resilience::LimiterTable* table, ratelimit::GlobalRateLimiter* global = nullptr)
       : table_(table), global_(global) {}
   Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext&) noexcept {}
 
  private:
-  static std::uint64_t key_of(const CompiledRateLimit& limit, const RequestContext& ctx) noexcept;
   std::optional<resilience::LimitDecision> acquire_global(const CompiledRateLimit& limit, std::uint64_t key,
                                                           RequestContext& ctx) noexcept;
 
   resilience::LimiterTable* table_;
   ratelimit::GlobalRateLimiter* global_;
 };
+using RateLimitStage = BasicRateLimitStage<LimitScope::process>;
+using ManifestRateLimitStage = BasicRateLimitStage<LimitScope::manifest>;
 
 // Resolves the request's manifest from the path (/{project}/{module}/...) and the environment header.
 struct ManifestStage {
@@ -101,6 +109,7 @@ class PickStage {
   UpstreamHealth* health_;
 };
 
-using RequestPipeline = Pipeline<RateLimitStage, ManifestStage, LoadShedStage, BreakerStage, PickStage>;
+using RequestPipeline =
+    Pipeline<RateLimitStage, ManifestStage, ManifestRateLimitStage, LoadShedStage, BreakerStage, PickStage>;
 
 }  // namespace frontdoor::pipeline

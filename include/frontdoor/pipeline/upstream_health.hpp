@@ -39,9 +39,11 @@ class UpstreamHealth {
 
   explicit UpstreamHealth(ResiliencePolicy policy = {}) : policy_(std::move(policy)) {}
 
-  // Takes the snapshot's policy for every manifest; breakers keep their state across snapshots.
+  // Takes the snapshot's policies; breakers keep their state across snapshots.
   void install(const Snapshot& snapshot);
   const ResiliencePolicy& policy() const noexcept { return policy_; }
+  // The manifest's own settings (its overrides), else the top level's.
+  const ResiliencePolicy& policy(const manifest::Manifest& m) const noexcept { return m.policy ? *m.policy : policy_; }
 
   resilience::CircuitBreaker& breaker(manifest::EndpointId id);
   ManifestState& state(const manifest::Manifest& m);
@@ -60,6 +62,9 @@ class UpstreamHealth {
 
  private:
   ResiliencePolicy policy_;
+  // By EndpointId: the breaker settings of the first manifest listing the endpoint (breakers are per
+  // endpoint, shared by the manifests that list it).
+  std::vector<resilience::CircuitBreakerConfig> breaker_configs_;
   std::vector<std::unique_ptr<resilience::CircuitBreaker>> breakers_;
   std::vector<std::unique_ptr<ManifestState>> manifests_;
   std::vector<EndpointLoad> loads_;

@@ -250,7 +250,7 @@ manifests:
                 "config.yaml:12:32: unknown key \"wieght\" in manifests[0].endpoints[0] (expected one of: address, "
                 "weight, priority)",
                 "config.yaml:13:5: unknown key \"typo\" in manifests[0] (expected one of: project, module, "
-                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries)",
+                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience)",
             }));
 }
 
@@ -337,7 +337,7 @@ manifests:
                 "false)",
                 "config.yaml:18:16: manifests[0].endpoints: expected a list of endpoints, found \"10.0.0.1:80\"",
                 "config.yaml:19:5: manifests[1]: expected a mapping with keys project, module, environment, "
-                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, found the quoted string \"just a string\"",
+                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, found the quoted string \"just a string\"",
             }));
 }
 
@@ -691,6 +691,24 @@ Config full_config(const std::string& cert, const std::string& key) {
   n.module = "x";
   n.environment = "-";
   n.endpoints = {{"a:1", 1}};
+  RateLimitConfig limit;
+  limit.name = "per-key";
+  limit.key = "header:X-Api-Key";
+  limit.cost = 3;
+  limit.scope = "global";
+  limit.on_redis_failure = "deny";
+  limit.lease_interval = 20ms;
+  c.rate_limits = {limit};
+  c.redis.address = "unix:/run/redis #1.sock";
+  c.redis.password_env = "REDIS_PASSWORD";
+  c.redis.command_timeout = 15ms;
+  limit.name = "cart";
+  limit.scope = "local";
+  n.rate_limits = {limit};
+  n.resilience = ResilienceConfig{};
+  n.resilience->retries.max_attempts = 1;
+  n.resilience->retries.on_statuses = {502, 503};
+  n.resilience->circuit_breaker.open_duration = 2s;
   c.manifests = {m, n};
   return c;
 }
@@ -939,6 +957,40 @@ resilience:
   EXPECT_EQ(bad.errors[1].message, "resilience.retries.backoff_max: must be at least backoff_base");
 }
 
+
+TEST(ConfigLoader, ManifestOverridesInheritWhatTheyDoNotName) {
+  const auto r = load(std::string(kMinimal) + R"(manifests:
+  - project: p
+    module: m
+    endpoints: [a:1]
+    resilience:
+      retries: {on_statuses: [502]}
+resilience:
+  retries: {max_attempts: 5, on_statuses: [503, 504]}
+  circuit_breaker: {consecutive_failures: 9}
+  health_check: {path: /healthz}
+)");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors.front().message);
+  const auto& m = r.config->manifests[0];
+  ASSERT_TRUE(m.resilience);
+  EXPECT_EQ(m.resilience->retries.on_statuses, (std::vector<std::uint32_t>{502}));  // replaced, not appended
+  EXPECT_EQ(m.resilience->retries.max_attempts, 5u);  // the top level's, though written after the manifest
+  EXPECT_EQ(m.resilience->circuit_breaker.consecutive_failures, 9u);
+  const auto bad = load(std::string(kMinimal) + R"(manifests:
+  - project: p
+    module: m
+    endpoints: [a:1]
+    resilience:
+      health_check: {path: /x}
+      retries: {max_attempts: 0}
+)");
+  const auto errors = errors_of(bad);
+  ASSERT_EQ(errors.size(), 2u) << ::testing::PrintToString(errors);
+  EXPECT_NE(errors[0].find("unknown key \"health_check\" in manifests[0].resilience (expected one of: "
+                           "circuit_breaker, outlier_detection, retries)"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find("manifests[0].resilience.retries.max_attempts: 0 is out of range"), std::string::npos)
+      << errors[1];
+}
 
 TEST(ConfigLoader, GlobalRateLimitsAndRedis) {
   const auto ok = load(std::string(kMinimal) + R"(redis:

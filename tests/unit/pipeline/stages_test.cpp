@@ -32,7 +32,7 @@ struct Harness {
   resilience::LimiterTable limiter{1024};
   LoadMonitor load;
   ClusterLoad clusters{8};
-  RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, LoadShedStage{load}, BreakerStage{health, &clusters},
+  RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, ManifestRateLimitStage{&limiter}, LoadShedStage{load}, BreakerStage{health, &clusters},
                            PickStage{health}};
   std::string text;
   http::RequestHead head;
@@ -263,6 +263,66 @@ TEST(RateLimitStage, GlobalLimitWithoutRedisFollowsItsPolicy) {
   EXPECT_EQ(deny.ctx.reply, Error::rate_limit_unavailable);
   EXPECT_EQ(deny.ctx.retry_after_seconds, 1u);
   EXPECT_EQ(error_info(deny.ctx.reply).status, 503u);
+}
+
+TEST(ManifestRateLimitStage, LimitsOnlyItsManifestAfterTheTopLevelOnes) {
+  Harness h(R"(listeners:
+  - address: 127.0.0.1:0
+rate_limits:
+  - {name: everyone, requests_per_second: 100, burst: 100}
+manifests:
+  - project: shop
+    module: cart
+    endpoints: ["127.0.0.1:9001"]
+    rate_limits:
+      - {name: cart, requests_per_second: 1, burst: 2}
+  - project: shop
+    module: search
+    endpoints: ["127.0.0.1:9002"]
+)");
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.ctx.extra_response_headers(),
+            "RateLimit-Policy: \"everyone\";q=100;w=1\r\nRateLimit: \"everyone\";r=99;t=1\r\n"
+            "RateLimit-Policy: \"cart\";q=2;w=2\r\nRateLimit: \"cart\";r=1;t=1\r\n");
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.reply, Error::rate_limited);
+  // Another manifest (same client) is not limited by it.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(h.request("/shop/search"), Verdict::Continue) << i;
+}
+
+TEST(UpstreamHealth, ManifestOverridesItsResilienceSettings) {
+  Harness h(R"(listeners:
+  - address: 127.0.0.1:0
+resilience:
+  retries: {max_attempts: 3, on_statuses: [503]}
+  circuit_breaker: {consecutive_failures: 5}
+manifests:
+  - project: shop
+    module: cart
+    endpoints: ["127.0.0.1:9001"]
+    resilience:
+      retries: {max_attempts: 1}
+      circuit_breaker: {consecutive_failures: 2}
+  - project: shop
+    module: search
+    endpoints: ["127.0.0.1:9002"]
+)");
+  const auto* cart = h.snapshot->manifests.find("shop", "cart", "production");
+  const auto* search = h.snapshot->manifests.find("shop", "search", "production");
+  ASSERT_TRUE(cart && search);
+  EXPECT_EQ(h.health.policy(*cart).max_attempts, 1u);
+  EXPECT_TRUE(h.health.policy(*cart).retries_status(503));  // not named: inherited
+  EXPECT_EQ(h.health.policy(*search).max_attempts, 3u);
+  // The cart endpoint's breaker opens after 2 failures, the search one's after 5.
+  auto& cart_breaker = h.health.breaker(cart->endpoints[0].id);
+  auto& search_breaker = h.health.breaker(search->endpoints[0].id);
+  for (int i = 0; i < 2; ++i) {
+    cart_breaker.on_failure(h.now);
+    search_breaker.on_failure(h.now);
+  }
+  EXPECT_FALSE(cart_breaker.allow(h.now));
+  EXPECT_TRUE(search_breaker.allow(h.now));
 }
 
 std::string manifest_with(const std::string& balancing_lines) {

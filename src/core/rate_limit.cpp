@@ -1,0 +1,40 @@
+#include "frontdoor/core/rate_limit.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "frontdoor/resilience/hash.hpp"
+
+namespace frontdoor {
+
+CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::string_view scope) {
+  CompiledRateLimit limit;
+  limit.name = rc.name;
+  if (rc.key == "path") limit.key = CompiledRateLimit::Key::path;
+  else if (rc.key == "manifest") limit.key = CompiledRateLimit::Key::manifest;
+  else if (rc.key.rfind("header:", 0) == 0) {
+    limit.key = CompiledRateLimit::Key::header;
+    limit.header = rc.key.substr(7);
+  }
+  limit.policy = resilience::GcraPolicy(rc.requests_per_second, rc.burst);
+  limit.id = resilience::hash_combine(resilience::hash64(scope), resilience::hash64(rc.name));
+  limit.quota = rc.burst;
+  limit.window_seconds = std::max<std::uint32_t>(1, (rc.burst + rc.requests_per_second - 1) / rc.requests_per_second);
+  limit.cost = rc.cost;
+  limit.global = rc.scope == "global";
+  limit.on_redis_failure = rc.on_redis_failure == "allow"  ? CompiledRateLimit::OnRedisFailure::allow
+                           : rc.on_redis_failure == "deny" ? CompiledRateLimit::OnRedisFailure::deny
+                                                           : CompiledRateLimit::OnRedisFailure::local;
+  limit.interval_us = std::max<std::int64_t>(1, 1'000'000 / rc.requests_per_second);
+  limit.tolerance_us = limit.interval_us * rc.burst;
+  // A lease covers about one lease_interval of traffic at the full rate, and at most half the burst
+  // (so two holders cannot starve a third); never less than one request's cost.
+  const double per_interval =
+      rc.requests_per_second * std::chrono::duration<double>(rc.lease_interval).count();
+  limit.batch = std::max<std::uint32_t>(
+      rc.cost, std::min<std::uint32_t>(static_cast<std::uint32_t>(std::ceil(per_interval)), rc.burst / 2));
+  return limit;
+}
+
+}  // namespace frontdoor
