@@ -373,20 +373,33 @@ void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) 
              else integer(hf, hc.expected_status_max, "100..599");
            });
     } else if (k == "circuit_breaker") {
-      each(v, {"consecutive_failures", "open_duration", "half_open_max_probes"},
+      each(v,
+           {"consecutive_failures", "failure_rate_percent", "window", "min_requests", "open_duration",
+            "half_open_max_probes", "half_open_successes_to_close", "failures", "when_all_open"},
            [&](const std::string& bk, const Field& b) {
              auto& cb = r.circuit_breaker;
              if (bk == "consecutive_failures") integer(b, cb.consecutive_failures, "0 (off) or more");
+             else if (bk == "failure_rate_percent") integer(b, cb.failure_rate_percent, "0 (off)..100");
+             else if (bk == "window") duration(b, cb.window);
+             else if (bk == "min_requests") integer(b, cb.min_requests, "at least 1");
              else if (bk == "open_duration") duration(b, cb.open_duration);
-             else integer(b, cb.half_open_max_probes, "at least 1");
+             else if (bk == "half_open_max_probes") integer(b, cb.half_open_max_probes, "at least 1");
+             else if (bk == "half_open_successes_to_close")
+               integer(b, cb.half_open_successes_to_close, "at least 1");
+             else if (bk == "when_all_open") string(b, cb.when_all_open);
+             else if (cb.failures.clear(); true)
+               list(b, "failure kinds", [&](const Field& item) { string(item, cb.failures.emplace_back()); });
            });
     } else if (k == "outlier_detection") {
-      each(v, {"consecutive_failures", "base_ejection_time", "max_ejection_time", "max_ejection_percent"},
+      each(v,
+           {"consecutive_failures", "base_ejection_time", "max_ejection_time", "max_ejection_percent",
+            "when_all_ejected"},
            [&](const std::string& ok, const Field& o) {
              auto& od = r.outlier_detection;
              if (ok == "consecutive_failures") integer(o, od.consecutive_failures, "0 (off) or more");
              else if (ok == "base_ejection_time") duration(o, od.base_ejection_time);
              else if (ok == "max_ejection_time") duration(o, od.max_ejection_time);
+             else if (ok == "when_all_ejected") string(o, od.when_all_ejected);
              else integer(o, od.max_ejection_percent, "0..100");
            });
     } else {

@@ -70,15 +70,25 @@ std::string quoted(std::string_view s) {
 
 // The resilience keys a manifest may override too, indented by `in`.
 void write_overridable_resilience(std::ostringstream& y, const ResilienceConfig& r, const std::string& in) {
+  const auto& cb = r.circuit_breaker;
   y << in << "circuit_breaker:\n"
-    << in << "  consecutive_failures: " << r.circuit_breaker.consecutive_failures << "  # 0 = off\n"
-    << in << "  open_duration: " << format_duration(r.circuit_breaker.open_duration) << "\n"
-    << in << "  half_open_max_probes: " << r.circuit_breaker.half_open_max_probes << "\n"
+    << in << "  consecutive_failures: " << cb.consecutive_failures << "  # 0 = off\n"
+    << in << "  failure_rate_percent: " << cb.failure_rate_percent << "  # over window; 0 = off\n"
+    << in << "  window: " << format_duration(cb.window) << "\n"
+    << in << "  min_requests: " << cb.min_requests << "  # in the window before the rate counts\n"
+    << in << "  open_duration: " << format_duration(cb.open_duration) << "\n"
+    << in << "  half_open_max_probes: " << cb.half_open_max_probes << "\n"
+    << in << "  half_open_successes_to_close: " << cb.half_open_successes_to_close << "\n"
+    << in << "  failures: [";
+  for (std::size_t i = 0; i < cb.failures.size(); ++i) y << (i ? ", " : "") << cb.failures[i];
+  y << "]  # connect_error, timeout, bad_response, 5xx\n"
+    << in << "  when_all_open: " << cb.when_all_open << "  # fail | try_anyway\n"
     << in << "outlier_detection:\n"
     << in << "  consecutive_failures: " << r.outlier_detection.consecutive_failures << "  # 0 = off\n"
     << in << "  base_ejection_time: " << format_duration(r.outlier_detection.base_ejection_time) << "\n"
     << in << "  max_ejection_time: " << format_duration(r.outlier_detection.max_ejection_time) << "\n"
     << in << "  max_ejection_percent: " << r.outlier_detection.max_ejection_percent << "\n"
+    << in << "  when_all_ejected: " << r.outlier_detection.when_all_ejected << "  # use_ejected | fail\n"
     << in << "retries:\n"
     << in << "  max_attempts: " << r.retries.max_attempts << "  # 1 = no retry\n"
     << in << "  budget_percent: " << r.retries.budget_percent << "\n"

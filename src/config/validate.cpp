@@ -292,6 +292,26 @@ class Checker {
 
   // What a manifest may override too (health checks are top-level only).
   void overridable_resilience(const std::string& where, const ResilienceConfig& r) {
+    const auto& cb = r.circuit_breaker;
+    if (cb.failure_rate_percent > 100)
+      add(where + ".circuit_breaker.failure_rate_percent",
+          std::to_string(cb.failure_rate_percent) + " is out of range (expected 0 (off)..100)");
+    if (cb.failure_rate_percent > 0 && cb.window < std::chrono::seconds(1))
+      add(where + ".circuit_breaker.window", "must be at least 1s");
+    if (cb.min_requests < 1) add(where + ".circuit_breaker.min_requests", "must be at least 1");
+    if (cb.half_open_successes_to_close < 1)
+      add(where + ".circuit_breaker.half_open_successes_to_close", "must be at least 1");
+    static constexpr std::string_view kFailureKinds[] = {"connect_error", "timeout", "bad_response", "5xx"};
+    for (std::size_t i = 0; i < cb.failures.size(); ++i)
+      if (!one_of(cb.failures[i], kFailureKinds))
+        add(where + ".circuit_breaker.failures[" + std::to_string(i) + "]",
+            shown(cb.failures[i]) + " is not a failure kind (expected one of: " + list_of(kFailureKinds) + ")");
+    if (cb.when_all_open != "fail" && cb.when_all_open != "try_anyway")
+      add(where + ".circuit_breaker.when_all_open",
+          shown(cb.when_all_open) + " is not a policy (expected fail or try_anyway)");
+    if (r.outlier_detection.when_all_ejected != "use_ejected" && r.outlier_detection.when_all_ejected != "fail")
+      add(where + ".outlier_detection.when_all_ejected",
+          shown(r.outlier_detection.when_all_ejected) + " is not a policy (expected use_ejected or fail)");
     if (r.circuit_breaker.open_duration.count() <= 0)
       add(where + ".circuit_breaker.open_duration", "must be greater than 0");
     if (r.circuit_breaker.half_open_max_probes < 1)

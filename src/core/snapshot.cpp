@@ -1,5 +1,6 @@
 #include "frontdoor/core/snapshot.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <boost/asio/io_context.hpp>
@@ -31,6 +32,20 @@ pipeline::ResiliencePolicy policy_of(const config::ResilienceConfig& r) {
   policy.breaker.consecutive_failures = r.circuit_breaker.consecutive_failures;
   policy.breaker.open_duration = r.circuit_breaker.open_duration;
   policy.breaker.half_open_max_probes = r.circuit_breaker.half_open_max_probes;
+  policy.breaker.half_open_successes_to_close = r.circuit_breaker.half_open_successes_to_close;
+  policy.breaker.failure_rate_threshold = r.circuit_breaker.failure_rate_percent / 100.0;
+  policy.breaker.window = r.circuit_breaker.window;
+  policy.breaker.min_requests = r.circuit_breaker.min_requests;
+  const auto counts = [&](std::string_view kind) {
+    const auto& f = r.circuit_breaker.failures;
+    return std::find(f.begin(), f.end(), kind) != f.end();
+  };
+  policy.breaker_counts_connect = counts("connect_error");
+  policy.breaker_counts_timeout = counts("timeout");
+  policy.breaker_counts_bad_response = counts("bad_response");
+  policy.breaker_counts_5xx = counts("5xx");
+  policy.try_when_all_open = r.circuit_breaker.when_all_open == "try_anyway";
+  policy.fail_when_all_ejected = r.outlier_detection.when_all_ejected == "fail";
   policy.outliers.consecutive_failures = r.outlier_detection.consecutive_failures;
   policy.outliers.base_ejection_time = r.outlier_detection.base_ejection_time;
   policy.outliers.max_ejection_time = r.outlier_detection.max_ejection_time;

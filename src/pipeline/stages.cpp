@@ -289,33 +289,40 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   if (ctx.attempt == 0) state.budget.on_request(now);
   auto bit = [](std::size_t i) { return i < 64 ? std::uint64_t{1} << i : 0; };
   std::uint64_t refused = 0;  // half-open breakers with no probe slot left, this pick
-  auto candidate = [&](std::size_t k, bool skip_ejected) {
+  auto candidate = [&](std::size_t k, bool skip_ejected, bool ignore_breaker) {
     return (ctx.tried & bit(k)) == 0 && (refused & bit(k)) == 0 &&
            !(skip_ejected && (state.outliers.ejected(k, now) || health_->checked_down(endpoints[k].id))) &&
-           health_->breaker(endpoints[k].id).state(now) != resilience::CircuitBreaker::State::open;
+           (ignore_breaker || health_->breaker(endpoints[k].id).state(now) != resilience::CircuitBreaker::State::open);
   };
   // Failover: only the lowest priority level that has a candidate takes traffic.
-  auto level_of = [&](bool skip_ejected) {
+  auto level_of = [&](bool skip_ejected, bool ignore_breaker) {
     std::uint32_t level = UINT32_MAX;
     for (std::size_t k = 0; k < endpoints.size(); ++k)
-      if (endpoints[k].priority < level && candidate(k, skip_ejected)) level = endpoints[k].priority;
+      if (endpoints[k].priority < level && candidate(k, skip_ejected, ignore_breaker)) level = endpoints[k].priority;
     return level;
   };
+  const auto& policy = health_->policy(*ctx.manifest);
   std::size_t i = resilience::kNoEndpoint;
-  // Healthy ones first; when every untried endpoint is ejected or failing its health check, those
-  // verdicts are ignored (panic: a suspect endpoint beats none). Open breakers are never ignored.
-  for (bool skip_ejected : {true, false}) {
+  // Pass 0: healthy endpoints. Pass 1 (outlier_detection.when_all_ejected: use_ejected): every
+  // untried endpoint is ejected or failing its health check, so those verdicts are ignored (a
+  // suspect endpoint beats none). Pass 2 (circuit_breaker.when_all_open: try_anyway): open
+  // breakers are ignored too — the last resort, off by default.
+  for (int pass = 0; pass < 3 && i == resilience::kNoEndpoint; ++pass) {
+    if (pass == 1 && policy.fail_when_all_ejected) continue;
+    if (pass == 2 && !policy.try_when_all_open) break;
+    if (pass == 2) refused = 0;  // half-open ones out of probe slots are fair game too
+    const bool skip_ejected = pass == 0 || (pass == 2 && policy.fail_when_all_ejected);
+    const bool ignore_breaker = pass == 2;
     for (std::size_t round = 0; round < endpoints.size() && i == resilience::kNoEndpoint; ++round) {
-      const std::uint32_t level = ctx.manifest->has_priorities ? level_of(skip_ejected) : 0;
+      const std::uint32_t level = ctx.manifest->has_priorities ? level_of(skip_ejected, ignore_breaker) : 0;
       const std::size_t k = pick_by_policy(ctx, *health_, state, [&](std::size_t j) {
-        return endpoints[j].priority == level && candidate(j, skip_ejected);
+        return endpoints[j].priority == level && candidate(j, skip_ejected, ignore_breaker);
       });
       if (k == resilience::kNoEndpoint) break;
       // Admission is asked of the chosen endpoint only: a half-open breaker counts its probes here.
-      if (health_->breaker(endpoints[k].id).allow(now)) i = k;
+      if (ignore_breaker || health_->breaker(endpoints[k].id).allow(now)) i = k;
       else refused |= bit(k);
     }
-    if (i != resilience::kNoEndpoint) break;
   }
   if (i == resilience::kNoEndpoint) {
     // Retry-After: when the first open breaker will let a probe through.

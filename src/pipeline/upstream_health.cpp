@@ -76,9 +76,12 @@ void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Erro
   auto& b = breaker(m.endpoints[index].id);
   if (latency.count() > 0) load(m.endpoints[index].id).latency.update(latency, now);
   const FailureKind kind = error_info(outcome).failure_kind;
-  const bool upstream_failure = kind == FailureKind::upstream_connect || kind == FailureKind::upstream_timeout ||
-                                kind == FailureKind::upstream_protocol;
-  if (upstream_failure) b.on_failure(now);
+  const auto& p = policy(m);
+  const bool breaker_failure = (kind == FailureKind::upstream_connect && p.breaker_counts_connect) ||
+                               (kind == FailureKind::upstream_timeout && p.breaker_counts_timeout) ||
+                               (kind == FailureKind::upstream_protocol && p.breaker_counts_bad_response) ||
+                               (outcome == Error::ok && status >= 500 && p.breaker_counts_5xx);
+  if (breaker_failure) b.on_failure(now);
   else if (kind == FailureKind::client) b.on_cancelled();
   else b.on_success(now);
   // Outliers are endpoints that answer badly: timeouts, broken responses and their own 5xx. Refused

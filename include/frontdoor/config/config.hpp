@@ -70,9 +70,18 @@ struct UpstreamPoolConfig {
 
 // Protection every manifest gets (issue #4 adds per-manifest overrides). docs/configuration.md.
 struct CircuitBreakerSettings {
-  std::uint32_t consecutive_failures = 5;  // connect errors, timeouts, broken responses in a row; 0 = off
+  std::uint32_t consecutive_failures = 5;  // failures (see `failures`) in a row; 0 = off
+  std::uint32_t failure_rate_percent = 0;  // open when failures / results reach it over `window`; 0 = off
+  Duration window{std::chrono::seconds(10)};
+  std::uint32_t min_requests = 20;  // results in the window before the rate counts
   Duration open_duration{std::chrono::seconds(5)};  // open -> half-open (one probe)
   std::uint32_t half_open_max_probes = 1;
+  std::uint32_t half_open_successes_to_close = 1;
+  // What counts as a failure: connect_error, timeout, bad_response (reset or unparsable), 5xx.
+  std::vector<std::string> failures{"connect_error", "timeout", "bad_response"};
+  // Every endpoint's breaker open: "fail" (503 + Retry-After at once) or "try_anyway" (pick one
+  // regardless: a last resort for upstreams that recover under load).
+  std::string when_all_open = "fail";
 
   friend bool operator==(const CircuitBreakerSettings&, const CircuitBreakerSettings&) = default;
 };
@@ -82,6 +91,9 @@ struct OutlierDetectionSettings {
   Duration base_ejection_time{std::chrono::seconds(30)};  // x the times ejected
   Duration max_ejection_time{std::chrono::seconds(300)};
   std::uint32_t max_ejection_percent = 50;  // of a manifest's endpoints
+  // Every usable endpoint ejected or failing its health check: "use_ejected" (a suspect endpoint
+  // beats none) or "fail" (503).
+  std::string when_all_ejected = "use_ejected";
 
   friend bool operator==(const OutlierDetectionSettings&, const OutlierDetectionSettings&) = default;
 };

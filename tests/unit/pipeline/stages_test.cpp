@@ -149,6 +149,54 @@ TEST(PickStage, EveryBreakerOpenRepliesWithRetryAfter) {
   EXPECT_EQ(error_info(h.ctx.reply).status, 503u);
 }
 
+// One endpoint (staging), so every request goes to it.
+std::string single_endpoint(const std::string& resilience_yaml) {
+  return std::string(kConfig) + "resilience:\n" + resilience_yaml;
+}
+
+TEST(PickStage, WhenAllOpenTryAnywayStillPicks) {
+  Harness h(single_endpoint("  circuit_breaker: {consecutive_failures: 2, when_all_open: try_anyway}\n"));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+    h.complete(Error::upstream_connect_failed, 502);
+  }
+  ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+  EXPECT_EQ(h.picked_port(), 9101);
+}
+
+TEST(BreakerStage, FiveHundredsCountOnlyWhenConfigured) {
+  Harness counted(single_endpoint("  circuit_breaker: {consecutive_failures: 2, failures: [5xx]}\n"));
+  Harness ignored(single_endpoint("  circuit_breaker: {consecutive_failures: 2}\n"));
+  for (Harness* h : {&counted, &ignored})
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_EQ(h->request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+      h->complete(Error::ok, 503);
+    }
+  EXPECT_EQ(counted.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Reply);
+  EXPECT_EQ(ignored.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+  // connect errors are not listed in `counted`: they no longer open its breaker.
+  Harness only_5xx(single_endpoint("  circuit_breaker: {consecutive_failures: 1, failures: [5xx]}\n"));
+  ASSERT_EQ(only_5xx.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+  only_5xx.complete(Error::upstream_connect_failed, 502);
+  EXPECT_EQ(only_5xx.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+}
+
+TEST(BreakerStage, FailureRateOverAWindowWithAMinimum) {
+  Harness h(single_endpoint(
+      "  circuit_breaker: {consecutive_failures: 0, failure_rate_percent: 50, window: 10s, min_requests: 10}\n"));
+  // Alternating success and failure: 50% once there are 10 results.
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue) << i;
+    h.complete(i % 2 ? Error::ok : Error::upstream_timeout, i % 2 ? 200 : 504);
+  }
+  ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+  h.complete(Error::ok, 200);
+  ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+  h.complete(Error::upstream_timeout, 504);  // 6 of 11
+  EXPECT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.reply, Error::no_healthy_upstream);
+}
+
 TEST(PickStage, TriedEndpointsAreSkippedForTheRetry) {
   Harness h;
   ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
@@ -159,6 +207,22 @@ TEST(PickStage, TriedEndpointsAreSkippedForTheRetry) {
   EXPECT_NE(h.ctx.endpoint_index, first);
   h.ctx.tried = 0b111;
   EXPECT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Reply);
+}
+
+TEST(PickStage, WhenAllEjectedFailRefusesSuspectEndpoints) {
+  Harness h(single_endpoint(
+      "  outlier_detection: {consecutive_failures: 2, max_ejection_percent: 100, when_all_ejected: fail}\n"));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+    h.complete(Error::ok, 503);
+  }
+  EXPECT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Reply);
+  Harness lenient(single_endpoint("  outlier_detection: {consecutive_failures: 2, max_ejection_percent: 100}\n"));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(lenient.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+    lenient.complete(Error::ok, 503);
+  }
+  EXPECT_EQ(lenient.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
 }
 
 TEST(PickStage, FailingAnswersEjectButNeverTheWholePool) {
