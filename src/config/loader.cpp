@@ -232,12 +232,12 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   if (!root.IsMap()) {
     error(top,
           "the configuration must be a mapping of sections (server, listeners, limits, timeouts, upstream_pool, "
-          "routing, resilience, rate_limits, redis, load_shedding, logging, manifests), found " + found(root));
+          "routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, manifests), found " + found(root));
     return;
   }
   each(top,
        {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "rate_limits",
-        "redis", "load_shedding", "logging", "manifests"},
+        "rate_limit_headers", "redis", "load_shedding", "logging", "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
            each(f, {"workers", "drain_timeout", "max_connections"}, [&](const std::string& k, const Field& v) {
@@ -292,6 +292,8 @@ void Parser::parse(const YAML::Node& root, Config& c) {
            list(f, "rate limits", [&](const Field& item) {
              rate_limit(item, c.rate_limits.emplace_back());
            });
+         } else if (key == "rate_limit_headers") {
+           string(f, c.rate_limit_headers);
          } else if (key == "redis") {
            each(f, {"address", "password_env", "database", "connect_timeout", "command_timeout", "key_prefix"},
                 [&](const std::string& k, const Field& v) {

@@ -170,6 +170,7 @@ std::string to_yaml(const Config& c) {
   if (c.rate_limits.empty()) y << "rate_limits: []\n";
   else y << "rate_limits:\n";
   write_rate_limits(y, c.rate_limits, "  ");
+  y << "rate_limit_headers: " << c.rate_limit_headers << "  # ietf | legacy (X-RateLimit-*) | both | none\n";
   y << "redis:\n"
     << "  address: " << quoted(c.redis.address) << "  # host:port or unix:/path; empty = none\n"
     << "  password_env: " << quoted(c.redis.password_env) << "\n"

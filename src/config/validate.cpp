@@ -257,7 +257,12 @@ class Checker {
       free_text("logging.access_log.destination", log.access_log.destination);
   }
 
-  void rate_limits() { rate_limit_list("rate_limits", config_.rate_limits); }
+  void rate_limits() {
+    rate_limit_list("rate_limits", config_.rate_limits);
+    const auto& h = config_.rate_limit_headers;
+    if (h != "ietf" && h != "legacy" && h != "both" && h != "none")
+      add("rate_limit_headers", shown(h) + " is not a choice (expected ietf, legacy, both or none)");
+  }
 
   void rate_limit_list(const std::string& where, const std::vector<RateLimitConfig>& limits) {
     std::set<std::string> names;

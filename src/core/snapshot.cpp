@@ -80,6 +80,9 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   snapshot->resilience = policy_of(config.resilience);
   const auto default_policy = std::make_shared<const pipeline::ResiliencePolicy>(snapshot->resilience);
   for (const auto& rc : config.rate_limits) snapshot->rate_limits.push_back(compile_rate_limit(rc, ""));
+  snapshot->ietf_rate_limit_headers = config.rate_limit_headers == "ietf" || config.rate_limit_headers == "both";
+  snapshot->legacy_rate_limit_headers =
+      config.rate_limit_headers == "legacy" || config.rate_limit_headers == "both";
 
   boost::asio::io_context resolver_context;
   boost::asio::ip::tcp::resolver resolver(resolver_context);

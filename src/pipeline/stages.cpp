@@ -30,6 +30,15 @@ std::uint64_t ceil_seconds(resilience::Duration d) noexcept {
   return static_cast<std::uint64_t>(std::chrono::ceil<std::chrono::seconds>(d).count());
 }
 
+void append_legacy_headers(RequestContext& ctx) noexcept {
+  if (!ctx.snapshot->legacy_rate_limit_headers || ctx.legacy_limit == 0) return;
+  char line[160];
+  const int n = std::snprintf(line, sizeof line, "X-RateLimit-Limit: %u\r\nX-RateLimit-Remaining: %llu\r\nX-RateLimit-Reset: %llu\r\n",
+                              ctx.legacy_limit, static_cast<unsigned long long>(ctx.legacy_remaining),
+                              static_cast<unsigned long long>(ctx.legacy_reset_seconds));
+  if (n > 0) append_header(ctx, std::string_view(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1)));
+}
+
 }  // namespace
 
 namespace {
@@ -89,7 +98,10 @@ std::optional<resilience::LimitDecision> BasicRateLimitStage<Scope>::acquire_glo
 template <LimitScope Scope>
 Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
   const auto& limits = Scope == LimitScope::process ? ctx.snapshot->rate_limits : ctx.manifest->rate_limits;
-  if (limits.empty() || table_ == nullptr) return Verdict::Continue;
+  if (limits.empty() || table_ == nullptr) {
+    if (Scope == LimitScope::manifest) append_legacy_headers(ctx);
+    return Verdict::Continue;
+  }
   bool refused = false;
   // Resumed after a Suspend: the limits before limit_next already took their share.
   for (std::size_t i = ctx.limit_next; i < limits.size(); ++i) {
@@ -127,23 +139,36 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
   const auto tightest_decision = ctx.limit_decision;
   ctx.limit_next = 0;  // the next rate limit stage starts afresh
   ctx.limit_tightest = -1;
-  if (tightest_index < 0) return Verdict::Continue;
+  if (tightest_index < 0) {
+    if (Scope == LimitScope::manifest) append_legacy_headers(ctx);
+    return Verdict::Continue;
+  }
   const CompiledRateLimit* tightest = &limits[static_cast<std::size_t>(tightest_index)];
+  const auto reset_seconds = ceil_seconds(tightest_decision.reset_after);
+  if (ctx.legacy_limit == 0 || tightest_decision.remaining < ctx.legacy_remaining) {
+    ctx.legacy_limit = tightest->quota;
+    ctx.legacy_remaining = tightest_decision.remaining;
+    ctx.legacy_reset_seconds = reset_seconds;
+  }
   char line[256];
-  // RateLimit-Policy: every limit; RateLimit: the state of the one closest to refusing.
   std::size_t n = 0;
-  append_header(ctx, "RateLimit-Policy: ");
-  for (std::size_t i = 0; i < limits.size(); ++i) {
-    n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "%s\"%s\";q=%u;w=%u", i ? ", " : "",
-                                               limits[i].name.c_str(), limits[i].quota, limits[i].window_seconds));
+  if (ctx.snapshot->ietf_rate_limit_headers) {
+    // RateLimit-Policy: every limit; RateLimit: the state of the one closest to refusing.
+    append_header(ctx, "RateLimit-Policy: ");
+    for (std::size_t i = 0; i < limits.size(); ++i) {
+      n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "%s\"%s\";q=%u;w=%u", i ? ", " : "",
+                                                 limits[i].name.c_str(), limits[i].quota, limits[i].window_seconds));
+      append_header(ctx, std::string_view(line, std::min(n, sizeof line - 1)));
+    }
+    append_header(ctx, "\r\n");
+    n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
+                                               tightest->name.c_str(),
+                                               static_cast<unsigned long long>(tightest_decision.remaining),
+                                               static_cast<unsigned long long>(reset_seconds)));
     append_header(ctx, std::string_view(line, std::min(n, sizeof line - 1)));
   }
-  append_header(ctx, "\r\n");
-  n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
-                                             tightest->name.c_str(),
-                                             static_cast<unsigned long long>(tightest_decision.remaining),
-                                             static_cast<unsigned long long>(ceil_seconds(tightest_decision.reset_after))));
-  append_header(ctx, std::string_view(line, std::min(n, sizeof line - 1)));
+  // The legacy trio names one limit for the whole request: written once, by the last stage to run.
+  if (refused || Scope == LimitScope::manifest) append_legacy_headers(ctx);
   if (!refused) return Verdict::Continue;
   const auto wait = tightest_decision.retry_after == resilience::Duration::max()
                         ? std::uint64_t{tightest->window_seconds}

@@ -245,6 +245,9 @@ struct Config {
   RoutingConfig routing;
   ResilienceConfig resilience;
   std::vector<RateLimitConfig> rate_limits;
+  // Which rate limit fields responses carry: "ietf" (RateLimit-Policy / RateLimit, draft-ietf-
+  // httpapi-ratelimit-headers), "legacy" (X-RateLimit-Limit / -Remaining / -Reset), "both" or "none".
+  std::string rate_limit_headers = "ietf";
   RedisConfig redis;
   LoadSheddingConfig load_shedding;
   LoggingConfig logging;

@@ -36,6 +36,8 @@ struct Snapshot {
   std::uint32_t upstream_buffer_bytes = 0;
   pipeline::ResiliencePolicy resilience;
   std::vector<CompiledRateLimit> rate_limits;
+  bool ietf_rate_limit_headers = true;
+  bool legacy_rate_limit_headers = false;
 };
 
 // Resolves host names (blocking: control thread or CLI only). Errors name the manifest and endpoint.

@@ -55,6 +55,10 @@ struct RequestContext {
   std::int16_t limit_tightest = -1;  // the limit closest to refusing so far, and its decision
   resilience::LimitDecision limit_decision;
   ratelimit::LeaseWaiter lease_waiter;  // the session sets wake/owner once
+  // For the legacy X-RateLimit-* trio: the limit closest to refusing over both rate limit stages.
+  std::uint32_t legacy_limit = 0;  // its quota; 0 = no limit applied
+  std::uint64_t legacy_remaining = 0;
+  std::uint64_t legacy_reset_seconds = 0;
   // Header lines ("Name: value\r\n"...) every response to this request carries (RateLimit fields).
   std::array<char, 512> response_headers{};
   std::uint16_t response_headers_size = 0;
@@ -82,6 +86,7 @@ struct RequestContext {
     stage_next = 0;
     limit_next = 0;
     limit_tightest = -1;
+    legacy_limit = 0;
     lease_waiter.unlink();
     project = module = environment = {};
     attempt = 0;

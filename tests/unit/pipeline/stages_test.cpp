@@ -300,6 +300,32 @@ TEST(RateLimitStage, CostTakesSeveralUnits) {
   EXPECT_EQ(h.ctx.retry_after_seconds, 2u);
 }
 
+TEST(RateLimitStage, LegacyHeadersNameTheTightestLimitOnce) {
+  Harness h(R"(listeners:
+  - address: 127.0.0.1:0
+rate_limit_headers: legacy
+rate_limits:
+  - {name: everyone, requests_per_second: 100, burst: 100}
+manifests:
+  - project: shop
+    module: cart
+    endpoints: ["127.0.0.1:9001"]
+    rate_limits:
+      - {name: cart, requests_per_second: 1, burst: 2}
+  - project: shop
+    module: search
+    endpoints: ["127.0.0.1:9002"]
+)");
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.ctx.extra_response_headers(), "X-RateLimit-Limit: 2\r\nX-RateLimit-Remaining: 1\r\nX-RateLimit-Reset: 1\r\n");
+  ASSERT_EQ(h.request("/shop/search"), Verdict::Continue);
+  EXPECT_EQ(h.ctx.extra_response_headers(),
+            "X-RateLimit-Limit: 100\r\nX-RateLimit-Remaining: 98\r\nX-RateLimit-Reset: 1\r\n");
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.extra_response_headers(), "X-RateLimit-Limit: 2\r\nX-RateLimit-Remaining: 0\r\nX-RateLimit-Reset: 2\r\n");
+}
+
 // Without a reachable Redis a global limit follows its on_redis_failure policy.
 std::string global_limit(const std::string& policy) {
   return std::string(kConfig) + R"(redis:
