@@ -429,7 +429,7 @@ void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) 
 
 void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
   each(item,
-       {"name", "key", "requests_per_second", "burst", "cost", "scope", "on_redis_failure",
+       {"name", "key", "requests_per_second", "burst", "cost", "algorithm", "scope", "on_redis_failure",
         "lease_interval"},
        [&](const std::string& k, const Field& v) {
          if (k == "name") string(v, limit.name);
@@ -437,6 +437,7 @@ void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
          else if (k == "requests_per_second") integer(v, limit.requests_per_second, "1..1000000");
          else if (k == "burst") integer(v, limit.burst, "1..1000000");
          else if (k == "cost") integer(v, limit.cost, "1..1000000");
+         else if (k == "algorithm") string(v, limit.algorithm);
          else if (k == "scope") string(v, limit.scope);
          else if (k == "on_redis_failure") string(v, limit.on_redis_failure);
          else duration(v, limit.lease_interval);

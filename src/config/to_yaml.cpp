@@ -108,6 +108,7 @@ void write_rate_limits(std::ostringstream& y, const std::vector<RateLimitConfig>
       << in << "  requests_per_second: " << r.requests_per_second << "\n"
       << in << "  burst: " << r.burst << "\n"
       << in << "  cost: " << r.cost << "  # units per request\n"
+      << in << "  algorithm: " << r.algorithm << "  # token_bucket | leaky_bucket (shapes: holds requests)\n"
       << in << "  scope: " << r.scope << "  # local | global (through redis)\n"
       << in << "  on_redis_failure: " << r.on_redis_failure << "  # global: local | allow | deny\n"
       << in << "  lease_interval: " << format_duration(r.lease_interval) << "  # global: tokens leased per batch\n";

@@ -283,6 +283,10 @@ class Checker {
       if (r.cost < 1 || r.cost > r.burst)
         add(path + ".cost", std::to_string(r.cost) + " is out of range (expected 1..burst, " +
                                 std::to_string(r.burst) + ": a costlier request could never pass)");
+      if (r.algorithm != "token_bucket" && r.algorithm != "leaky_bucket")
+        add(path + ".algorithm", shown(r.algorithm) + " is not an algorithm (expected token_bucket or leaky_bucket)");
+      else if (r.algorithm == "leaky_bucket" && r.scope == "global")
+        add(path + ".algorithm", "leaky_bucket holds requests in this process: it needs scope local");
       if (r.scope != "local" && r.scope != "global")
         add(path + ".scope", shown(r.scope) + " is not a scope (expected local or global)");
       else if (r.scope == "global" && config_.redis.address.empty())

@@ -22,6 +22,7 @@ CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::str
   limit.quota = rc.burst;
   limit.window_seconds = std::max<std::uint32_t>(1, (rc.burst + rc.requests_per_second - 1) / rc.requests_per_second);
   limit.cost = rc.cost;
+  limit.shaping = rc.algorithm == "leaky_bucket";
   limit.global = rc.scope == "global";
   limit.on_redis_failure = rc.on_redis_failure == "allow"  ? CompiledRateLimit::OnRedisFailure::allow
                            : rc.on_redis_failure == "deny" ? CompiledRateLimit::OnRedisFailure::deny

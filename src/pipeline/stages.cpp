@@ -125,6 +125,7 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
       }
     } else {
       decision = table_->acquire(key, limit.policy, ctx.now, limit.cost);
+      if (limit.shaping && decision.allowed) ctx.shape_delay = std::max(ctx.shape_delay, decision.delay);
     }
     if (!decision.allowed || ctx.limit_tightest < 0 || decision.remaining < ctx.limit_decision.remaining) {
       ctx.limit_tightest = static_cast<std::int16_t>(i);

@@ -253,6 +253,26 @@ void Session::run_pipeline() {
     }
     return;
   }
+  if (ctx_.shape_delay.count() > 0) {
+    // A leaky-bucket limit admitted this request for later: it leaves when its turn comes.
+    const auto delay = ctx_.shape_delay;
+    ctx_.shape_delay = {};
+    phase_ = Phase::limiting;
+    set_deadline(std::chrono::duration_cast<pipeline::Clock::duration>(delay) + std::chrono::seconds(1));
+    timer_pending_ = true;
+    backoff_timer_.expires_after(delay);
+    backoff_timer_.async_wait([this](const error_code& ec) {
+      timer_pending_ = false;
+      if (phase_ == Phase::closed) return maybe_destroy();
+      if (ec || phase_ != Phase::limiting) return;
+      start_upstream();
+    });
+    return;
+  }
+  start_upstream();
+}
+
+void Session::start_upstream() {
   if (request_.expect_continue && !request_body_done_) {
     // Answer the interim response ourselves (and drop Expect upstream): the body then flows at once.
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -815,6 +835,7 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
       }
     case Phase::limiting:
       ctx_.lease_waiter.unlink();
+      if (timer_pending_) backoff_timer_.cancel();
       ctx_.retry_after_seconds = 1;
       return reply(Error::rate_limit_unavailable, {}, !request_body_done_);
     case Phase::connecting:

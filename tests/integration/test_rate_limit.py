@@ -58,3 +58,30 @@ def test_manifest_limit_applies_to_its_manifest_only(frontdoor, upstream):
     assert search_statuses == [200] * 4
     r = request(fd.port, "GET", "/shop/cart/x")
     assert r.headers.get("RateLimit-Policy") == '"cart";q=2;w=2'
+
+
+def test_leaky_bucket_spaces_requests_at_the_rate(frontdoor, upstream):
+    import threading
+    fd = frontdoor(limited_config(upstream, name="smooth", requests_per_second=10, burst=5,
+                                  algorithm="leaky_bucket"))
+    results = []
+    lock = threading.Lock()
+    start = time.monotonic()
+
+    def one():
+        r = request(fd.port, "GET", "/a/b")
+        with lock:
+            results.append((r.status, time.monotonic() - start))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    statuses = sorted(s for s, _ in results)
+    assert statuses == [200] * 5 + [429] * 3, results
+    done = sorted(t for s, t in results if s == 200)
+    # Five admitted at once leave one interval (100 ms) apart: the last about 400 ms after the first.
+    assert done[-1] - done[0] >= 0.3, done
+    refused = [t for s, t in results if s == 429]
+    assert max(refused) < 0.3, results  # refusals are immediate, not queued

@@ -144,6 +144,9 @@ struct RateLimitConfig {
   std::uint32_t requests_per_second = 100;
   std::uint32_t burst = 100;
   std::uint32_t cost = 1;  // units one request takes
+  // token_bucket: refuse beyond the burst. leaky_bucket: space admitted requests at the rate (each
+  // is held until its turn), refusing beyond `burst` waiting. Local scope only.
+  std::string algorithm = "token_bucket";
   // local: this process alone; global: shared by every replica through Redis (needs `redis`).
   std::string scope = "local";
   // global: while Redis cannot answer — "local" (this process enforces the limit alone), "allow"

@@ -21,6 +21,7 @@ struct CompiledRateLimit {
   std::uint32_t quota = 0;       // RateLimit-Policy q (the burst) ...
   std::uint32_t window_seconds = 0;  // ... per w seconds (time to refill it)
   std::uint32_t cost = 1;
+  bool shaping = false;  // leaky_bucket: admitted requests wait for their turn (LimitDecision::delay)
   // Global limits: shared through Redis, leased `batch` tokens at a time.
   enum class OnRedisFailure : std::uint8_t { local, allow, deny };
   bool global = false;

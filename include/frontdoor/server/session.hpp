@@ -58,7 +58,7 @@ class Session {
  private:
   enum class Phase : std::uint8_t {
     reading_head,       // waiting for (the rest of) a request head
-    limiting,           // a global rate limit waits for its tokens from Redis
+    limiting,           // a global rate limit waits for Redis, or a leaky bucket holds the request
     connecting,         // upstream connect in progress
     sending,            // request head/body going upstream
     awaiting_response,  // request sent, response head not complete yet
@@ -77,6 +77,7 @@ class Session {
   bool parse_request();
   void begin_request();
   void run_pipeline();
+  void start_upstream();
   static void resume_pipeline(ratelimit::LeaseWaiter& waiter);
   void connect_upstream();
   void send_request_head();
