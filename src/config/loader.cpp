@@ -407,7 +407,7 @@ void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) 
     } else {
       each(v,
            {"max_attempts", "budget_percent", "min_retries_per_second", "on_reset", "on_statuses",
-            "backoff_base", "backoff_max"},
+            "backoff_base", "backoff_max", "per_try_timeout"},
            [&](const std::string& rk, const Field& a) {
              auto& rt = r.retries;
              if (rk == "max_attempts") integer(a, rt.max_attempts, "1..10");
@@ -416,6 +416,7 @@ void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) 
              else if (rk == "on_reset") boolean(a, rt.on_reset);
              else if (rk == "backoff_base") duration(a, rt.backoff_base);
              else if (rk == "backoff_max") duration(a, rt.backoff_max);
+             else if (rk == "per_try_timeout") duration(a, rt.per_try_timeout);
              else if (rt.on_statuses.clear(); true)  // a manifest's list replaces the inherited one
                list(a, "statuses", [&](const Field& item) {
                  integer(item, rt.on_statuses.emplace_back(), "a status 500..599");

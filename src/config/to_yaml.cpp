@@ -98,7 +98,8 @@ void write_overridable_resilience(std::ostringstream& y, const ResilienceConfig&
   for (std::size_t i = 0; i < r.retries.on_statuses.size(); ++i) y << (i ? ", " : "") << r.retries.on_statuses[i];
   y << "]\n"
     << in << "  backoff_base: " << format_duration(r.retries.backoff_base) << "\n"
-    << in << "  backoff_max: " << format_duration(r.retries.backoff_max) << "\n";
+    << in << "  backoff_max: " << format_duration(r.retries.backoff_max) << "\n"
+    << in << "  per_try_timeout: " << format_duration(r.retries.per_try_timeout) << "  # 0s = off\n";
 }
 
 void write_rate_limits(std::ostringstream& y, const std::vector<RateLimitConfig>& limits, const std::string& in) {

@@ -58,6 +58,7 @@ pipeline::ResiliencePolicy policy_of(const config::ResilienceConfig& r) {
     if (status >= 500 && status < 600) policy.retry_on_statuses.set(status - 500);
   policy.backoff_base = r.retries.backoff_base;
   policy.backoff_max = r.retries.backoff_max;
+  policy.per_try_timeout = r.retries.per_try_timeout;
 
   return policy;
 }

@@ -428,6 +428,7 @@ bool Session::retry_after_bad_answer(Error error, unsigned status) {
   auto& health = worker_.health();
   const auto& policy = health.policy(*ctx_.manifest);
   if (error == Error::upstream_reset && !policy.retry_on_reset) return false;
+  // upstream_timeout reaches here only from a per-try timeout: retrying it is what that setting asks.
   if (request_.framing != BodyFraming::none || response_head_sent_ || !idempotent()) return false;
   if (ctx_.attempt + 1 >= policy.max_attempts) return false;
   auto& state = health.state(*ctx_.manifest);
@@ -497,6 +498,8 @@ void Session::continue_upload() {
 void Session::request_sent() {
   phase_ = Phase::awaiting_response;
   set_deadline(snapshot_->config.timeouts.upstream_response);
+  const auto per_try = worker_.health().policy(*ctx_.manifest).per_try_timeout;
+  if (per_try.count() > 0) deadline_ = std::min(deadline_, ctx_.upstream_started + per_try);
   response_scanner_.reset();
   response_head_sent_ = false;
   process_upstream();
@@ -841,8 +844,13 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
     case Phase::connecting:
       if (timer_pending_) backoff_timer_.cancel();
       return fail(total ? Error::request_timeout : Error::upstream_connect_timeout, ctx_.endpoint->name);
-    case Phase::awaiting_response:
+    case Phase::awaiting_response: {
+      const auto per_try = worker_.health().policy(*ctx_.manifest).per_try_timeout;
+      if (!total && per_try.count() > 0 && now >= ctx_.upstream_started + per_try &&
+          retry_after_bad_answer(Error::upstream_timeout, 0))
+        return;
       return fail(total ? Error::request_timeout : Error::upstream_timeout, ctx_.endpoint->name);
+    }
     case Phase::sending:
       if (client_write_pending_ || client_read_pending_) ctx_.outcome = Error::client_timeout;
       else ctx_.outcome = total ? Error::request_timeout : Error::upstream_timeout;

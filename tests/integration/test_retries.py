@@ -37,3 +37,21 @@ def test_without_retry_settings_the_status_passes_through(frontdoor, upstreams):
     fd = frontdoor(config_with([bad]))
     r = request(fd.port, "GET", "/")
     assert r.status == 503 and r.headers.get("X-Upstream") == "bad"
+
+
+def test_per_try_timeout_moves_a_slow_attempt_elsewhere(frontdoor, upstreams):
+    import time
+    slow, good = upstreams("slow", Action(mode="never")), upstreams("good")
+    fd = frontdoor(config_with([slow, good], per_try_timeout="300ms"))
+    for i in range(4):
+        t0 = time.monotonic()
+        r = request(fd.port, "GET", "/x/%d" % i)
+        elapsed = time.monotonic() - t0
+        assert r.status == 200 and r.headers.get("X-Upstream") == "good", r
+        assert elapsed < 1.5, elapsed  # 300 ms (+ the 100 ms tick) on the slow one at most, not 60 s
+    assert len(slow.request_list()) >= 1
+    # A POST is not retried: its slow attempt ends in 504 after the per-try timeout.
+    statuses = set()
+    for _ in range(2):
+        statuses.add(request(fd.port, "POST", "/y", body=b"x").status)
+    assert statuses == {200, 504}

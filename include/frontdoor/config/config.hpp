@@ -108,6 +108,9 @@ struct RetrySettings {
   std::vector<std::uint32_t> on_statuses;  // e.g. [502, 503, 504]
   Duration backoff_base{std::chrono::milliseconds(25)};
   Duration backoff_max{std::chrono::milliseconds(250)};
+  // An attempt without a response head this long after it started is abandoned; an idempotent
+  // request without a body then goes to another endpoint (else 504). 0 = off (upstream_response).
+  Duration per_try_timeout{0};
 
   friend bool operator==(const RetrySettings&, const RetrySettings&) = default;
 };

@@ -18,6 +18,7 @@ struct ResiliencePolicy {
   std::bitset<100> retry_on_statuses;  // bit (status - 500)
   resilience::Duration backoff_base = std::chrono::milliseconds(25);
   resilience::Duration backoff_max = std::chrono::milliseconds(250);
+  resilience::Duration per_try_timeout{};  // 0 = off
   // What the breaker counts as a failure.
   bool breaker_counts_connect = true, breaker_counts_timeout = true, breaker_counts_bad_response = true,
        breaker_counts_5xx = false;
