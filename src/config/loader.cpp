@@ -449,7 +449,7 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
       "project",  "module",       "environment",        "endpoints",   "balancing",  "strip_path_prefix",
       "hash_key", "sticky_cookie", "priority",          "max_requests", "max_active_retries", "rate_limits",
-      "resilience"};
+      "resilience", "max_connections", "max_pending"};
   if (!f.node.IsMap()) {
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
     return;
@@ -465,6 +465,8 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
     else if (k == "priority") string(v, m.priority);
     else if (k == "max_requests") integer(v, m.max_requests, "0 (no limit) or more");
     else if (k == "max_active_retries") integer(v, m.max_active_retries, "0 (no limit) or more");
+    else if (k == "max_connections") integer(v, m.max_connections, "0 (no limit) or more");
+    else if (k == "max_pending") integer(v, m.max_pending, "0 or more");
     else if (k == "rate_limits")
       list(v, "rate limits", [&](const Field& item) { rate_limit(item, m.rate_limits.emplace_back()); });
     else if (k == "resilience") deferred_.push_back({v.node, v.path, v.pos, manifest_index_});

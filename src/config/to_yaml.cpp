@@ -197,7 +197,9 @@ std::string to_yaml(const Config& c) {
       << "    sticky_cookie: " << quoted(m.sticky_cookie) << "  # sticky\n"
       << "    priority: " << m.priority << "  # shed first: low, then normal; never high\n"
       << "    max_requests: " << m.max_requests << "  # in flight, whole process; 0 = no limit\n"
-      << "    max_active_retries: " << m.max_active_retries << "  # 0 = no limit\n";
+      << "    max_active_retries: " << m.max_active_retries << "  # 0 = no limit\n"
+      << "    max_connections: " << m.max_connections << "  # upstream connections, whole process; 0 = no limit\n"
+      << "    max_pending: " << m.max_pending << "  # requests waiting for one of them\n";
     if (m.endpoints.empty()) y << "    endpoints: []\n";
     else y << "    endpoints:\n";
     for (const auto& e : m.endpoints)

@@ -409,6 +409,8 @@ class Checker {
         add(path + ".hash_key", shown(m.hash_key) + " is not a hash key (expected request_uri, header:<Name> or cookie:<Name>)");
       if (m.priority != "high" && m.priority != "normal" && m.priority != "low")
         add(path + ".priority", shown(m.priority) + " is not a priority (expected high, normal or low)");
+      if (m.max_pending != 0 && m.max_connections == 0)
+        add(path + ".max_pending", "needs max_connections (requests wait for a connection only under that limit)");
       rate_limit_list(path + ".rate_limits", m.rate_limits);
       if (m.resilience) overridable_resilience(path + ".resilience", *m.resilience);
       if (!is_token(m.sticky_cookie))

@@ -39,6 +39,7 @@ constexpr std::array<ErrorInfo, static_cast<std::size_t>(Error::internal) + 1> k
      FailureKind::none},
     {503, "Service Unavailable", "overloaded", "overloaded", FailureKind::none},
     {503, "Service Unavailable", "rate limit store unavailable", "rate_limit_unavailable", FailureKind::none},
+    {503, "Service Unavailable", "upstream connection limit reached", "upstream_overflow", FailureKind::none},
     {500, "Internal Server Error", "internal error", "internal", FailureKind::none},
 }};
 

@@ -101,6 +101,8 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     m.sticky_cookie = mc.sticky_cookie;
     m.max_requests = mc.max_requests;
     m.max_active_retries = mc.max_active_retries;
+    m.max_connections = mc.max_connections;
+    m.max_pending = mc.max_pending;
     const std::string scope = mc.project + "/" + mc.module + "/" + mc.environment;
     for (const auto& rc : mc.rate_limits) m.rate_limits.push_back(compile_rate_limit(rc, scope));
     m.policy = mc.resilience ? std::make_shared<const pipeline::ResiliencePolicy>(policy_of(*mc.resilience))

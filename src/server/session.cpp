@@ -34,6 +34,8 @@ std::size_t try_write(asio::ip::tcp::socket& socket, std::string_view head, std:
 Session::Session(Worker& worker) : worker_(worker), client_(worker.io()), backoff_timer_(worker.io()) {
   ctx_.lease_waiter.owner = this;
   ctx_.lease_waiter.wake = &Session::resume_pipeline;
+  connection_waiter_.owner = this;
+  connection_waiter_.wake = &Session::resume_connect;
   log_method_.reserve(16);
   log_target_.reserve(256);
 }
@@ -289,6 +291,8 @@ void Session::connect_upstream() {
   upstream_early_event_ = false;
   upstream_ = retried_stale_ ? nullptr : pool.acquire(this);
   upstream_reused_ = upstream_ != nullptr;
+  if (upstream_ != nullptr && holds_pending_) leave_connection_queue();
+  if (upstream_ == nullptr && ctx_.manifest->max_connections != 0 && !take_connection_slot()) return;
   // In flight from now until the connection is released (least_connections, latency_aware).
   ++worker_.health().load(endpoint.id).inflight;
   inflight_endpoint_ = endpoint.id;
@@ -302,7 +306,51 @@ void Session::connect_upstream() {
   phase_ = Phase::connecting;
   set_deadline(snapshot_->config.timeouts.upstream_connect);
   upstream_ = pool.create(snapshot_->upstream_buffer_bytes);
+  if (connection_slot_) {
+    // The connection holds the slot from now on, until it closes (idle in the pool included).
+    upstream_->count_in(worker_.pipeline().stage<pipeline::BreakerStage>().clusters(), ctx_.manifest->index);
+    connection_slot_ = false;
+  }
   upstream_->connect(endpoint.address, this);
+}
+
+// Envoy's max_connections and max_pending for the manifest, whole process: a new connection takes a
+// slot; with none free the request waits (Phase::queued, bounded by timeouts.upstream_connect) if
+// fewer than max_pending do, else 503 at once. Woken when a connection of the manifest is released
+// or closed on this worker, and by the worker's tick (for slots freed on other workers).
+bool Session::take_connection_slot() {
+  auto* clusters = worker_.pipeline().stage<pipeline::BreakerStage>().clusters();
+  const auto& m = *ctx_.manifest;
+  if (clusters == nullptr || clusters->try_add_connection(m.index, m.max_connections)) {
+    connection_slot_ = clusters != nullptr;
+    leave_connection_queue();
+    return true;
+  }
+  if (!holds_pending_) {
+    if (m.max_pending == 0 || !clusters->try_add_pending(m.index, m.max_pending)) {
+      ctx_.retry_after_seconds = 1;
+      reply(Error::upstream_overflow, {}, !request_body_done_);
+      return false;
+    }
+    holds_pending_ = true;
+    set_deadline(snapshot_->config.timeouts.upstream_connect);
+  }
+  phase_ = Phase::queued;
+  connection_waiter_.enqueue(worker_.connection_queue(m.index));
+  return false;
+}
+
+void Session::leave_connection_queue() noexcept {
+  connection_waiter_.unlink();
+  if (!holds_pending_) return;
+  holds_pending_ = false;
+  if (auto* clusters = worker_.pipeline().stage<pipeline::BreakerStage>().clusters())
+    clusters->remove_pending(ctx_.manifest->index);
+}
+
+void Session::resume_connect(Waiter& waiter) {
+  auto& self = *static_cast<Session*>(waiter.owner);
+  if (self.phase_ == Phase::queued) self.connect_upstream();
 }
 
 void Session::on_upstream_connected(const error_code& ec) {
@@ -771,6 +819,8 @@ void Session::release_upstream(bool reusable) noexcept {
     --worker_.health().load(inflight_endpoint_).inflight;
   }
   if (upstream_ == nullptr) return;
+  // A connection of a manifest under max_connections becomes free (idle, or its slot with it).
+  if (ctx_.manifest != nullptr && ctx_.manifest->max_connections != 0) worker_.wake_connection_queue(ctx_.manifest->index);
   upstream::UpstreamConnection* conn = upstream_;
   upstream_ = nullptr;
   if (reusable) {
@@ -841,6 +891,10 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
       if (timer_pending_) backoff_timer_.cancel();
       ctx_.retry_after_seconds = 1;
       return reply(Error::rate_limit_unavailable, {}, !request_body_done_);
+    case Phase::queued:
+      leave_connection_queue();
+      ctx_.retry_after_seconds = 1;
+      return reply(Error::upstream_overflow, {}, !request_body_done_);
     case Phase::connecting:
       if (timer_pending_) backoff_timer_.cancel();
       return fail(total ? Error::request_timeout : Error::upstream_connect_timeout, ctx_.endpoint->name);
@@ -876,6 +930,12 @@ void Session::close_now() noexcept {
   if (phase_ == Phase::closed) return;
   phase_ = Phase::closed;
   ctx_.lease_waiter.unlink();
+  if (holds_pending_ || connection_waiter_.waiting()) leave_connection_queue();
+  if (connection_slot_) {
+    connection_slot_ = false;
+    if (auto* clusters = worker_.pipeline().stage<pipeline::BreakerStage>().clusters())
+      clusters->remove_connection(ctx_.manifest->index);
+  }
   if (timer_pending_) backoff_timer_.cancel();
   release_upstream(false);
   if (request_active_) {

@@ -160,6 +160,26 @@ void Worker::return_client_buffer(std::unique_ptr<char[]> buffer) {
   if (buffer && free_client_buffers_.size() < kMaxFreeSessions) free_client_buffers_.push_back(std::move(buffer));
 }
 
+Waiter& Worker::connection_queue(std::uint32_t manifest) {
+  if (manifest >= connection_queues_.size()) connection_queues_.resize(manifest + 1);
+  auto& queue = connection_queues_[manifest];
+  if (!queue) queue = std::make_unique<Waiter>();
+  return *queue;
+}
+
+void Worker::wake_connection_queue(std::uint32_t manifest) {
+  if (manifest >= connection_queues_.size() || !connection_queues_[manifest] ||
+      !connection_queues_[manifest]->waiting())
+    return;
+  asio::post(io_, [this, manifest] {
+    Waiter& queue = *connection_queues_[manifest];
+    if (!queue.waiting()) return;
+    Waiter& first = *queue.next;
+    first.unlink();
+    first.wake(first);  // connects, or queues again at the back
+  });
+}
+
 upstream::UpstreamPool& Worker::pool(manifest::EndpointId id) {
   if (id >= pools_.size()) pools_.resize(id + 1);
   if (!pools_[id]) pools_[id] = std::make_unique<upstream::UpstreamPool>(io_, id);
@@ -211,6 +231,17 @@ void Worker::tick() {
   const auto cutoff = now - snapshot_->config.upstream_pool.idle_timeout;
   for (auto& pool : pools_)
     if (pool) pool->close_idle_before(cutoff);
+  // Connection slots freed on other workers are not announced here: every waiter tries again.
+  for (auto& queue : connection_queues_) {
+    if (!queue || !queue->waiting()) continue;
+    Waiter woken;
+    woken.splice_from(*queue);
+    while (woken.waiting()) {
+      Waiter& w = *woken.next;
+      w.unlink();
+      w.wake(w);
+    }
+  }
   access_log_.flush();
   if (draining_) {
     if (now >= drain_deadline_) {

@@ -4,6 +4,7 @@
 #include <array>
 #include <boost/asio/write.hpp>
 
+#include "frontdoor/pipeline/cluster_load.hpp"
 #include "frontdoor/server/session.hpp"
 
 namespace frontdoor::upstream {
@@ -79,6 +80,8 @@ void UpstreamConnection::close() noexcept {
   owner_ = nullptr;
   boost::system::error_code ignored;
   socket_.close(ignored);
+  if (clusters_ != nullptr) clusters_->remove_connection(cluster_);
+  clusters_ = nullptr;
   pool_.forget(this);
   maybe_destroy();
 }

@@ -24,3 +24,54 @@ def test_max_requests_fails_fast_and_frees_slots(frontdoor, upstreams):
         t.join(5)
     assert results == [200, 200]
     assert request(fd.port, "GET", "/x").status == 200  # slots freed
+
+
+def test_max_connections_queues_up_to_max_pending(frontdoor, upstreams):
+    slow = upstreams("slow", Action(delay_ms=500))
+    m = manifest("*", "*", [slow])
+    m["max_connections"] = 1
+    m["max_pending"] = 1
+    fd = frontdoor(make_config([m], server={"workers": 1}))
+    results = {}
+
+    def one(name):
+        t0 = time.monotonic()
+        r = request(fd.port, "GET", "/" + name)
+        results[name] = (r.status, time.monotonic() - t0, r)
+
+    first = threading.Thread(target=one, args=("first",))
+    first.start()
+    slow.wait_requests(1, timeout=3)
+    second = threading.Thread(target=one, args=("second",))
+    second.start()
+    time.sleep(0.15)  # the second is waiting for the only connection
+    one("third")      # nothing left: no connection, no room to wait
+    first.join(5)
+    second.join(5)
+    assert results["third"][0] == 503, results
+    assert results["third"][1] < 0.3
+    assert results["third"][2].headers.get("Retry-After") == "1"
+    assert "upstream connection limit reached" in results["third"][2].text()
+    assert results["first"][0] == 200 and results["second"][0] == 200, results
+    # The second waited for the first's connection and then reused it: one connection in all.
+    assert results["second"][1] >= 0.7, results
+    conns = {r.conn_id for r in slow.request_list()}
+    assert len(conns) == 1, conns
+
+
+def test_max_connections_waiting_is_bounded_by_the_connect_timeout(frontdoor, upstreams):
+    stuck = upstreams("stuck", Action(mode="never"))
+    m = manifest("*", "*", [stuck])
+    m["max_connections"] = 1
+    m["max_pending"] = 10
+    cfg = make_config([m], server={"workers": 1})
+    cfg["timeouts"] = {"upstream_connect": "400ms", "upstream_response": "5s"}
+    fd = frontdoor(cfg)
+    t = threading.Thread(target=lambda: request(fd.port, "GET", "/hold", timeout=8))
+    t.start()
+    stuck.wait_requests(1, timeout=3)
+    t0 = time.monotonic()
+    r = request(fd.port, "GET", "/waits")
+    assert r.status == 503, r
+    assert 0.3 <= time.monotonic() - t0 < 1.5
+    t.join(10)

@@ -232,6 +232,10 @@ struct ManifestConfig {
   // Cluster limits for the whole process (0 = none): requests in flight, requests being retried.
   std::uint32_t max_requests = 0;
   std::uint32_t max_active_retries = 0;
+  // Upstream connections opened for this manifest (idle ones included), and requests allowed to
+  // wait for one when they are all busy; beyond both: 503. Whole process; 0 = no limit.
+  std::uint32_t max_connections = 0;
+  std::uint32_t max_pending = 0;
   // Limits on this manifest's requests only, in addition to the top-level ones (state per manifest).
   std::vector<RateLimitConfig> rate_limits{};
   // Overrides of the top-level circuit_breaker / outlier_detection / retries (the keys it names; the

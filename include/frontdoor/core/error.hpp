@@ -34,6 +34,7 @@ enum class Error : std::uint8_t {
   no_healthy_upstream,       // 503 every endpoint of the manifest is open-circuited (Retry-After)
   overloaded,                // 503
   rate_limit_unavailable,    // 503 a global limit could not be checked and fails closed (Retry-After)
+  upstream_overflow,         // 503 the manifest's max_connections are busy and max_pending are waiting
   internal,                  // 500
 };
 

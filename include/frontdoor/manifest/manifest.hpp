@@ -44,6 +44,8 @@ struct Manifest {
   Priority priority = Priority::normal;
   std::uint32_t max_requests = 0;        // 0 = no limit
   std::uint32_t max_active_retries = 0;  // 0 = no limit
+  std::uint32_t max_connections = 0;     // 0 = no limit
+  std::uint32_t max_pending = 0;
   bool has_priorities = false;  // some endpoint has priority > 0 (failover levels in use)
   std::vector<CompiledRateLimit> rate_limits;  // this manifest's own, after the top-level ones
   // Breaker, ejection and retry settings: the manifest's overrides, else the top level's. Never null

@@ -1,6 +1,6 @@
 #pragma once
 // ClusterLoad: Envoy-style limits per upstream cluster (manifest), for the whole process — requests
-// in flight and requests being retried, counted in relaxed atomics shared by every worker (a limit
+// in flight, requests being retried, upstream connections and requests waiting for one, counted in relaxed atomics shared by every worker (a limit
 // per worker would multiply it by the number of workers). Only manifests with a limit are counted.
 // Indexed by Manifest::index; sized once for a snapshot. Any thread.
 #include <atomic>
@@ -13,19 +13,33 @@ class ClusterLoad {
  public:
   explicit ClusterLoad(std::size_t manifests)
       : size_(manifests), requests_(new std::atomic<std::uint32_t>[manifests]()),
-        retries_(new std::atomic<std::uint32_t>[manifests]()) {}
+        retries_(new std::atomic<std::uint32_t>[manifests]()),
+        connections_(new std::atomic<std::uint32_t>[manifests]()),
+        pending_(new std::atomic<std::uint32_t>[manifests]()) {}
 
   // Takes a slot unless `limit` (0 = none) is reached.
   bool try_add_request(std::size_t manifest, std::uint32_t limit) noexcept { return try_add(requests_, manifest, limit); }
   void remove_request(std::size_t manifest) noexcept { requests_[manifest].fetch_sub(1, std::memory_order_relaxed); }
   bool try_add_retry(std::size_t manifest, std::uint32_t limit) noexcept { return try_add(retries_, manifest, limit); }
   void remove_retry(std::size_t manifest) noexcept { retries_[manifest].fetch_sub(1, std::memory_order_relaxed); }
+  bool try_add_connection(std::size_t manifest, std::uint32_t limit) noexcept {
+    return try_add(connections_, manifest, limit);
+  }
+  void remove_connection(std::size_t manifest) noexcept { remove(connections_, manifest); }
+  bool try_add_pending(std::size_t manifest, std::uint32_t limit) noexcept { return try_add(pending_, manifest, limit); }
+  void remove_pending(std::size_t manifest) noexcept { remove(pending_, manifest); }
+  std::uint32_t connections(std::size_t manifest) const noexcept {
+    return manifest < size_ ? connections_[manifest].load(std::memory_order_relaxed) : 0;
+  }
   std::uint32_t requests(std::size_t manifest) const noexcept {
     return requests_[manifest].load(std::memory_order_relaxed);
   }
   std::size_t size() const noexcept { return size_; }
 
  private:
+  void remove(std::unique_ptr<std::atomic<std::uint32_t>[]>& counters, std::size_t i) noexcept {
+    if (i < size_) counters[i].fetch_sub(1, std::memory_order_relaxed);
+  }
   bool try_add(std::unique_ptr<std::atomic<std::uint32_t>[]>& counters, std::size_t i, std::uint32_t limit) noexcept {
     if (i >= size_) return true;  // a manifest this table was not sized for: unlimited
     if (limit == 0) {
@@ -42,6 +56,8 @@ class ClusterLoad {
   std::size_t size_;
   std::unique_ptr<std::atomic<std::uint32_t>[]> requests_;
   std::unique_ptr<std::atomic<std::uint32_t>[]> retries_;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> connections_;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> pending_;
 };
 
 }  // namespace frontdoor::pipeline

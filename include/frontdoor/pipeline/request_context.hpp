@@ -9,7 +9,7 @@
 #include "frontdoor/core/error.hpp"
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/manifest/manifest.hpp"
-#include "frontdoor/ratelimit/lease_waiter.hpp"
+#include "frontdoor/core/waiter.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
 
 namespace frontdoor {

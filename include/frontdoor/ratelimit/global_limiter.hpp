@@ -28,7 +28,7 @@
 #include <string>
 
 #include "frontdoor/io/redis_client.hpp"
-#include "frontdoor/ratelimit/lease_waiter.hpp"
+#include "frontdoor/core/waiter.hpp"
 #include "frontdoor/resilience/clock.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
 

@@ -59,6 +59,7 @@ class Session {
   enum class Phase : std::uint8_t {
     reading_head,       // waiting for (the rest of) a request head
     limiting,           // a global rate limit waits for Redis, or a leaky bucket holds the request
+    queued,             // the manifest's max_connections are all open: waiting for one
     connecting,         // upstream connect in progress
     sending,            // request head/body going upstream
     awaiting_response,  // request sent, response head not complete yet
@@ -78,6 +79,9 @@ class Session {
   void begin_request();
   void run_pipeline();
   void start_upstream();
+  bool take_connection_slot();
+  void leave_connection_queue() noexcept;
+  static void resume_connect(Waiter& waiter);
   static void resume_pipeline(ratelimit::LeaseWaiter& waiter);
   void connect_upstream();
   void send_request_head();
@@ -147,6 +151,9 @@ class Session {
   // The upstream exchange.
   upstream::UpstreamConnection* upstream_ = nullptr;
   bool upstream_reused_ = false;  // taken from the pool rather than connected for this request
+  bool connection_slot_ = false;  // counted in the manifest's max_connections, not yet given to a connection
+  bool holds_pending_ = false;    // counted in the manifest's max_pending
+  Waiter connection_waiter_;      // in the worker's queue for the manifest while Phase::queued
   bool retried_stale_ = false;
   bool counted_inflight_ = false;  // this attempt counts in its endpoint's in-flight load
   manifest::EndpointId inflight_endpoint_ = 0;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/core/waiter.hpp"
 #include "frontdoor/pipeline/stages.hpp"
 #include "frontdoor/server/access_log.hpp"
 #include "frontdoor/server/request_id.hpp"
@@ -75,6 +76,10 @@ class Worker {
   void session_closed(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept { return pipeline::Clock::now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
+  // Requests waiting for a connection under their manifest's max_connections (by Manifest::index).
+  Waiter& connection_queue(std::uint32_t manifest);
+  // Wakes the first of them (from the event loop, not inside the caller).
+  void wake_connection_queue(std::uint32_t manifest);
 
  private:
   struct Listener {
@@ -105,6 +110,7 @@ class Worker {
   RequestIdGenerator request_ids_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
+  std::vector<std::unique_ptr<Waiter>> connection_queues_;  // sentinels; pointers stay put
   std::unique_ptr<char[]> scratch_;
   std::size_t scratch_size_ = 0;
   std::vector<std::unique_ptr<char[]>> free_client_buffers_;

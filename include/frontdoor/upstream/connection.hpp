@@ -15,6 +15,10 @@
 
 #include "frontdoor/manifest/manifest.hpp"
 
+namespace frontdoor::pipeline {
+class ClusterLoad;
+}
+
 namespace frontdoor::server {
 class Session;
 class Worker;
@@ -49,6 +53,11 @@ class UpstreamConnection {
   bool eof() const noexcept { return eof_; }
 
   void set_owner(server::Session* owner) noexcept { owner_ = owner; }
+  // Counted in a cluster's max_connections: given back when the connection closes.
+  void count_in(pipeline::ClusterLoad* clusters, std::uint32_t manifest) noexcept {
+    clusters_ = clusters;
+    cluster_ = manifest;
+  }
   server::Session* owner() const noexcept { return owner_; }
   std::uint64_t requests_served() const noexcept { return requests_; }
   void count_request() noexcept { ++requests_; }
@@ -70,6 +79,8 @@ class UpstreamConnection {
   std::uint32_t begin_ = 0;
   std::uint32_t end_ = 0;
   server::Session* owner_ = nullptr;
+  pipeline::ClusterLoad* clusters_ = nullptr;
+  std::uint32_t cluster_ = 0;
   std::uint64_t requests_ = 0;
   bool read_pending_ = false;
   bool write_pending_ = false;

@@ -250,7 +250,7 @@ manifests:
                 "config.yaml:12:32: unknown key \"wieght\" in manifests[0].endpoints[0] (expected one of: address, "
                 "weight, priority)",
                 "config.yaml:13:5: unknown key \"typo\" in manifests[0] (expected one of: project, module, "
-                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience)",
+                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, max_connections, max_pending)",
             }));
 }
 
@@ -337,7 +337,7 @@ manifests:
                 "false)",
                 "config.yaml:18:16: manifests[0].endpoints: expected a list of endpoints, found \"10.0.0.1:80\"",
                 "config.yaml:19:5: manifests[1]: expected a mapping with keys project, module, environment, "
-                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, found the quoted string \"just a string\"",
+                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, max_connections, max_pending, found the quoted string \"just a string\"",
             }));
 }
 
