@@ -430,8 +430,8 @@ void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) 
 
 void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
   each(item,
-       {"name", "key", "requests_per_second", "burst", "cost", "algorithm", "scope", "on_redis_failure",
-        "lease_interval"},
+       {"name", "key", "requests_per_second", "burst", "cost", "algorithm", "requests_per_window", "window",
+        "scope", "on_redis_failure", "lease_interval"},
        [&](const std::string& k, const Field& v) {
          if (k == "name") string(v, limit.name);
          else if (k == "key") string(v, limit.key);
@@ -439,6 +439,8 @@ void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
          else if (k == "burst") integer(v, limit.burst, "1..1000000");
          else if (k == "cost") integer(v, limit.cost, "1..1000000");
          else if (k == "algorithm") string(v, limit.algorithm);
+         else if (k == "requests_per_window") integer(v, limit.requests_per_window, "1..65535");
+         else if (k == "window") duration(v, limit.window);
          else if (k == "scope") string(v, limit.scope);
          else if (k == "on_redis_failure") string(v, limit.on_redis_failure);
          else duration(v, limit.lease_interval);

@@ -109,7 +109,9 @@ void write_rate_limits(std::ostringstream& y, const std::vector<RateLimitConfig>
       << in << "  requests_per_second: " << r.requests_per_second << "\n"
       << in << "  burst: " << r.burst << "\n"
       << in << "  cost: " << r.cost << "  # units per request\n"
-      << in << "  algorithm: " << r.algorithm << "  # token_bucket | leaky_bucket (shapes: holds requests)\n"
+      << in << "  algorithm: " << r.algorithm << "  # token_bucket | leaky_bucket | sliding_window\n"
+      << in << "  requests_per_window: " << r.requests_per_window << "  # sliding_window\n"
+      << in << "  window: " << format_duration(r.window) << "  # sliding_window\n"
       << in << "  scope: " << r.scope << "  # local | global (through redis)\n"
       << in << "  on_redis_failure: " << r.on_redis_failure << "  # global: local | allow | deny\n"
       << in << "  lease_interval: " << format_duration(r.lease_interval) << "  # global: tokens leased per batch\n";

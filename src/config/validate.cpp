@@ -280,13 +280,22 @@ class Checker {
             std::to_string(r.requests_per_second) + " is out of range (expected 1..1000000)");
       if (r.burst < 1 || r.burst > 1'000'000)
         add(path + ".burst", std::to_string(r.burst) + " is out of range (expected 1..1000000)");
-      if (r.cost < 1 || r.cost > r.burst)
-        add(path + ".cost", std::to_string(r.cost) + " is out of range (expected 1..burst, " +
-                                std::to_string(r.burst) + ": a costlier request could never pass)");
-      if (r.algorithm != "token_bucket" && r.algorithm != "leaky_bucket")
-        add(path + ".algorithm", shown(r.algorithm) + " is not an algorithm (expected token_bucket or leaky_bucket)");
-      else if (r.algorithm == "leaky_bucket" && r.scope == "global")
-        add(path + ".algorithm", "leaky_bucket holds requests in this process: it needs scope local");
+      const bool sliding = r.algorithm == "sliding_window";
+      const std::uint32_t most = sliding ? r.requests_per_window : r.burst;
+      if (r.cost < 1 || r.cost > most)
+        add(path + ".cost", std::to_string(r.cost) + " is out of range (expected 1.." +
+                                (sliding ? "requests_per_window, " : "burst, ") + std::to_string(most) +
+                                ": a costlier request could never pass)");
+      if (r.algorithm != "token_bucket" && r.algorithm != "leaky_bucket" && !sliding)
+        add(path + ".algorithm",
+            shown(r.algorithm) + " is not an algorithm (expected token_bucket, leaky_bucket or sliding_window)");
+      else if (r.algorithm != "token_bucket" && r.scope == "global")
+        add(path + ".algorithm", r.algorithm + " is local only: it needs scope local (global limits are token buckets)");
+      if (sliding && (r.requests_per_window < 1 || r.requests_per_window > 65535))
+        add(path + ".requests_per_window",
+            std::to_string(r.requests_per_window) + " is out of range (expected 1..65535)");
+      if (sliding && (r.window < std::chrono::seconds(1) || r.window > std::chrono::hours(24)))
+        add(path + ".window", "is out of range (expected 1s..24h)");
       if (r.scope != "local" && r.scope != "global")
         add(path + ".scope", shown(r.scope) + " is not a scope (expected local or global)");
       else if (r.scope == "global" && config_.redis.address.empty())

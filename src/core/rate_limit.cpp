@@ -23,6 +23,13 @@ CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::str
   limit.window_seconds = std::max<std::uint32_t>(1, (rc.burst + rc.requests_per_second - 1) / rc.requests_per_second);
   limit.cost = rc.cost;
   limit.shaping = rc.algorithm == "leaky_bucket";
+  if (rc.algorithm == "sliding_window") {
+    limit.sliding = true;
+    limit.window = {rc.requests_per_window, rc.window};
+    limit.quota = rc.requests_per_window;
+    limit.window_seconds = static_cast<std::uint32_t>(std::max<std::int64_t>(
+        1, std::chrono::ceil<std::chrono::seconds>(rc.window).count()));
+  }
   limit.global = rc.scope == "global";
   limit.on_redis_failure = rc.on_redis_failure == "allow"  ? CompiledRateLimit::OnRedisFailure::allow
                            : rc.on_redis_failure == "deny" ? CompiledRateLimit::OnRedisFailure::deny

@@ -92,7 +92,14 @@ std::optional<resilience::LimitDecision> BasicRateLimitStage<Scope>::acquire_glo
       return closed;
     }
   }
-  return table_->acquire(key, limit.policy, ctx.now, limit.cost);
+  return acquire_local(limit, key, ctx);
+}
+
+template <LimitScope Scope>
+resilience::LimitDecision BasicRateLimitStage<Scope>::acquire_local(const CompiledRateLimit& limit, std::uint64_t key,
+                                                                    const RequestContext& ctx) noexcept {
+  if (limit.sliding) return table_->windows.acquire(key, limit.window, ctx.now, limit.cost);
+  return table_->gcra.acquire(key, limit.policy, ctx.now, limit.cost);
 }
 
 template <LimitScope Scope>
@@ -124,7 +131,7 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
         return Verdict::Reply;
       }
     } else {
-      decision = table_->acquire(key, limit.policy, ctx.now, limit.cost);
+      decision = acquire_local(limit, key, ctx);
       if (limit.shaping && decision.allowed) ctx.shape_delay = std::max(ctx.shape_delay, decision.delay);
     }
     if (!decision.allowed || ctx.limit_tightest < 0 || decision.remaining < ctx.limit_decision.remaining) {

@@ -61,18 +61,32 @@ LimitDecision TokenBucket::try_acquire(TimePoint now, std::uint32_t cost) noexce
 SlidingWindow::SlidingWindow(const SlidingWindowConfig& config) noexcept
     : config_{config.limit, std::max<Duration>(config.window, Duration(1))} {}
 
-double SlidingWindow::fraction(TimePoint now) const noexcept {
-  const std::int64_t w = config_.window.count();
-  const std::int64_t into = now.time_since_epoch().count() - index_ * w;
+namespace {
+
+double window_fraction(const SlidingWindowConfig& config, std::int64_t index, TimePoint now) noexcept {
+  const std::int64_t w = config.window.count();
+  const std::int64_t into = now.time_since_epoch().count() - index * w;
   return std::clamp(static_cast<double>(into) / static_cast<double>(w), 0.0, 1.0);
 }
 
+void advance_window(const SlidingWindowConfig& config, SlidingWindow::State& s, TimePoint now) noexcept {
+  const std::int64_t index = floor_div(now.time_since_epoch().count(), config.window.count());
+  if (index <= s.index) return;  // same window, or a lagging clock: count in the current one
+  s.previous = index == s.index + 1 ? s.current : 0;
+  s.current = 0;
+  s.index = index;
+}
+
+}  // namespace
+
+double SlidingWindow::fraction(TimePoint now) const noexcept { return window_fraction(config_, index_, now); }
+
 void SlidingWindow::advance(TimePoint now) noexcept {
-  const std::int64_t index = floor_div(now.time_since_epoch().count(), config_.window.count());
-  if (index <= index_) return;  // same window, or a lagging clock: count in the current one
-  previous_ = index == index_ + 1 ? current_ : 0;
-  current_ = 0;
-  index_ = index;
+  State s{index_, previous_, current_};
+  advance_window(config_, s, now);
+  index_ = s.index;
+  previous_ = s.previous;
+  current_ = s.current;
 }
 
 double SlidingWindow::estimate(TimePoint now) noexcept {
@@ -81,24 +95,35 @@ double SlidingWindow::estimate(TimePoint now) noexcept {
 }
 
 LimitDecision SlidingWindow::try_acquire(TimePoint now, std::uint32_t cost) noexcept {
+  State s{index_, previous_, current_};
+  const auto d = decide(config_, s, now, cost);
+  index_ = s.index;
+  previous_ = s.previous;
+  current_ = s.current;
+  return d;
+}
+
+LimitDecision SlidingWindow::decide(const SlidingWindowConfig& config, State& state, TimePoint now,
+                                    std::uint32_t cost) noexcept {
   constexpr double kEpsilon = 1e-9;
-  const double est = estimate(now);
-  const double limit = static_cast<double>(config_.limit);
+  advance_window(config, state, now);
+  const double f = window_fraction(config, state.index, now);
+  const double est = static_cast<double>(state.previous) * (1.0 - f) + static_cast<double>(state.current);
+  const double limit = static_cast<double>(config.limit);
   const double c = cost;
-  const double f = fraction(now);
-  const Duration window = config_.window;
+  const Duration window = config.window;
   const Duration left = std::chrono::duration_cast<Duration>(window * (1.0 - f));
   LimitDecision d;
   double after = est;
   if (est + c <= limit + kEpsilon) {
-    current_ += cost;
+    state.current += cost;
     after += c;
     d.allowed = true;
   } else if (c > limit) {
     d.retry_after = kNever;
   } else {
     // Either the previous window's share fades enough before this window ends...
-    const double cur = static_cast<double>(current_), prev = static_cast<double>(previous_);
+    const double cur = static_cast<double>(state.current), prev = static_cast<double>(state.previous);
     bool found = false;
     if (prev > 0 && cur + c <= limit) {
       const double t = (est + c - limit) / prev;  // in windows
@@ -114,8 +139,95 @@ LimitDecision SlidingWindow::try_acquire(TimePoint now, std::uint32_t cost) noex
     }
   }
   d.remaining = static_cast<std::uint64_t>(std::max(0.0, std::floor(limit - after + kEpsilon)));
-  d.reset_after = current_ > 0 ? left + window : previous_ > 0 ? left : Duration::zero();
+  d.reset_after = state.current > 0 ? left + window : state.previous > 0 ? left : Duration::zero();
   return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+constexpr std::uint64_t kSwTagBits = 24;
+constexpr int kSwMaxAttempts = 256;
+
+std::uint64_t sw_pack(std::uint64_t tag, const SlidingWindow::State& s) noexcept {
+  return tag << 40 | (static_cast<std::uint64_t>(s.index) & 0xff) << 32 |
+         std::min(s.previous, SlidingWindowTable::kMaxCount) << 16 | std::min(s.current, SlidingWindowTable::kMaxCount);
+}
+std::uint64_t sw_tag(std::uint64_t word) noexcept { return word >> 40; }
+// The state a word holds, its window number rebuilt from its low 8 bits near `now_index`; a window two
+// or more behind (or a free word) holds nothing that counts.
+SlidingWindow::State sw_unpack(std::uint64_t word, std::int64_t now_index, bool& live) noexcept {
+  const auto behind = static_cast<std::uint8_t>(static_cast<std::uint64_t>(now_index) - (word >> 32));
+  live = word != 0 && behind <= 1;
+  if (!live) return {now_index, 0, 0};
+  return {now_index - behind, (word >> 16) & 0xffff, word & 0xffff};
+}
+}  // namespace
+
+SlidingWindowTable::SlidingWindowTable(std::size_t slots, std::uint32_t max_probe)
+    : max_probe_(std::max<std::uint32_t>(1, max_probe)) {
+  std::size_t n = 1;
+  while (n < std::max<std::size_t>(slots, max_probe_)) n <<= 1;
+  slots_.reset(new std::atomic<std::uint64_t>[n]);
+  for (std::size_t i = 0; i < n; ++i) slots_[i].store(0, std::memory_order_relaxed);
+  mask_ = n - 1;
+}
+
+LimitDecision SlidingWindowTable::acquire(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
+                                          std::uint32_t cost) noexcept {
+  const std::uint64_t h = mix64(key);
+  const std::uint64_t tag = std::max<std::uint64_t>(h >> (64 - kSwTagBits), 1);
+  const std::size_t home = static_cast<std::size_t>(h) & mask_;
+  const std::int64_t now_index = floor_div(now.time_since_epoch().count(), config.window.count());
+  for (int attempt = 0; attempt < kSwMaxAttempts; ++attempt) {
+    std::size_t found = SIZE_MAX, free_slot = SIZE_MAX, victim = SIZE_MAX;
+    std::uint64_t found_word = 0, free_word = 0, victim_word = 0;
+    for (std::uint32_t i = 0; i < max_probe_; ++i) {
+      const std::size_t slot = (home + i) & mask_;
+      const std::uint64_t word = slots_[slot].load(std::memory_order_acquire);
+      bool live = false;
+      const auto s = sw_unpack(word, now_index, live);
+      if (live && sw_tag(word) == tag) {
+        found = slot;
+        found_word = word;
+        break;
+      }
+      if (!live && free_slot == SIZE_MAX) {
+        free_slot = slot;
+        free_word = word;
+      } else if (live && (victim == SIZE_MAX || s.index < now_index)) {
+        victim = slot;  // prefer one whose counts are already fading
+        victim_word = word;
+      }
+    }
+    std::size_t target = found;
+    std::uint64_t expected = found_word;
+    SlidingWindow::State state{now_index, 0, 0};
+    if (found != SIZE_MAX) {
+      bool live = false;
+      state = sw_unpack(found_word, now_index, live);
+    } else if (free_slot != SIZE_MAX) {
+      target = free_slot;
+      expected = free_word;
+    } else {
+      target = victim;
+      expected = victim_word;
+    }
+    const auto d = SlidingWindow::decide(config, state, now, cost);
+    if (!d.allowed) return d;  // nothing to record
+    if (slots_[target].compare_exchange_strong(expected, sw_pack(tag, state), std::memory_order_acq_rel,
+                                               std::memory_order_acquire)) {
+      if (found == SIZE_MAX && free_slot == SIZE_MAX) evictions_.fetch_add(1, std::memory_order_relaxed);
+      return d;
+    }
+  }
+  contention_.fetch_add(1, std::memory_order_relaxed);
+  LimitDecision d;
+  d.allowed = true;
+  return d;
+}
+
+LimiterTableCounters SlidingWindowTable::counters() const noexcept {
+  return {evictions_.load(std::memory_order_relaxed), contention_.load(std::memory_order_relaxed)};
 }
 
 // ---------------------------------------------------------------------------------------------

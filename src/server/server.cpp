@@ -139,7 +139,7 @@ int run_server(const config::Config& config, const RunOptions& options) {
       config.server.workers != 0 ? config.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::atomic<std::uint32_t> connections{0};
   // Shared by every worker: 2^16 slots (512 KiB), constant whatever the number of clients.
-  resilience::LimiterTable limiter(std::size_t{1} << 16);
+  resilience::LocalLimitTables limiter(std::size_t{1} << 16);  // 512 KiB each
   pipeline::ClusterLoad clusters(snapshot->manifests.manifests().size());
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < worker_count; ++i)

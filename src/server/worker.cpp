@@ -39,7 +39,7 @@ std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_conte
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-               resilience::LimiterTable* limiter, pipeline::ClusterLoad* clusters)
+               resilience::LocalLimitTables* limiter, pipeline::ClusterLoad* clusters)
     : index_(index),
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),

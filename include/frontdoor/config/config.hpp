@@ -148,8 +148,11 @@ struct RateLimitConfig {
   std::uint32_t burst = 100;
   std::uint32_t cost = 1;  // units one request takes
   // token_bucket: refuse beyond the burst. leaky_bucket: space admitted requests at the rate (each
-  // is held until its turn), refusing beyond `burst` waiting. Local scope only.
+  // is held until its turn), refusing beyond `burst` waiting. sliding_window: at most
+  // `requests_per_window` in any `window` (instead of rate and burst). The last two: local only.
   std::string algorithm = "token_bucket";
+  std::uint32_t requests_per_window = 100;  // sliding_window
+  Duration window{std::chrono::seconds(60)};  // sliding_window
   // local: this process alone; global: shared by every replica through Redis (needs `redis`).
   std::string scope = "local";
   // global: while Redis cannot answer — "local" (this process enforces the limit alone), "allow"

@@ -22,6 +22,8 @@ struct CompiledRateLimit {
   std::uint32_t window_seconds = 0;  // ... per w seconds (time to refill it)
   std::uint32_t cost = 1;
   bool shaping = false;  // leaky_bucket: admitted requests wait for their turn (LimitDecision::delay)
+  bool sliding = false;  // sliding_window: `window` instead of `policy`
+  resilience::SlidingWindowConfig window{};
   // Global limits: shared through Redis, leased `batch` tokens at a time.
   enum class OnRedisFailure : std::uint8_t { local, allow, deny };
   bool global = false;

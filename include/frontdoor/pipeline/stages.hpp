@@ -34,7 +34,7 @@ enum class LimitScope : std::uint8_t { process, manifest };
 template <LimitScope Scope>
 class BasicRateLimitStage {
  public:
-  explicit BasicRateLimitStage(resilience::LimiterTable* table, ratelimit::GlobalRateLimiter* global = nullptr)
+  explicit BasicRateLimitStage(resilience::LocalLimitTables* table, ratelimit::GlobalRateLimiter* global = nullptr)
       : table_(table), global_(global) {}
   Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext&) noexcept {}
@@ -43,7 +43,10 @@ class BasicRateLimitStage {
   std::optional<resilience::LimitDecision> acquire_global(const CompiledRateLimit& limit, std::uint64_t key,
                                                           RequestContext& ctx) noexcept;
 
-  resilience::LimiterTable* table_;
+  resilience::LimitDecision acquire_local(const CompiledRateLimit& limit, std::uint64_t key,
+                                         const RequestContext& ctx) noexcept;
+
+  resilience::LocalLimitTables* table_;
   ratelimit::GlobalRateLimiter* global_;
 };
 using RateLimitStage = BasicRateLimitStage<LimitScope::process>;

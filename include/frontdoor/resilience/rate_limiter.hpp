@@ -57,10 +57,20 @@ struct SlidingWindowConfig {
 
 class SlidingWindow {
  public:
+  // The whole state of one key: what SlidingWindowTable packs into a word.
+  struct State {
+    std::int64_t index = 0;  // fixed window number (time / window)
+    std::uint64_t previous = 0;
+    std::uint64_t current = 0;
+  };
+
   explicit SlidingWindow(const SlidingWindowConfig& config) noexcept;
   LimitDecision try_acquire(TimePoint now, std::uint32_t cost = 1) noexcept;
   // The sliding-window estimate of requests in the last `window`.
   double estimate(TimePoint now) noexcept;
+  // The decision for `state` (advanced to `now`; counted in when allowed). `config.window` > 0.
+  static LimitDecision decide(const SlidingWindowConfig& config, State& state, TimePoint now,
+                              std::uint32_t cost) noexcept;
 
  private:
   void advance(TimePoint now) noexcept;
@@ -70,6 +80,38 @@ class SlidingWindow {
   std::int64_t index_ = 0;  // fixed window number (time / window)
   std::uint64_t current_ = 0;
   std::uint64_t previous_ = 0;
+};
+
+struct LimiterTableCounters {
+  std::uint64_t evictions = 0;   // a live key lost its state because its probe window was full
+  std::uint64_t contention = 0;  // gave up after too many CAS retries (the request was allowed)
+};
+
+// ---------------------------------------------------------------------------------------------
+// SlidingWindowTable: SlidingWindow for any number of keys in constant memory, shared by all workers,
+// built like LimiterTable (open addressing over `max_probe` slots, compare-and-swap, no lock).
+// Each slot is one 64-bit word: a 24-bit key tag | the low 8 bits of the window number | previous
+// window's count (16 bits) | current window's count (16 bits) — so a limit is at most 65 535 per
+// window. A slot whose window is two or more behind holds nothing that still counts: it is free.
+// Error sources: keys sharing home region and tag (about max_probe / 2^24 per new key), an
+// eviction (a full probe window), and a key idle for exactly a multiple of 256 windows, which reads
+// its old counts back for one window (stricter, never looser).
+class SlidingWindowTable {
+ public:
+  static constexpr std::uint64_t kMaxCount = 0xffff;
+
+  explicit SlidingWindowTable(std::size_t slots, std::uint32_t max_probe = 16);
+  LimitDecision acquire(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
+                        std::uint32_t cost = 1) noexcept;
+  std::size_t capacity() const noexcept { return mask_ + 1; }
+  LimiterTableCounters counters() const noexcept;
+
+ private:
+  std::unique_ptr<std::atomic<std::uint64_t>[]> slots_;
+  std::size_t mask_;
+  std::uint32_t max_probe_;
+  std::atomic<std::uint64_t> evictions_{0};
+  std::atomic<std::uint64_t> contention_{0};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -102,10 +144,6 @@ struct GcraPolicy {
   std::int64_t tolerance;  // burst x interval
 };
 
-struct LimiterTableCounters {
-  std::uint64_t evictions = 0;   // a live key lost its state because its probe window was full
-  std::uint64_t contention = 0;  // gave up after too many CAS retries (the request was allowed)
-};
 
 // LimiterTable: per-key GCRA state for any number of keys in constant memory, shared by all workers
 // (SO_REUSEPORT spreads one client over every worker, so per-worker limiters would multiply the limit).
@@ -149,6 +187,13 @@ class LimiterTable {
   std::uint32_t max_probe_;
   std::atomic<std::uint64_t> evictions_{0};
   std::atomic<std::uint64_t> contention_{0};
+};
+
+// The process-wide tables local limits live in, one per algorithm (shared by every worker).
+struct LocalLimitTables {
+  explicit LocalLimitTables(std::size_t slots) : gcra(slots), windows(slots) {}
+  LimiterTable gcra;         // token_bucket, leaky_bucket
+  SlidingWindowTable windows;  // sliding_window
 };
 
 }  // namespace frontdoor::resilience

@@ -35,7 +35,7 @@ class Worker {
   // `limiter` is the process-wide rate limit table (outlives the worker).
   // `clusters`: the process-wide cluster limit counters (outlive the worker).
   Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-         resilience::LimiterTable* limiter, pipeline::ClusterLoad* clusters);
+         resilience::LocalLimitTables* limiter, pipeline::ClusterLoad* clusters);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

@@ -29,7 +29,7 @@ manifests:
 struct Harness {
   std::shared_ptr<const Snapshot> snapshot;
   UpstreamHealth health;
-  resilience::LimiterTable limiter{1024};
+  resilience::LocalLimitTables limiter{1024};
   LoadMonitor load;
   ClusterLoad clusters{8};
   RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, ManifestRateLimitStage{&limiter}, LoadShedStage{load}, BreakerStage{health, &clusters},
@@ -324,6 +324,25 @@ manifests:
   ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
   ASSERT_EQ(h.request("/shop/cart"), Verdict::Reply);
   EXPECT_EQ(h.ctx.extra_response_headers(), "X-RateLimit-Limit: 2\r\nX-RateLimit-Remaining: 0\r\nX-RateLimit-Reset: 2\r\n");
+}
+
+TEST(RateLimitStage, SlidingWindowCountsPerWindow) {
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - name: per-minute
+    algorithm: sliding_window
+    requests_per_window: 3
+    window: 1m
+)");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue) << i;
+  EXPECT_NE(h.ctx.extra_response_headers().find("RateLimit-Policy: \"per-minute\";q=3;w=60\r\n"),
+            std::string_view::npos)
+      << h.ctx.extra_response_headers();
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Reply);
+  EXPECT_EQ(h.ctx.reply, Error::rate_limited);
+  h.now += 20s;  // t = 1020 s: the next window starts, where the last one's 3 still count in full
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Reply);
+  h.now += 30s;  // half of them faded: 1.5 + 1 <= 3
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
 }
 
 // Without a reachable Redis a global limit follows its on_redis_failure policy.

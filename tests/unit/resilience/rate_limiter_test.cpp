@@ -145,6 +145,53 @@ TEST(SlidingWindow, LongRunRateAndCost) {
 
 // ---- LeakyBucket ------------------------------------------------------------------------------
 
+// The shared table decides exactly as the single-key SlidingWindow, key by key.
+TEST(SlidingWindowTable, MatchesTheSingleKeyWindow) {
+  ManualClock clock;
+  const SlidingWindowConfig config{.limit = 20, .window = 10s};
+  SlidingWindowTable table(64);
+  SlidingWindow a(config), b(config);
+  for (int step = 0; step < 400; ++step) {
+    const auto cost = static_cast<std::uint32_t>(1 + step % 3);
+    const auto expected_a = a.try_acquire(clock.now(), cost);
+    const auto got_a = table.acquire(1, config, clock.now(), cost);
+    ASSERT_EQ(got_a.allowed, expected_a.allowed) << step;
+    EXPECT_EQ(got_a.remaining, expected_a.remaining) << step;
+    EXPECT_EQ(got_a.retry_after, expected_a.retry_after) << step;
+    if (step % 2) {
+      ASSERT_EQ(table.acquire(2, config, clock.now()).allowed, b.try_acquire(clock.now()).allowed);
+    }
+    clock.advance(std::chrono::milliseconds(137 * (step % 7)));
+  }
+  EXPECT_EQ(table.counters().evictions, 0u);
+}
+
+TEST(SlidingWindowTable, IdleKeysFreeTheirSlots) {
+  ManualClock clock;
+  const SlidingWindowConfig config{.limit = 2, .window = 1s};
+  SlidingWindowTable table(16, 16);  // one probe window for everything
+  for (std::uint64_t key = 0; key < 16; ++key) ASSERT_TRUE(table.acquire(key, config, clock.now()).allowed);
+  clock.advance(2s);  // every window is two behind: free again, nothing evicted
+  for (std::uint64_t key = 100; key < 116; ++key) ASSERT_TRUE(table.acquire(key, config, clock.now()).allowed);
+  EXPECT_EQ(table.counters().evictions, 0u);
+  EXPECT_TRUE(table.acquire(100, config, clock.now()).allowed);
+  EXPECT_FALSE(table.acquire(100, config, clock.now()).allowed);
+}
+
+TEST(SlidingWindowTable, ThreadsShareOneLimit) {
+  ManualClock clock;  // frozen: exactly the limit passes, however many threads try
+  const SlidingWindowConfig config{.limit = 500, .window = 60s};
+  SlidingWindowTable table(1024);
+  std::atomic<int> allowed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5000; ++i) allowed += table.acquire(42, config, clock.now()).allowed;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(allowed.load(), 500);
+}
+
 TEST(LeakyBucket, QueueDepthBoundAndDelays) {
   ManualClock clock;
   LeakyBucket b({.rate_per_second = 10, .burst = 3});
