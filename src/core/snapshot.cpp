@@ -80,7 +80,11 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
 
   snapshot->resilience = policy_of(config.resilience);
   const auto default_policy = std::make_shared<const pipeline::ResiliencePolicy>(snapshot->resilience);
-  for (const auto& rc : config.rate_limits) snapshot->rate_limits.push_back(compile_rate_limit(rc, ""));
+  for (const auto& rc : config.rate_limits) {
+    snapshot->rate_limits.push_back(compile_rate_limit(rc, ""));
+    snapshot->rate_limits.back().counter = static_cast<std::uint32_t>(snapshot->rate_limit_labels.size());
+    snapshot->rate_limit_labels.emplace_back(rc.name, "");
+  }
   snapshot->ietf_rate_limit_headers = config.rate_limit_headers == "ietf" || config.rate_limit_headers == "both";
   snapshot->legacy_rate_limit_headers =
       config.rate_limit_headers == "legacy" || config.rate_limit_headers == "both";
@@ -104,7 +108,11 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     m.max_connections = mc.max_connections;
     m.max_pending = mc.max_pending;
     const std::string scope = mc.project + "/" + mc.module + "/" + mc.environment;
-    for (const auto& rc : mc.rate_limits) m.rate_limits.push_back(compile_rate_limit(rc, scope));
+    for (const auto& rc : mc.rate_limits) {
+      m.rate_limits.push_back(compile_rate_limit(rc, scope));
+      m.rate_limits.back().counter = static_cast<std::uint32_t>(snapshot->rate_limit_labels.size());
+      snapshot->rate_limit_labels.emplace_back(rc.name, scope);
+    }
     m.policy = mc.resilience ? std::make_shared<const pipeline::ResiliencePolicy>(policy_of(*mc.resilience))
                              : default_policy;
     m.priority = mc.priority == "high"  ? manifest::Manifest::Priority::high
@@ -125,6 +133,9 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   }
   snapshot->manifests = manifest::ManifestTable(std::move(manifests));
   snapshot->endpoint_count = registry.size();
+  snapshot->endpoint_names.resize(registry.size());
+  for (const auto& m : snapshot->manifests.manifests())
+    for (const auto& e : m.endpoints) snapshot->endpoint_names[e.id] = e.name;
   if (!errors.empty()) return nullptr;
   return snapshot;
 }

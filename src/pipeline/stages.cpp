@@ -134,6 +134,8 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
       decision = acquire_local(limit, key, ctx);
       if (limit.shaping && decision.allowed) ctx.shape_delay = std::max(ctx.shape_delay, decision.delay);
     }
+    if (counts_ != nullptr && limit.counter < counts_->size())
+      ++((*counts_)[limit.counter].*(decision.allowed ? &RateLimitCounts::allowed : &RateLimitCounts::refused));
     if (!decision.allowed || ctx.limit_tightest < 0 || decision.remaining < ctx.limit_decision.remaining) {
       ctx.limit_tightest = static_cast<std::int16_t>(i);
       ctx.limit_decision = decision;

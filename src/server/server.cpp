@@ -7,6 +7,7 @@
 #include <fstream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <functional>
 #include <thread>
 
 #include "frontdoor/core/address.hpp"
@@ -185,6 +186,17 @@ int run_server(const config::Config& config, const RunOptions& options) {
     if (checker) checker->stop();
     for (auto& worker : workers) worker->begin_drain(deadline);
   });
+
+  // SIGUSR1: every worker's counters, summed, as one JSON line in the log (what /metrics will serve).
+  asio::signal_set usr1(control, SIGUSR1);
+  std::function<void()> await_usr1 = [&] {
+    usr1.async_wait([&](const error_code& ec, int) {
+      if (ec) return;
+      spdlog::info("metrics {}", collect_metrics(workers, limiter, clusters).to_json());
+      await_usr1();
+    });
+  };
+  await_usr1();
 
   std::vector<std::thread> threads;
   for (auto& worker : workers) threads.emplace_back([w = worker.get()] { w->run(); });

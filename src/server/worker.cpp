@@ -44,9 +44,10 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::at
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),
       connections_(connections),
+      rate_limit_counts_(snapshot_->rate_limit_labels.size()),
       global_limiter_(make_global_limiter(io_, *snapshot_)),
-      pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get()}, pipeline::ManifestStage{},
-                pipeline::ManifestRateLimitStage{limiter, global_limiter_.get()}, pipeline::LoadShedStage{load_},
+      pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get(), &rate_limit_counts_}, pipeline::ManifestStage{},
+                pipeline::ManifestRateLimitStage{limiter, global_limiter_.get(), &rate_limit_counts_}, pipeline::LoadShedStage{load_},
                 pipeline::BreakerStage{health_, clusters},
                 pipeline::PickStage{health_}),
       ticker_(io_) {
@@ -158,6 +159,58 @@ std::unique_ptr<char[]> Worker::take_client_buffer() {
 
 void Worker::return_client_buffer(std::unique_ptr<char[]> buffer) {
   if (buffer && free_client_buffers_.size() < kMaxFreeSessions) free_client_buffers_.push_back(std::move(buffer));
+}
+
+void Worker::add_metrics(Metrics& m) const {
+  const Snapshot& snapshot = *snapshot_;
+  ++m.workers;
+  m.stats += stats_;
+  m.shed += load_.shed;
+  if (m.rate_limits.size() < snapshot.rate_limit_labels.size()) {
+    m.rate_limits.resize(snapshot.rate_limit_labels.size());
+    for (std::size_t i = 0; i < snapshot.rate_limit_labels.size(); ++i)
+      std::tie(m.rate_limits[i].limit, m.rate_limits[i].manifest) = snapshot.rate_limit_labels[i];
+  }
+  for (std::size_t i = 0; i < rate_limit_counts_.size() && i < m.rate_limits.size(); ++i) {
+    m.rate_limits[i].allowed += rate_limit_counts_[i].allowed;
+    m.rate_limits[i].refused += rate_limit_counts_[i].refused;
+  }
+  if (m.endpoints.size() < snapshot.endpoint_names.size()) {
+    m.endpoints.resize(snapshot.endpoint_names.size());
+    for (std::size_t i = 0; i < snapshot.endpoint_names.size(); ++i) m.endpoints[i].endpoint = snapshot.endpoint_names[i];
+  }
+  const auto now = pipeline::Clock::now();
+  const auto& breakers = health_.breakers();
+  for (std::size_t id = 0; id < breakers.size() && id < m.endpoints.size(); ++id) {
+    if (!breakers[id]) continue;
+    auto& e = m.endpoints[id];
+    const auto& c = breakers[id]->counters();
+    e.breaker_opened += c.opened;
+    e.breaker_closed += c.closed;
+    e.breaker_rejected += c.rejected;
+    // state() may move open -> half-open; a const view is enough to tell open from not.
+    e.breakers_open += breakers[id]->half_open_at() > now ? 1 : 0;
+  }
+  const auto& loads = health_.loads();
+  for (std::size_t id = 0; id < loads.size() && id < m.endpoints.size(); ++id) m.endpoints[id].in_flight += loads[id].inflight;
+  const auto& manifests = snapshot.manifests.manifests();
+  if (m.manifests.size() < manifests.size()) {
+    m.manifests.resize(manifests.size());
+    for (std::size_t i = 0; i < manifests.size(); ++i)
+      m.manifests[i].manifest = manifests[i].project + "/" + manifests[i].module + "/" + manifests[i].environment;
+  }
+  const auto& states = health_.manifest_states();
+  for (std::size_t i = 0; i < states.size() && i < m.manifests.size(); ++i) {
+    if (!states[i]) continue;
+    m.manifests[i].ejections += states[i]->outliers.counters().ejections;
+    m.manifests[i].retries += states[i]->budget.counters().retries;
+    m.manifests[i].retries_exhausted += states[i]->budget.counters().exhausted;
+  }
+  if (global_limiter_) {
+    m.global_limiter += global_limiter_->counters();
+    m.redis += global_limiter_->redis_counters();
+    m.redis_connected += global_limiter_->redis_connected() ? 1 : 0;
+  }
 }
 
 Waiter& Worker::connection_queue(std::uint32_t manifest) {

@@ -649,6 +649,21 @@ class Frontdoor:
             if f and not f.closed:
                 f.close()
 
+    def metrics(self, timeout: float = 5.0) -> dict:
+        """Sends SIGUSR1 and returns the metrics line it logs, parsed."""
+        before = self._metrics_lines()
+        self.signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self._metrics_lines()
+            if len(lines) > len(before):
+                return json.loads(lines[-1].split(" metrics ", 1)[1])
+            time.sleep(0.05)
+        raise AssertionError("no metrics line after SIGUSR1\n" + self.logs())
+
+    def _metrics_lines(self) -> list:
+        return [l for l in (self.stderr() + self.stdout()).splitlines() if " metrics {" in l]
+
     def stdout(self) -> str:
         return _read_text(self.stdout_path)
 

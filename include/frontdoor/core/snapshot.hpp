@@ -36,6 +36,10 @@ struct Snapshot {
   std::uint32_t upstream_buffer_bytes = 0;
   pipeline::ResiliencePolicy resilience;
   std::vector<CompiledRateLimit> rate_limits;
+  // For metrics: every rate limit (top level first, then each manifest's) as {limit, manifest}, in
+  // the order of CompiledRateLimit::counter; endpoint names by EndpointId.
+  std::vector<std::pair<std::string, std::string>> rate_limit_labels;
+  std::vector<std::string> endpoint_names;
   bool ietf_rate_limit_headers = true;
   bool legacy_rate_limit_headers = false;
 };

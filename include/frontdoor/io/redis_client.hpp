@@ -43,6 +43,15 @@ struct RedisCounters {
   std::uint64_t timeouts = 0;     // connections dropped for a late reply
   std::uint64_t connects = 0;     // successful connections (the first one included)
   std::uint64_t connect_failures = 0;
+
+  RedisCounters& operator+=(const RedisCounters& o) noexcept {
+    commands += o.commands;
+    failed += o.failed;
+    timeouts += o.timeouts;
+    connects += o.connects;
+    connect_failures += o.connect_failures;
+    return *this;
+  }
 };
 
 class RedisClient {

@@ -31,11 +31,18 @@ namespace frontdoor::pipeline {
 // 503 (deny).
 enum class LimitScope : std::uint8_t { process, manifest };
 
+struct RateLimitCounts {
+  std::uint64_t allowed = 0;
+  std::uint64_t refused = 0;
+};
+
 template <LimitScope Scope>
 class BasicRateLimitStage {
  public:
-  explicit BasicRateLimitStage(resilience::LocalLimitTables* table, ratelimit::GlobalRateLimiter* global = nullptr)
-      : table_(table), global_(global) {}
+  // `counts`: the worker's allowed/refused counters by CompiledRateLimit::counter (may be null).
+  explicit BasicRateLimitStage(resilience::LocalLimitTables* table, ratelimit::GlobalRateLimiter* global = nullptr,
+                               std::vector<RateLimitCounts>* counts = nullptr)
+      : table_(table), global_(global), counts_(counts) {}
   Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext&) noexcept {}
 
@@ -48,6 +55,7 @@ class BasicRateLimitStage {
 
   resilience::LocalLimitTables* table_;
   ratelimit::GlobalRateLimiter* global_;
+  std::vector<RateLimitCounts>* counts_;
 };
 using RateLimitStage = BasicRateLimitStage<LimitScope::process>;
 using ManifestRateLimitStage = BasicRateLimitStage<LimitScope::manifest>;

@@ -60,6 +60,11 @@ class UpstreamHealth {
   bool checked_down(manifest::EndpointId id) const noexcept { return id < down_.size() && down_[id]; }
   std::uint64_t random() noexcept { return random_.next(); }
 
+  // For metrics (worker thread): breakers by EndpointId (null: never used), loads, manifest states.
+  const std::vector<std::unique_ptr<resilience::CircuitBreaker>>& breakers() const noexcept { return breakers_; }
+  const std::vector<EndpointLoad>& loads() const noexcept { return loads_; }
+  const std::vector<std::unique_ptr<ManifestState>>& manifest_states() const noexcept { return manifests_; }
+
  private:
   ResiliencePolicy policy_;
   // By EndpointId: the breaker settings of the first manifest listing the endpoint (breakers are per

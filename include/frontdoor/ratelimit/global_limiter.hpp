@@ -63,6 +63,16 @@ struct GlobalLimiterCounters {
   std::uint64_t refused_locally = 0; // refused from a cached "none left" without asking Redis
   std::uint64_t unavailable = 0;     // decided by the fallback policy
   std::uint64_t table_full = 0;      // no lease slot free for a key (fallback policy)
+
+  GlobalLimiterCounters& operator+=(const GlobalLimiterCounters& o) noexcept {
+    fetches += o.fetches;
+    fetch_failures += o.fetch_failures;
+    waits += o.waits;
+    refused_locally += o.refused_locally;
+    unavailable += o.unavailable;
+    table_full += o.table_full;
+    return *this;
+  }
 };
 
 class GlobalRateLimiter {

@@ -15,6 +15,7 @@
 #include "frontdoor/core/waiter.hpp"
 #include "frontdoor/pipeline/stages.hpp"
 #include "frontdoor/server/access_log.hpp"
+#include "frontdoor/server/metrics.hpp"
 #include "frontdoor/server/request_id.hpp"
 #include "frontdoor/server/stats.hpp"
 #include "frontdoor/upstream/connection.hpp"
@@ -76,6 +77,8 @@ class Worker {
   void session_closed(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept { return pipeline::Clock::now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
+  // Adds this worker's counters (worker thread: post it).
+  void add_metrics(Metrics& into) const;
   // Requests waiting for a connection under their manifest's max_connections (by Manifest::index).
   Waiter& connection_queue(std::uint32_t manifest);
   // Wakes the first of them (from the event loop, not inside the caller).
@@ -101,6 +104,7 @@ class Worker {
   std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<std::uint32_t>& connections_;
   pipeline::UpstreamHealth health_;  // before pipeline_: its stages point at it
+  std::vector<pipeline::RateLimitCounts> rate_limit_counts_;  // by CompiledRateLimit::counter
   // Global rate limits, with this worker's Redis connection; null when no limit is global.
   std::unique_ptr<ratelimit::GlobalRateLimiter> global_limiter_;
   pipeline::LoadMonitor load_;

@@ -1,0 +1,125 @@
+#include "frontdoor/server/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/asio/post.hpp>
+#include <future>
+#include <mutex>
+
+#include "frontdoor/pipeline/cluster_load.hpp"
+#include "frontdoor/server/worker.hpp"
+
+namespace frontdoor::server {
+namespace {
+
+// Names come from the configuration (validated tokens and key parts), but escape anyway.
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string Metrics::to_json() const {
+  std::string j = fmt::format(
+      "{{\"workers\":{},\"workers_missing\":{},\"connections_accepted\":{},\"connections_rejected\":{},"
+      "\"requests\":{},\"upstream_connects\":{},\"upstream_reuses\":{},\"upstream_retries\":{},"
+      "\"upstream_stale_retries\":{},\"bytes_from_clients\":{},\"bytes_to_clients\":{},\"shed\":{},",
+      workers, workers_missing, stats.connections_accepted, stats.connections_rejected, stats.requests,
+      stats.upstream_connects, stats.upstream_reuses, stats.upstream_retries, stats.upstream_stale_retries,
+      stats.bytes_from_clients, stats.bytes_to_clients, shed);
+  j += "\"responses\":{";
+  for (std::size_t i = 0; i < stats.responses_by_class.size(); ++i)
+    j += fmt::format("{}\"{}\":{}", i ? "," : "", i == 0 ? std::string("none") : fmt::format("{}xx", i),
+                     stats.responses_by_class[i]);
+  j += "},\"errors\":{";
+  bool first = true;
+  for (std::size_t i = 1; i < stats.errors.size(); ++i) {
+    if (stats.errors[i] == 0) continue;
+    j += fmt::format("{}{}:{}", first ? "" : ",", json_string(error_info(static_cast<Error>(i)).label),
+                     stats.errors[i]);
+    first = false;
+  }
+  j += "},\"rate_limits\":[";
+  for (std::size_t i = 0; i < rate_limits.size(); ++i) {
+    const auto& r = rate_limits[i];
+    j += fmt::format("{}{{\"limit\":{},\"manifest\":{},\"allowed\":{},\"refused\":{}}}", i ? "," : "",
+                     json_string(r.limit), json_string(r.manifest), r.allowed, r.refused);
+  }
+  j += "],\"endpoints\":[";
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    const auto& e = endpoints[i];
+    j += fmt::format(
+        "{}{{\"endpoint\":{},\"breaker_opened\":{},\"breaker_closed\":{},\"breaker_rejected\":{},"
+        "\"breakers_open\":{},\"in_flight\":{}}}",
+        i ? "," : "", json_string(e.endpoint), e.breaker_opened, e.breaker_closed, e.breaker_rejected,
+        e.breakers_open, e.in_flight);
+  }
+  j += "],\"manifests\":[";
+  for (std::size_t i = 0; i < manifests.size(); ++i) {
+    const auto& m = manifests[i];
+    j += fmt::format(
+        "{}{{\"manifest\":{},\"ejections\":{},\"retries\":{},\"retries_exhausted\":{},\"requests_in_flight\":{},"
+        "\"connections\":{}}}",
+        i ? "," : "", json_string(m.manifest), m.ejections, m.retries, m.retries_exhausted, m.requests_in_flight,
+        m.connections);
+  }
+  j += fmt::format(
+      "],\"global_rate_limit\":{{\"fetches\":{},\"fetch_failures\":{},\"waits\":{},\"refused_locally\":{},"
+      "\"unavailable\":{},\"table_full\":{}}},\"redis\":{{\"connected\":{},\"commands\":{},\"failed\":{},"
+      "\"timeouts\":{},\"connects\":{},\"connect_failures\":{}}},\"local_limit_tables\":{{\"evictions\":{},"
+      "\"contention\":{}}}}}",
+      global_limiter.fetches, global_limiter.fetch_failures, global_limiter.waits, global_limiter.refused_locally,
+      global_limiter.unavailable, global_limiter.table_full, redis_connected, redis.commands, redis.failed,
+      redis.timeouts, redis.connects, redis.connect_failures, local_limit_tables.evictions,
+      local_limit_tables.contention);
+  return j;
+}
+
+Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const resilience::LocalLimitTables& tables,
+                        const pipeline::ClusterLoad& clusters, std::chrono::milliseconds timeout) {
+  // Workers add to one shared Metrics one at a time; one that answers after its timeout finds the
+  // collection abandoned and adds nothing (the mutex is only ever taken here, never per request).
+  struct Collection {
+    std::mutex mutex;
+    Metrics metrics;
+    bool abandoned = false;
+  };
+  auto collection = std::make_shared<Collection>();
+  unsigned missing = 0;
+  for (const auto& worker : workers) {
+    auto done = std::make_shared<std::promise<void>>();
+    auto answered = done->get_future();
+    Worker* w = worker.get();
+    boost::asio::post(w->io(), [w, collection, done] {
+      {
+        std::lock_guard lock(collection->mutex);
+        if (!collection->abandoned) w->add_metrics(collection->metrics);
+      }
+      done->set_value();
+    });
+    if (answered.wait_for(timeout) != std::future_status::ready) ++missing;
+  }
+  std::lock_guard lock(collection->mutex);
+  collection->abandoned = true;
+  Metrics m = std::move(collection->metrics);
+  m.workers_missing = missing;
+  for (std::size_t i = 0; i < m.manifests.size() && i < clusters.size(); ++i) {
+    m.manifests[i].requests_in_flight = clusters.requests(i);
+    m.manifests[i].connections = clusters.connections(i);
+  }
+  const auto gcra = tables.gcra.counters();
+  const auto windows = tables.windows.counters();
+  m.local_limit_tables = {gcra.evictions + windows.evictions, gcra.contention + windows.contention};
+  return m;
+}
+
+}  // namespace frontdoor::server

@@ -1,0 +1,30 @@
+"""The counters every stage keeps, summed over the workers: SIGUSR1 logs them as one JSON line
+(the admin listener's /metrics will serve the same numbers)."""
+from fdtest import Action, make_config, manifest, request
+
+
+def test_sigusr1_logs_every_stage_counters(frontdoor, upstreams):
+    good, bad = upstreams("good"), upstreams("bad", Action(status=503))
+    cart = manifest("shop", "cart", [good, bad])
+    cart["rate_limits"] = [{"name": "cart", "requests_per_second": 1, "burst": 3}]
+    cfg = make_config([cart], server={"workers": 2})
+    cfg["rate_limits"] = [{"name": "everyone", "requests_per_second": 1000, "burst": 1000}]
+    cfg["resilience"] = {"circuit_breaker": {"consecutive_failures": 1, "failures": ["5xx"]}}
+    fd = frontdoor(cfg)
+    statuses = [request(fd.port, "GET", "/shop/cart/%d" % i).status for i in range(5)]
+    assert request(fd.port, "GET", "/nowhere/at-all").status == 404
+    m = fd.metrics()
+    assert m["workers"] == 2 and m["workers_missing"] == 0
+    assert m["requests"] == 6
+    assert m["responses"]["4xx"] == statuses.count(429) + 1
+    assert m["errors"]["no_manifest"] == 1
+    assert m["errors"]["rate_limited"] == statuses.count(429) == 2
+    limits = {(r["limit"], r["manifest"]): r for r in m["rate_limits"]}
+    assert limits[("everyone", "")]["allowed"] == 6
+    assert limits[("cart", "shop/cart/*")] == {"limit": "cart", "manifest": "shop/cart/*", "allowed": 3,
+                                               "refused": 2}
+    endpoints = {e["endpoint"]: e for e in m["endpoints"]}
+    bad_name = "127.0.0.1:%d" % bad.port
+    assert endpoints[bad_name]["breaker_opened"] >= 1, m
+    assert m["manifests"][0]["manifest"] == "shop/cart/*"
+    assert m["redis"]["connected"] == 0 and m["global_rate_limit"]["fetches"] == 0
