@@ -81,7 +81,12 @@ void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Erro
                                (kind == FailureKind::upstream_timeout && p.breaker_counts_timeout) ||
                                (kind == FailureKind::upstream_protocol && p.breaker_counts_bad_response) ||
                                (outcome == Error::ok && status >= 500 && p.breaker_counts_5xx);
-  if (breaker_failure) b.on_failure(now);
+  if (breaker_failure) {
+    const auto opened = b.counters().opened;
+    b.on_failure(now);
+    // Workers report, all act: every worker's breaker for this endpoint opens with it.
+    if (b.counters().opened != opened && breaker_opened_) breaker_opened_(m.endpoints[index].id);
+  }
   else if (kind == FailureKind::client) b.on_cancelled();
   else b.on_success(now);
   // Outliers are endpoints that answer badly: timeouts, broken responses and their own 5xx. Refused

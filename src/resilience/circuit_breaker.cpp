@@ -100,6 +100,11 @@ void CircuitBreaker::on_failure(TimePoint now) noexcept {
   }
 }
 
+void CircuitBreaker::open_from_peer(TimePoint now) noexcept {
+  refresh(now);
+  if (state_ == State::closed) trip(now);
+}
+
 void CircuitBreaker::on_cancelled() noexcept {
   if (state_ == State::half_open && probes_ > 0) --probes_;
 }

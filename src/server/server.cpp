@@ -145,6 +145,9 @@ int run_server(const config::Config& config, const RunOptions& options) {
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < worker_count; ++i)
     workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter, &clusters));
+  std::vector<Worker*> peers;
+  for (auto& worker : workers) peers.push_back(worker.get());
+  for (auto& worker : workers) worker->set_peers(peers);
 
   std::vector<ListenerInfo> infos;
   infos.reserve(config.listeners.size());

@@ -161,6 +161,16 @@ void Worker::return_client_buffer(std::unique_ptr<char[]> buffer) {
   if (buffer && free_client_buffers_.size() < kMaxFreeSessions) free_client_buffers_.push_back(std::move(buffer));
 }
 
+void Worker::set_peers(std::vector<Worker*> peers) {
+  peers_ = std::move(peers);
+  health_.on_breaker_opened([this](manifest::EndpointId id) {
+    for (Worker* peer : peers_) {
+      if (peer == this) continue;
+      asio::post(peer->io_, [peer, id] { peer->health_.open_breaker_from_peer(id, pipeline::Clock::now()); });
+    }
+  });
+}
+
 void Worker::add_metrics(Metrics& m) const {
   const Snapshot& snapshot = *snapshot_;
   ++m.workers;

@@ -28,3 +28,18 @@ def test_sigusr1_logs_every_stage_counters(frontdoor, upstreams):
     assert endpoints[bad_name]["breaker_opened"] >= 1, m
     assert m["manifests"][0]["manifest"] == "shop/cart/*"
     assert m["redis"]["connected"] == 0 and m["global_rate_limit"]["fetches"] == 0
+
+
+def test_a_breaker_opening_on_one_worker_opens_on_all(frontdoor, upstreams):
+    from fdtest import Client, free_port
+    live = upstreams("live")
+    dead = "127.0.0.1:%d" % free_port()
+    cfg = make_config([manifest("*", "*", [dead, live])], server={"workers": 2})
+    fd = frontdoor(cfg)
+    with Client(fd.port) as c:  # one connection: one worker sees every failure
+        for i in range(12):
+            assert c.request("GET", "/x/%d" % i).status == 200
+    m = fd.metrics()
+    endpoints = {e["endpoint"]: e for e in m["endpoints"]}
+    assert endpoints[dead]["breakers_open"] == 2, m["endpoints"]  # the other worker's too
+    assert endpoints[live.address]["breakers_open"] == 0

@@ -4,6 +4,7 @@
 // the passive outlier detector and the retry budget. The algorithms are the pure state machines of
 // frontdoor::resilience; this type only keeps them and maps request outcomes onto them.
 // Worker thread only; rebuilt per manifest when a snapshot is installed.
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -60,6 +61,10 @@ class UpstreamHealth {
   bool checked_down(manifest::EndpointId id) const noexcept { return id < down_.size() && down_[id]; }
   std::uint64_t random() noexcept { return random_.next(); }
 
+  // Called when one of this worker's breakers opens (to tell the other workers), and what they call.
+  void on_breaker_opened(std::function<void(manifest::EndpointId)> hook) { breaker_opened_ = std::move(hook); }
+  void open_breaker_from_peer(manifest::EndpointId id, resilience::TimePoint now) { breaker(id).open_from_peer(now); }
+
   // For metrics (worker thread): breakers by EndpointId (null: never used), loads, manifest states.
   const std::vector<std::unique_ptr<resilience::CircuitBreaker>>& breakers() const noexcept { return breakers_; }
   const std::vector<EndpointLoad>& loads() const noexcept { return loads_; }
@@ -76,6 +81,7 @@ class UpstreamHealth {
   std::vector<bool> down_;  // by EndpointId: failing its active health check
   resilience::SplitMix64 random_{0x5eed};
   const Snapshot* installed_ = nullptr;
+  std::function<void(manifest::EndpointId)> breaker_opened_;
 };
 
 }  // namespace frontdoor::pipeline

@@ -52,6 +52,9 @@ class CircuitBreaker {
   void on_failure(TimePoint now) noexcept;
   // The admitted request ended without a verdict (client went away, cancelled): frees its probe slot.
   void on_cancelled() noexcept;
+  // Another instance watching the same endpoint (another worker's) opened: a closed breaker opens too,
+  // for its own open_duration. A half-open or open one keeps its course.
+  void open_from_peer(TimePoint now) noexcept;
 
   // The state at `now` (an open breaker whose time is up reports, and becomes, half-open).
   State state(TimePoint now) noexcept;

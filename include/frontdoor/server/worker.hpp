@@ -77,6 +77,8 @@ class Worker {
   void session_closed(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept { return pipeline::Clock::now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
+  // Setup, before run(): every worker of the process (this one included), told when a breaker here opens.
+  void set_peers(std::vector<Worker*> peers);
   // Adds this worker's counters (worker thread: post it).
   void add_metrics(Metrics& into) const;
   // Requests waiting for a connection under their manifest's max_connections (by Manifest::index).
@@ -115,6 +117,7 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
   std::vector<std::unique_ptr<Waiter>> connection_queues_;  // sentinels; pointers stay put
+  std::vector<Worker*> peers_;
   std::unique_ptr<char[]> scratch_;
   std::size_t scratch_size_ = 0;
   std::vector<std::unique_ptr<char[]>> free_client_buffers_;

@@ -229,6 +229,21 @@ TEST(CircuitBreaker, ClosingClearsHistory) {
   EXPECT_EQ(b.state(clock.now()), State::open);
 }
 
+TEST(CircuitBreaker, OpensWhenAPeerOpensButKeepsItsOwnProbe) {
+  ManualClock clock;
+  CircuitBreaker b({.consecutive_failures = 3, .open_duration = 2s});
+  b.open_from_peer(clock.now());
+  EXPECT_EQ(b.state(clock.now()), State::open);
+  EXPECT_FALSE(b.allow(clock.now()));
+  EXPECT_EQ(b.counters().opened, 1u);
+  clock.advance(2s);
+  ASSERT_TRUE(b.allow(clock.now()));  // half-open: its own probe
+  b.open_from_peer(clock.now());      // a peer's news does not cut a probe short
+  EXPECT_EQ(b.state(clock.now()), State::half_open);
+  b.on_success(clock.now());
+  EXPECT_EQ(b.state(clock.now()), State::closed);
+}
+
 TEST(CircuitBreaker, ZeroOpenDurationGoesStraightToHalfOpen) {
   ManualClock clock;
   CircuitBreaker b({.consecutive_failures = 1, .open_duration = 0s});
