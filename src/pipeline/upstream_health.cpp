@@ -56,6 +56,13 @@ void UpstreamHealth::install(const Snapshot& snapshot) {
   }
 }
 
+void UpstreamHealth::eject_from_peer(std::uint32_t manifest, std::size_t endpoint, resilience::TimePoint now) {
+  if (installed_ == nullptr) return;
+  const auto& manifests = installed_->manifests.manifests();
+  if (manifest >= manifests.size()) return;
+  state(manifests[manifest]).outliers.eject(endpoint, now);  // within max_ejection_percent here too
+}
+
 resilience::CircuitBreaker& UpstreamHealth::breaker(manifest::EndpointId id) {
   if (id >= breakers_.size()) breakers_.resize(id + 1);
   auto& b = breakers_[id];
@@ -93,7 +100,12 @@ void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Erro
   // connections are the breaker's business (an ejection would keep a restarted endpoint out far longer).
   const bool bad_answer = kind == FailureKind::upstream_timeout || kind == FailureKind::upstream_protocol ||
                           (outcome == Error::ok && status >= 500);
-  if (kind != FailureKind::client) state(m).outliers.on_result(index, bad_answer, now);
+  if (kind != FailureKind::client) {
+    auto& outliers = state(m).outliers;
+    const auto ejections = outliers.counters().ejections;
+    outliers.on_result(index, bad_answer, now);
+    if (outliers.counters().ejections != ejections && ejected_) ejected_(m.index, index);
+  }
 }
 
 }  // namespace frontdoor::pipeline

@@ -169,6 +169,14 @@ void Worker::set_peers(std::vector<Worker*> peers) {
       asio::post(peer->io_, [peer, id] { peer->health_.open_breaker_from_peer(id, pipeline::Clock::now()); });
     }
   });
+  health_.on_ejected([this](std::uint32_t manifest, std::size_t endpoint) {
+    for (Worker* peer : peers_) {
+      if (peer == this) continue;
+      asio::post(peer->io_, [peer, manifest, endpoint] {
+        peer->health_.eject_from_peer(manifest, endpoint, pipeline::Clock::now());
+      });
+    }
+  });
 }
 
 void Worker::add_metrics(Metrics& m) const {

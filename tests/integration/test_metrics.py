@@ -43,3 +43,16 @@ def test_a_breaker_opening_on_one_worker_opens_on_all(frontdoor, upstreams):
     endpoints = {e["endpoint"]: e for e in m["endpoints"]}
     assert endpoints[dead]["breakers_open"] == 2, m["endpoints"]  # the other worker's too
     assert endpoints[live.address]["breakers_open"] == 0
+
+
+def test_an_ejection_on_one_worker_ejects_on_all(frontdoor, upstreams):
+    from fdtest import Client
+    bad, good = upstreams("bad", Action(status=503)), upstreams("good")
+    fd = frontdoor(make_config([manifest("*", "*", [bad, good])], server={"workers": 2}))
+    with Client(fd.port) as c:  # one connection: one worker sees every answer
+        statuses = [c.request("GET", "/x/%d" % i).status for i in range(12)]
+    assert statuses.count(503) == 5, statuses  # ejected after 5 in a row; the rest went to good
+    m = fd.metrics()
+    assert m["manifests"][0]["ejections"] == 2, m["manifests"]  # this worker's, and the other's
+    # A new connection (either worker) avoids bad at once.
+    assert all(request(fd.port, "GET", "/y/%d" % i).status == 200 for i in range(6))

@@ -61,9 +61,12 @@ class UpstreamHealth {
   bool checked_down(manifest::EndpointId id) const noexcept { return id < down_.size() && down_[id]; }
   std::uint64_t random() noexcept { return random_.next(); }
 
-  // Called when one of this worker's breakers opens (to tell the other workers), and what they call.
+  // Called when one of this worker's breakers opens, or one of its manifests ejects an endpoint (to
+  // tell the other workers), and what they call then.
   void on_breaker_opened(std::function<void(manifest::EndpointId)> hook) { breaker_opened_ = std::move(hook); }
   void open_breaker_from_peer(manifest::EndpointId id, resilience::TimePoint now) { breaker(id).open_from_peer(now); }
+  void on_ejected(std::function<void(std::uint32_t manifest, std::size_t endpoint)> hook) { ejected_ = std::move(hook); }
+  void eject_from_peer(std::uint32_t manifest, std::size_t endpoint, resilience::TimePoint now);
 
   // For metrics (worker thread): breakers by EndpointId (null: never used), loads, manifest states.
   const std::vector<std::unique_ptr<resilience::CircuitBreaker>>& breakers() const noexcept { return breakers_; }
@@ -82,6 +85,7 @@ class UpstreamHealth {
   resilience::SplitMix64 random_{0x5eed};
   const Snapshot* installed_ = nullptr;
   std::function<void(manifest::EndpointId)> breaker_opened_;
+  std::function<void(std::uint32_t, std::size_t)> ejected_;
 };
 
 }  // namespace frontdoor::pipeline
