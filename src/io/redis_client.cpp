@@ -6,6 +6,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <charconv>
 
 namespace frontdoor::io {
@@ -116,8 +117,24 @@ void RedisClient::connect() {
                               state_ = State::idle;
                               return schedule_reconnect();
                             }
-                            connect_to(results.begin()->endpoint().address().to_string(), port);
+                            // Every address in turn (localhost may be ::1 first, and Redis on 127.0.0.1 only).
+                            candidates_.clear();
+                            for (const auto& entry : results) candidates_.push_back(entry.endpoint().address().to_string());
+                            port_ = port;
+                            try_next_address();
                           });
+}
+
+// The next resolved address, or (none left) the backoff before resolving again.
+void RedisClient::try_next_address() {
+  if (candidates_.empty()) return schedule_reconnect();
+  // From the event loop: this may run inside a hiredis callback of the context that just failed.
+  boost::asio::post(io_, [this, alive = alive_] {
+    if (!*alive || (state_ != State::idle && state_ != State::resolving) || candidates_.empty()) return;
+    const std::string host = candidates_.front();
+    candidates_.erase(candidates_.begin());
+    connect_to(host, port_);
+  });
 }
 
 void RedisClient::connect_to(const std::string& host, std::uint16_t port) {
@@ -132,7 +149,7 @@ void RedisClient::attach(redisAsyncContext* context) {
                  context != nullptr ? context->errstr : "out of memory");
     if (context != nullptr) redisAsyncFree(context);
     state_ = State::idle;
-    return schedule_reconnect();
+    return try_next_address();
   }
   events_ = std::make_shared<Events>(io_, context);
   context->ev.data = events_.get();
@@ -159,12 +176,13 @@ void RedisClient::on_connect(const redisAsyncContext* context, int status) {
     spdlog::warn("redis {}: cannot connect: {}", self.options_.address, context->errstr);
     self.context_ = nullptr;
     self.state_ = State::idle;
-    return self.schedule_reconnect();
+    return self.try_next_address();
   }
   ++self.counters_.connects;
   if (self.counters_.connects > 1 || self.counters_.connect_failures > 0)
     spdlog::info("redis {}: connected", self.options_.address);
   self.backoff_ = kBackoffMin;
+  self.candidates_.clear();
   self.state_ = State::connected;
   self.timer_.cancel();  // the connect deadline; commands arm their own
   self.timer_armed_ = false;
@@ -273,7 +291,7 @@ void RedisClient::on_timer() {
     context_ = nullptr;
     state_ = State::idle;
     if (context != nullptr) redisAsyncFree(context);
-    return schedule_reconnect();
+    return try_next_address();
   }
   if (state_ != State::connected || deadlines_.empty()) return;
   if (deadlines_.front() > now) {

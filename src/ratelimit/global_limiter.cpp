@@ -15,7 +15,9 @@ namespace {
 // KEYS[1]: the key. ARGV: interval_us, tolerance_us (burst x interval), tokens wanted.
 // Returns {granted, left after the grant, retry_after_us (when none granted), reset_after_us}.
 // The theoretical arrival time is stored with %d: Lua's default number format would round it.
+// replicate_commands: a write after TIME needs effects replication before Redis 5 (a no-op since).
 constexpr const char* kScript = R"lua(
+redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -161,6 +163,7 @@ GlobalDecision GlobalRateLimiter::acquire(std::uint64_t key, const GlobalLimitPa
   if (!lease->fetching) fetch(*lease);
   if (!lease->fetching) {  // could not even send: Redis just went away
     waiter.unlink();
+    lease->wanted -= cost;
     ++counters_.unavailable;
     return result;
   }

@@ -154,10 +154,12 @@ std::uint64_t sw_pack(std::uint64_t tag, const SlidingWindow::State& s) noexcept
 }
 std::uint64_t sw_tag(std::uint64_t word) noexcept { return word >> 40; }
 // The state a word holds, its window number rebuilt from its low 8 bits near `now_index`; a window two
-// or more behind (or a free word) holds nothing that counts.
+// or more behind (or a free word) holds nothing that counts. A word one window *ahead* was written by
+// a thread whose clock already crossed the boundary: it is live, and this caller counts into it (as
+// SlidingWindow does for a lagging clock) rather than wiping it.
 SlidingWindow::State sw_unpack(std::uint64_t word, std::int64_t now_index, bool& live) noexcept {
-  const auto behind = static_cast<std::uint8_t>(static_cast<std::uint64_t>(now_index) - (word >> 32));
-  live = word != 0 && behind <= 1;
+  const auto behind = static_cast<std::int8_t>(static_cast<std::uint8_t>(static_cast<std::uint64_t>(now_index) - (word >> 32)));
+  live = word != 0 && behind >= -1 && behind <= 1;
   if (!live) return {now_index, 0, 0};
   return {now_index - behind, (word >> 16) & 0xffff, word & 0xffff};
 }

@@ -261,17 +261,31 @@ void Session::run_pipeline() {
     ctx_.shape_delay = {};
     phase_ = Phase::limiting;
     set_deadline(std::chrono::duration_cast<pipeline::Clock::duration>(delay) + std::chrono::seconds(1));
-    timer_pending_ = true;
-    backoff_timer_.expires_after(delay);
-    backoff_timer_.async_wait([this](const error_code& ec) {
-      timer_pending_ = false;
-      if (phase_ == Phase::closed) return maybe_destroy();
-      if (ec || phase_ != Phase::limiting) return;
-      start_upstream();
-    });
+    start_timer(std::chrono::duration_cast<pipeline::Clock::duration>(delay), &Session::start_upstream);
     return;
   }
   start_upstream();
+}
+
+// The session's one timer (leaky-bucket hold, retry backoff). A wait that was cancelled may still
+// complete after a new one started: each wait is counted (the session is not freed before all
+// complete) and carries its generation, so only the newest, uncancelled one acts.
+void Session::start_timer(pipeline::Clock::duration delay, Step then) {
+  const std::uint32_t generation = ++timer_generation_;
+  const Phase armed_in = phase_;
+  ++timers_pending_;
+  backoff_timer_.expires_after(delay);
+  backoff_timer_.async_wait([this, generation, armed_in, then](const error_code& ec) {
+    --timers_pending_;
+    if (phase_ == Phase::closed) return maybe_destroy();
+    if (ec || generation != timer_generation_ || phase_ != armed_in) return;  // cancelled or superseded
+    (this->*then)();
+  });
+}
+
+void Session::cancel_timer() noexcept {
+  ++timer_generation_;  // whatever wait is outstanding no longer acts, even if it already completed
+  if (timers_pending_ > 0) backoff_timer_.cancel();
 }
 
 void Session::start_upstream() {
@@ -321,7 +335,12 @@ void Session::connect_upstream() {
 bool Session::take_connection_slot() {
   auto* clusters = worker_.pipeline().stage<pipeline::BreakerStage>().clusters();
   const auto& m = *ctx_.manifest;
-  if (clusters == nullptr || clusters->try_add_connection(m.index, m.max_connections)) {
+  // Every slot taken: idle pooled connections hold slots too, so close one of them first.
+  const auto take = [&] {
+    return clusters->try_add_connection(m.index, m.max_connections) ||
+           (worker_.free_idle_connection_slot(m) && clusters->try_add_connection(m.index, m.max_connections));
+  };
+  if (clusters == nullptr || take()) {
     connection_slot_ = clusters != nullptr;
     leave_connection_queue();
     return true;
@@ -509,14 +528,7 @@ bool Session::retry_after_bad_answer(Error error, unsigned status) {
                                                health.random());
   phase_ = Phase::connecting;
   set_deadline(delay + snapshot_->config.timeouts.upstream_connect);
-  timer_pending_ = true;
-  backoff_timer_.expires_after(delay);
-  backoff_timer_.async_wait([this](const error_code& ec) {
-    timer_pending_ = false;
-    if (phase_ == Phase::closed) return maybe_destroy();
-    if (ec || phase_ != Phase::connecting || upstream_ != nullptr) return;  // cancelled by a deadline
-    connect_upstream();
-  });
+  start_timer(delay, &Session::connect_upstream);
   return true;
 }
 
@@ -888,7 +900,7 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
       }
     case Phase::limiting:
       ctx_.lease_waiter.unlink();
-      if (timer_pending_) backoff_timer_.cancel();
+      cancel_timer();
       ctx_.retry_after_seconds = 1;
       return reply(Error::rate_limit_unavailable, {}, !request_body_done_);
     case Phase::queued:
@@ -896,7 +908,7 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
       ctx_.retry_after_seconds = 1;
       return reply(Error::upstream_overflow, {}, !request_body_done_);
     case Phase::connecting:
-      if (timer_pending_) backoff_timer_.cancel();
+      cancel_timer();
       return fail(total ? Error::request_timeout : Error::upstream_connect_timeout, ctx_.endpoint->name);
     case Phase::awaiting_response: {
       const auto per_try = worker_.health().policy(*ctx_.manifest).per_try_timeout;
@@ -936,7 +948,7 @@ void Session::close_now() noexcept {
     if (auto* clusters = worker_.pipeline().stage<pipeline::BreakerStage>().clusters())
       clusters->remove_connection(ctx_.manifest->index);
   }
-  if (timer_pending_) backoff_timer_.cancel();
+  cancel_timer();
   release_upstream(false);
   if (request_active_) {
     if (ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
@@ -948,7 +960,7 @@ void Session::close_now() noexcept {
 }
 
 void Session::maybe_destroy() noexcept {
-  if (phase_ == Phase::closed && !client_read_pending_ && !client_write_pending_ && !timer_pending_) {
+  if (phase_ == Phase::closed && !client_read_pending_ && !client_write_pending_ && timers_pending_ == 0) {
     snapshot_.reset();
     worker_.return_client_buffer(std::move(buffer_));
     worker_.session_closed(this);  // may recycle `this`: nothing after this line

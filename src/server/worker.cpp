@@ -231,6 +231,21 @@ void Worker::add_metrics(Metrics& m) const {
   }
 }
 
+bool Worker::close_idle_counted(std::uint32_t index) {
+  const auto& manifests = snapshot_->manifests.manifests();
+  if (index >= manifests.size()) return false;
+  for (const auto& e : manifests[index].endpoints)
+    if (e.id < pools_.size() && pools_[e.id] && pools_[e.id]->close_idle_counted_for(index)) return true;
+  return false;
+}
+
+bool Worker::free_idle_connection_slot(const manifest::Manifest& m) {
+  if (close_idle_counted(m.index)) return true;
+  for (Worker* peer : peers_)
+    if (peer != this) asio::post(peer->io_, [peer, index = m.index] { peer->close_idle_counted(index); });
+  return false;
+}
+
 Waiter& Worker::connection_queue(std::uint32_t manifest) {
   if (manifest >= connection_queues_.size()) connection_queues_.resize(manifest + 1);
   auto& queue = connection_queues_[manifest];
@@ -303,10 +318,11 @@ void Worker::tick() {
   for (auto& pool : pools_)
     if (pool) pool->close_idle_before(cutoff);
   // Connection slots freed on other workers are not announced here: every waiter tries again.
-  for (auto& queue : connection_queues_) {
-    if (!queue || !queue->waiting()) continue;
+  // By index: a woken request may queue for another manifest and grow the vector.
+  for (std::size_t i = 0; i < connection_queues_.size(); ++i) {
+    if (!connection_queues_[i] || !connection_queues_[i]->waiting()) continue;
     Waiter woken;
-    woken.splice_from(*queue);
+    woken.splice_from(*connection_queues_[i]);
     while (woken.waiting()) {
       Waiter& w = *woken.next;
       w.unlink();

@@ -134,6 +134,15 @@ void UpstreamPool::close_idle_before(std::chrono::steady_clock::time_point cutof
   while (!idle_.empty() && idle_.front()->idle_since < cutoff) idle_.front()->close();
 }
 
+bool UpstreamPool::close_idle_counted_for(std::uint32_t manifest) noexcept {
+  for (UpstreamConnection* conn : idle_)
+    if (conn->counted_for(manifest)) {
+      conn->close();  // gives the slot back (and leaves idle_)
+      return true;
+    }
+  return false;
+}
+
 void UpstreamPool::close_all() noexcept {
   while (!idle_.empty()) idle_.back()->close();
 }

@@ -906,8 +906,9 @@ class RedisServer:
     """A private redis-server on a Unix socket in its own temporary directory (no TCP port, no
     persistence), started and stopped by PID. `command` speaks RESP over the socket."""
 
-    def __init__(self):
+    def __init__(self, tcp_port: int = 0):
         import tempfile
+        self.tcp_port = tcp_port  # 0: Unix socket only
         # Short path: Unix socket paths are limited to 107 bytes.
         self.dir = tempfile.mkdtemp(prefix="fd-redis-")
         self.socket_path = os.path.join(self.dir, "redis.sock")
@@ -924,7 +925,7 @@ class RedisServer:
             raise AssertionError("redis-server is not installed (deploy/dev/install-deps.sh test)")
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [binary, "--port", "0", "--unixsocket", self.socket_path, "--unixsocketperm", "700", "--save", "",
+            [binary, "--port", str(self.tcp_port), "--bind", "127.0.0.1", "--unixsocket", self.socket_path, "--unixsocketperm", "700", "--save", "",
              "--appendonly", "no", "--dir", self.dir, "--enable-debug-command", "yes"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + wait

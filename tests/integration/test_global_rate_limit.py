@@ -170,3 +170,22 @@ def test_manifest_global_limit_is_shared_by_replicas(frontdoor, upstream, redis_
     statuses = [request(port, "GET", "/shop/cart/x").status for port in (a.port, b.port) * 4]
     assert statuses.count(200) == 4, statuses
     assert [request(port, "GET", "/shop/search/x").status for port in (a.port, b.port)] == [200, 200]
+
+
+def test_redis_by_host_name(frontdoor, upstream):
+    from fdtest import RedisServer, free_port
+    server = RedisServer(tcp_port=free_port()).start()
+    try:
+        # A name, resolved off the event loop; every address it has is tried in turn.
+        cfg = global_config(upstream, "localhost:%d" % server.tcp_port)
+        fd = frontdoor(cfg)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and fd.metrics()["redis"]["connected"] < 2:
+            time.sleep(0.1)
+        assert fd.metrics()["redis"]["connected"] == 2
+        with Client(fd.port) as c:
+            assert c.request("GET", "/a/b").status == 200
+        assert script_calls(server) >= 1
+    finally:
+        server.stop()
+        server.cleanup()

@@ -83,6 +83,7 @@ class RedisClient {
 
   void connect();
   void connect_to(const std::string& host, std::uint16_t port);
+  void try_next_address();
   void attach(redisAsyncContext* context);
   void schedule_reconnect();
   void arm_timer();
@@ -101,6 +102,8 @@ class RedisClient {
   State state_ = State::idle;
   redisAsyncContext* context_ = nullptr;
   std::shared_ptr<Events> events_;
+  std::vector<std::string> candidates_;  // resolved addresses not tried yet
+  std::uint16_t port_ = 0;
   std::deque<std::chrono::steady_clock::time_point> deadlines_;  // of the commands in flight, oldest first
   std::vector<std::unique_ptr<Pending>> free_pending_;
   std::chrono::milliseconds backoff_{100};

@@ -19,9 +19,9 @@ class ClusterLoad {
 
   // Takes a slot unless `limit` (0 = none) is reached.
   bool try_add_request(std::size_t manifest, std::uint32_t limit) noexcept { return try_add(requests_, manifest, limit); }
-  void remove_request(std::size_t manifest) noexcept { requests_[manifest].fetch_sub(1, std::memory_order_relaxed); }
+  void remove_request(std::size_t manifest) noexcept { remove(requests_, manifest); }
   bool try_add_retry(std::size_t manifest, std::uint32_t limit) noexcept { return try_add(retries_, manifest, limit); }
-  void remove_retry(std::size_t manifest) noexcept { retries_[manifest].fetch_sub(1, std::memory_order_relaxed); }
+  void remove_retry(std::size_t manifest) noexcept { remove(retries_, manifest); }
   bool try_add_connection(std::size_t manifest, std::uint32_t limit) noexcept {
     return try_add(connections_, manifest, limit);
   }
@@ -32,7 +32,7 @@ class ClusterLoad {
     return manifest < size_ ? connections_[manifest].load(std::memory_order_relaxed) : 0;
   }
   std::uint32_t requests(std::size_t manifest) const noexcept {
-    return requests_[manifest].load(std::memory_order_relaxed);
+    return manifest < size_ ? requests_[manifest].load(std::memory_order_relaxed) : 0;
   }
   std::size_t size() const noexcept { return size_; }
 

@@ -79,6 +79,8 @@ class Session {
   void begin_request();
   void run_pipeline();
   void start_upstream();
+  void start_timer(pipeline::Clock::duration delay, Step then);
+  void cancel_timer() noexcept;
   bool take_connection_slot();
   void leave_connection_queue() noexcept;
   static void resume_connect(Waiter& waiter);
@@ -174,7 +176,8 @@ class Session {
   Step after_write_ = nullptr;
   bool client_write_pending_ = false;
   bool client_read_pending_ = false;
-  bool timer_pending_ = false;
+  std::uint32_t timers_pending_ = 0;    // backoff_timer_ waits not completed yet
+  std::uint32_t timer_generation_ = 0;  // of the newest wait; older ones do nothing
 
   pipeline::Clock::time_point deadline_{};
   pipeline::Clock::time_point head_deadline_{};

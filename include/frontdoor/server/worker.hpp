@@ -85,6 +85,10 @@ class Worker {
   Waiter& connection_queue(std::uint32_t manifest);
   // Wakes the first of them (from the event loop, not inside the caller).
   void wake_connection_queue(std::uint32_t manifest);
+  // Frees a max_connections slot of `manifest` held by an idle pooled connection: one of this worker's
+  // if it has one (true), else asks the other workers to close one of theirs (false; the waiting
+  // request finds the slot on a later try).
+  bool free_idle_connection_slot(const manifest::Manifest& manifest);
 
  private:
   struct Listener {
@@ -95,6 +99,7 @@ class Worker {
     boost::asio::steady_timer retry;
   };
 
+  bool close_idle_counted(std::uint32_t manifest_index);
   void accept(Listener& listener);
   void on_accept(Listener& listener, const boost::system::error_code& ec);
   void tick();

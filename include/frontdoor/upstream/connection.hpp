@@ -58,6 +58,7 @@ class UpstreamConnection {
     clusters_ = clusters;
     cluster_ = manifest;
   }
+  bool counted_for(std::uint32_t manifest) const noexcept { return clusters_ != nullptr && cluster_ == manifest; }
   server::Session* owner() const noexcept { return owner_; }
   std::uint64_t requests_served() const noexcept { return requests_; }
   void count_request() noexcept { ++requests_; }
@@ -108,6 +109,8 @@ class UpstreamPool {
   void forget(UpstreamConnection* conn) noexcept;
   // Closes connections idle since before `cutoff`.
   void close_idle_before(std::chrono::steady_clock::time_point cutoff) noexcept;
+  // Closes the oldest idle connection that holds a slot of `manifest`'s max_connections; false if none.
+  bool close_idle_counted_for(std::uint32_t manifest) noexcept;
   void close_all() noexcept;
 
   std::size_t idle_count() const noexcept { return idle_.size(); }

@@ -178,6 +178,17 @@ TEST(SlidingWindowTable, IdleKeysFreeTheirSlots) {
   EXPECT_FALSE(table.acquire(100, config, clock.now()).allowed);
 }
 
+TEST(SlidingWindowTable, ALaggingClockCountsIntoTheNewerWindow) {
+  ManualClock clock;
+  const SlidingWindowConfig config{.limit = 4, .window = 1s};
+  SlidingWindowTable table(64);
+  const auto before_boundary = clock.now() - 1ms;  // a worker whose reading is a moment old
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(table.acquire(7, config, clock.now()).allowed);  // window N+1 full
+  // The lagging worker must neither wipe the newer window nor get a fresh quota from it.
+  EXPECT_FALSE(table.acquire(7, config, before_boundary).allowed);
+  EXPECT_FALSE(table.acquire(7, config, clock.now()).allowed);
+}
+
 TEST(SlidingWindowTable, ThreadsShareOneLimit) {
   ManualClock clock;  // frozen: exactly the limit passes, however many threads try
   const SlidingWindowConfig config{.limit = 500, .window = 60s};
