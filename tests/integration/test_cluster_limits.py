@@ -75,3 +75,19 @@ def test_max_connections_waiting_is_bounded_by_the_connect_timeout(frontdoor, up
     assert r.status == 503, r
     assert 0.3 <= time.monotonic() - t0 < 1.5
     t.join(10)
+
+
+def test_an_idle_connection_gives_its_slot_to_a_request_for_another_endpoint(frontdoor, upstreams):
+    a, b = upstreams("a"), upstreams("b")
+    m = manifest("*", "*", [a, b])
+    m["max_connections"] = 1
+    m["max_pending"] = 1
+    fd = frontdoor(make_config([m], server={"workers": 1}))
+    seen = []
+    for i in range(4):  # round robin: a, b, a, b — each needs the one slot the other's idle connection holds
+        t0 = time.monotonic()
+        r = request(fd.port, "GET", "/x/%d" % i)
+        assert r.status == 200, r
+        assert time.monotonic() - t0 < 0.5  # no waiting for the idle connection's timeout
+        seen.append(r.headers.get("X-Upstream"))
+    assert sorted(set(seen)) == ["a", "b"]
