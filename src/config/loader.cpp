@@ -327,7 +327,6 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   for (const auto& d : deferred_) {
     auto& m = c.manifests[d.manifest];
     m.resilience = c.resilience;  // what the manifest does not name stays as the top level says
-    m.resilience->health_check = {};
     resilience(Field{d.node, d.path, d.pos}, *m.resilience, true);
   }
 }
@@ -424,8 +423,8 @@ void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) 
            });
     }
   };
-  if (per_manifest) each(f, {"circuit_breaker", "outlier_detection", "retries"}, on_key);
-  else each(f, {"circuit_breaker", "outlier_detection", "retries", "health_check"}, on_key);
+  (void)per_manifest;  // a manifest may override every part
+  each(f, {"circuit_breaker", "outlier_detection", "retries", "health_check"}, on_key);
 }
 
 void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {

@@ -68,8 +68,17 @@ std::string quoted(std::string_view s) {
   return out + "\"";
 }
 
-// The resilience keys a manifest may override too, indented by `in`.
+// The resilience section (a manifest may override all of it), indented by `in`.
 void write_overridable_resilience(std::ostringstream& y, const ResilienceConfig& r, const std::string& in) {
+  const auto& hc = r.health_check;
+  y << in << "health_check:  # path empty = off\n"
+    << in << "  path: " << (hc.path.empty() ? std::string("\"\"") : quoted(hc.path)) << "\n"
+    << in << "  interval: " << format_duration(hc.interval) << "\n"
+    << in << "  timeout: " << format_duration(hc.timeout) << "\n"
+    << in << "  healthy_threshold: " << hc.healthy_threshold << "\n"
+    << in << "  unhealthy_threshold: " << hc.unhealthy_threshold << "\n"
+    << in << "  expected_status_min: " << hc.expected_status_min << "\n"
+    << in << "  expected_status_max: " << hc.expected_status_max << "\n";
   const auto& cb = r.circuit_breaker;
   y << in << "circuit_breaker:\n"
     << in << "  consecutive_failures: " << cb.consecutive_failures << "  # 0 = off\n"
@@ -156,16 +165,7 @@ std::string to_yaml(const Config& c) {
   y << "routing:\n"
     << "  environment_header: " << quoted(c.routing.environment_header) << "\n";
   const auto& r = c.resilience;
-  const auto& hc = r.health_check;
-  y << "resilience:\n"
-    << "  health_check:  # path empty = off\n"
-    << "    path: " << (hc.path.empty() ? std::string("\"\"") : quoted(hc.path)) << "\n"
-    << "    interval: " << format_duration(hc.interval) << "\n"
-    << "    timeout: " << format_duration(hc.timeout) << "\n"
-    << "    healthy_threshold: " << hc.healthy_threshold << "\n"
-    << "    unhealthy_threshold: " << hc.unhealthy_threshold << "\n"
-    << "    expected_status_min: " << hc.expected_status_min << "\n"
-    << "    expected_status_max: " << hc.expected_status_max << "\n";
+  y << "resilience:\n";
   write_overridable_resilience(y, r, "  ");
   y << "load_shedding:  # 0 = off\n"
     << "  max_inflight_requests: " << c.load_shedding.max_inflight_requests << "  # per worker\n"

@@ -218,17 +218,6 @@ class Checker {
     if (config_.upstream_pool.idle_timeout.count() <= 0)
       add("upstream_pool.idle_timeout", "must be greater than 0 (use max_idle_per_endpoint: 0 to disable the pool)");
     const auto& r = config_.resilience;
-    const auto& hc = r.health_check;
-    if (!hc.path.empty()) {
-      if (hc.path.front() != '/' || hc.path.find_first_of(" \r\n\t") != std::string::npos)
-        add("resilience.health_check.path", shown(hc.path) + " is not a path (expected e.g. /healthz)");
-      if (hc.interval.count() <= 0) add("resilience.health_check.interval", "must be greater than 0");
-      if (hc.timeout.count() <= 0) add("resilience.health_check.timeout", "must be greater than 0");
-      if (hc.healthy_threshold < 1) add("resilience.health_check.healthy_threshold", "must be at least 1");
-      if (hc.unhealthy_threshold < 1) add("resilience.health_check.unhealthy_threshold", "must be at least 1");
-      if (hc.expected_status_min < 100 || hc.expected_status_max > 599 || hc.expected_status_min > hc.expected_status_max)
-        add("resilience.health_check.expected_status_min", "expected 100 <= expected_status_min <= expected_status_max <= 599");
-    }
     overridable_resilience("resilience", r);
     if (!is_token(config_.routing.environment_header))
       add("routing.environment_header",
@@ -310,6 +299,19 @@ class Checker {
 
   // What a manifest may override too (health checks are top-level only).
   void overridable_resilience(const std::string& where, const ResilienceConfig& r) {
+    const auto& hc = r.health_check;
+    if (!hc.path.empty()) {
+      if (hc.path.front() != '/' || hc.path.find_first_of(" \r\n\t") != std::string::npos)
+        add(where + ".health_check.path", shown(hc.path) + " is not a path (expected e.g. /healthz)");
+      if (hc.interval.count() <= 0) add(where + ".health_check.interval", "must be greater than 0");
+      if (hc.timeout.count() <= 0) add(where + ".health_check.timeout", "must be greater than 0");
+      if (hc.healthy_threshold < 1) add(where + ".health_check.healthy_threshold", "must be at least 1");
+      if (hc.unhealthy_threshold < 1) add(where + ".health_check.unhealthy_threshold", "must be at least 1");
+      if (hc.expected_status_min < 100 || hc.expected_status_max > 599 ||
+          hc.expected_status_min > hc.expected_status_max)
+        add(where + ".health_check.expected_status_min",
+            "expected 100 <= expected_status_min <= expected_status_max <= 599");
+    }
     const auto& cb = r.circuit_breaker;
     if (cb.failure_rate_percent > 100)
       add(where + ".circuit_breaker.failure_rate_percent",

@@ -115,6 +115,7 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     }
     m.policy = mc.resilience ? std::make_shared<const pipeline::ResiliencePolicy>(policy_of(*mc.resilience))
                              : default_policy;
+    m.health_check = mc.resilience ? mc.resilience->health_check : config.resilience.health_check;
     m.priority = mc.priority == "high"  ? manifest::Manifest::Priority::high
                  : mc.priority == "low" ? manifest::Manifest::Priority::low
                                         : manifest::Manifest::Priority::normal;

@@ -207,7 +207,7 @@ int run_server(const config::Config& config, const RunOptions& options) {
                snapshot->manifests.manifests().size());
 
   // Active health checks run on the control thread; verdicts go to every worker.
-  if (!config.resilience.health_check.path.empty()) {
+  {
     checker = std::make_unique<upstream::HealthChecker>(
         control, *snapshot, [&workers](manifest::EndpointId id, bool healthy) {
           for (auto& worker : workers) {

@@ -25,19 +25,23 @@ struct HealthChecker::Probe {
   bool healthy = true;  // optimistic at start: passive checks cover the first interval
   bool done = false;
   std::uint32_t streak = 0;  // consecutive results against the current state
+  config::HealthCheckSettings settings;
 };
 
 HealthChecker::HealthChecker(asio::io_context& io, const Snapshot& snapshot, OnChange on_change)
-    : io_(io), settings_(snapshot.config.resilience.health_check), on_change_(std::move(on_change)) {
+    : io_(io), on_change_(std::move(on_change)) {
+  // An endpoint listed by several manifests is probed once, as the first of them says.
   std::unordered_set<manifest::EndpointId> seen;
   for (const auto& m : snapshot.manifests.manifests()) {
+    if (m.health_check.path.empty()) continue;
     for (const auto& e : m.endpoints) {
       if (!seen.insert(e.id).second) continue;
       auto p = std::make_unique<Probe>(io_);
       p->id = e.id;
       p->name = e.name;
       p->address = e.address;
-      p->request = "GET " + settings_.path + " HTTP/1.1\r\nHost: " + e.name +
+      p->settings = m.health_check;
+      p->request = "GET " + p->settings.path + " HTTP/1.1\r\nHost: " + e.name +
                    "\r\nUser-Agent: frontdoor-health-check\r\nConnection: close\r\n\r\n";
       probes_.push_back(std::move(p));
     }
@@ -73,7 +77,7 @@ void HealthChecker::run(Probe& p) {
   p.socket.close(ignored);
   p.received = 0;
   p.done = false;
-  p.deadline.expires_after(settings_.timeout);
+  p.deadline.expires_after(p.settings.timeout);
   p.deadline.async_wait([this, &p](const error_code& ec) {
     if (!ec && !p.done) finish(p, false);  // timed out
   });
@@ -92,7 +96,7 @@ void HealthChecker::run(Probe& p) {
                          if (head.substr(0, 7) != "HTTP/1." || head[8] != ' ') return finish(p, false);
                          unsigned status = 0;
                          for (int i = 9; i < 12; ++i) status = status * 10 + static_cast<unsigned>(head[i] - '0');
-                         finish(p, status >= settings_.expected_status_min && status <= settings_.expected_status_max);
+                         finish(p, status >= p.settings.expected_status_min && status <= p.settings.expected_status_max);
                        });
     });
   });
@@ -105,13 +109,13 @@ void HealthChecker::finish(Probe& p, bool ok) {
   p.socket.close(ignored);
   if (ok == p.healthy) {
     p.streak = 0;
-  } else if (++p.streak >= (ok ? settings_.healthy_threshold : settings_.unhealthy_threshold)) {
+  } else if (++p.streak >= (ok ? p.settings.healthy_threshold : p.settings.unhealthy_threshold)) {
     p.healthy = ok;
     p.streak = 0;
     spdlog::warn("health check: endpoint {} is {}", p.name, ok ? "healthy again" : "unhealthy");
     on_change_(p.id, ok);
   }
-  schedule(p, std::chrono::duration_cast<std::chrono::milliseconds>(settings_.interval));
+  schedule(p, std::chrono::duration_cast<std::chrono::milliseconds>(p.settings.interval));
 }
 
 }  // namespace frontdoor::upstream

@@ -30,3 +30,23 @@ def test_failing_health_check_takes_endpoint_out_and_back(frontdoor, upstreams):
         seen.add(request(fd.port, "GET", "/page").headers.get("X-Upstream"))
         time.sleep(0.05)
     assert "a" in seen
+
+
+def test_health_check_set_by_one_manifest_only(frontdoor, upstreams):
+    sick = lambda req: Action(status=503) if req.target.startswith("/health") else Action()  # noqa: E731
+    a, b = upstreams("a", sick), upstreams("b")
+    c, d = upstreams("c", sick), upstreams("d")
+    checked = manifest("shop", "cart", [a, b])
+    checked["resilience"] = {"health_check": {"path": "/health/cart", "interval": "100ms",
+                                              "unhealthy_threshold": 1}}
+    unchecked = manifest("shop", "search", [c, d])  # no health check (the top level has none)
+    fd = frontdoor(make_config([checked, unchecked]))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not [r for r in a.request_list() if r.target == "/health/cart"]:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    served = [request(fd.port, "GET", "/shop/cart/x").headers.get("X-Upstream") for _ in range(6)]
+    assert served == ["b"] * 6, served
+    assert not [r for r in c.request_list() if r.target.startswith("/health")]  # never probed
+    served = {request(fd.port, "GET", "/shop/search/x").headers.get("X-Upstream") for _ in range(6)}
+    assert served == {"c", "d"}

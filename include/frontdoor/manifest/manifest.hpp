@@ -51,6 +51,7 @@ struct Manifest {
   // Breaker, ejection and retry settings: the manifest's overrides, else the top level's. Never null
   // in a built snapshot.
   std::shared_ptr<const pipeline::ResiliencePolicy> policy;
+  config::HealthCheckSettings health_check;  // its own, else the top level's (path empty: none)
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
 };
 

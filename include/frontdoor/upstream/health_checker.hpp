@@ -23,6 +23,7 @@ class HealthChecker {
   HealthChecker(boost::asio::io_context& io, const Snapshot& snapshot, OnChange on_change);
   ~HealthChecker();
   void start();
+  bool empty() const noexcept { return probes_.empty(); }
   void stop();
 
  private:
@@ -32,7 +33,6 @@ class HealthChecker {
   void finish(Probe& p, bool ok);
 
   boost::asio::io_context& io_;
-  config::HealthCheckSettings settings_;
   OnChange on_change_;
   std::vector<std::unique_ptr<Probe>> probes_;
   bool stopped_ = false;

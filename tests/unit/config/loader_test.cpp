@@ -976,18 +976,19 @@ resilience:
   EXPECT_EQ(m.resilience->retries.on_statuses, (std::vector<std::uint32_t>{502}));  // replaced, not appended
   EXPECT_EQ(m.resilience->retries.max_attempts, 5u);  // the top level's, though written after the manifest
   EXPECT_EQ(m.resilience->circuit_breaker.consecutive_failures, 9u);
+  EXPECT_EQ(m.resilience->health_check.path, "/healthz");  // inherited too
   const auto bad = load(std::string(kMinimal) + R"(manifests:
   - project: p
     module: m
     endpoints: [a:1]
     resilience:
-      health_check: {path: /x}
+      health_check: {path: x}
       retries: {max_attempts: 0}
 )");
   const auto errors = errors_of(bad);
   ASSERT_EQ(errors.size(), 2u) << ::testing::PrintToString(errors);
-  EXPECT_NE(errors[0].find("unknown key \"health_check\" in manifests[0].resilience (expected one of: "
-                           "circuit_breaker, outlier_detection, retries)"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("manifests[0].resilience.health_check.path: \"x\" is not a path"), std::string::npos)
+      << errors[0];
   EXPECT_NE(errors[1].find("manifests[0].resilience.retries.max_attempts: 0 is out of range"), std::string::npos)
       << errors[1];
 }
