@@ -3,6 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -136,6 +137,8 @@ int run_server(const config::Config& config, const RunOptions& options) {
   }
 
   std::signal(SIGPIPE, SIG_IGN);
+  if (const auto& env = config.redis.password_env; !env.empty() && std::getenv(env.c_str()) == nullptr)
+    spdlog::warn("redis.password_env names {}, which is not set: connecting to Redis without AUTH", env);
   const unsigned worker_count =
       config.server.workers != 0 ? config.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::atomic<std::uint32_t> connections{0};
