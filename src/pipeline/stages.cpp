@@ -132,7 +132,8 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
       }
     } else {
       decision = acquire_local(limit, key, ctx);
-      if (limit.shaping && decision.allowed) ctx.shape_delay = std::max(ctx.shape_delay, decision.delay);
+      if (limit.shaping && decision.allowed && decision.delay.count() > 0)
+        ctx.shape_until = std::max(ctx.shape_until, ctx.now + decision.delay);
     }
     if (counts_ != nullptr && limit.counter < counts_->size())
       ++((*counts_)[limit.counter].*(decision.allowed ? &RateLimitCounts::allowed : &RateLimitCounts::refused));

@@ -255,13 +255,14 @@ void Session::run_pipeline() {
     }
     return;
   }
-  if (ctx_.shape_delay.count() > 0) {
+  const auto now = worker_.now();
+  if (ctx_.shape_until > now) {
     // A leaky-bucket limit admitted this request for later: it leaves when its turn comes.
-    const auto delay = ctx_.shape_delay;
-    ctx_.shape_delay = {};
+    const auto delay = ctx_.shape_until - now;
+    ctx_.shape_until = {};
     phase_ = Phase::limiting;
-    set_deadline(std::chrono::duration_cast<pipeline::Clock::duration>(delay) + std::chrono::seconds(1));
-    start_timer(std::chrono::duration_cast<pipeline::Clock::duration>(delay), &Session::start_upstream);
+    set_deadline(delay + std::chrono::seconds(1));
+    start_timer(delay, &Session::start_upstream);
     return;
   }
   start_upstream();

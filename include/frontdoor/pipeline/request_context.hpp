@@ -55,7 +55,9 @@ struct RequestContext {
   std::int16_t limit_tightest = -1;  // the limit closest to refusing so far, and its decision
   resilience::LimitDecision limit_decision;
   ratelimit::LeaseWaiter lease_waiter;  // the session sets wake/owner once
-  resilience::Duration shape_delay{};   // leaky-bucket limits: hold the request this long before proxying
+  // Leaky-bucket limits: hold the request until then before proxying (a time, not a delay, so that a
+  // wait for Redis in between counts towards it).
+  Clock::time_point shape_until{};
   // For the legacy X-RateLimit-* trio: the limit closest to refusing over both rate limit stages.
   std::uint32_t legacy_limit = 0;  // its quota; 0 = no limit applied
   std::uint64_t legacy_remaining = 0;
@@ -88,7 +90,7 @@ struct RequestContext {
     limit_next = 0;
     limit_tightest = -1;
     legacy_limit = 0;
-    shape_delay = {};
+    shape_until = {};
     lease_waiter.unlink();
     project = module = environment = {};
     attempt = 0;
