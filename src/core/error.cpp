@@ -38,8 +38,8 @@ constexpr std::array<ErrorInfo, static_cast<std::size_t>(Error::internal) + 1> k
     {503, "Service Unavailable", "no healthy upstream: every endpoint's circuit is open", "no_healthy_upstream",
      FailureKind::none},
     {503, "Service Unavailable", "overloaded", "overloaded", FailureKind::none},
-    {503, "Service Unavailable", "rate limit store unavailable", "rate_limit_unavailable", FailureKind::none},
-    {503, "Service Unavailable", "upstream connection limit reached", "upstream_overflow", FailureKind::none},
+    {503, "Service Unavailable", "rate limit store unavailable", "rate_limit_unavailable", FailureKind::not_sent},
+    {503, "Service Unavailable", "upstream connection limit reached", "upstream_overflow", FailureKind::not_sent},
     {500, "Internal Server Error", "internal error", "internal", FailureKind::none},
 }};
 

@@ -146,6 +146,18 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
       break;
     }
   }
+  if (!refused && ctx.shape_until > ctx.now) {
+    const auto total = ctx.snapshot->config.timeouts.request_total;
+    if (total.count() > 0 && ctx.shape_until > ctx.started + total) {
+      // Its turn would come after the request's time is up: refuse it now rather than hold it.
+      refused = true;
+      ctx.limit_decision.allowed = false;
+      ctx.limit_decision.retry_after = ctx.shape_until - ctx.now;
+    } else {
+      ctx.limit_next = static_cast<std::uint8_t>(limits.size());  // every limit is done: resume past them
+      return Verdict::Suspend;  // the session holds the request until shape_until, then resumes here
+    }
+  }
   const auto tightest_index = ctx.limit_tightest;
   const auto tightest_decision = ctx.limit_decision;
   ctx.limit_next = 0;  // the next rate limit stage starts afresh

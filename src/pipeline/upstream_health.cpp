@@ -94,13 +94,13 @@ void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Erro
     // Workers report, all act: every worker's breaker for this endpoint opens with it.
     if (b.counters().opened != opened && breaker_opened_) breaker_opened_(m.endpoints[index].id);
   }
-  else if (kind == FailureKind::client) b.on_cancelled();
+  else if (kind == FailureKind::client || kind == FailureKind::not_sent) b.on_cancelled();
   else b.on_success(now);
   // Outliers are endpoints that answer badly: timeouts, broken responses and their own 5xx. Refused
   // connections are the breaker's business (an ejection would keep a restarted endpoint out far longer).
   const bool bad_answer = kind == FailureKind::upstream_timeout || kind == FailureKind::upstream_protocol ||
                           (outcome == Error::ok && status >= 500);
-  if (kind != FailureKind::client) {
+  if (kind != FailureKind::client && kind != FailureKind::not_sent) {
     auto& outliers = state(m).outliers;
     const auto ejections = outliers.counters().ejections;
     outliers.on_result(index, bad_answer, now);

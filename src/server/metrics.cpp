@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
-#include <future>
+#include <condition_variable>
 #include <mutex>
 
 #include "frontdoor/pipeline/cluster_load.hpp"
@@ -86,31 +86,32 @@ std::string Metrics::to_json() const {
 
 Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const resilience::LocalLimitTables& tables,
                         const pipeline::ClusterLoad& clusters, std::chrono::milliseconds timeout) {
-  // Workers add to one shared Metrics one at a time; one that answers after its timeout finds the
-  // collection abandoned and adds nothing (the mutex is only ever taken here, never per request).
+  // Every worker is asked at once and adds its share to one Metrics under a mutex (taken only here,
+  // never per request). At the deadline the collection is closed: a worker answering later adds
+  // nothing, and the ones that did not answer are counted as missing.
   struct Collection {
     std::mutex mutex;
+    std::condition_variable answered;
     Metrics metrics;
-    bool abandoned = false;
+    unsigned answers = 0;
+    bool closed = false;
   };
   auto collection = std::make_shared<Collection>();
-  unsigned missing = 0;
   for (const auto& worker : workers) {
-    auto done = std::make_shared<std::promise<void>>();
-    auto answered = done->get_future();
     Worker* w = worker.get();
-    boost::asio::post(w->io(), [w, collection, done] {
-      {
-        std::lock_guard lock(collection->mutex);
-        if (!collection->abandoned) w->add_metrics(collection->metrics);
-      }
-      done->set_value();
+    boost::asio::post(w->io(), [w, collection] {
+      std::lock_guard lock(collection->mutex);
+      if (collection->closed) return;
+      w->add_metrics(collection->metrics);
+      ++collection->answers;
+      collection->answered.notify_all();
     });
-    if (answered.wait_for(timeout) != std::future_status::ready) ++missing;
   }
-  std::lock_guard lock(collection->mutex);
-  collection->abandoned = true;
+  std::unique_lock lock(collection->mutex);
+  collection->answered.wait_for(lock, timeout, [&] { return collection->answers == workers.size(); });
+  collection->closed = true;
   Metrics m = std::move(collection->metrics);
+  const unsigned missing = static_cast<unsigned>(workers.size()) - collection->answers;
   m.workers_missing = missing;
   for (std::size_t i = 0; i < m.manifests.size() && i < clusters.size(); ++i) {
     m.manifests[i].requests_in_flight = clusters.requests(i);

@@ -124,6 +124,7 @@ bool configure_logging(const std::string& level) {
 }
 
 int run_server(const config::Config& config, const RunOptions& options) {
+  std::signal(SIGUSR1, SIG_IGN);  // until the metrics handler is installed: its default would kill us
   if (!configure_logging(config.logging.level)) {
     spdlog::error("unknown logging.level \"{}\"", config.logging.level);
     return 1;

@@ -231,12 +231,26 @@ void Session::resume_pipeline(ratelimit::LeaseWaiter& waiter) {
   self.run_pipeline();
 }
 
+void Session::resume_after_hold() {
+  ctx_.now = worker_.now();
+  run_pipeline();
+}
+
 void Session::run_pipeline() {
   const auto verdict = worker_.pipeline().on_request(ctx_);
   if (verdict == pipeline::Verdict::Suspend) {
+    phase_ = Phase::limiting;
+    const auto now = worker_.now();
+    if (ctx_.shape_until > now) {
+      // A leaky-bucket limit admitted this request for later: the pipeline goes on (breaker, pick)
+      // when its turn comes.
+      const auto delay = ctx_.shape_until - now;
+      set_deadline(delay + std::chrono::seconds(1));
+      start_timer(delay, &Session::resume_after_hold);
+      return;
+    }
     // Woken by the limiter when its Redis fetch answers (or fails: it then decides without Redis).
     // The deadline is only a backstop: the Redis command timeout ends the wait much sooner.
-    phase_ = Phase::limiting;
     set_deadline(std::chrono::seconds(2));
     return;
   }
@@ -253,16 +267,6 @@ void Session::run_pipeline() {
     } else {
       reply(ctx_.reply, {}, !request_body_done_);
     }
-    return;
-  }
-  const auto now = worker_.now();
-  if (ctx_.shape_until > now) {
-    // A leaky-bucket limit admitted this request for later: it leaves when its turn comes.
-    const auto delay = ctx_.shape_until - now;
-    ctx_.shape_until = {};
-    phase_ = Phase::limiting;
-    set_deadline(delay + std::chrono::seconds(1));
-    start_timer(delay, &Session::start_upstream);
     return;
   }
   start_upstream();
@@ -339,7 +343,7 @@ bool Session::take_connection_slot() {
   // Every slot taken: idle pooled connections hold slots too, so close one of them first.
   const auto take = [&] {
     return clusters->try_add_connection(m.index, m.max_connections) ||
-           (worker_.free_idle_connection_slot(m) && clusters->try_add_connection(m.index, m.max_connections));
+           (worker_.close_idle_counted(m.index) && clusters->try_add_connection(m.index, m.max_connections));
   };
   if (clusters == nullptr || take()) {
     connection_slot_ = clusters != nullptr;
@@ -357,6 +361,7 @@ bool Session::take_connection_slot() {
   }
   phase_ = Phase::queued;
   connection_waiter_.enqueue(worker_.connection_queue(m.index));
+  worker_.ask_peer_to_free_slot(m.index);  // the slots may be idle on another worker
   return false;
 }
 
@@ -906,6 +911,12 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
       return reply(Error::rate_limit_unavailable, {}, !request_body_done_);
     case Phase::queued:
       leave_connection_queue();
+      if (total) {
+        // Never sent: nothing to hold against the endpoint (its probe slot, if any, is freed).
+        worker_.health().breaker(ctx_.endpoint->id).on_cancelled();
+        ctx_.attempt_reported = true;
+        return reply(Error::request_timeout, {}, !request_body_done_);
+      }
       ctx_.retry_after_seconds = 1;
       return reply(Error::upstream_overflow, {}, !request_body_done_);
     case Phase::connecting:

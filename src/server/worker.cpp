@@ -239,11 +239,11 @@ bool Worker::close_idle_counted(std::uint32_t index) {
   return false;
 }
 
-bool Worker::free_idle_connection_slot(const manifest::Manifest& m) {
-  if (close_idle_counted(m.index)) return true;
-  for (Worker* peer : peers_)
-    if (peer != this) asio::post(peer->io_, [peer, index = m.index] { peer->close_idle_counted(index); });
-  return false;
+void Worker::ask_peer_to_free_slot(std::uint32_t index) {
+  if (peers_.size() < 2) return;
+  Worker* peer = peers_[next_peer_++ % peers_.size()];
+  if (peer == this) peer = peers_[next_peer_++ % peers_.size()];
+  asio::post(peer->io_, [peer, index] { peer->close_idle_counted(index); });
 }
 
 Waiter& Worker::connection_queue(std::uint32_t manifest) {

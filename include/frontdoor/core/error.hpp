@@ -39,7 +39,9 @@ enum class Error : std::uint8_t {
 };
 
 // Whether a failure says something about the upstream's health (the breaker counts these).
-enum class FailureKind : std::uint8_t { none, client, upstream_connect, upstream_timeout, upstream_protocol };
+// not_sent: the request never reached the endpoint it was picked for (no connection slot, a hold that
+// could not finish) — says nothing of that endpoint, like a client hanging up.
+enum class FailureKind : std::uint8_t { none, client, not_sent, upstream_connect, upstream_timeout, upstream_protocol };
 
 struct ErrorInfo {
   unsigned status;            // HTTP status of the local reply; 0 = no reply

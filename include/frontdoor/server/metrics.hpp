@@ -66,7 +66,7 @@ struct Metrics {
   std::string to_json() const;
 };
 
-// From any thread but a worker's: asks every worker for its share and waits up to `timeout` each.
+// From any thread but a worker's: asks every worker for its share and waits up to `timeout` in all.
 Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers,
                         const resilience::LocalLimitTables& tables, const pipeline::ClusterLoad& clusters,
                         std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));

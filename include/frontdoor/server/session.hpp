@@ -85,6 +85,7 @@ class Session {
   void leave_connection_queue() noexcept;
   static void resume_connect(Waiter& waiter);
   static void resume_pipeline(ratelimit::LeaseWaiter& waiter);
+  void resume_after_hold();
   void connect_upstream();
   void send_request_head();
   void continue_upload();

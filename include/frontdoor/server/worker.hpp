@@ -85,10 +85,11 @@ class Worker {
   Waiter& connection_queue(std::uint32_t manifest);
   // Wakes the first of them (from the event loop, not inside the caller).
   void wake_connection_queue(std::uint32_t manifest);
-  // Frees a max_connections slot of `manifest` held by an idle pooled connection: one of this worker's
-  // if it has one (true), else asks the other workers to close one of theirs (false; the waiting
-  // request finds the slot on a later try).
-  bool free_idle_connection_slot(const manifest::Manifest& manifest);
+  // Frees a max_connections slot of the manifest (by Manifest::index) held by one of this worker's
+  // idle pooled connections: false if it has none.
+  bool close_idle_counted(std::uint32_t manifest_index);
+  // Asks one other worker (in turn) to do the same; a waiting request finds the slot on a later try.
+  void ask_peer_to_free_slot(std::uint32_t manifest_index);
 
  private:
   struct Listener {
@@ -99,7 +100,6 @@ class Worker {
     boost::asio::steady_timer retry;
   };
 
-  bool close_idle_counted(std::uint32_t manifest_index);
   void accept(Listener& listener);
   void on_accept(Listener& listener, const boost::system::error_code& ec);
   void tick();
@@ -123,6 +123,7 @@ class Worker {
   std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
   std::vector<std::unique_ptr<Waiter>> connection_queues_;  // sentinels; pointers stay put
   std::vector<Worker*> peers_;
+  std::size_t next_peer_ = 0;
   std::unique_ptr<char[]> scratch_;
   std::size_t scratch_size_ = 0;
   std::vector<std::unique_ptr<char[]>> free_client_buffers_;

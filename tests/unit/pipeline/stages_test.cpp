@@ -181,6 +181,20 @@ TEST(BreakerStage, FiveHundredsCountOnlyWhenConfigured) {
   EXPECT_EQ(only_5xx.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
 }
 
+TEST(BreakerStage, ARequestNeverSentSaysNothingOfTheEndpoint) {
+  Harness h(single_endpoint("  circuit_breaker: {consecutive_failures: 2, open_duration: 1s}\n"));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+    h.complete(Error::upstream_connect_failed, 502);
+  }
+  h.now += 1s;  // half-open: one probe
+  ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);
+  h.complete(Error::upstream_overflow, 503);  // queued for a connection, never sent: not a success
+  ASSERT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Continue);  // the probe slot is back
+  h.complete(Error::upstream_connect_failed, 502);  // the real probe fails: open again
+  EXPECT_EQ(h.request("/shop/cart", "X-Environment: staging\r\n"), Verdict::Reply);
+}
+
 TEST(BreakerStage, FailureRateOverAWindowWithAMinimum) {
   Harness h(single_endpoint(
       "  circuit_breaker: {consecutive_failures: 0, failure_rate_percent: 50, window: 10s, min_requests: 10}\n"));
