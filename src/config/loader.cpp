@@ -204,7 +204,7 @@ class Parser {
   void listener(const Field& f, ListenerConfig& l);
   void manifest(const Field& f, ManifestConfig& m);
   void rate_limit(const Field& f, RateLimitConfig& limit);
-  void resilience(const Field& f, ResilienceConfig& r, bool per_manifest);
+  void resilience(const Field& f, ResilienceConfig& r);
 
   // A manifest's resilience block overrides the top-level one, which may come later in the file:
   // read once the whole document is.
@@ -279,7 +279,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
            each(f, {"environment_header"},
                 [&](const std::string&, const Field& v) { string(v, c.routing.environment_header); });
          } else if (key == "resilience") {
-           resilience(f, c.resilience, false);
+           resilience(f, c.resilience);
          } else if (key == "load_shedding") {
            each(f, {"max_inflight_requests", "max_event_loop_lag", "max_memory"},
                 [&](const std::string& k, const Field& v) {
@@ -327,7 +327,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   for (const auto& d : deferred_) {
     auto& m = c.manifests[d.manifest];
     m.resilience = c.resilience;  // what the manifest does not name stays as the top level says
-    resilience(Field{d.node, d.path, d.pos}, *m.resilience, true);
+    resilience(Field{d.node, d.path, d.pos}, *m.resilience);
   }
 }
 
@@ -356,7 +356,7 @@ void Parser::listener(const Field& f, ListenerConfig& l) {
   });
 }
 
-void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) {
+void Parser::resilience(const Field& f, ResilienceConfig& r) {
   // A manifest overrides what it names; health checks probe endpoints, which manifests may share.
   const auto on_key = [&](const std::string& k, const Field& v) {
     if (k == "health_check") {
@@ -423,7 +423,6 @@ void Parser::resilience(const Field& f, ResilienceConfig& r, bool per_manifest) 
            });
     }
   };
-  (void)per_manifest;  // a manifest may override every part
   each(f, {"circuit_breaker", "outlier_detection", "retries", "health_check"}, on_key);
 }
 

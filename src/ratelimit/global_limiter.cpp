@@ -72,17 +72,12 @@ struct GlobalRateLimiter::Lease {
   TimePoint fallback_until{};       // the last fetch failed: fallback policy until then
   TimePoint full_at{};              // the key is back to a full burst in Redis
   bool fetching = false;
-  LeaseWaiter waiters;              // sentinel
+  Waiter waiters;              // sentinel
 
   bool reclaimable(TimePoint now) const noexcept {
     return !fetching && !waiters.waiting() && expires <= now && denied_until <= now && fallback_until <= now;
   }
 };
-
-const std::string& GlobalRateLimiter::script() {
-  static const std::string text = kScript;
-  return text;
-}
 
 GlobalRateLimiter::GlobalRateLimiter(boost::asio::io_context& io, io::RedisOptions redis, std::string key_prefix,
                                      std::size_t lease_slots)
@@ -122,7 +117,7 @@ GlobalRateLimiter::Lease* GlobalRateLimiter::find(std::uint64_t key, TimePoint n
 }
 
 GlobalDecision GlobalRateLimiter::acquire(std::uint64_t key, const GlobalLimitParams& limit, std::uint32_t cost,
-                                          TimePoint now, LeaseWaiter& waiter) {
+                                          TimePoint now, Waiter& waiter) {
   GlobalDecision result;
   if (!redis_.connected()) {
     ++counters_.unavailable;
@@ -242,7 +237,7 @@ void GlobalRateLimiter::wake(Lease& lease) {
     wake_posted_ = false;
     // Each waiter asks again (and may queue again, on a new fetch): take them one at a time.
     while (ready_.waiting()) {
-      LeaseWaiter& waiter = *ready_.next;
+      Waiter& waiter = *ready_.next;
       waiter.unlink();
       waiter.wake(waiter);
     }

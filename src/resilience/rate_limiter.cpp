@@ -165,27 +165,20 @@ SlidingWindow::State sw_unpack(std::uint64_t word, std::int64_t now_index, bool&
 }
 }  // namespace
 
-SlidingWindowTable::SlidingWindowTable(std::size_t slots, std::uint32_t max_probe)
-    : max_probe_(std::max<std::uint32_t>(1, max_probe)) {
-  std::size_t n = 1;
-  while (n < std::max<std::size_t>(slots, max_probe_)) n <<= 1;
-  slots_.reset(new std::atomic<std::uint64_t>[n]);
-  for (std::size_t i = 0; i < n; ++i) slots_[i].store(0, std::memory_order_relaxed);
-  mask_ = n - 1;
-}
+SlidingWindowTable::SlidingWindowTable(std::size_t slots, std::uint32_t max_probe) : slots_(slots, max_probe) {}
 
 LimitDecision SlidingWindowTable::acquire(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
                                           std::uint32_t cost) noexcept {
   const std::uint64_t h = mix64(key);
   const std::uint64_t tag = std::max<std::uint64_t>(h >> (64 - kSwTagBits), 1);
-  const std::size_t home = static_cast<std::size_t>(h) & mask_;
+  const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
   const std::int64_t now_index = floor_div(now.time_since_epoch().count(), config.window.count());
   for (int attempt = 0; attempt < kSwMaxAttempts; ++attempt) {
     std::size_t found = SIZE_MAX, free_slot = SIZE_MAX, victim = SIZE_MAX;
     std::uint64_t found_word = 0, free_word = 0, victim_word = 0;
-    for (std::uint32_t i = 0; i < max_probe_; ++i) {
-      const std::size_t slot = (home + i) & mask_;
-      const std::uint64_t word = slots_[slot].load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < slots_.max_probe; ++i) {
+      const std::size_t slot = (home + i) & slots_.mask;
+      const std::uint64_t word = slots_.words[slot].load(std::memory_order_acquire);
       bool live = false;
       const auto s = sw_unpack(word, now_index, live);
       if (live && sw_tag(word) == tag) {
@@ -216,20 +209,16 @@ LimitDecision SlidingWindowTable::acquire(std::uint64_t key, const SlidingWindow
     }
     const auto d = SlidingWindow::decide(config, state, now, cost);
     if (!d.allowed) return d;  // nothing to record
-    if (slots_[target].compare_exchange_strong(expected, sw_pack(tag, state), std::memory_order_acq_rel,
+    if (slots_.words[target].compare_exchange_strong(expected, sw_pack(tag, state), std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {
-      if (found == SIZE_MAX && free_slot == SIZE_MAX) evictions_.fetch_add(1, std::memory_order_relaxed);
+      if (found == SIZE_MAX && free_slot == SIZE_MAX) slots_.evictions.fetch_add(1, std::memory_order_relaxed);
       return d;
     }
   }
-  contention_.fetch_add(1, std::memory_order_relaxed);
+  slots_.contention.fetch_add(1, std::memory_order_relaxed);
   LimitDecision d;
   d.allowed = true;
   return d;
-}
-
-LimiterTableCounters SlidingWindowTable::counters() const noexcept {
-  return {evictions_.load(std::memory_order_relaxed), contention_.load(std::memory_order_relaxed)};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,20 +308,26 @@ struct LimiterTable::Scan {
   std::uint64_t found_word = 0, free_word = 0, victim_word = 0;
 };
 
-LimiterTable::LimiterTable(std::size_t slots, std::uint32_t max_probe)
-    : slots_(std::make_unique<std::atomic<std::uint64_t>[]>(std::bit_ceil(std::max<std::size_t>(slots, 2)))),
-      mask_(std::bit_ceil(std::max<std::size_t>(slots, 2)) - 1),
-      max_probe_(static_cast<std::uint32_t>(std::clamp<std::size_t>(max_probe, 1, mask_ + 1))) {
+ProbedSlots::ProbedSlots(std::size_t slots, std::uint32_t probe_window)
+    : words(std::make_unique<std::atomic<std::uint64_t>[]>(std::bit_ceil(std::max<std::size_t>(slots, 2)))),
+      mask(std::bit_ceil(std::max<std::size_t>(slots, 2)) - 1),
+      max_probe(static_cast<std::uint32_t>(std::clamp<std::size_t>(probe_window, 1, mask + 1))) {
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-  for (std::size_t i = 0; i <= mask_; ++i) slots_[i].store(0, std::memory_order_relaxed);
+  for (std::size_t i = 0; i <= mask; ++i) words[i].store(0, std::memory_order_relaxed);
 }
+
+LimiterTableCounters ProbedSlots::counters() const noexcept {
+  return {evictions.load(std::memory_order_relaxed), contention.load(std::memory_order_relaxed)};
+}
+
+LimiterTable::LimiterTable(std::size_t slots, std::uint32_t max_probe) : slots_(slots, max_probe) {}
 
 LimiterTable::Scan LimiterTable::scan(std::uint64_t tag, std::size_t home, std::uint64_t now_units) const noexcept {
   Scan s;
   std::int64_t victim_ahead = std::numeric_limits<std::int64_t>::max();
-  for (std::uint32_t k = 0; k < max_probe_; ++k) {
-    const std::size_t i = (home + k) & mask_;
-    const std::uint64_t w = slots_[i].load(std::memory_order_acquire);
+  for (std::uint32_t k = 0; k < slots_.max_probe; ++k) {
+    const std::size_t i = (home + k) & slots_.mask;
+    const std::uint64_t w = slots_.words[i].load(std::memory_order_acquire);
     if (w != 0 && tag_of(w) == tag) {
       s.found = i;
       s.found_word = w;
@@ -356,7 +351,7 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
                                     std::uint32_t cost) noexcept {
   const std::uint64_t h = mix64(key);
   const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
-  const std::size_t home = static_cast<std::size_t>(h) & mask_;
+  const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
   const std::uint64_t now_units = to_units(now);
   const std::int64_t inc = cost > static_cast<std::uint64_t>(GcraPolicy::kMaxTolerance / policy.interval)
                                ? GcraPolicy::kMaxTolerance + 1
@@ -378,7 +373,7 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
         d.reset_after = from_units(backlog);
         return d;
       }
-      if (slots_[s.found].compare_exchange_strong(s.found_word, pack(tag, now_units + static_cast<std::uint64_t>(backlog + inc)),
+      if (slots_.words[s.found].compare_exchange_strong(s.found_word, pack(tag, now_units + static_cast<std::uint64_t>(backlog + inc)),
                                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
         d.allowed = true;
         d.delay = from_units(backlog);
@@ -391,9 +386,9 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
     const bool evict = s.free == kNone;
     const std::size_t target = evict ? s.victim : s.free;
     std::uint64_t expected = evict ? s.victim_word : s.free_word;
-    if (slots_[target].compare_exchange_strong(expected, pack(tag, now_units + static_cast<std::uint64_t>(inc)),
+    if (slots_.words[target].compare_exchange_strong(expected, pack(tag, now_units + static_cast<std::uint64_t>(inc)),
                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
-      if (evict) evictions_.fetch_add(1, std::memory_order_relaxed);
+      if (evict) slots_.evictions.fetch_add(1, std::memory_order_relaxed);
       d.allowed = true;
       d.remaining = fits(policy.tolerance - inc, policy.interval);
       d.reset_after = from_units(inc);
@@ -401,7 +396,7 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
     }
   }
   // Pathological contention on one probe window: fail open rather than spin (counted).
-  contention_.fetch_add(1, std::memory_order_relaxed);
+  slots_.contention.fetch_add(1, std::memory_order_relaxed);
   d.allowed = true;
   return d;
 }
@@ -410,7 +405,7 @@ LimitDecision LimiterTable::peek(std::uint64_t key, const GcraPolicy& policy, Ti
   const std::uint64_t h = mix64(key);
   const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
   const std::uint64_t now_units = to_units(now);
-  const Scan s = scan(tag, static_cast<std::size_t>(h) & mask_, now_units);
+  const Scan s = scan(tag, static_cast<std::size_t>(h) & slots_.mask, now_units);
   const std::int64_t backlog = s.found == kNone ? 0 : std::max<std::int64_t>(ahead(s.found_word, now_units), 0);
   LimitDecision d;
   d.allowed = backlog + policy.interval <= policy.tolerance;
@@ -423,12 +418,8 @@ LimitDecision LimiterTable::peek(std::uint64_t key, const GcraPolicy& policy, Ti
 std::size_t LimiterTable::live_slots(TimePoint now) const noexcept {
   const std::uint64_t now_units = to_units(now);
   std::size_t n = 0;
-  for (std::size_t i = 0; i <= mask_; ++i) n += live(slots_[i].load(std::memory_order_relaxed), now_units) ? 1 : 0;
+  for (std::size_t i = 0; i <= slots_.mask; ++i) n += live(slots_.words[i].load(std::memory_order_relaxed), now_units) ? 1 : 0;
   return n;
-}
-
-LimiterTableCounters LimiterTable::counters() const noexcept {
-  return {evictions_.load(std::memory_order_relaxed), contention_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace frontdoor::resilience

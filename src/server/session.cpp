@@ -224,11 +224,9 @@ void Session::begin_request() {
   run_pipeline();
 }
 
-void Session::resume_pipeline(ratelimit::LeaseWaiter& waiter) {
+void Session::resume_pipeline(Waiter& waiter) {
   auto& self = *static_cast<Session*>(waiter.owner);
-  if (self.phase_ != Phase::limiting) return;
-  self.ctx_.now = self.worker_.now();
-  self.run_pipeline();
+  if (self.phase_ == Phase::limiting) self.resume_after_hold();
 }
 
 void Session::resume_after_hold() {

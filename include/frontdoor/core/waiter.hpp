@@ -42,7 +42,3 @@ struct Waiter {
 };
 
 }  // namespace frontdoor
-
-namespace frontdoor::ratelimit {
-using LeaseWaiter = Waiter;
-}  // namespace frontdoor::ratelimit

@@ -54,7 +54,7 @@ struct RequestContext {
   std::uint8_t limit_next = 0;      // first limit not applied yet
   std::int16_t limit_tightest = -1;  // the limit closest to refusing so far, and its decision
   resilience::LimitDecision limit_decision;
-  ratelimit::LeaseWaiter lease_waiter;  // the session sets wake/owner once
+  Waiter lease_waiter;  // the session sets wake/owner once
   // Leaky-bucket limits: hold the request until then before proxying (a time, not a delay, so that a
   // wait for Redis in between counts towards it).
   Clock::time_point shape_until{};

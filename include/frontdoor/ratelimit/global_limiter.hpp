@@ -6,7 +6,7 @@
 // reads Redis' own clock (replica clocks never disagree) and grants *up to* the number of tokens
 // asked for. A worker leases tokens in batches (`batch`, about rate x lease_interval) and spends
 // them locally; when a lease runs below half, it asks for the next batch ahead of need, so a busy
-// key rarely waits. A request that finds no token parks (LeaseWaiter) until the fetch answers.
+// key rarely waits. A request that finds no token parks (Waiter) until the fetch answers.
 // When Redis grants nothing, the key is refused locally until the Retry-After Redis gave, again
 // without a round trip.
 //
@@ -92,14 +92,11 @@ class GlobalRateLimiter {
 
   // `key` already mixes the limit's identity and the client's (hash_combine(limit id, client)).
   GlobalDecision acquire(std::uint64_t key, const GlobalLimitParams& limit, std::uint32_t cost, TimePoint now,
-                         LeaseWaiter& waiter);
+                         Waiter& waiter);
 
   const GlobalLimiterCounters& counters() const noexcept { return counters_; }
   const io::RedisCounters& redis_counters() const noexcept { return redis_.counters(); }
   bool redis_connected() const noexcept { return redis_.connected(); }
-
-  // The Lua script (GCRA, partial grants) and its SHA-1, for tests and operators.
-  static const std::string& script();
 
  private:
   struct Lease;
@@ -115,7 +112,7 @@ class GlobalRateLimiter {
   std::string script_sha_;
   std::unique_ptr<Lease[]> leases_;
   std::size_t mask_;
-  LeaseWaiter ready_;  // woken waiters, resumed from the event loop (never inside a hiredis callback)
+  Waiter ready_;  // woken waiters, resumed from the event loop (never inside a hiredis callback)
   bool wake_posted_ = false;
   TimePoint last_error_log_{};
   GlobalLimiterCounters counters_;

@@ -87,6 +87,21 @@ struct LimiterTableCounters {
   std::uint64_t contention = 0;  // gave up after too many CAS retries (the request was allowed)
 };
 
+// The storage both shared tables are built on: a power-of-two array of atomic words (allocated once,
+// zeroed), probed linearly over `max_probe` slots from a key's home, and the counters of what the
+// probing had to give up. Any thread.
+struct ProbedSlots {
+  ProbedSlots(std::size_t slots, std::uint32_t max_probe);
+  std::size_t capacity() const noexcept { return mask + 1; }
+  LimiterTableCounters counters() const noexcept;
+
+  std::unique_ptr<std::atomic<std::uint64_t>[]> words;
+  std::size_t mask;
+  std::uint32_t max_probe;
+  std::atomic<std::uint64_t> evictions{0};
+  std::atomic<std::uint64_t> contention{0};
+};
+
 // ---------------------------------------------------------------------------------------------
 // SlidingWindowTable: SlidingWindow for any number of keys in constant memory, shared by all workers,
 // built like LimiterTable (open addressing over `max_probe` slots, compare-and-swap, no lock).
@@ -103,15 +118,11 @@ class SlidingWindowTable {
   explicit SlidingWindowTable(std::size_t slots, std::uint32_t max_probe = 16);
   LimitDecision acquire(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
                         std::uint32_t cost = 1) noexcept;
-  std::size_t capacity() const noexcept { return mask_ + 1; }
-  LimiterTableCounters counters() const noexcept;
+  std::size_t capacity() const noexcept { return slots_.capacity(); }
+  LimiterTableCounters counters() const noexcept { return slots_.counters(); }
 
  private:
-  std::unique_ptr<std::atomic<std::uint64_t>[]> slots_;
-  std::size_t mask_;
-  std::uint32_t max_probe_;
-  std::atomic<std::uint64_t> evictions_{0};
-  std::atomic<std::uint64_t> contention_{0};
+  ProbedSlots slots_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -174,19 +185,15 @@ class LimiterTable {
   // The key's state without changing it (remaining, reset_after; allowed = a cost-1 request would pass).
   LimitDecision peek(std::uint64_t key, const GcraPolicy& policy, TimePoint now) const noexcept;
 
-  std::size_t capacity() const noexcept { return mask_ + 1; }
+  std::size_t capacity() const noexcept { return slots_.capacity(); }
   std::size_t live_slots(TimePoint now) const noexcept;  // O(capacity): tests and metrics scrapes
-  LimiterTableCounters counters() const noexcept;
+  LimiterTableCounters counters() const noexcept { return slots_.counters(); }
 
  private:
   struct Scan;
   Scan scan(std::uint64_t tag, std::size_t home, std::uint64_t now_units) const noexcept;
 
-  std::unique_ptr<std::atomic<std::uint64_t>[]> slots_;
-  std::size_t mask_;
-  std::uint32_t max_probe_;
-  std::atomic<std::uint64_t> evictions_{0};
-  std::atomic<std::uint64_t> contention_{0};
+  ProbedSlots slots_;
 };
 
 // The process-wide tables local limits live in, one per algorithm (shared by every worker).

@@ -84,7 +84,7 @@ class Session {
   bool take_connection_slot();
   void leave_connection_queue() noexcept;
   static void resume_connect(Waiter& waiter);
-  static void resume_pipeline(ratelimit::LeaseWaiter& waiter);
+  static void resume_pipeline(Waiter& waiter);
   void resume_after_hold();
   void connect_upstream();
   void send_request_head();

@@ -15,11 +15,11 @@ namespace {
 using namespace std::chrono_literals;
 
 struct Waiting {
-  LeaseWaiter waiter;
+  Waiter waiter;
   int woken = 0;
   Waiting() {
     waiter.owner = this;
-    waiter.wake = [](LeaseWaiter& w) { ++static_cast<Waiting*>(w.owner)->woken; };
+    waiter.wake = [](Waiter& w) { ++static_cast<Waiting*>(w.owner)->woken; };
   }
 };
 
