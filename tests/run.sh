@@ -11,6 +11,7 @@ sanitize=1
 [ "${1:-}" = "--fast" ] && sanitize=0
 
 deploy/dev/install-deps.sh test
+python3 tests/layering.py
 jobs=$(nproc)
 
 run_suite() {  # build-dir, extra cmake args...

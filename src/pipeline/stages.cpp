@@ -43,18 +43,18 @@ void append_legacy_headers(RequestContext& ctx) noexcept {
 
 namespace {
 
-std::uint64_t key_of(const CompiledRateLimit& limit, const RequestContext& ctx) noexcept {
+std::uint64_t key_of(const ratelimit::CompiledRateLimit& limit, const RequestContext& ctx) noexcept {
   switch (limit.key) {
-    case CompiledRateLimit::Key::client_ip: return resilience::hash64(ctx.client_ip);
-    case CompiledRateLimit::Key::header: {
+    case ratelimit::CompiledRateLimit::Key::client_ip: return resilience::hash64(ctx.client_ip);
+    case ratelimit::CompiledRateLimit::Key::header: {
       const auto value = header_value(ctx, limit.header);
       return value.empty() ? 0 : resilience::hash64(value);  // 0: not identified, not limited
     }
-    case CompiledRateLimit::Key::path:
-    case CompiledRateLimit::Key::manifest: {
+    case ratelimit::CompiledRateLimit::Key::path:
+    case ratelimit::CompiledRateLimit::Key::manifest: {
       const auto route = manifest::split_route(ctx.request->target);
       auto key = resilience::hash_combine(resilience::hash64(route.project), resilience::hash64(route.module));
-      if (limit.key == CompiledRateLimit::Key::manifest)
+      if (limit.key == ratelimit::CompiledRateLimit::Key::manifest)
         key = resilience::hash_combine(key, resilience::hash64(environment_of(ctx)));
       return key;
     }
@@ -67,7 +67,7 @@ std::uint64_t key_of(const CompiledRateLimit& limit, const RequestContext& ctx) 
 // A global limit's decision; nullopt means "Redis is waited for" (the request is suspended).
 // Without Redis, the limit's on_redis_failure policy decides.
 template <LimitScope Scope>
-std::optional<resilience::LimitDecision> BasicRateLimitStage<Scope>::acquire_global(const CompiledRateLimit& limit,
+std::optional<resilience::LimitDecision> BasicRateLimitStage<Scope>::acquire_global(const ratelimit::CompiledRateLimit& limit,
                                                                         std::uint64_t key, RequestContext& ctx) noexcept {
   if (global_ != nullptr) {
     const ratelimit::GlobalLimitParams params{limit.interval_us, limit.tolerance_us, limit.batch};
@@ -80,14 +80,14 @@ std::optional<resilience::LimitDecision> BasicRateLimitStage<Scope>::acquire_glo
     }
   }
   switch (limit.on_redis_failure) {
-    case CompiledRateLimit::OnRedisFailure::local: break;
-    case CompiledRateLimit::OnRedisFailure::allow: {
+    case ratelimit::CompiledRateLimit::OnRedisFailure::local: break;
+    case ratelimit::CompiledRateLimit::OnRedisFailure::allow: {
       resilience::LimitDecision open;
       open.allowed = true;
       open.remaining = limit.quota;
       return open;
     }
-    case CompiledRateLimit::OnRedisFailure::deny: {
+    case ratelimit::CompiledRateLimit::OnRedisFailure::deny: {
       resilience::LimitDecision closed;  // allowed = false, retry_after = 0: the caller answers 503
       return closed;
     }
@@ -96,7 +96,7 @@ std::optional<resilience::LimitDecision> BasicRateLimitStage<Scope>::acquire_glo
 }
 
 template <LimitScope Scope>
-resilience::LimitDecision BasicRateLimitStage<Scope>::acquire_local(const CompiledRateLimit& limit, std::uint64_t key,
+resilience::LimitDecision BasicRateLimitStage<Scope>::acquire_local(const ratelimit::CompiledRateLimit& limit, std::uint64_t key,
                                                                     const RequestContext& ctx) noexcept {
   if (limit.sliding) return table_->windows.acquire(key, limit.window, ctx.now, limit.cost);
   return table_->gcra.acquire(key, limit.policy, ctx.now, limit.cost);
@@ -114,7 +114,7 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
   for (std::size_t i = ctx.limit_next; i < limits.size(); ++i) {
     const auto& limit = limits[i];
     const std::uint64_t client = key_of(limit, ctx);
-    if (client == 0 && limit.key == CompiledRateLimit::Key::header) continue;
+    if (client == 0 && limit.key == ratelimit::CompiledRateLimit::Key::header) continue;
     const std::uint64_t key = resilience::hash_combine(limit.id, client);
     resilience::LimitDecision decision;
     if (limit.global) {
@@ -166,7 +166,7 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
     if (Scope == LimitScope::manifest) append_legacy_headers(ctx);
     return Verdict::Continue;
   }
-  const CompiledRateLimit* tightest = &limits[static_cast<std::size_t>(tightest_index)];
+  const ratelimit::CompiledRateLimit* tightest = &limits[static_cast<std::size_t>(tightest_index)];
   const auto reset_seconds = ceil_seconds(tightest_decision.reset_after);
   if (ctx.legacy_limit == 0 || tightest_decision.remaining < ctx.legacy_remaining) {
     ctx.legacy_limit = tightest->quota;

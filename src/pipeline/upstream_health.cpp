@@ -13,7 +13,7 @@ std::vector<std::uint32_t> weights_of(const manifest::Manifest& m) {
 
 }  // namespace
 
-UpstreamHealth::ManifestState::ManifestState(const manifest::Manifest& m, const ResiliencePolicy& policy)
+UpstreamHealth::ManifestState::ManifestState(const manifest::Manifest& m, const resilience::ResiliencePolicy& policy)
     : round_robin(m.endpoints.size()),
       weighted(weights_of(m)),
       least_outstanding(weights_of(m)),
@@ -38,7 +38,7 @@ UpstreamHealth::EndpointLoad& UpstreamHealth::load(manifest::EndpointId id) {
   return loads_[id];
 }
 
-void UpstreamHealth::install(const Snapshot& snapshot) {
+void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
   if (installed_ == &snapshot) return;
   installed_ = &snapshot;
   policy_ = snapshot.resilience;

@@ -6,7 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "frontdoor/pipeline/cluster_load.hpp"
+#include "frontdoor/upstream/cluster_load.hpp"
 #include "frontdoor/server/worker.hpp"
 
 namespace frontdoor::server {
@@ -85,7 +85,7 @@ std::string Metrics::to_json() const {
 }
 
 Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const resilience::LocalLimitTables& tables,
-                        const pipeline::ClusterLoad& clusters, std::chrono::milliseconds timeout) {
+                        const upstream::ClusterLoad& clusters, std::chrono::milliseconds timeout) {
   // Every worker is asked at once and adds its share to one Metrics under a mutex (taken only here,
   // never per request). At the deadline the collection is closed: a worker answering later adds
   // nothing, and the ones that did not answer are counted as missing.

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "frontdoor/core/address.hpp"
-#include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/health_checker.hpp"
 #include <boost/asio/post.hpp>
@@ -129,9 +129,9 @@ int run_server(const config::Config& config, const RunOptions& options) {
     spdlog::error("unknown logging.level \"{}\"", config.logging.level);
     return 1;
   }
-  EndpointRegistry registry;
+  snapshot::EndpointRegistry registry;
   std::vector<config::ConfigError> errors;
-  auto snapshot = build_snapshot(config, registry, errors);
+  auto snapshot = snapshot::build_snapshot(config, registry, errors);
   if (!snapshot) {
     for (const auto& e : errors) spdlog::error("{}", e.to_string());
     return 1;
@@ -145,7 +145,7 @@ int run_server(const config::Config& config, const RunOptions& options) {
   std::atomic<std::uint32_t> connections{0};
   // Shared by every worker: 2^16 slots (512 KiB), constant whatever the number of clients.
   resilience::LocalLimitTables limiter(std::size_t{1} << 16);  // 512 KiB each
-  pipeline::ClusterLoad clusters(snapshot->manifests.manifests().size());
+  upstream::ClusterLoad clusters(snapshot->manifests.manifests().size());
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < worker_count; ++i)
     workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter, &clusters));

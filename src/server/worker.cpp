@@ -19,9 +19,9 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr std::size_t kMaxFreeSessions = 1024;
 
-std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_context& io, const Snapshot& snapshot) {
-  const auto has_global = [](const std::vector<CompiledRateLimit>& limits) {
-    return std::any_of(limits.begin(), limits.end(), [](const CompiledRateLimit& limit) { return limit.global; });
+std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_context& io, const snapshot::Snapshot& snapshot) {
+  const auto has_global = [](const std::vector<ratelimit::CompiledRateLimit>& limits) {
+    return std::any_of(limits.begin(), limits.end(), [](const ratelimit::CompiledRateLimit& limit) { return limit.global; });
   };
   bool any_global = has_global(snapshot.rate_limits);
   for (const auto& m : snapshot.manifests.manifests()) any_global = any_global || has_global(m.rate_limits);
@@ -38,8 +38,8 @@ std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_conte
 }
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-               resilience::LocalLimitTables* limiter, pipeline::ClusterLoad* clusters)
+Worker::Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
+               resilience::LocalLimitTables* limiter, upstream::ClusterLoad* clusters)
     : index_(index),
       io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
       snapshot_(std::move(snapshot)),
@@ -180,7 +180,7 @@ void Worker::set_peers(std::vector<Worker*> peers) {
 }
 
 void Worker::add_metrics(Metrics& m) const {
-  const Snapshot& snapshot = *snapshot_;
+  const snapshot::Snapshot& snapshot = *snapshot_;
   ++m.workers;
   m.stats += stats_;
   m.shed += load_.shed;
@@ -373,7 +373,7 @@ void Worker::begin_drain(std::chrono::steady_clock::time_point deadline) {
   });
 }
 
-void Worker::install_snapshot(std::shared_ptr<const Snapshot> snapshot) {
+void Worker::install_snapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
   asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable {
     snapshot_ = std::move(snapshot);
     health_.install(*snapshot_);

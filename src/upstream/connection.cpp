@@ -4,8 +4,7 @@
 #include <array>
 #include <boost/asio/write.hpp>
 
-#include "frontdoor/pipeline/cluster_load.hpp"
-#include "frontdoor/server/session.hpp"
+#include "frontdoor/upstream/cluster_load.hpp"
 
 namespace frontdoor::upstream {
 
@@ -14,7 +13,7 @@ namespace asio = boost::asio;
 UpstreamConnection::UpstreamConnection(asio::io_context& io, UpstreamPool& pool, std::uint32_t buffer_bytes)
     : socket_(io), pool_(pool), buffer_(new char[buffer_bytes]), capacity_(buffer_bytes) {}
 
-void UpstreamConnection::connect(const asio::ip::tcp::endpoint& address, server::Session* owner) {
+void UpstreamConnection::connect(const asio::ip::tcp::endpoint& address, ConnectionOwner* owner) {
   owner_ = owner;
   connect_pending_ = true;
   socket_.async_connect(address, [this](const boost::system::error_code& ec) {
@@ -92,7 +91,7 @@ void UpstreamConnection::maybe_destroy() noexcept {
 
 UpstreamPool::~UpstreamPool() { close_all(); }
 
-UpstreamConnection* UpstreamPool::acquire(server::Session* owner) noexcept {
+UpstreamConnection* UpstreamPool::acquire(ConnectionOwner* owner) noexcept {
   while (!idle_.empty()) {
     UpstreamConnection* conn = idle_.back();
     idle_.pop_back();

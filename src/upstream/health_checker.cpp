@@ -28,7 +28,7 @@ struct HealthChecker::Probe {
   config::HealthCheckSettings settings;
 };
 
-HealthChecker::HealthChecker(asio::io_context& io, const Snapshot& snapshot, OnChange on_change)
+HealthChecker::HealthChecker(asio::io_context& io, const snapshot::Snapshot& snapshot, OnChange on_change)
     : io_(io), on_change_(std::move(on_change)) {
   // An endpoint listed by several manifests is probed once, as the first of them says.
   std::unordered_set<manifest::EndpointId> seen;

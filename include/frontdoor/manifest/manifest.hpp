@@ -1,6 +1,6 @@
 #pragma once
 // Manifest: the routing and policy document of one service, keyed by (project, module, environment).
-// Immutable once built; workers read it through the Snapshot they pinned, from any thread.
+// Immutable once built; workers read it through the snapshot they pinned, from any thread.
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "frontdoor/core/rate_limit.hpp"
-#include "frontdoor/pipeline/resilience_policy.hpp"
+#include "frontdoor/ratelimit/compiled_limit.hpp"
+#include "frontdoor/resilience/policy.hpp"
 
 namespace frontdoor::manifest {
 
@@ -47,10 +47,10 @@ struct Manifest {
   std::uint32_t max_connections = 0;     // 0 = no limit
   std::uint32_t max_pending = 0;
   bool has_priorities = false;  // some endpoint has priority > 0 (failover levels in use)
-  std::vector<CompiledRateLimit> rate_limits;  // this manifest's own, after the top-level ones
+  std::vector<ratelimit::CompiledRateLimit> rate_limits;  // this manifest's own, after the top-level ones
   // Breaker, ejection and retry settings: the manifest's overrides, else the top level's. Never null
   // in a built snapshot.
-  std::shared_ptr<const pipeline::ResiliencePolicy> policy;
+  std::shared_ptr<const resilience::ResiliencePolicy> policy;
   config::HealthCheckSettings health_check;  // its own, else the top level's (path empty: none)
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
 };

@@ -12,7 +12,7 @@
 #include "frontdoor/core/waiter.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
 
-namespace frontdoor {
+namespace frontdoor::snapshot {
 struct Snapshot;
 }
 
@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 struct RequestContext {
   // Set by the session before the pipeline runs.
-  const Snapshot* snapshot = nullptr;
+  const snapshot::Snapshot* snapshot = nullptr;
   const http::RequestHead* request = nullptr;
   std::string_view client_ip;
   std::string_view default_environment;

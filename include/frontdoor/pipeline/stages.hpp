@@ -6,8 +6,8 @@
 #include <optional>
 #include <vector>
 
-#include "frontdoor/core/snapshot.hpp"
-#include "frontdoor/pipeline/cluster_load.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
+#include "frontdoor/upstream/cluster_load.hpp"
 #include "frontdoor/pipeline/pipeline.hpp"
 #include "frontdoor/pipeline/upstream_health.hpp"
 #include "frontdoor/ratelimit/global_limiter.hpp"
@@ -39,7 +39,7 @@ struct RateLimitCounts {
 template <LimitScope Scope>
 class BasicRateLimitStage {
  public:
-  // `counts`: the worker's allowed/refused counters by CompiledRateLimit::counter (may be null).
+  // `counts`: the worker's allowed/refused counters by ratelimit::CompiledRateLimit::counter (may be null).
   explicit BasicRateLimitStage(resilience::LocalLimitTables* table, ratelimit::GlobalRateLimiter* global = nullptr,
                                std::vector<RateLimitCounts>* counts = nullptr)
       : table_(table), global_(global), counts_(counts) {}
@@ -47,10 +47,10 @@ class BasicRateLimitStage {
   void on_complete(RequestContext&) noexcept {}
 
  private:
-  std::optional<resilience::LimitDecision> acquire_global(const CompiledRateLimit& limit, std::uint64_t key,
+  std::optional<resilience::LimitDecision> acquire_global(const ratelimit::CompiledRateLimit& limit, std::uint64_t key,
                                                           RequestContext& ctx) noexcept;
 
-  resilience::LimitDecision acquire_local(const CompiledRateLimit& limit, std::uint64_t key,
+  resilience::LimitDecision acquire_local(const ratelimit::CompiledRateLimit& limit, std::uint64_t key,
                                          const RequestContext& ctx) noexcept;
 
   resilience::LocalLimitTables* table_;
@@ -96,14 +96,14 @@ class LoadShedStage {
 // It also enforces the cluster's max_requests (503 at once beyond it) for the whole process.
 class BreakerStage {
  public:
-  BreakerStage(UpstreamHealth& health, ClusterLoad* clusters) : health_(&health), clusters_(clusters) {}
+  BreakerStage(UpstreamHealth& health, upstream::ClusterLoad* clusters) : health_(&health), clusters_(clusters) {}
   Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext& ctx) noexcept;
-  ClusterLoad* clusters() noexcept { return clusters_; }
+  upstream::ClusterLoad* clusters() noexcept { return clusters_; }
 
  private:
   UpstreamHealth* health_;
-  ClusterLoad* clusters_;
+  upstream::ClusterLoad* clusters_;
 };
 
 // Chooses the endpoint: round robin over those not tried yet for this request, whose breaker

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "frontdoor/core/error.hpp"
-#include "frontdoor/core/snapshot.hpp"
-#include "frontdoor/pipeline/resilience_policy.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
+#include "frontdoor/resilience/policy.hpp"
 #include "frontdoor/resilience/pickers.hpp"
 #include "frontdoor/resilience/random.hpp"
 #include "frontdoor/resilience/retry_budget.hpp"
@@ -22,7 +22,7 @@ class UpstreamHealth {
   // Per manifest: the picker its balancing policy needs (built once from the endpoint list), the
   // outlier detector and the retry budget.
   struct ManifestState {
-    ManifestState(const manifest::Manifest& m, const ResiliencePolicy& policy);
+    ManifestState(const manifest::Manifest& m, const resilience::ResiliencePolicy& policy);
     resilience::RoundRobinPicker round_robin;
     resilience::SmoothWeightedPicker weighted;
     resilience::LeastOutstandingPicker least_outstanding;
@@ -38,13 +38,13 @@ class UpstreamHealth {
     resilience::EwmaLatency latency{std::chrono::seconds(10)};
   };
 
-  explicit UpstreamHealth(ResiliencePolicy policy = {}) : policy_(std::move(policy)) {}
+  explicit UpstreamHealth(resilience::ResiliencePolicy policy = {}) : policy_(std::move(policy)) {}
 
   // Takes the snapshot's policies; breakers keep their state across snapshots.
-  void install(const Snapshot& snapshot);
-  const ResiliencePolicy& policy() const noexcept { return policy_; }
+  void install(const snapshot::Snapshot& snapshot);
+  const resilience::ResiliencePolicy& policy() const noexcept { return policy_; }
   // The manifest's own settings (its overrides), else the top level's.
-  const ResiliencePolicy& policy(const manifest::Manifest& m) const noexcept { return m.policy ? *m.policy : policy_; }
+  const resilience::ResiliencePolicy& policy(const manifest::Manifest& m) const noexcept { return m.policy ? *m.policy : policy_; }
 
   resilience::CircuitBreaker& breaker(manifest::EndpointId id);
   ManifestState& state(const manifest::Manifest& m);
@@ -74,7 +74,7 @@ class UpstreamHealth {
   const std::vector<std::unique_ptr<ManifestState>>& manifest_states() const noexcept { return manifests_; }
 
  private:
-  ResiliencePolicy policy_;
+  resilience::ResiliencePolicy policy_;
   // By EndpointId: the breaker settings of the first manifest listing the endpoint (breakers are per
   // endpoint, shared by the manifests that list it).
   std::vector<resilience::CircuitBreakerConfig> breaker_configs_;
@@ -83,7 +83,7 @@ class UpstreamHealth {
   std::vector<EndpointLoad> loads_;
   std::vector<bool> down_;  // by EndpointId: failing its active health check
   resilience::SplitMix64 random_{0x5eed};
-  const Snapshot* installed_ = nullptr;
+  const snapshot::Snapshot* installed_ = nullptr;
   std::function<void(manifest::EndpointId)> breaker_opened_;
   std::function<void(std::uint32_t, std::size_t)> ejected_;
 };

@@ -16,7 +16,7 @@
 #include "frontdoor/resilience/rate_limiter.hpp"
 #include "frontdoor/server/stats.hpp"
 
-namespace frontdoor::pipeline {
+namespace frontdoor::upstream {
 class ClusterLoad;
 }
 
@@ -68,7 +68,7 @@ struct Metrics {
 
 // From any thread but a worker's: asks every worker for its share and waits up to `timeout` in all.
 Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers,
-                        const resilience::LocalLimitTables& tables, const pipeline::ClusterLoad& clusters,
+                        const resilience::LocalLimitTables& tables, const upstream::ClusterLoad& clusters,
                         std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 
 }  // namespace frontdoor::server

@@ -24,17 +24,15 @@
 #include "frontdoor/pipeline/request_context.hpp"
 #include "frontdoor/proxy/head_writer.hpp"
 #include "frontdoor/server/client_stream.hpp"
+#include "frontdoor/upstream/connection.hpp"
 
-namespace frontdoor::upstream {
-class UpstreamConnection;
-}
 
 namespace frontdoor::server {
 
 class Worker;
 struct ListenerInfo;
 
-class Session {
+class Session final : public upstream::ConnectionOwner {
  public:
   explicit Session(Worker& worker);
   Session(const Session&) = delete;
@@ -44,9 +42,9 @@ class Session {
              const ListenerInfo& listener);
 
   // Events from the upstream connection this session owns.
-  void on_upstream_connected(const boost::system::error_code& ec);
-  void on_upstream_read(const boost::system::error_code& ec);
-  void on_upstream_write(const boost::system::error_code& ec);
+  void on_upstream_connected(const boost::system::error_code& ec) override;
+  void on_upstream_read(const boost::system::error_code& ec) override;
+  void on_upstream_write(const boost::system::error_code& ec) override;
 
   // Called by the worker's tick when `deadline()` has passed.
   void on_deadline(pipeline::Clock::time_point now);
@@ -125,7 +123,7 @@ class Session {
   ClientStream client_;
   boost::asio::steady_timer backoff_timer_;  // armed only between a failed attempt and its retry
   const ListenerInfo* listener_ = nullptr;
-  std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in flight
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;  // pinned for the request in flight
   Phase phase_ = Phase::closed;
 
   // Client buffer: [begin_, end_) holds received bytes not yet handed on.

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/core/waiter.hpp"
 #include "frontdoor/pipeline/stages.hpp"
 #include "frontdoor/server/access_log.hpp"
@@ -35,8 +35,8 @@ class Worker {
  public:
   // `limiter` is the process-wide rate limit table (outlives the worker).
   // `clusters`: the process-wide cluster limit counters (outlive the worker).
-  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-         resilience::LocalLimitTables* limiter, pipeline::ClusterLoad* clusters);
+  Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
+         resilience::LocalLimitTables* limiter, upstream::ClusterLoad* clusters);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -55,10 +55,10 @@ class Worker {
   // connections; force-close what is left at `deadline`.
   void begin_drain(std::chrono::steady_clock::time_point deadline);
   // From any thread (posted): requests that start from now on use `snapshot`.
-  void install_snapshot(std::shared_ptr<const Snapshot> snapshot);
+  void install_snapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
 
   // --- for sessions (worker thread) ---
-  const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
+  const std::shared_ptr<const snapshot::Snapshot>& snapshot() const noexcept { return snapshot_; }
   pipeline::RequestPipeline& pipeline() noexcept { return pipeline_; }
   pipeline::UpstreamHealth& health() noexcept { return health_; }
   pipeline::LoadMonitor& load() noexcept { return load_; }
@@ -108,10 +108,10 @@ class Worker {
 
   unsigned index_;
   boost::asio::io_context io_;
-  std::shared_ptr<const Snapshot> snapshot_;
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::atomic<std::uint32_t>& connections_;
   pipeline::UpstreamHealth health_;  // before pipeline_: its stages point at it
-  std::vector<pipeline::RateLimitCounts> rate_limit_counts_;  // by CompiledRateLimit::counter
+  std::vector<pipeline::RateLimitCounts> rate_limit_counts_;  // by ratelimit::CompiledRateLimit::counter
   // Global rate limits, with this worker's Redis connection; null when no limit is global.
   std::unique_ptr<ratelimit::GlobalRateLimiter> global_limiter_;
   pipeline::LoadMonitor load_;

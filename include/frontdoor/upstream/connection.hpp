@@ -2,9 +2,9 @@
 // UpstreamConnection: one keep-alive connection to an upstream endpoint, owned by one worker.
 //
 // While alive it always has a read outstanding once connected ("standing read"): when idle in the
-// pool that read notices the upstream closing the connection; when a session owns it, the same read
+// pool that read notices the upstream closing the connection; when an exchange owns it, the same read
 // delivers the response — so taking a connection from the pool costs no cancel and no extra syscall.
-// Events go to the owning session; with no owner, any event closes the connection.
+// Events go to its owner (ConnectionOwner); with no owner, any event closes the connection.
 // Lifetime: heap object that deletes itself once closed and no operation is outstanding.
 // Worker thread only.
 #include <boost/asio/ip/tcp.hpp>
@@ -15,18 +15,23 @@
 
 #include "frontdoor/manifest/manifest.hpp"
 
-namespace frontdoor::pipeline {
-class ClusterLoad;
-}
-
-namespace frontdoor::server {
-class Session;
-class Worker;
-}  // namespace frontdoor::server
-
 namespace frontdoor::upstream {
 
+class ClusterLoad;
 class UpstreamPool;
+
+// What an owned connection reports to: the exchange using it (proxy/). Worker thread only.
+class ConnectionOwner {
+ public:
+  virtual void on_upstream_connected(const boost::system::error_code& ec) = 0;
+  // Bytes arrived (data()), or the stream ended (eof()).
+  virtual void on_upstream_read(const boost::system::error_code& ec) = 0;
+  // An async_write finished.
+  virtual void on_upstream_write(const boost::system::error_code& ec) = 0;
+
+ protected:
+  ~ConnectionOwner() = default;
+};
 
 class UpstreamConnection {
  public:
@@ -37,7 +42,7 @@ class UpstreamConnection {
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
   UpstreamPool& pool() noexcept { return pool_; }
 
-  void connect(const boost::asio::ip::tcp::endpoint& address, server::Session* owner);
+  void connect(const boost::asio::ip::tcp::endpoint& address, ConnectionOwner* owner);
   // Issues the standing read unless one is outstanding.
   void read();
   bool read_outstanding() const noexcept { return read_pending_; }
@@ -52,14 +57,14 @@ class UpstreamConnection {
   bool buffer_full() const noexcept { return begin_ == 0 && end_ == capacity_; }
   bool eof() const noexcept { return eof_; }
 
-  void set_owner(server::Session* owner) noexcept { owner_ = owner; }
+  void set_owner(ConnectionOwner* owner) noexcept { owner_ = owner; }
   // Counted in a cluster's max_connections: given back when the connection closes.
-  void count_in(pipeline::ClusterLoad* clusters, std::uint32_t manifest) noexcept {
+  void count_in(upstream::ClusterLoad* clusters, std::uint32_t manifest) noexcept {
     clusters_ = clusters;
     cluster_ = manifest;
   }
   bool counted_for(std::uint32_t manifest) const noexcept { return clusters_ != nullptr && cluster_ == manifest; }
-  server::Session* owner() const noexcept { return owner_; }
+  ConnectionOwner* owner() const noexcept { return owner_; }
   std::uint64_t requests_served() const noexcept { return requests_; }
   void count_request() noexcept { ++requests_; }
 
@@ -79,8 +84,8 @@ class UpstreamConnection {
   std::uint32_t capacity_;
   std::uint32_t begin_ = 0;
   std::uint32_t end_ = 0;
-  server::Session* owner_ = nullptr;
-  pipeline::ClusterLoad* clusters_ = nullptr;
+  ConnectionOwner* owner_ = nullptr;
+  upstream::ClusterLoad* clusters_ = nullptr;
   std::uint32_t cluster_ = 0;
   std::uint64_t requests_ = 0;
   bool read_pending_ = false;
@@ -100,7 +105,7 @@ class UpstreamPool {
   manifest::EndpointId endpoint_id() const noexcept { return id_; }
 
   // An idle connection now owned by `owner`, or nullptr.
-  UpstreamConnection* acquire(server::Session* owner) noexcept;
+  UpstreamConnection* acquire(ConnectionOwner* owner) noexcept;
   // A new, unconnected connection (not counted as idle).
   UpstreamConnection* create(std::uint32_t buffer_bytes);
   // Back to the pool after a complete exchange; closed instead when the pool is full.

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
 
 namespace frontdoor::upstream {
 
@@ -20,7 +20,7 @@ class HealthChecker {
  public:
   using OnChange = std::function<void(manifest::EndpointId, bool healthy)>;
 
-  HealthChecker(boost::asio::io_context& io, const Snapshot& snapshot, OnChange on_change);
+  HealthChecker(boost::asio::io_context& io, const snapshot::Snapshot& snapshot, OnChange on_change);
   ~HealthChecker();
   void start();
   bool empty() const noexcept { return probes_.empty(); }

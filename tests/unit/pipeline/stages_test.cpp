@@ -27,11 +27,11 @@ manifests:
 )";
 
 struct Harness {
-  std::shared_ptr<const Snapshot> snapshot;
+  std::shared_ptr<const snapshot::Snapshot> snapshot;
   UpstreamHealth health;
   resilience::LocalLimitTables limiter{1024};
   LoadMonitor load;
-  ClusterLoad clusters{8};
+  upstream::ClusterLoad clusters{8};
   RequestPipeline pipeline{RateLimitStage{&limiter}, ManifestStage{}, ManifestRateLimitStage{&limiter}, LoadShedStage{load}, BreakerStage{health, &clusters},
                            PickStage{health}};
   std::string text;
@@ -43,9 +43,9 @@ struct Harness {
   explicit Harness(const std::string& config_text = kConfig) {
     auto loaded = config::load_config_string(config_text, "inline.yaml");
     EXPECT_TRUE(loaded.config);
-    EndpointRegistry registry;
+    snapshot::EndpointRegistry registry;
     std::vector<config::ConfigError> errors;
-    snapshot = build_snapshot(*loaded.config, registry, errors);
+    snapshot = snapshot::build_snapshot(*loaded.config, registry, errors);
     EXPECT_TRUE(snapshot);
     health.install(*snapshot);
   }

@@ -7,7 +7,7 @@
 #include "frontdoor/resilience/outlier_detector.hpp"
 #include "frontdoor/resilience/retry_budget.hpp"
 
-namespace frontdoor::pipeline {
+namespace frontdoor::resilience {
 
 struct ResiliencePolicy {
   resilience::CircuitBreakerConfig breaker;
@@ -30,4 +30,4 @@ struct ResiliencePolicy {
   }
 };
 
-}  // namespace frontdoor::pipeline
+}  // namespace frontdoor::resilience

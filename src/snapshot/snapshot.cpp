@@ -1,4 +1,4 @@
-#include "frontdoor/core/snapshot.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include "frontdoor/core/address.hpp"
 #include "frontdoor/resilience/hash.hpp"
 
-namespace frontdoor {
+namespace frontdoor::snapshot {
 
 manifest::EndpointId EndpointRegistry::id_for(const std::string& name) {
   auto [it, inserted] = ids_.try_emplace(name, static_cast<manifest::EndpointId>(ids_.size()));
@@ -27,8 +27,8 @@ manifest::Balancing balancing_of(const std::string& name) {
   return manifest::Balancing::round_robin;
 }
 
-pipeline::ResiliencePolicy policy_of(const config::ResilienceConfig& r) {
-  pipeline::ResiliencePolicy policy;
+resilience::ResiliencePolicy policy_of(const config::ResilienceConfig& r) {
+  resilience::ResiliencePolicy policy;
   policy.breaker.consecutive_failures = r.circuit_breaker.consecutive_failures;
   policy.breaker.open_duration = r.circuit_breaker.open_duration;
   policy.breaker.half_open_max_probes = r.circuit_breaker.half_open_max_probes;
@@ -79,9 +79,9 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   snapshot->upstream_buffer_bytes = std::max<std::uint32_t>(limits.max_header_bytes, 32 * 1024);
 
   snapshot->resilience = policy_of(config.resilience);
-  const auto default_policy = std::make_shared<const pipeline::ResiliencePolicy>(snapshot->resilience);
+  const auto default_policy = std::make_shared<const resilience::ResiliencePolicy>(snapshot->resilience);
   for (const auto& rc : config.rate_limits) {
-    snapshot->rate_limits.push_back(compile_rate_limit(rc, ""));
+    snapshot->rate_limits.push_back(ratelimit::compile_rate_limit(rc, ""));
     snapshot->rate_limits.back().counter = static_cast<std::uint32_t>(snapshot->rate_limit_labels.size());
     snapshot->rate_limit_labels.emplace_back(rc.name, "");
   }
@@ -109,11 +109,11 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     m.max_pending = mc.max_pending;
     const std::string scope = mc.project + "/" + mc.module + "/" + mc.environment;
     for (const auto& rc : mc.rate_limits) {
-      m.rate_limits.push_back(compile_rate_limit(rc, scope));
+      m.rate_limits.push_back(ratelimit::compile_rate_limit(rc, scope));
       m.rate_limits.back().counter = static_cast<std::uint32_t>(snapshot->rate_limit_labels.size());
       snapshot->rate_limit_labels.emplace_back(rc.name, scope);
     }
-    m.policy = mc.resilience ? std::make_shared<const pipeline::ResiliencePolicy>(policy_of(*mc.resilience))
+    m.policy = mc.resilience ? std::make_shared<const resilience::ResiliencePolicy>(policy_of(*mc.resilience))
                              : default_policy;
     m.health_check = mc.resilience ? mc.resilience->health_check : config.resilience.health_check;
     m.priority = mc.priority == "high"  ? manifest::Manifest::Priority::high
@@ -141,4 +141,4 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   return snapshot;
 }
 
-}  // namespace frontdoor
+}  // namespace frontdoor::snapshot

@@ -1,4 +1,4 @@
-#include "frontdoor/core/rate_limit.hpp"
+#include "frontdoor/ratelimit/compiled_limit.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -6,7 +6,7 @@
 
 #include "frontdoor/resilience/hash.hpp"
 
-namespace frontdoor {
+namespace frontdoor::ratelimit {
 
 CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::string_view scope) {
   CompiledRateLimit limit;
@@ -45,4 +45,4 @@ CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::str
   return limit;
 }
 
-}  // namespace frontdoor
+}  // namespace frontdoor::ratelimit

@@ -11,10 +11,10 @@
 #include "frontdoor/config/loader.hpp"
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/manifest/manifest.hpp"
-#include "frontdoor/pipeline/resilience_policy.hpp"
-#include "frontdoor/core/rate_limit.hpp"
+#include "frontdoor/resilience/policy.hpp"
+#include "frontdoor/ratelimit/compiled_limit.hpp"
 
-namespace frontdoor {
+namespace frontdoor::snapshot {
 
 // Hands out stable endpoint ids by "host:port" name. Control thread only.
 class EndpointRegistry {
@@ -34,10 +34,10 @@ struct Snapshot {
   std::size_t endpoint_count = 0;  // every EndpointId in this snapshot is below it
   std::uint32_t client_buffer_bytes = 0;
   std::uint32_t upstream_buffer_bytes = 0;
-  pipeline::ResiliencePolicy resilience;
-  std::vector<CompiledRateLimit> rate_limits;
+  resilience::ResiliencePolicy resilience;
+  std::vector<ratelimit::CompiledRateLimit> rate_limits;
   // For metrics: every rate limit (top level first, then each manifest's) as {limit, manifest}, in
-  // the order of CompiledRateLimit::counter; endpoint names by EndpointId.
+  // the order of ratelimit::CompiledRateLimit::counter; endpoint names by EndpointId.
   std::vector<std::pair<std::string, std::string>> rate_limit_labels;
   std::vector<std::string> endpoint_names;
   bool ietf_rate_limit_headers = true;
@@ -48,4 +48,4 @@ struct Snapshot {
 std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
                                                std::vector<config::ConfigError>& errors);
 
-}  // namespace frontdoor
+}  // namespace frontdoor::snapshot

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 
-namespace frontdoor::pipeline {
+namespace frontdoor::upstream {
 
 class ClusterLoad {
  public:
@@ -60,4 +60,4 @@ class ClusterLoad {
   std::unique_ptr<std::atomic<std::uint32_t>[]> pending_;
 };
 
-}  // namespace frontdoor::pipeline
+}  // namespace frontdoor::upstream

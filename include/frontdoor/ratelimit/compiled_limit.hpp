@@ -1,6 +1,6 @@
 #pragma once
 // CompiledRateLimit: one `rate_limits` entry (top level or a manifest's) as the RateLimit stages
-// apply it. Immutable, part of a Snapshot.
+// apply it. Immutable, part of a snapshot::Snapshot.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -8,7 +8,7 @@
 #include "frontdoor/config/config.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
 
-namespace frontdoor {
+namespace frontdoor::ratelimit {
 
 // A rate limit as the RateLimit stage applies it.
 struct CompiledRateLimit {
@@ -21,7 +21,7 @@ struct CompiledRateLimit {
   std::uint32_t quota = 0;       // RateLimit-Policy q (the burst) ...
   std::uint32_t window_seconds = 0;  // ... per w seconds (time to refill it)
   std::uint32_t cost = 1;
-  std::uint32_t counter = 0;  // index of its allowed/refused counters (Snapshot::rate_limit_labels)
+  std::uint32_t counter = 0;  // index of its allowed/refused counters (snapshot::Snapshot::rate_limit_labels)
   bool shaping = false;  // leaky_bucket: admitted requests wait for their turn (LimitDecision::delay)
   bool sliding = false;  // sliding_window: `window` instead of `policy`
   resilience::SlidingWindowConfig window{};
@@ -38,4 +38,4 @@ struct CompiledRateLimit {
 // (a manifest's limit counts each client's requests to that manifest only).
 CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& config, std::string_view scope);
 
-}  // namespace frontdoor
+}  // namespace frontdoor::ratelimit
