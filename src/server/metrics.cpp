@@ -29,13 +29,10 @@ std::string json_string(std::string_view s) {
 }  // namespace
 
 std::string Metrics::to_json() const {
-  std::string j = fmt::format(
-      "{{\"workers\":{},\"workers_missing\":{},\"connections_accepted\":{},\"connections_rejected\":{},"
-      "\"requests\":{},\"upstream_connects\":{},\"upstream_reuses\":{},\"upstream_retries\":{},"
-      "\"upstream_stale_retries\":{},\"bytes_from_clients\":{},\"bytes_to_clients\":{},\"shed\":{},",
-      workers, workers_missing, stats.connections_accepted, stats.connections_rejected, stats.requests,
-      stats.upstream_connects, stats.upstream_reuses, stats.upstream_retries, stats.upstream_stale_retries,
-      stats.bytes_from_clients, stats.bytes_to_clients, shed);
+  std::string j = fmt::format("{{\"workers\":{},\"workers_missing\":{},", workers, workers_missing);
+  for (const auto& counter : stats::kWorkerCounters)
+    j += fmt::format("\"{}\":{},", counter.metric.json, stats[counter.id]);
+  j += fmt::format("\"shed\":{},", shed);
   j += "\"responses\":{";
   for (std::size_t i = 0; i < stats.responses_by_class.size(); ++i)
     j += fmt::format("{}\"{}\":{}", i ? "," : "", i == 0 ? std::string("none") : fmt::format("{}xx", i),

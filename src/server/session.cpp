@@ -116,7 +116,7 @@ void Session::on_client_read(const error_code& ec, std::size_t n) {
   client_read_pending_ = false;
   if (phase_ == Phase::closed) return maybe_destroy();
   end_ += static_cast<std::uint32_t>(n);
-  worker_.stats().bytes_from_clients += n;
+  worker_.stats()[stats::Counter::bytes_from_clients] += n;
   if (phase_ == Phase::lingering) {
     begin_ = end_ = 0;
     if (ec || n >= linger_budget_) return close_now();
@@ -183,7 +183,7 @@ bool Session::parse_request() {
   ctx_.started = ctx_.now = worker_.now();
   const auto total = snapshot_->config.timeouts.request_total;
   request_deadline_ = total.count() > 0 ? ctx_.started + total : pipeline::Clock::time_point::max();
-  ++worker_.stats().requests;
+  ++worker_.stats()[stats::Counter::requests];
   request_active_ = true;
   ++worker_.load().inflight;
   if (status == http::ParseStatus::error) {
@@ -315,11 +315,11 @@ void Session::connect_upstream() {
   inflight_endpoint_ = endpoint.id;
   counted_inflight_ = true;
   if (upstream_ != nullptr) {
-    ++worker_.stats().upstream_reuses;
+    ++worker_.stats()[stats::Counter::upstream_reuses];
     send_request_head();
     return;
   }
-  ++worker_.stats().upstream_connects;
+  ++worker_.stats()[stats::Counter::upstream_connects];
   phase_ = Phase::connecting;
   set_deadline(snapshot_->config.timeouts.upstream_connect);
   upstream_ = pool.create(snapshot_->upstream_buffer_bytes);
@@ -441,7 +441,7 @@ bool Session::retry_stale_connection() {
       ctx_.response_started != pipeline::Clock::time_point{})
     return false;
   retried_stale_ = true;
-  ++worker_.stats().upstream_stale_retries;
+  ++worker_.stats()[stats::Counter::upstream_stale_retries];
   release_upstream(false);
   connect_upstream();
   return true;
@@ -468,7 +468,7 @@ bool Session::retry_elsewhere(Error error) {
     ctx_.retry_after_seconds = 0;
     return false;
   }
-  ++worker_.stats().upstream_retries;
+  ++worker_.stats()[stats::Counter::upstream_retries];
   connect_upstream();
   return true;
 }
@@ -524,7 +524,7 @@ bool Session::retry_after_bad_answer(Error error, unsigned status) {
     return false;
   }
   health.report(*ctx_.manifest, failed, error, status, latency, now);
-  ++worker_.stats().upstream_retries;
+  ++worker_.stats()[stats::Counter::upstream_retries];
   release_upstream(false);  // its answer is not read: the connection cannot be reused
   ctx_.response_started = {};
   response_scanner_.reset();
@@ -816,9 +816,9 @@ void Session::finish_request() {
   if (!request_active_) return;
   request_active_ = false;
   --worker_.load().inflight;
-  auto& stats = worker_.stats();
-  stats.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
-  stats.errors[static_cast<std::size_t>(ctx_.outcome)]++;
+  auto& counters = worker_.stats();
+  counters.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
+  counters.errors[static_cast<std::size_t>(ctx_.outcome)]++;
   ctx_.now = worker_.now();
   worker_.pipeline().on_complete(ctx_);
   if (worker_.access_log().enabled()) {
@@ -864,7 +864,7 @@ void Session::linger() {
 void Session::send_client(std::string_view head, std::string_view body, Step next) {
   error_code ec;
   const std::size_t n = client_.try_write(head, body, ec);
-  worker_.stats().bytes_to_clients += n;
+  worker_.stats()[stats::Counter::bytes_to_clients] += n;
   if (!ec && n == head.size() + body.size()) return (this->*next)();
   if (ec && ec != asio::error::would_block) {
     if (ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
@@ -874,7 +874,7 @@ void Session::send_client(std::string_view head, std::string_view body, Step nex
   client_write_pending_ = true;
   set_deadline(snapshot_->config.timeouts.client_idle);
   client_.async_write(spill_, body, [this](const error_code& ec, std::size_t written) {
-    worker_.stats().bytes_to_clients += written;
+    worker_.stats()[stats::Counter::bytes_to_clients] += written;
     on_client_written(ec);
   });
 }

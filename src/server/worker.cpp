@@ -108,10 +108,10 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     });
     return;
   }
-  ++stats_.connections_accepted;
+  ++stats_[stats::Counter::connections_accepted];
   if (connections_.fetch_add(1, std::memory_order_relaxed) >= snapshot_->config.server.max_connections) {
     connections_.fetch_sub(1, std::memory_order_relaxed);
-    ++stats_.connections_rejected;
+    ++stats_[stats::Counter::connections_rejected];
     error_code ignored;
     listener.socket.close(ignored);
   } else {

@@ -14,7 +14,7 @@
 #include "frontdoor/io/redis_client.hpp"
 #include "frontdoor/ratelimit/global_limiter.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
-#include "frontdoor/server/stats.hpp"
+#include "frontdoor/stats/counters.hpp"
 
 namespace frontdoor::upstream {
 class ClusterLoad;
@@ -52,7 +52,7 @@ struct ManifestMetrics {
 struct Metrics {
   unsigned workers = 0;
   unsigned workers_missing = 0;  // did not answer in time (stuck): their share is absent
-  WorkerStats stats;             // summed
+  stats::WorkerCounters stats;             // summed
   std::uint64_t shed = 0;        // load shedding refusals
   std::vector<RateLimitMetrics> rate_limits;
   std::vector<EndpointMetrics> endpoints;

@@ -17,7 +17,7 @@
 #include "frontdoor/server/access_log.hpp"
 #include "frontdoor/server/metrics.hpp"
 #include "frontdoor/server/request_id.hpp"
-#include "frontdoor/server/stats.hpp"
+#include "frontdoor/stats/counters.hpp"
 #include "frontdoor/upstream/connection.hpp"
 
 namespace frontdoor::server {
@@ -62,8 +62,8 @@ class Worker {
   pipeline::RequestPipeline& pipeline() noexcept { return pipeline_; }
   pipeline::UpstreamHealth& health() noexcept { return health_; }
   pipeline::LoadMonitor& load() noexcept { return load_; }
-  WorkerStats& stats() noexcept { return stats_; }
-  const WorkerStats& stats() const noexcept { return stats_; }
+  stats::WorkerCounters& stats() noexcept { return stats_; }
+  const stats::WorkerCounters& stats() const noexcept { return stats_; }
   AccessLog& access_log() noexcept { return access_log_; }
   RequestIdGenerator& request_ids() noexcept { return request_ids_; }
   upstream::UpstreamPool& pool(manifest::EndpointId id);
@@ -116,7 +116,7 @@ class Worker {
   std::unique_ptr<ratelimit::GlobalRateLimiter> global_limiter_;
   pipeline::LoadMonitor load_;
   pipeline::RequestPipeline pipeline_;
-  WorkerStats stats_;
+  stats::WorkerCounters stats_;
   AccessLog access_log_;
   RequestIdGenerator request_ids_;
   std::vector<std::unique_ptr<Listener>> listeners_;
