@@ -108,10 +108,10 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     });
     return;
   }
-  ++stats_[stats::Counter::connections_accepted];
+  ++counters_[stats::Counter::connections_accepted];
   if (connections_.fetch_add(1, std::memory_order_relaxed) >= snapshot_->config.server.max_connections) {
     connections_.fetch_sub(1, std::memory_order_relaxed);
-    ++stats_[stats::Counter::connections_rejected];
+    ++counters_[stats::Counter::connections_rejected];
     error_code ignored;
     listener.socket.close(ignored);
   } else {
@@ -182,7 +182,7 @@ void Worker::set_peers(std::vector<Worker*> peers) {
 void Worker::add_metrics(Metrics& m) const {
   const snapshot::Snapshot& snapshot = *snapshot_;
   ++m.workers;
-  m.stats += stats_;
+  m.stats += counters_;
   m.shed += load_.shed;
   if (m.rate_limits.size() < snapshot.rate_limit_labels.size()) {
     m.rate_limits.resize(snapshot.rate_limit_labels.size());

@@ -14,6 +14,7 @@
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/core/waiter.hpp"
 #include "frontdoor/pipeline/stages.hpp"
+#include "frontdoor/proxy/exchange.hpp"
 #include "frontdoor/server/access_log.hpp"
 #include "frontdoor/server/metrics.hpp"
 #include "frontdoor/server/request_id.hpp"
@@ -31,7 +32,7 @@ struct ListenerInfo {
   std::shared_ptr<boost::asio::ssl::context> tls_context;  // set iff tls; shared by the workers
 };
 
-class Worker {
+class Worker final : public proxy::ExchangeHost {
  public:
   // `limiter` is the process-wide rate limit table (outlives the worker).
   // `clusters`: the process-wide cluster limit counters (outlive the worker).
@@ -41,7 +42,7 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  boost::asio::io_context& io() noexcept { return io_; }
+  boost::asio::io_context& io() noexcept override { return io_; }
   unsigned index() const noexcept { return index_; }
 
   // Setup, before run(): takes a bound, listening acceptor.
@@ -57,39 +58,40 @@ class Worker {
   // From any thread (posted): requests that start from now on use `snapshot`.
   void install_snapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
 
-  // --- for sessions (worker thread) ---
+  // --- for sessions and their exchanges (worker thread) ---
   const std::shared_ptr<const snapshot::Snapshot>& snapshot() const noexcept { return snapshot_; }
   pipeline::RequestPipeline& pipeline() noexcept { return pipeline_; }
-  pipeline::UpstreamHealth& health() noexcept { return health_; }
+  pipeline::UpstreamHealth& health() noexcept override { return health_; }
+  pipeline::PickStage& picker() noexcept override { return pipeline_.stage<pipeline::PickStage>(); }
+  upstream::ClusterLoad* clusters() noexcept override { return pipeline_.stage<pipeline::BreakerStage>().clusters(); }
   pipeline::LoadMonitor& load() noexcept { return load_; }
-  stats::WorkerCounters& stats() noexcept { return stats_; }
-  const stats::WorkerCounters& stats() const noexcept { return stats_; }
+  stats::WorkerCounters& counters() noexcept override { return counters_; }
   AccessLog& access_log() noexcept { return access_log_; }
   RequestIdGenerator& request_ids() noexcept { return request_ids_; }
-  upstream::UpstreamPool& pool(manifest::EndpointId id);
-  bool draining() const noexcept { return draining_; }
+  upstream::UpstreamPool& pool(manifest::EndpointId id) override;
+  bool draining() const noexcept override { return draining_; }
   // Scratch space for serialising heads: valid until the next call that may serialise.
-  char* scratch() noexcept { return scratch_.get(); }
-  std::size_t scratch_size() const noexcept { return scratch_size_; }
+  char* scratch() noexcept override { return scratch_.get(); }
+  std::size_t scratch_size() const noexcept override { return scratch_size_; }
   // Client buffers are recycled: connection churn does not hit malloc.
   std::unique_ptr<char[]> take_client_buffer();
   void return_client_buffer(std::unique_ptr<char[]> buffer);
   void session_closed(Session* session) noexcept;
-  pipeline::Clock::time_point now() const noexcept { return pipeline::Clock::now(); }
+  pipeline::Clock::time_point now() const noexcept override { return pipeline::Clock::now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
   // Setup, before run(): every worker of the process (this one included), told when a breaker here opens.
   void set_peers(std::vector<Worker*> peers);
   // Adds this worker's counters (worker thread: post it).
   void add_metrics(Metrics& into) const;
   // Requests waiting for a connection under their manifest's max_connections (by Manifest::index).
-  Waiter& connection_queue(std::uint32_t manifest);
+  Waiter& connection_queue(std::uint32_t manifest) override;
   // Wakes the first of them (from the event loop, not inside the caller).
-  void wake_connection_queue(std::uint32_t manifest);
+  void wake_connection_queue(std::uint32_t manifest) override;
   // Frees a max_connections slot of the manifest (by Manifest::index) held by one of this worker's
   // idle pooled connections: false if it has none.
-  bool close_idle_counted(std::uint32_t manifest_index);
+  bool close_idle_counted(std::uint32_t manifest_index) override;
   // Asks one other worker (in turn) to do the same; a waiting request finds the slot on a later try.
-  void ask_peer_to_free_slot(std::uint32_t manifest_index);
+  void ask_peer_to_free_slot(std::uint32_t manifest_index) override;
 
  private:
   struct Listener {
@@ -116,7 +118,7 @@ class Worker {
   std::unique_ptr<ratelimit::GlobalRateLimiter> global_limiter_;
   pipeline::LoadMonitor load_;
   pipeline::RequestPipeline pipeline_;
-  stats::WorkerCounters stats_;
+  stats::WorkerCounters counters_;
   AccessLog access_log_;
   RequestIdGenerator request_ids_;
   std::vector<std::unique_ptr<Listener>> listeners_;

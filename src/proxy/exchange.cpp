@@ -1,0 +1,598 @@
+#include "frontdoor/proxy/exchange.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "frontdoor/resilience/retry_budget.hpp"
+
+namespace frontdoor::proxy {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using http::BodyFraming;
+using stats::Counter;
+
+namespace {
+
+// Non-blocking gather write; `n` is what the kernel took.
+std::size_t try_write(asio::ip::tcp::socket& socket, std::string_view head, std::string_view body, error_code& ec) {
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
+  return socket.write_some(buffers, ec);
+}
+
+bool is_idempotent(const http::RequestHead& request) noexcept {
+  const auto m = request.method;
+  if (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE") return true;
+  for (const http::Header& h : *request.headers)
+    if (h.kind == http::HeaderKind::other && http::iequals(h.name, "idempotency-key")) return true;
+  return false;
+}
+
+constexpr std::uint64_t bit(std::size_t i) noexcept { return i < 64 ? std::uint64_t{1} << i : 0; }
+
+}  // namespace
+
+UpstreamExchange::UpstreamExchange(ExchangeHost& host, ClientSide& client)
+    : host_(host), client_(client), backoff_timer_(host.io()) {
+  connection_waiter_.owner = this;
+  connection_waiter_.wake = &UpstreamExchange::resume_connect;
+  response_.headers = &response_headers_;
+}
+
+const resilience::ResiliencePolicy& UpstreamExchange::policy() noexcept {
+  return host_.health().policy(*ctx_->manifest);
+}
+
+void UpstreamExchange::start(pipeline::RequestContext& ctx, const http::RequestHead& request, http::BodyCursor& body,
+                             bool tls) {
+  ctx_ = &ctx;
+  request_ = &request;
+  body_ = &body;
+  tls_ = tls;
+  // The session answered 100 Continue itself when the body was still to come: Expect is not forwarded.
+  drop_expect_ = request.expect_continue && !body.done();
+  retry_.start(is_idempotent(request), body.has_body());
+  force_new_connection_ = false;
+  response_head_sent_ = false;
+  const auto max_headers = snapshot().config.limits.max_header_count;
+  if (response_headers_.capacity() < max_headers) response_headers_.reserve(max_headers);
+  connect_upstream();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection
+
+void UpstreamExchange::connect_upstream() {
+  const auto& endpoint = *ctx_->endpoint;
+  auto& pool = host_.pool(endpoint.id);
+  // A stale connection's retry is the same attempt: its clock keeps running.
+  if (!force_new_connection_) ctx_->upstream_started = host_.now();
+  upstream_early_event_ = false;
+  request_bytes_sent_ = false;
+  upstream_ = force_new_connection_ ? nullptr : pool.acquire(this);
+  force_new_connection_ = false;
+  upstream_reused_ = upstream_ != nullptr;
+  if (upstream_ != nullptr && holds_pending_) leave_connection_queue();
+  if (upstream_ == nullptr && ctx_->manifest->max_connections != 0 && !take_connection_slot()) return;
+  // In flight from now until the connection is released (least_connections, latency_aware).
+  ++host_.health().load(endpoint.id).inflight;
+  inflight_endpoint_ = endpoint.id;
+  counted_inflight_ = true;
+  if (upstream_ != nullptr) {
+    ++host_.counters()[Counter::upstream_reuses];
+    send_request_head();
+    return;
+  }
+  ++host_.counters()[Counter::upstream_connects];
+  phase_ = Phase::connecting;
+  client_.set_deadline(snapshot().config.timeouts.upstream_connect);
+  upstream_ = pool.create(snapshot().upstream_buffer_bytes);
+  if (connection_slot_) {
+    // The connection holds the slot from now on, until it closes (idle in the pool included).
+    upstream_->count_in(host_.clusters(), ctx_->manifest->index);
+    connection_slot_ = false;
+  }
+  upstream_->connect(endpoint.address, this);
+}
+
+// Envoy's max_connections and max_pending for the manifest, whole process: a new connection takes a
+// slot; with none free the request waits (Phase::queued, bounded by timeouts.upstream_connect) if
+// fewer than max_pending do, else 503 at once. Woken when a connection of the manifest is released
+// or closed on this worker, and by the worker's tick (for slots freed on other workers).
+bool UpstreamExchange::take_connection_slot() {
+  auto* clusters = host_.clusters();
+  const auto& m = *ctx_->manifest;
+  // Every slot taken: idle pooled connections hold slots too, so close one of them first.
+  const auto take = [&] {
+    return clusters->try_add_connection(m.index, m.max_connections) ||
+           (host_.close_idle_counted(m.index) && clusters->try_add_connection(m.index, m.max_connections));
+  };
+  if (clusters == nullptr || take()) {
+    connection_slot_ = clusters != nullptr;
+    leave_connection_queue();
+    return true;
+  }
+  if (!holds_pending_) {
+    if (m.max_pending == 0 || !clusters->try_add_pending(m.index, m.max_pending)) {
+      ctx_->retry_after_seconds = 1;
+      fail(Error::upstream_overflow);
+      return false;
+    }
+    holds_pending_ = true;
+    client_.set_deadline(snapshot().config.timeouts.upstream_connect);
+  }
+  phase_ = Phase::queued;
+  connection_waiter_.enqueue(host_.connection_queue(m.index));
+  host_.ask_peer_to_free_slot(m.index);  // the slots may be idle on another worker
+  return false;
+}
+
+void UpstreamExchange::leave_connection_queue() noexcept {
+  connection_waiter_.unlink();
+  if (!holds_pending_) return;
+  holds_pending_ = false;
+  if (auto* clusters = host_.clusters()) clusters->remove_pending(ctx_->manifest->index);
+}
+
+void UpstreamExchange::resume_connect(Waiter& waiter) {
+  auto& self = *static_cast<UpstreamExchange*>(waiter.owner);
+  if (self.phase_ == Phase::queued) self.connect_upstream();
+}
+
+void UpstreamExchange::on_upstream_connected(const error_code& ec) {
+  if (!ec) return send_request_head();
+  char detail[160];
+  const auto n = std::snprintf(detail, sizeof detail, "%s: %s", ctx_->endpoint->name.c_str(), ec.message().c_str());
+  release_upstream(false);
+  if (try_again(AttemptFailure::connect_failed, Error::upstream_connect_failed, 0)) return;
+  fail(Error::upstream_connect_failed, std::string_view(detail, static_cast<std::size_t>(std::max(n, 0))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request: head, then body
+
+void UpstreamExchange::send_request_head() {
+  phase_ = Phase::sending;
+  client_.set_deadline(snapshot().config.timeouts.upstream_response);
+  UpstreamRequestParams params;
+  params.target = request_->target;
+  if (ctx_->manifest->strip_path_prefix) {
+    params.target = manifest::split_route(request_->target).rest;
+    if (params.target.empty() || params.target.front() != '/') params.target_prefix = "/";
+  }
+  params.client_ip = ctx_->client_ip;
+  params.request_id = ctx_->request_id;
+  params.proto = tls_ ? "https" : "http";
+  params.default_host = ctx_->endpoint->name;
+  params.drop_expect = drop_expect_;
+  char* scratch = host_.scratch();
+  const std::size_t head_size = write_upstream_request_head(*request_, params, scratch, host_.scratch_size());
+  if (head_size == 0) return fail(Error::header_too_large);
+  upstream_->count_request();
+  // Body bytes already received travel in the same write as the head.
+  const std::string_view available = client_.client_data();
+  const auto take = body_->take(available);
+  if (take.error != Error::ok) return fail(take.error);
+  client_.consume_client_data(take.bytes);
+  ctx_->request_body_bytes += take.bytes;
+  send_upstream(std::string_view(scratch, head_size), available.substr(0, take.bytes),
+                body_->done() ? &UpstreamExchange::request_sent : &UpstreamExchange::upload_more);
+}
+
+void UpstreamExchange::upload_more() {
+  if (upstream_early_event_) return request_sent();  // the upstream has answered or closed: stop sending
+  waiting_for_client_ = true;
+  client_.read_client_body();
+}
+
+void UpstreamExchange::on_client_data() {
+  waiting_for_client_ = false;
+  const std::string_view available = client_.client_data();
+  const auto take = body_->take(available);
+  if (take.error != Error::ok) return fail(take.error);
+  client_.consume_client_data(take.bytes);
+  ctx_->request_body_bytes += take.bytes;
+  send_upstream({}, available.substr(0, take.bytes),
+                body_->done() ? &UpstreamExchange::request_sent : &UpstreamExchange::upload_more);
+}
+
+void UpstreamExchange::request_sent() {
+  phase_ = Phase::awaiting_response;
+  client_.set_deadline(snapshot().config.timeouts.upstream_response);
+  const auto per_try = policy().per_try_timeout;
+  if (per_try.count() > 0) client_.cap_deadline(ctx_->upstream_started + per_try);
+  response_scanner_.reset();
+  response_head_sent_ = false;
+  process_upstream();
+}
+
+void UpstreamExchange::send_upstream(std::string_view head, std::string_view body, Step next) {
+  error_code ec;
+  const std::size_t n = try_write(upstream_->socket(), head, body, ec);
+  if (n > 0) request_bytes_sent_ = true;
+  if (!ec && n == head.size() + body.size()) return (this->*next)();
+  if (ec && ec != asio::error::would_block) return upstream_write_failed(ec);
+  request_bytes_sent_ = true;  // an asynchronous write may send any part of it
+  body = keep_unsent(head, body, n, next);
+  upstream_->async_write(spill_, body);
+}
+
+void UpstreamExchange::on_upstream_write(const error_code& ec) {
+  if (ec) return upstream_write_failed(ec);
+  (this->*after_write_)();
+}
+
+// Broken upstream: maybe it answered before closing (e.g. 413); otherwise the attempt failed.
+void UpstreamExchange::upstream_write_failed(const error_code& ec) {
+  upstream_early_event_ = true;
+  if (!upstream_->data().empty()) return request_sent();
+  if (try_again(AttemptFailure::closed, Error::upstream_reset, 0)) return;
+  fail(Error::upstream_reset, ec.message());
+}
+
+// A write the kernel took only `written` bytes of: the unsent part of the head (scratch space, about
+// to be reused) is copied to spill_; the body view stays valid as its buffer is not touched until the
+// write ends. Returns the unsent body; `next` runs once everything is written.
+std::string_view UpstreamExchange::keep_unsent(std::string_view head, std::string_view body, std::size_t written,
+                                               Step next) {
+  if (written < head.size()) {
+    spill_.assign(head.substr(written));
+  } else {
+    spill_.clear();
+    body.remove_prefix(written - head.size());
+  }
+  after_write_ = next;
+  return body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response: head, then body
+
+void UpstreamExchange::on_upstream_read(const error_code&) {
+  // The error (end of stream, reset) is remembered by the connection as eof().
+  switch (phase_) {
+    case Phase::sending: upstream_early_event_ = true; return;  // handled once the upload stops
+    case Phase::awaiting_response:
+    case Phase::relaying: return process_upstream();
+    default: return;
+  }
+}
+
+void UpstreamExchange::process_upstream() {
+  if (phase_ == Phase::awaiting_response) process_response_head();
+  else if (phase_ == Phase::relaying) relay_response_body({});
+}
+
+// Parses the response head once complete and sends it on with the body bytes that came with it.
+void UpstreamExchange::process_response_head() {
+  for (;;) {
+    const std::string_view data = upstream_->data();
+    if (data.empty()) {
+      if (upstream_->eof()) {
+        if (try_again(AttemptFailure::closed, Error::upstream_reset, 0)) return;
+        return fail(Error::upstream_reset, ctx_->endpoint->name);
+      }
+      return upstream_->read();
+    }
+    if (ctx_->response_started == pipeline::Clock::time_point{}) ctx_->response_started = host_.now();
+    Error error = Error::ok;
+    const auto status = http::parse_response_head(data, snapshot().response_limits, response_scanner_,
+                                                  request_->is_head, response_, error);
+    if (status == http::ParseStatus::error) return fail(Error::upstream_bad_response, ctx_->endpoint->name);
+    if (status == http::ParseStatus::incomplete) {
+      if (upstream_->eof()) return fail(Error::upstream_reset, ctx_->endpoint->name);
+      if (upstream_->buffer_full()) return fail(Error::upstream_bad_response, "response head too large");
+      return upstream_->read();
+    }
+    if (response_.status >= 200) break;
+    // Interim responses (100, 103) are not relayed: we answered 100-continue ourselves.
+    if (response_.status == 101) return fail(Error::upstream_bad_response, "unexpected 101");  // we never forward Upgrade
+    upstream_->consume(response_.head_bytes);
+  }
+  if (policy().retries_status(response_.status) && try_again(AttemptFailure::retryable_status, Error::ok, response_.status))
+    return;
+  ctx_->status = response_.status;
+  const bool client_http10 = request_->version == http::Version::http10;
+  dechunk_ = false;
+  switch (response_.framing) {
+    case BodyFraming::none: client_framing_ = ClientFraming::none; break;
+    case BodyFraming::content_length: client_framing_ = ClientFraming::content_length; break;
+    case BodyFraming::chunked:
+      dechunk_ = client_http10;
+      client_framing_ = client_http10 ? ClientFraming::until_close : ClientFraming::chunked;
+      break;
+    case BodyFraming::until_close: client_framing_ = ClientFraming::until_close; break;
+  }
+  response_body_left_ = response_.content_length;
+  response_chunks_.reset();
+  upstream_reusable_ = response_.keep_alive() && response_.framing != BodyFraming::until_close && body_->done() &&
+                       !upstream_early_event_;
+  close_after_response_ = !request_->keep_alive() || host_.draining() ||
+                          client_framing_ == ClientFraming::until_close || !body_->done();
+  ClientResponseParams params{ctx_->request_id, ctx_->extra_response_headers(), client_framing_,
+                              close_after_response_, client_http10};
+  const std::size_t head_size = write_client_response_head(response_, params, host_.scratch(), host_.scratch_size());
+  if (head_size == 0) return fail(Error::upstream_bad_response, "response head too large");
+  upstream_->consume(response_.head_bytes);
+  phase_ = Phase::relaying;
+  response_head_sent_ = true;  // from here on, a failure can only cut the connection
+  relay_response_body(std::string_view(host_.scratch(), head_size));
+}
+
+// Sends `head` (if any) with the body bytes the upstream buffer holds, then continues.
+void UpstreamExchange::relay_response_body(std::string_view head) {
+  std::string_view data = upstream_->data();
+  bool done = false;
+  std::size_t take = 0;
+  switch (response_.framing) {
+    case BodyFraming::none: done = true; break;
+    case BodyFraming::content_length:
+      take = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), response_body_left_));
+      response_body_left_ -= take;
+      done = response_body_left_ == 0;
+      break;
+    case BodyFraming::chunked: {
+      if (dechunk_) {
+        // Payload runs are compacted in place to the front of the unread bytes (output <= input).
+        char* out = upstream_->mutable_data();
+        std::size_t payload = 0;
+        const auto r = response_chunks_.scan(data, [&](const char* p, std::size_t n) {
+          std::memmove(out + payload, p, n);
+          payload += n;
+        });
+        if (r.error != Error::ok) return fail(Error::upstream_bad_response, "bad chunked framing");
+        // Drop the framing bytes that were consumed: keep [payload) then whatever followed the message.
+        const std::size_t rest = data.size() - r.consumed;
+        std::memmove(out + payload, out + r.consumed, rest);
+        upstream_->shrink_data(payload + rest);
+        data = upstream_->data();
+        take = payload;
+        done = r.done;
+      } else {
+        const auto r = response_chunks_.scan(data);
+        if (r.error != Error::ok) return fail(Error::upstream_bad_response, "bad chunked framing");
+        take = r.consumed;
+        done = r.done;
+      }
+      break;
+    }
+    case BodyFraming::until_close:
+      take = data.size();
+      done = upstream_->eof();
+      break;
+  }
+  bool truncated = false;
+  if (!done && take == data.size() && upstream_->eof() && response_.framing != BodyFraming::until_close) {
+    // The upstream closed in the middle of a framed body: the client must not take it as complete.
+    ctx_->outcome = Error::upstream_reset;
+    upstream_reusable_ = false;
+    truncated = true;
+    if (head.empty() && take == 0) return cut();
+  }
+  if (take < data.size()) upstream_reusable_ = false;  // bytes beyond the response: desynchronised
+  const std::string_view body = data.substr(0, take);
+  upstream_->consume(take);
+  ctx_->response_bytes += head.size() + body.size();
+  send_client(head, body,
+              done        ? &UpstreamExchange::response_done
+              : truncated ? &UpstreamExchange::cut
+                          : &UpstreamExchange::relay_more);
+}
+
+void UpstreamExchange::relay_more() {
+  client_.set_deadline(snapshot().config.timeouts.upstream_response);
+  if (!upstream_->data().empty() || upstream_->eof()) return relay_response_body({});
+  upstream_->read();
+}
+
+void UpstreamExchange::send_client(std::string_view head, std::string_view body, Step next) {
+  switch (client_.write_client(head, body)) {
+    case ClientWrite::done: return (this->*next)();
+    case ClientWrite::pending: after_write_ = next; return;
+    case ClientWrite::failed: return;  // the session closed and aborted this exchange
+  }
+}
+
+void UpstreamExchange::on_client_written() { (this->*after_write_)(); }
+
+void UpstreamExchange::response_done() {
+  release_upstream(upstream_reusable_);
+  end({ExchangeEnd::Kind::complete, Error::ok, {}, close_after_response_});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures, retries, deadlines
+
+// Asks RetryState what follows a failed attempt and carries it out: true when the request goes on
+// (the exchange continues), false when the failure stands.
+bool UpstreamExchange::try_again(AttemptFailure failure, Error error, unsigned status) {
+  auto& health = host_.health();
+  const auto now = ctx_->now = host_.now();
+  const bool never_sent = failure == AttemptFailure::connect_failed || failure == AttemptFailure::connect_timeout;
+  if (never_sent) {
+    // The attempt is over whatever comes next: its endpoint learns it now, not again at the end.
+    health.report(*ctx_->manifest, ctx_->endpoint_index, error, 0, resilience::Duration::zero(), now);
+    ctx_->attempt_reported = true;
+  }
+  const AttemptFacts facts{upstream_reused_, request_bytes_sent_,
+                           ctx_->response_started != pipeline::Clock::time_point{}, response_head_sent_};
+  auto& state = health.state(*ctx_->manifest);
+  const auto budget = static_cast<std::uint32_t>(std::min<std::uint64_t>(state.budget.available(now), UINT32_MAX));
+  const RetryDecision decision = retry_.decide(failure, facts, policy(), ctx_->attempt, budget, health.random());
+  switch (decision.action) {
+    case RetryAction::give_up: return false;
+    case RetryAction::same_endpoint_now:
+      ++host_.counters()[Counter::upstream_stale_retries];
+      release_upstream(false);
+      force_new_connection_ = true;
+      connect_upstream();
+      return true;
+    case RetryAction::other_endpoint_now:
+    case RetryAction::other_endpoint_after: break;
+  }
+  if (!take_retry_slot()) return false;
+  const auto failed = ctx_->endpoint_index;
+  const auto failed_tried = ctx_->tried;
+  const auto latency = ctx_->response_started == pipeline::Clock::time_point{}
+                           ? resilience::Duration::zero()
+                           : ctx_->response_started - ctx_->upstream_started;
+  ctx_->tried |= bit(failed);
+  ++ctx_->attempt;
+  const bool picked = host_.picker().on_request(*ctx_) == pipeline::Verdict::Continue;
+  if (!picked || !state.budget.try_acquire_retry(now)) {
+    if (picked) health.breaker(ctx_->endpoint->id).on_cancelled();  // admitted, unused
+    // Nowhere else to go: the failed attempt's answer stands.
+    --ctx_->attempt;
+    ctx_->tried = failed_tried;
+    ctx_->endpoint = &ctx_->manifest->endpoints[failed];
+    ctx_->endpoint_index = failed;
+    ctx_->attempt_reported = never_sent;
+    ctx_->reply = Error::ok;
+    ctx_->retry_after_seconds = 0;
+    return false;
+  }
+  if (!never_sent) health.report(*ctx_->manifest, failed, error, status, latency, now);
+  ++host_.counters()[Counter::upstream_retries];
+  release_upstream(false);  // an answer not read to its end: the connection cannot be reused
+  ctx_->response_started = {};
+  response_scanner_.reset();
+  if (decision.action == RetryAction::other_endpoint_now) {
+    connect_upstream();
+  } else {
+    phase_ = Phase::backing_off;
+    client_.set_deadline(decision.delay + snapshot().config.timeouts.upstream_connect);
+    start_backoff(decision.delay);
+  }
+  return true;
+}
+
+// Envoy's max_retries: requests of one cluster being retried at once, whole process.
+bool UpstreamExchange::take_retry_slot() noexcept {
+  if (ctx_->holds_retry_slot || ctx_->manifest->max_active_retries == 0) return true;
+  auto* clusters = host_.clusters();
+  if (clusters != nullptr && !clusters->try_add_retry(ctx_->manifest->index, ctx_->manifest->max_active_retries))
+    return false;
+  ctx_->holds_retry_slot = clusters != nullptr;
+  return true;
+}
+
+// One timer (the retry backoff). A wait that was cancelled may still complete after a new one
+// started: each wait is counted (the session is not freed before all complete) and carries its
+// generation, so only the newest, uncancelled one acts.
+void UpstreamExchange::start_backoff(resilience::Duration delay) {
+  const std::uint32_t generation = ++timer_generation_;
+  ++timers_pending_;
+  backoff_timer_.expires_after(delay);
+  backoff_timer_.async_wait([this, generation](const error_code& ec) {
+    --timers_pending_;
+    if (phase_ == Phase::idle) return client_.exchange_released();
+    if (ec || generation != timer_generation_ || phase_ != Phase::backing_off) return;  // cancelled or superseded
+    connect_upstream();
+  });
+}
+
+void UpstreamExchange::cancel_timer() noexcept {
+  ++timer_generation_;  // whatever wait is outstanding no longer acts, even if it already completed
+  if (timers_pending_ > 0) backoff_timer_.cancel();
+}
+
+void UpstreamExchange::on_deadline(pipeline::Clock::time_point now, bool request_total_passed,
+                                   bool client_write_pending) {
+  const bool total = request_total_passed;
+  switch (phase_) {
+    case Phase::queued:
+      leave_connection_queue();
+      if (total) {
+        // Never sent: nothing to hold against the endpoint (its probe slot, if any, is freed).
+        host_.health().breaker(ctx_->endpoint->id).on_cancelled();
+        ctx_->attempt_reported = true;
+        return fail(Error::request_timeout);
+      }
+      ctx_->retry_after_seconds = 1;
+      return fail(Error::upstream_overflow);
+    case Phase::backing_off:
+    case Phase::connecting:
+      cancel_timer();
+      release_upstream(false);
+      if (!total && try_again(AttemptFailure::connect_timeout, Error::upstream_connect_timeout, 0)) return;
+      return fail(total ? Error::request_timeout : Error::upstream_connect_timeout, ctx_->endpoint->name);
+    case Phase::awaiting_response: {
+      const auto per_try = policy().per_try_timeout;
+      if (!total && per_try.count() > 0 && now >= ctx_->upstream_started + per_try &&
+          try_again(AttemptFailure::per_try_timeout, Error::upstream_timeout, 0))
+        return;
+      return fail(total ? Error::request_timeout : Error::upstream_timeout, ctx_->endpoint->name);
+    }
+    case Phase::sending: {
+      // Waiting on the client (its body, or it reading a reply) is the client's doing, not the upstream's.
+      const Error error = client_write_pending || waiting_for_client_ ? Error::client_timeout
+                          : total                                     ? Error::request_timeout
+                                                                      : Error::upstream_timeout;
+      if (!waiting_for_client_) return fail(error, ctx_->endpoint->name);
+      ctx_->outcome = error;
+      return cut();
+    }
+    case Phase::relaying:
+      ctx_->outcome = client_write_pending ? Error::client_timeout
+                      : total              ? Error::request_timeout
+                                           : Error::upstream_timeout;
+      return cut();
+    case Phase::idle: return;
+  }
+}
+
+void UpstreamExchange::fail(Error error, std::string_view detail) {
+  ctx_->outcome = error;
+  if (response_head_sent_) return cut();
+  release_upstream(false);
+  end({ExchangeEnd::Kind::failed, error, detail, !body_->done()});
+}
+
+void UpstreamExchange::cut() {
+  release_upstream(false);
+  end({ExchangeEnd::Kind::cut, ctx_->outcome, {}, true});
+}
+
+void UpstreamExchange::end(const ExchangeEnd& how) {
+  release_slots();
+  waiting_for_client_ = false;
+  phase_ = Phase::idle;
+  client_.exchange_done(how);  // may start the next request's exchange: nothing after this line
+}
+
+void UpstreamExchange::abort() noexcept {
+  if (phase_ == Phase::idle) return;
+  cancel_timer();
+  release_upstream(false);
+  release_slots();
+  waiting_for_client_ = false;
+  phase_ = Phase::idle;
+}
+
+void UpstreamExchange::release_slots() noexcept {
+  if (holds_pending_ || connection_waiter_.waiting()) leave_connection_queue();
+  if (connection_slot_) {
+    connection_slot_ = false;
+    if (auto* clusters = host_.clusters()) clusters->remove_connection(ctx_->manifest->index);
+  }
+}
+
+void UpstreamExchange::release_upstream(bool reusable) noexcept {
+  if (counted_inflight_) {
+    counted_inflight_ = false;
+    --host_.health().load(inflight_endpoint_).inflight;
+  }
+  if (upstream_ == nullptr) return;
+  // A connection of a manifest under max_connections becomes free (idle, or its slot with it).
+  if (ctx_->manifest->max_connections != 0) host_.wake_connection_queue(ctx_->manifest->index);
+  upstream::UpstreamConnection* conn = upstream_;
+  upstream_ = nullptr;
+  if (reusable) {
+    conn->pool().release(conn, snapshot().config.upstream_pool.max_idle_per_endpoint, host_.now());
+  } else {
+    conn->close();
+  }
+}
+
+}  // namespace frontdoor::proxy

@@ -1,0 +1,33 @@
+#include "frontdoor/proxy/retry_state.hpp"
+
+#include "frontdoor/resilience/retry_budget.hpp"
+
+namespace frontdoor::proxy {
+
+RetryDecision RetryState::decide(AttemptFailure failure, const AttemptFacts& facts,
+                                 const resilience::ResiliencePolicy& policy, std::uint32_t attempt,
+                                 std::uint32_t budget_available, std::uint64_t random) noexcept {
+  if (facts.response_relayed) return {};
+  const bool more_attempts = attempt + 1 < policy.max_attempts && budget_available > 0;
+  switch (failure) {
+    case AttemptFailure::connect_failed:
+    case AttemptFailure::connect_timeout:
+      // Nothing was sent: any method may go elsewhere, with or without a body (none of it was read yet).
+      return more_attempts ? RetryDecision{RetryAction::other_endpoint_now} : RetryDecision{};
+    case AttemptFailure::closed:
+      if (!facts.response_started && !has_body_ && !stale_retried_ &&
+          (facts.reused_connection || !facts.request_bytes_sent) && (idempotent_ || !facts.request_bytes_sent)) {
+        stale_retried_ = true;
+        return {RetryAction::same_endpoint_now};
+      }
+      if (!policy.retry_on_reset) return {};
+      break;
+    case AttemptFailure::per_try_timeout:
+    case AttemptFailure::retryable_status: break;
+  }
+  if (has_body_ || !idempotent_ || !more_attempts) return {};
+  return {RetryAction::other_endpoint_after,
+          resilience::backoff_delay(attempt, policy.backoff_base, policy.backoff_max, random)};
+}
+
+}  // namespace frontdoor::proxy
