@@ -19,7 +19,7 @@ namespace detail {
 namespace {
 
 constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-// Only round_robin is implemented today; the others are accepted names reserved for the pickers to come.
+// Every balancing policy a manifest may name (resilience/pickers.hpp implements each).
 constexpr std::string_view kBalancing[] = {"round_robin",   "weighted",        "least_connections",
                                            "latency_aware", "consistent_hash", "sticky"};
 

@@ -1,6 +1,7 @@
 #pragma once
-// The stages of the request pipeline, in order: RateLimit -> Manifest -> Breaker -> Pick.
-// (The proxy step that follows is the session's own asynchronous work.)
+// The stages of the request pipeline, in order: RateLimit -> Manifest -> ManifestRateLimit ->
+// LoadShed -> Breaker -> Pick (RequestPipeline below). What follows a Continue is the upstream
+// exchange (proxy/exchange.hpp), which calls PickStage again for a retry.
 // Each stage is owned by one worker and used from its thread only.
 #include <cstdint>
 #include <optional>
@@ -92,7 +93,7 @@ class LoadShedStage {
 // Circuit breaking per endpoint. Admission happens in the pick (an open breaker takes its
 // endpoint out of the rotation, a half-open one admits bounded probes); this stage feeds every
 // final outcome back to the breaker and the outlier detector. Attempts that were retried are
-// reported by the session as they fail.
+// reported by the exchange (proxy/exchange.hpp) as they fail.
 // It also enforces the cluster's max_requests (503 at once beyond it) for the whole process.
 class BreakerStage {
  public:
@@ -106,9 +107,10 @@ class BreakerStage {
   upstream::ClusterLoad* clusters_;
 };
 
-// Chooses the endpoint: round robin over those not tried yet for this request, whose breaker
-// admits a request and that are not ejected (when all the untried ones are ejected, ejection is
-// ignored: better a suspect endpoint than none). None left: 503 with Retry-After from the first
+// Chooses the endpoint by the manifest's balancing policy (round robin, weighted, least
+// connections, latency aware, consistent hash, sticky; priority levels fail over) among those not
+// tried yet for this request, whose breaker admits a request and that are not ejected (when all the
+// untried ones are ejected, ejection is ignored: better a suspect endpoint than none). None left: 503 with Retry-After from the first
 // breaker to half-open.
 class PickStage {
  public:
