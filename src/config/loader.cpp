@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -147,9 +148,15 @@ class Parser {
     return false;
   }
 
+  // Control bytes (NUL, CR, LF, escape...) and bytes that are not UTF-8 are refused in every string:
+  // "[::\0x]:8443" must not load as "[::]", no name or path may carry a byte that cuts a log line
+  // or a header, and to_yaml must be able to write every value back unchanged.
   void string(const Field& f, std::string& out) {
-    if (scalar(f, "a string")) out = f.node.Scalar();
-    else out.clear();  // the checks then see an empty value, and stay quiet about this path
+    out.clear();  // on error the checks then see an empty value, and stay quiet about this path
+    if (!scalar(f, "a string")) return;
+    const std::string& text = f.node.Scalar();
+    if (auto problem = detail::text_problem(text); !problem.empty()) return error(f, shown(text) + " " + problem);
+    out = text;
   }
 
   template <class Int>
@@ -295,7 +302,8 @@ void Parser::parse(const YAML::Node& root, Config& c) {
          } else if (key == "rate_limit_headers") {
            string(f, c.rate_limit_headers);
          } else if (key == "redis") {
-           each(f, {"address", "password_env", "database", "connect_timeout", "command_timeout", "key_prefix"},
+           each(f, {"address", "password_env", "database", "connect_timeout", "command_timeout", "key_prefix",
+                    "key_secret_env"},
                 [&](const std::string& k, const Field& v) {
                   auto& rd = c.redis;
                   if (k == "address") string(v, rd.address);
@@ -303,6 +311,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                   else if (k == "database") integer(v, rd.database, "0..15");
                   else if (k == "connect_timeout") duration(v, rd.connect_timeout);
                   else if (k == "command_timeout") duration(v, rd.command_timeout);
+                  else if (k == "key_secret_env") string(v, rd.key_secret_env);
                   else string(v, rd.key_prefix);
                 });
          } else if (key == "logging") {
@@ -333,7 +342,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
 
 void Parser::listener(const Field& f, ListenerConfig& l) {
   static const std::initializer_list<std::string_view> kKeys = {"name", "address", "default_environment",
-                                                                    "tls"};
+                                                                    "environments", "tls"};
   if (!f.node.IsMap()) {
     l.name.clear();  // a placeholder keeps the indexes of the next listeners; its own checks stay quiet
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
@@ -343,6 +352,8 @@ void Parser::listener(const Field& f, ListenerConfig& l) {
     if (k == "name") string(v, l.name);
     else if (k == "address") string(v, l.address);
     else if (k == "default_environment") string(v, l.default_environment);
+    else if (k == "environments")
+      list(v, "environment names", [&](const Field& item) { string(item, l.environments.emplace_back()); });
     else if (!v.node.IsNull()) {  // `tls:` with nothing = plain HTTP
       TlsConfig& tls = l.tls.emplace();
       if (!v.node.IsMap()) {

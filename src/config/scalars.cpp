@@ -88,6 +88,37 @@ bool is_key_part(std::string_view text) {
 
 namespace detail {
 
+// Why a string may not be a config value: control characters, or bytes that are not UTF-8 (which
+// to_yaml could not write back unchanged). Empty when it may.
+std::string text_problem(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return "must not contain control characters";
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    char32_t cp = 0;
+    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
+    else return "is not valid UTF-8";
+    if (i + len > s.size()) return "is not valid UTF-8";
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return "is not valid UTF-8";
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    const char32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return "is not valid UTF-8";
+    if (cp >= 0x80 && cp <= 0x9f) return "must not contain control characters";
+    i += len;
+  }
+  return {};
+}
+
 std::string shown(std::string_view value) {
   constexpr std::size_t kMaxShown = 64;
   std::string out = "\"";

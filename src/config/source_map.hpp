@@ -32,4 +32,8 @@ void sort_errors(std::vector<ConfigError>& errors);
 // A value quoted for an error message: at most 64 characters, control characters escaped.
 std::string shown(std::string_view value);
 
+// What makes `s` unfit as any string of a config ("must not contain control characters", "is not
+// valid UTF-8"); empty when nothing does. The loader refuses such strings wherever they stand.
+std::string text_problem(std::string_view s);
+
 }  // namespace frontdoor::config::detail

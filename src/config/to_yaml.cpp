@@ -140,7 +140,10 @@ std::string to_yaml(const Config& c) {
   for (const auto& l : c.listeners) {
     y << "  - name: " << quoted(l.name) << "\n"
       << "    address: " << quoted(l.address) << "\n"
-      << "    default_environment: " << quoted(l.default_environment) << "\n";
+      << "    default_environment: " << quoted(l.default_environment) << "\n"
+      << "    environments: [";
+    for (std::size_t i = 0; i < l.environments.size(); ++i) y << (i ? ", " : "") << quoted(l.environments[i]);
+    y << "]  # chosen by the environment header; [] = default_environment only\n";
     if (l.tls)
       y << "    tls:\n"
         << "      certificate_file: " << quoted(l.tls->certificate_file) << "\n"
@@ -181,7 +184,8 @@ std::string to_yaml(const Config& c) {
     << "  database: " << c.redis.database << "\n"
     << "  connect_timeout: " << format_duration(c.redis.connect_timeout) << "\n"
     << "  command_timeout: " << format_duration(c.redis.command_timeout) << "\n"
-    << "  key_prefix: " << quoted(c.redis.key_prefix) << "\n";
+    << "  key_prefix: " << quoted(c.redis.key_prefix) << "\n"
+    << "  key_secret_env: " << quoted(c.redis.key_secret_env) << "  # keys the hash of global limits' keys\n";
   y << "logging:\n"
     << "  level: " << quoted(c.logging.level) << "\n"
     << "  access_log:\n"

@@ -76,35 +76,6 @@ bool is_token(std::string_view s) {  // an HTTP header name (RFC 9110 token)
 
 // Free text (names, paths) must be valid UTF-8 without control characters: it ends up in logs and
 // file names, and to_yaml must be able to write it back.
-std::string text_problem(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) return "must not contain control characters";
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    char32_t cp = 0;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
-    else return "is not valid UTF-8";
-    if (i + len > s.size()) return "is not valid UTF-8";
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return "is not valid UTF-8";
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    const char32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return "is not valid UTF-8";
-    if (cp >= 0x80 && cp <= 0x9f) return "must not contain control characters";
-    i += len;
-  }
-  return {};
-}
-
 class Checker {
  public:
   Checker(const Config& c, const SourceMap* map) : config_(c), map_(map) {
@@ -177,6 +148,10 @@ class Checker {
       if (l.default_environment == "*" || !is_key_part(l.default_environment))
         add(path + ".default_environment",
             shown(l.default_environment) + " is not an environment name (expected [A-Za-z0-9._-]+)");
+      for (std::size_t e = 0; e < l.environments.size(); ++e)
+        if (l.environments[e] != "*" && !is_key_part(l.environments[e]))
+          add(path + ".environments[" + std::to_string(e) + "]",
+              shown(l.environments[e]) + " is not an environment name (expected [A-Za-z0-9._-]+, or \"*\" for any)");
       if (l.tls) {
         tls_file(path + ".tls.certificate_file", l.tls->certificate_file, "certificate chain");
         tls_file(path + ".tls.private_key_file", l.tls->private_key_file, "private key");
@@ -370,6 +345,8 @@ class Checker {
     }
     if (!r.password_env.empty() && !is_token(r.password_env))
       add("redis.password_env", shown(r.password_env) + " is not an environment variable name");
+    if (!r.key_secret_env.empty() && !is_token(r.key_secret_env))
+      add("redis.key_secret_env", shown(r.key_secret_env) + " is not an environment variable name");
     if (r.database > 15) add("redis.database", std::to_string(r.database) + " is out of range (expected 0..15)");
     if (r.connect_timeout.count() <= 0) add("redis.connect_timeout", "must be more than 0");
     if (r.command_timeout.count() <= 0) add("redis.command_timeout", "must be more than 0");

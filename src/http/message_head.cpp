@@ -201,6 +201,26 @@ bool is_valid_request_id(std::string_view id) noexcept {
   return true;
 }
 
+// absolute-form (RFC 9112 §3.2.2): "http" or "https" "://" authority [path] ["?" query]. The target
+// becomes its path and query, and `host` its authority, which wins over the Host header. Anything
+// else that is not origin-form (authority-form outside CONNECT, a bare word, userinfo) is refused.
+bool to_origin_form(RequestHead& out) noexcept {
+  std::string_view t = out.target;
+  const auto sep = t.find("://");
+  if (sep == std::string_view::npos) return false;
+  const std::string_view scheme = t.substr(0, sep);
+  if (!iequals(scheme, "http") && !iequals(scheme, "https")) return false;
+  t.remove_prefix(sep + 3);
+  const auto authority_end = std::min(t.find('/'), t.find('?'));
+  const std::string_view authority = t.substr(0, authority_end);
+  if (authority.empty() || authority.find('@') != std::string_view::npos || authority.find('#') != std::string_view::npos)
+    return false;
+  out.host = authority;
+  out.target = authority_end == std::string_view::npos ? std::string_view() : t.substr(authority_end);
+  out.absolute_form = true;
+  return true;
+}
+
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -304,6 +324,10 @@ ParseStatus parse_request_head(std::string_view data, const HeadLimits& limits, 
     out.framing = BodyFraming::content_length;
   }
   if (!seen_host && out.version == Version::http11) return error = Error::missing_host, ParseStatus::error;
+  out.absolute_form = false;
+  if (out.target.front() != '/' && out.target != "*") {
+    if (!to_origin_form(out)) return error = Error::bad_request, ParseStatus::error;
+  }
   out.head_bytes = static_cast<std::uint32_t>(end);
   scanner.reset();
   return ParseStatus::complete;

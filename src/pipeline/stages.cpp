@@ -1,5 +1,7 @@
 #include "frontdoor/pipeline/stages.hpp"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstring>
 
@@ -8,23 +10,67 @@
 namespace frontdoor::pipeline {
 namespace {
 
+// Any header by name, those the parser classifies (Host, X-Forwarded-For...) included: a limit keyed
+// on `header:Host` or a hash on `header:X-Forwarded-For` must see them. The first non-empty one.
 std::string_view header_value(const RequestContext& ctx, std::string_view name) noexcept {
   for (const http::Header& h : *ctx.request->headers)
-    if (h.kind == http::HeaderKind::other && http::iequals(h.name, name) && !h.value.empty()) return h.value;
+    if (http::iequals(h.name, name) && !h.value.empty()) return h.value;
   return {};
 }
 
+// The environment header is honoured only for the environments the listener lets clients choose:
+// otherwise any client could reach another environment's manifests and limits by sending it.
 std::string_view environment_of(const RequestContext& ctx) noexcept {
+  if (ctx.allowed_environments.empty()) return ctx.default_environment;
   const auto value = header_value(ctx, ctx.snapshot->config.routing.environment_header);
-  return value.empty() ? ctx.default_environment : value;
+  const bool key_part = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+  if (!key_part) return ctx.default_environment;
+  for (const std::string& allowed : ctx.allowed_environments)
+    if (allowed == "*" || allowed == value) return value;
+  return ctx.default_environment;
 }
 
-// Appends to the context's response header lines; silently stops when full (never a partial line).
-void append_header(RequestContext& ctx, std::string_view line) noexcept {
-  if (ctx.response_headers_size + line.size() > ctx.response_headers.size()) return;
-  std::memcpy(ctx.response_headers.data() + ctx.response_headers_size, line.data(), line.size());
-  ctx.response_headers_size = static_cast<std::uint16_t>(ctx.response_headers_size + line.size());
-}
+// One response header line, built in place after the lines already there and kept only whole: a
+// piece that does not fit drops the line, so a full buffer never leaves a fragment for the head
+// writer to glue to the next header.
+class HeaderLine {
+ public:
+  HeaderLine(RequestContext& ctx, std::string_view name) noexcept : ctx_(ctx), end_(ctx.response_headers_size) {
+    add(name);
+    add(": ");
+  }
+  // Room for `n` more bytes, the line's CRLF included.
+  bool fits(std::size_t n) const noexcept { return !dropped_ && end_ + n + 2 <= ctx_.response_headers.size(); }
+  HeaderLine& add(std::string_view piece) noexcept {
+    if (!fits(piece.size())) {
+      dropped_ = true;
+      return *this;
+    }
+    std::memcpy(ctx_.response_headers.data() + end_, piece.data(), piece.size());
+    end_ += piece.size();
+    return *this;
+  }
+  // snprintf's result: a formatted piece that did not fit its buffer is not a piece.
+  HeaderLine& add_formatted(const char* buffer, int n, std::size_t capacity) noexcept {
+    if (n < 0 || static_cast<std::size_t>(n) >= capacity) {
+      dropped_ = true;
+      return *this;
+    }
+    return add(std::string_view(buffer, static_cast<std::size_t>(n)));
+  }
+  void commit() noexcept {
+    if (!fits(0)) return;
+    std::memcpy(ctx_.response_headers.data() + end_, "\r\n", 2);
+    ctx_.response_headers_size = static_cast<std::uint16_t>(end_ + 2);
+  }
+
+ private:
+  RequestContext& ctx_;
+  std::size_t end_;
+  bool dropped_ = false;
+};
 
 std::uint64_t ceil_seconds(resilience::Duration d) noexcept {
   return static_cast<std::uint64_t>(std::chrono::ceil<std::chrono::seconds>(d).count());
@@ -32,31 +78,37 @@ std::uint64_t ceil_seconds(resilience::Duration d) noexcept {
 
 void append_legacy_headers(RequestContext& ctx) noexcept {
   if (!ctx.snapshot->legacy_rate_limit_headers || ctx.legacy_limit == 0) return;
-  char line[160];
-  const int n = std::snprintf(line, sizeof line, "X-RateLimit-Limit: %u\r\nX-RateLimit-Remaining: %llu\r\nX-RateLimit-Reset: %llu\r\n",
-                              ctx.legacy_limit, static_cast<unsigned long long>(ctx.legacy_remaining),
-                              static_cast<unsigned long long>(ctx.legacy_reset_seconds));
-  if (n > 0) append_header(ctx, std::string_view(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1)));
+  char value[24];
+  const auto line = [&](std::string_view name, unsigned long long v) {
+    HeaderLine(ctx, name).add_formatted(value, std::snprintf(value, sizeof value, "%llu", v), sizeof value).commit();
+  };
+  line("X-RateLimit-Limit", ctx.legacy_limit);
+  line("X-RateLimit-Remaining", ctx.legacy_remaining);
+  line("X-RateLimit-Reset", ctx.legacy_reset_seconds);
 }
 
 }  // namespace
 
 namespace {
 
+// The client's key under `limit`, hashed with a key the client does not know (SipHash): it cannot
+// pick values that collide with another client's and spend their quota. 0: not identified.
 std::uint64_t key_of(const ratelimit::CompiledRateLimit& limit, const RequestContext& ctx) noexcept {
+  const auto& key = limit.global ? ctx.snapshot->global_limit_key : ctx.snapshot->local_limit_key;
+  const auto hash = [&](std::string_view bytes) { return resilience::siphash24(key, bytes); };
   switch (limit.key) {
-    case ratelimit::CompiledRateLimit::Key::client_ip: return resilience::hash64(ctx.client_ip);
+    case ratelimit::CompiledRateLimit::Key::client_ip: return hash(ctx.client_ip) | 1;
     case ratelimit::CompiledRateLimit::Key::header: {
       const auto value = header_value(ctx, limit.header);
-      return value.empty() ? 0 : resilience::hash64(value);  // 0: not identified, not limited
+      return value.empty() ? 0 : hash(value) | 1;  // 0: not identified, not limited
     }
     case ratelimit::CompiledRateLimit::Key::path:
     case ratelimit::CompiledRateLimit::Key::manifest: {
       const auto route = manifest::split_route(ctx.request->target);
-      auto key = resilience::hash_combine(resilience::hash64(route.project), resilience::hash64(route.module));
+      auto combined = resilience::hash_combine(hash(route.project), hash(route.module));
       if (limit.key == ratelimit::CompiledRateLimit::Key::manifest)
-        key = resilience::hash_combine(key, resilience::hash64(environment_of(ctx)));
-      return key;
+        combined = resilience::hash_combine(combined, hash(environment_of(ctx)));
+      return combined | 1;
     }
   }
   return 0;
@@ -173,22 +225,24 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
     ctx.legacy_remaining = tightest_decision.remaining;
     ctx.legacy_reset_seconds = reset_seconds;
   }
-  char line[256];
-  std::size_t n = 0;
   if (ctx.snapshot->ietf_rate_limit_headers) {
-    // RateLimit-Policy: every limit; RateLimit: the state of the one closest to refusing.
-    append_header(ctx, "RateLimit-Policy: ");
-    for (std::size_t i = 0; i < limits.size(); ++i) {
-      n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "%s\"%s\";q=%u;w=%u", i ? ", " : "",
-                                                 limits[i].name.c_str(), limits[i].quota, limits[i].window_seconds));
-      append_header(ctx, std::string_view(line, std::min(n, sizeof line - 1)));
+    // RateLimit-Policy: every limit that fits (whole items); RateLimit: the state of the one closest
+    // to refusing.
+    char item[320];
+    HeaderLine policy(ctx, "RateLimit-Policy");
+    bool first = true;
+    for (const auto& limit : limits) {
+      const int n = std::snprintf(item, sizeof item, "%s\"%s\";q=%u;w=%u", first ? "" : ", ", limit.name.c_str(),
+                                  limit.quota, limit.window_seconds);
+      if (n < 0 || static_cast<std::size_t>(n) >= sizeof item || !policy.fits(static_cast<std::size_t>(n))) continue;
+      policy.add(std::string_view(item, static_cast<std::size_t>(n)));
+      first = false;
     }
-    append_header(ctx, "\r\n");
-    n = static_cast<std::size_t>(std::snprintf(line, sizeof line, "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
-                                               tightest->name.c_str(),
-                                               static_cast<unsigned long long>(tightest_decision.remaining),
-                                               static_cast<unsigned long long>(reset_seconds)));
-    append_header(ctx, std::string_view(line, std::min(n, sizeof line - 1)));
+    if (!first) policy.commit();
+    const int n = std::snprintf(item, sizeof item, "\"%s\";r=%llu;t=%llu", tightest->name.c_str(),
+                                static_cast<unsigned long long>(tightest_decision.remaining),
+                                static_cast<unsigned long long>(reset_seconds));
+    HeaderLine(ctx, "RateLimit").add_formatted(item, n, sizeof item).commit();
   }
   // The legacy trio names one limit for the whole request: written once, by the last stage to run.
   if (refused || Scope == LimitScope::manifest) append_legacy_headers(ctx);
@@ -392,11 +446,7 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
     const auto token = sticky_token(endpoints[i]);
     const std::string_view mine(token.data(), token.size());
     if (cookie_value(ctx, ctx.manifest->sticky_cookie) != mine) {
-      append_header(ctx, "Set-Cookie: ");
-      append_header(ctx, ctx.manifest->sticky_cookie);
-      append_header(ctx, "=");
-      append_header(ctx, mine);
-      append_header(ctx, "; Path=/; HttpOnly\r\n");
+      HeaderLine(ctx, "Set-Cookie").add(ctx.manifest->sticky_cookie).add("=").add(mine).add("; Path=/; HttpOnly").commit();
     }
   }
   return Verdict::Continue;

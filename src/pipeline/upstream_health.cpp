@@ -13,8 +13,9 @@ std::vector<std::uint32_t> weights_of(const manifest::Manifest& m) {
 
 }  // namespace
 
-UpstreamHealth::ManifestState::ManifestState(const manifest::Manifest& m, const resilience::ResiliencePolicy& policy)
-    : round_robin(m.endpoints.size()),
+UpstreamHealth::ManifestState::ManifestState(const manifest::Manifest& m, const resilience::ResiliencePolicy& policy,
+                                             std::size_t rotation)
+    : round_robin(m.endpoints.size(), rotation),
       weighted(weights_of(m)),
       least_outstanding(weights_of(m)),
       two_choices(m.endpoints.size()),
@@ -47,7 +48,7 @@ void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
   std::vector<bool> configured(snapshot.endpoint_count, false);
   manifests_.clear();
   for (const auto& m : snapshot.manifests.manifests()) {
-    manifests_.push_back(std::make_unique<ManifestState>(m, policy(m)));
+    manifests_.push_back(std::make_unique<ManifestState>(m, policy(m), rotation_));
     for (const auto& e : m.endpoints)
       if (e.id < configured.size() && !configured[e.id]) {
         configured[e.id] = true;
@@ -74,7 +75,7 @@ resilience::CircuitBreaker& UpstreamHealth::breaker(manifest::EndpointId id) {
 UpstreamHealth::ManifestState& UpstreamHealth::state(const manifest::Manifest& m) {
   if (m.index >= manifests_.size()) manifests_.resize(m.index + 1);
   auto& s = manifests_[m.index];
-  if (!s) s = std::make_unique<ManifestState>(m, policy(m));
+  if (!s) s = std::make_unique<ManifestState>(m, policy(m), rotation_);
   return *s;
 }
 

@@ -157,10 +157,9 @@ void UpstreamExchange::send_request_head() {
   client_.set_deadline(snapshot().config.timeouts.upstream_response);
   UpstreamRequestParams params;
   params.target = request_->target;
-  if (ctx_->manifest->strip_path_prefix) {
-    params.target = manifest::split_route(request_->target).rest;
-    if (params.target.empty() || params.target.front() != '/') params.target_prefix = "/";
-  }
+  if (ctx_->manifest->strip_path_prefix) params.target = manifest::split_route(request_->target).rest;
+  // A stripped route, or absolute-form without a path ("http://h?q"), still goes out in origin-form.
+  if ((params.target.empty() || params.target.front() != '/') && params.target != "*") params.target_prefix = "/";
   params.client_ip = ctx_->client_ip;
   params.request_id = ctx_->request_id;
   params.proto = tls_ ? "https" : "http";

@@ -30,6 +30,36 @@ bool is_hop_by_hop(const http::Header& h, const http::ConnectionOptions& connect
   }
 }
 
+// The response's transfer codings other than a final chunked (RFC 9112 §6.1), as one list: the
+// framing is re-stated for the client, but a gzip or other coding applied to the body must reach it
+// with the body. Empty when there are none.
+void write_other_codings(BufferWriter& w, const http::ResponseHead& response, bool& any) noexcept {
+  std::string_view last;
+  bool have_last = false;
+  const auto emit = [&](std::string_view coding) {
+    w << (any ? ", " : "") << coding;
+    any = true;
+  };
+  for (const http::Header& h : *response.headers) {
+    if (h.kind != HeaderKind::transfer_encoding) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      std::string_view t = list.substr(0, comma);
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      if (!t.empty()) {
+        if (have_last) emit(last);  // not the last one: a coding to keep
+        last = t;
+        have_last = true;
+      }
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  if (have_last && !(response.framing == http::BodyFraming::chunked && http::iequals(last, "chunked"))) emit(last);
+}
+
 }  // namespace
 
 std::size_t write_upstream_request_head(const http::RequestHead& request, const UpstreamRequestParams& params,
@@ -60,12 +90,16 @@ std::size_t write_upstream_request_head(const http::RequestHead& request, const 
         if (via_first.empty()) via_first = h.value;
         else via_many = true;
         continue;
-      case HeaderKind::host: has_host = true; break;
+      case HeaderKind::host:
+        if (request.absolute_form) continue;  // the target's authority wins (RFC 9112 §3.2.2)
+        has_host = true;
+        break;
       default: break;
     }
     w << h.name << ": " << h.value << "\r\n";
   }
-  if (!has_host) w << "Host: " << params.default_host << "\r\n";
+  if (request.absolute_form) w << "Host: " << request.host << "\r\n";
+  else if (!has_host) w << "Host: " << params.default_host << "\r\n";
 
   auto emit_list = [&](std::string_view name, HeaderKind kind, std::string_view first, bool many,
                        std::string_view ours) {
@@ -107,7 +141,23 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
   w << params.extra_headers;
   switch (params.framing) {
     case ClientFraming::content_length: w << "Content-Length: " << response.content_length << "\r\n"; break;
-    case ClientFraming::chunked: w << "Transfer-Encoding: chunked\r\n"; break;
+    case ClientFraming::chunked: {
+      bool any = false;
+      w << "Transfer-Encoding: ";
+      write_other_codings(w, response, any);
+      w << (any ? ", chunked\r\n" : "chunked\r\n");
+      break;
+    }
+    case ClientFraming::until_close: {
+      // A close-delimited body keeps its codings too (an HTTP/1.0 client is sent none: RFC 9112 §6.1).
+      if (params.client_http10) break;
+      char codings[512];
+      BufferWriter list(codings, sizeof codings);
+      bool any = false;
+      write_other_codings(list, response, any);
+      if (any && list.size() != 0) w << "Transfer-Encoding: " << std::string_view(codings, list.size()) << "\r\n";
+      break;
+    }
     default: break;
   }
   if (params.close) w << "Connection: close\r\n";

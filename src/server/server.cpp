@@ -1,5 +1,6 @@
 #include "frontdoor/server/server.hpp"
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
@@ -26,6 +27,7 @@ using boost::system::error_code;
 namespace {
 
 constexpr int kListenBacklog = 4096;
+constexpr int kForcedExitCode = 2;  // a second SIGTERM/SIGINT during the drain
 
 // Binds one acceptor per worker on the same address; the kernel spreads connections over them.
 bool bind_listener(const config::ListenerConfig& lc, std::vector<std::unique_ptr<Worker>>& workers,
@@ -140,6 +142,15 @@ int run_server(const config::Config& config, const RunOptions& options) {
   std::signal(SIGPIPE, SIG_IGN);
   if (const auto& env = config.redis.password_env; !env.empty() && std::getenv(env.c_str()) == nullptr)
     spdlog::warn("redis.password_env names {}, which is not set: connecting to Redis without AUTH", env);
+  if (!snapshot->global_limit_key_secret) {
+    bool any_global = std::any_of(snapshot->rate_limits.begin(), snapshot->rate_limits.end(),
+                                  [](const auto& limit) { return limit.global; });
+    for (const auto& m : snapshot->manifests.manifests())
+      for (const auto& limit : m.rate_limits) any_global = any_global || limit.global;
+    if (any_global)
+      spdlog::warn("global rate limits hash their keys with a fixed key: set redis.key_secret_env to a secret "
+                   "shared by the replicas, or a client could choose keys that collide with another's");
+  }
   const unsigned worker_count =
       config.server.workers != 0 ? config.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::atomic<std::uint32_t> connections{0};
@@ -157,7 +168,7 @@ int run_server(const config::Config& config, const RunOptions& options) {
   infos.reserve(config.listeners.size());
   std::vector<std::pair<std::string, std::uint16_t>> ports;
   for (const auto& lc : config.listeners) {
-    infos.push_back({lc.name, lc.default_environment, lc.tls.has_value(), nullptr});
+    infos.push_back({lc.name, lc.default_environment, lc.environments, lc.tls.has_value(), nullptr});
     if (lc.tls) {
       auto context = make_tls_context(*lc.tls);
       if (!context) {
@@ -188,10 +199,18 @@ int run_server(const config::Config& config, const RunOptions& options) {
   asio::signal_set signals(control, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code& ec, int signo) {
     if (ec) return;
-    spdlog::info("signal {}: draining (deadline {} ms)", signo, config.server.drain_timeout.count());
+    spdlog::info("signal {}: draining (deadline {} ms); a second SIGTERM or SIGINT exits at once", signo,
+                 config.server.drain_timeout.count());
     const auto deadline = std::chrono::steady_clock::now() + config.server.drain_timeout;
     if (checker) checker->stop();
     for (auto& worker : workers) worker->begin_drain(deadline);
+    // An operator who asks twice does not want to wait for the drain (like a second Ctrl-C).
+    signals.async_wait([](const error_code& again_ec, int again) {
+      if (again_ec) return;
+      spdlog::warn("signal {} during the drain: exiting now, requests in flight are cut", again);
+      spdlog::shutdown();
+      std::_Exit(kForcedExitCode);
+    });
   });
 
   // SIGUSR1: every worker's counters, summed, as one JSON line in the log (what /metrics will serve).

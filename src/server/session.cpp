@@ -43,6 +43,7 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
   std::memcpy(client_ip_.data(), ip.data(), client_ip_size_);
   ctx_.client_ip = std::string_view(client_ip_.data(), client_ip_size_);
   ctx_.default_environment = listener.default_environment;
+  ctx_.allowed_environments = listener.environments;
   request_deadline_ = pipeline::Clock::time_point::max();
   head_started_ = false;
   phase_ = Phase::reading_head;

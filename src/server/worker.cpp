@@ -55,6 +55,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapsho
   scratch_size_ = 2 * static_cast<std::size_t>(snapshot_->config.limits.max_header_bytes) + 8192;
   scratch_.reset(new char[scratch_size_]);
   client_buffer_bytes_ = snapshot_->client_buffer_bytes;
+  health_.set_rotation(index_);
   health_.install(*snapshot_);
 }
 
@@ -98,7 +99,12 @@ void Worker::accept(Listener& listener) {
 }
 
 void Worker::on_accept(Listener& listener, const error_code& ec) {
-  if (draining_ || ec == asio::error::operation_aborted) return;
+  if (draining_ || ec == asio::error::operation_aborted) {
+    // Accepted just as the drain began (the handler was already queued): refused, never left open.
+    error_code ignored;
+    listener.socket.close(ignored);
+    return;
+  }
   if (ec) {
     // Out of descriptors or similar: back off instead of spinning on the error.
     spdlog::warn("worker {}: accept on {}: {}", index_, listener.info->name, ec.message());

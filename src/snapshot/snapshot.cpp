@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,6 +20,24 @@ manifest::EndpointId EndpointRegistry::id_for(const std::string& name) {
 }
 
 namespace {
+
+// Global limits without a shared secret: every replica must hash alike, so the key is public.
+constexpr resilience::SipKey kPublicLimitKey{0x6672'6f6e'7464'6f6fULL, 0x722d'6c69'6d69'7473ULL};
+
+// One random key per process, the same for every snapshot (a reload keeps the local limits' state).
+resilience::SipKey process_limit_key() {
+  static const resilience::SipKey key = [] {
+    std::random_device random;
+    const auto word = [&] { return (std::uint64_t{random()} << 32) ^ random(); };
+    return resilience::SipKey{word(), word()};
+  }();
+  return key;
+}
+
+resilience::SipKey key_from_secret(std::string_view secret) noexcept {
+  return {resilience::siphash24({0x0123456789abcdefULL, 0xfedcba9876543210ULL}, secret),
+          resilience::siphash24({0x0f1e2d3c4b5a6978ULL, 0x8796a5b4c3d2e1f0ULL}, secret)};
+}
 
 manifest::Balancing balancing_of(const std::string& name) {
   if (name == "weighted") return manifest::Balancing::weighted;
@@ -84,6 +105,20 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     snapshot->rate_limits.push_back(ratelimit::compile_rate_limit(rc, ""));
     snapshot->rate_limits.back().counter = static_cast<std::uint32_t>(snapshot->rate_limit_labels.size());
     snapshot->rate_limit_labels.emplace_back(rc.name, "");
+  }
+  snapshot->local_limit_key = process_limit_key();
+  snapshot->global_limit_key = kPublicLimitKey;
+  if (const auto& env = config.redis.key_secret_env; !env.empty()) {
+    const char* secret = std::getenv(env.c_str());
+    if (secret != nullptr && std::strlen(secret) >= 16) {
+      snapshot->global_limit_key = key_from_secret(secret);
+      snapshot->global_limit_key_secret = true;
+    } else {
+      errors.push_back({config.source, 0, 0,
+                        "redis.key_secret_env: the environment variable " + env +
+                            (secret == nullptr ? " is not set" : " holds fewer than 16 bytes") +
+                            " (expected a secret shared by the replicas)"});
+    }
   }
   snapshot->ietf_rate_limit_headers = config.rate_limit_headers == "ietf" || config.rate_limit_headers == "both";
   snapshot->legacy_rate_limit_headers =

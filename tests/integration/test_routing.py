@@ -1,6 +1,9 @@
 """Routing: /{project}/{module}/... + environment -> manifest -> endpoint (round robin)."""
 from fdtest import Client, make_config, manifest, request
 
+ANY_ENVIRONMENT = {"listeners": [{"name": "main", "address": "127.0.0.1:0", "default_environment": "production",
+                                  "environments": ["*"]}]}
+
 
 def test_routes_by_project_and_module(frontdoor, upstreams):
     a, b = upstreams("a"), upstreams("b")
@@ -18,7 +21,7 @@ def test_routes_by_project_and_module(frontdoor, upstreams):
 
 
 def test_no_manifest_is_404_naming_the_key(frontdoor, upstream):
-    fd = frontdoor(make_config([manifest("shop", "cart", [upstream])]))
+    fd = frontdoor(make_config([manifest("shop", "cart", [upstream])], **ANY_ENVIRONMENT))
     r = request(fd.port, "GET", "/billing/invoices/7", headers=[("X-Environment", "staging")])
     assert r.status == 404
     text = r.text()
@@ -36,7 +39,7 @@ def test_environment_from_header_and_listener_default(frontdoor, upstreams):
     fd = frontdoor(make_config([
         manifest("shop", "cart", [prod], environment="production"),
         manifest("shop", "cart", [stage], environment="staging"),
-    ]))
+    ], **ANY_ENVIRONMENT))
     assert request(fd.port, "GET", "/shop/cart/x").headers.get("X-Upstream") == "prod"
     r = request(fd.port, "GET", "/shop/cart/x", headers=[("X-Environment", "staging")])
     assert (r.status, r.headers.get("X-Upstream")) == (200, "stage")
@@ -53,7 +56,8 @@ def test_listener_default_environment_and_custom_header(frontdoor, upstreams):
         manifest("shop", "cart", [prod], environment="production"),
         manifest("shop", "cart", [stage], environment="staging"),
     ], routing={"environment_header": "X-Env"})
-    cfg["listeners"] = [{"name": "main", "address": "127.0.0.1:0", "default_environment": "staging"},
+    cfg["listeners"] = [{"name": "main", "address": "127.0.0.1:0", "default_environment": "staging",
+                         "environments": ["production"]},
                         {"name": "prodlistener", "address": "127.0.0.1:0", "default_environment": "production"}]
     fd = frontdoor(cfg, listeners=("main", "prodlistener"))
     assert request(fd.ports["main"], "GET", "/shop/cart/").headers.get("X-Upstream") == "stage"
@@ -73,7 +77,7 @@ def test_wildcards_and_most_specific_match_wins(frontdoor, upstreams):
         manifest("shop", "*", [module_any], environment="*"),
         manifest("shop", "cart", [env_any], environment="*"),
         manifest("shop", "cart", [exact], environment="staging"),
-    ]))
+    ], **ANY_ENVIRONMENT))
 
     def who(path, env=None):
         r = request(fd.port, "GET", path, headers=[("X-Environment", env)] if env else [])
@@ -135,3 +139,26 @@ def test_query_string_and_encoding_untouched(frontdoor, upstream):
     r = request(fd.port, "GET", target)
     assert r.status == 200
     assert upstream.request_list()[-1].target == target
+
+
+def test_environment_header_is_ignored_unless_the_listener_allows_it(frontdoor, upstreams):
+    """Security: a client must not reach another environment's manifests (and limits) by sending a
+    header. By default a listener serves its default_environment only."""
+    prod, stage, qa = upstreams("prod"), upstreams("stage"), upstreams("qa")
+    manifests = [manifest("shop", "cart", [prod], environment="production"),
+                 manifest("shop", "cart", [stage], environment="staging"),
+                 manifest("shop", "cart", [qa], environment="qa")]
+    fd = frontdoor(make_config(manifests))  # no `environments`: the header is ignored
+    for env in ("staging", "qa", "production", "*", "../staging"):
+        r = request(fd.port, "GET", "/shop/cart/x", headers=[("X-Environment", env)])
+        assert (r.status, r.headers.get("X-Upstream")) == (200, "prod"), env
+    cfg = make_config(manifests)
+    cfg["listeners"][0]["environments"] = ["staging"]
+    fd2 = frontdoor(cfg, name="allows_staging")
+
+    def who(env):
+        return request(fd2.port, "GET", "/shop/cart/x", headers=[("X-Environment", env)]).headers.get("X-Upstream")
+
+    assert who("staging") == "stage"
+    assert who("qa") == "prod", "an environment the listener does not list is not reachable"
+    assert who("production") == "prod"

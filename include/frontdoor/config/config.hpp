@@ -28,6 +28,10 @@ struct ListenerConfig {
   std::string address = "0.0.0.0:8080";  // host:port, "[::]:8080"; port 0 = any free port
   // Environment of requests that carry no environment header (routing.environment_header).
   std::string default_environment = "production";
+  // Environments a request may choose with the environment header on this listener ("*": any). By
+  // default none: the header is ignored and every request is served in default_environment, so a
+  // client cannot reach another environment's manifests by sending a header.
+  std::vector<std::string> environments;
   std::optional<TlsConfig> tls;  // absent: plain HTTP
 
   friend bool operator==(const ListenerConfig&, const ListenerConfig&) = default;
@@ -182,6 +186,11 @@ struct RedisConfig {
   Duration connect_timeout{std::chrono::seconds(1)};
   Duration command_timeout{std::chrono::milliseconds(100)};  // a slower reply counts as Redis down
   std::string key_prefix = "frontdoor:";
+  // Name of an environment variable holding a secret (16 bytes or more) shared by the replicas: it
+  // keys the hash of global rate-limit keys, so a client cannot choose keys that collide with
+  // another's. Unset: global limits hash with a fixed key (a warning at start); local limits always
+  // use a random key of their own process.
+  std::string key_secret_env;
 
   friend bool operator==(const RedisConfig&, const RedisConfig&) = default;
 };

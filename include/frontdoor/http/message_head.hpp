@@ -75,6 +75,10 @@ struct RequestHead {
   std::string_view request_id;  // X-Request-Id as sent by the client, may be empty
   ConnectionOptions connection;
   bool expect_continue = false;
+  // The client sent absolute-form ("http://host/path"): `target` is its path and query (origin-form,
+  // which may lack its leading "/") and `host` its authority, which wins over the Host header
+  // (RFC 9112 §3.2.2).
+  bool absolute_form = false;
   bool is_head = false;   // HEAD: response has no body
   std::uint32_t head_bytes = 0;  // bytes of the head including the final CRLF
 
@@ -120,7 +124,8 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 
 // Streaming validator of chunked framing. Feed it bytes as they arrive; it says how many belong to
 // the message (it stops at the end of the last chunk's trailer section) and, when asked, which of
-// them are payload. Errors: malformed framing (bad_request) or payload over the limit (body_too_large).
+// them are payload. Errors: malformed framing or chunk extensions over `max_trailer_bytes` in all
+// (bad_request), trailers over it (header_too_large), payload over the limit (body_too_large).
 class ChunkedScanner {
  public:
   explicit ChunkedScanner(std::uint64_t max_payload = 0, std::uint32_t max_trailer_bytes = 16384) noexcept
@@ -193,8 +198,10 @@ ChunkedScanner::Result ChunkedScanner::scan(std::string_view data, OnPayload&& o
         if (c == ';') { state_ = State::extension; ++i; break; }
         return fail(Error::bad_request);
       case State::extension:
-        // chunk-ext is opaque to us, but must not hide a bare CR/LF or control byte.
+        // chunk-ext is opaque to us, but must not hide a bare CR/LF or control byte. Extensions share
+        // the trailers' byte budget over the whole message: "1;xxxx..." cannot stream without end.
         if (c == '\r') { state_ = State::size_lf; ++i; break; }
+        if (++trailer_bytes_ > max_trailer_bytes_) return fail(Error::bad_request);
         if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return fail(Error::bad_request);
         ++i;
         break;

@@ -4,6 +4,8 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
 
 #include "frontdoor/core/error.hpp"
@@ -32,6 +34,7 @@ struct RequestContext {
   const http::RequestHead* request = nullptr;
   std::string_view client_ip;
   std::string_view default_environment;
+  std::span<const std::string> allowed_environments;  // the environment header may choose these ("*": any)
   std::string_view request_id;  // the client's valid X-Request-Id, or one generated for this request
   Clock::time_point started;
   // The stages' clock: set by the session before it runs them (tests set it by hand).

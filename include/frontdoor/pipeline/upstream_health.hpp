@@ -22,7 +22,7 @@ class UpstreamHealth {
   // Per manifest: the picker its balancing policy needs (built once from the endpoint list), the
   // outlier detector and the retry budget.
   struct ManifestState {
-    ManifestState(const manifest::Manifest& m, const resilience::ResiliencePolicy& policy);
+    ManifestState(const manifest::Manifest& m, const resilience::ResiliencePolicy& policy, std::size_t rotation);
     resilience::RoundRobinPicker round_robin;
     resilience::SmoothWeightedPicker weighted;
     resilience::LeastOutstandingPicker least_outstanding;
@@ -40,6 +40,9 @@ class UpstreamHealth {
 
   explicit UpstreamHealth(resilience::ResiliencePolicy policy = {}) : policy_(std::move(policy)) {}
 
+  // Where this worker's round robin starts in every manifest's list (its worker index): two workers
+  // serving two fresh connections send them to different endpoints. Before install().
+  void set_rotation(std::size_t offset) noexcept { rotation_ = offset; }
   // Takes the snapshot's policies; breakers keep their state across snapshots.
   void install(const snapshot::Snapshot& snapshot);
   const resilience::ResiliencePolicy& policy() const noexcept { return policy_; }
@@ -84,6 +87,7 @@ class UpstreamHealth {
   std::vector<bool> down_;  // by EndpointId: failing its active health check
   resilience::SplitMix64 random_{0x5eed};
   const snapshot::Snapshot* installed_ = nullptr;
+  std::size_t rotation_ = 0;
   std::function<void(manifest::EndpointId)> breaker_opened_;
   std::function<void(std::uint32_t, std::size_t)> ejected_;
 };

@@ -30,6 +30,16 @@ constexpr std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t seed = 0xc
 
 constexpr std::uint64_t hash64(std::string_view bytes) noexcept { return mix64(fnv1a64(bytes)); }
 
+// SipHash-2-4 (Aumasson and Bernstein): a keyed hash. Where a client chooses the bytes (a rate
+// limit's key: its address, a header, a path), an unkeyed hash lets it compute values that collide
+// with another client's and spend their quota; with a key it does not know, it cannot.
+struct SipKey {
+  std::uint64_t k0 = 0;
+  std::uint64_t k1 = 0;
+  friend bool operator==(const SipKey&, const SipKey&) = default;
+};
+std::uint64_t siphash24(const SipKey& key, std::string_view bytes) noexcept;
+
 // Order-sensitive combination, e.g. hash_combine(policy_id, hash64(client_ip)).
 constexpr std::uint64_t hash_combine(std::uint64_t a, std::uint64_t b) noexcept {
   return mix64(a ^ (mix64(b) + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2)));

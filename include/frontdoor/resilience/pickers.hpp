@@ -32,7 +32,10 @@ concept IndexToNumber = requires(F& f, std::size_t i) {
 // Plain rotation over the usable endpoints.
 class RoundRobinPicker {
  public:
-  explicit RoundRobinPicker(std::size_t size) noexcept : size_(size) {}
+  // `start`: where the rotation begins (each worker starts at its own offset, so that requests
+  // spread over workers do not all begin at the first endpoint).
+  explicit RoundRobinPicker(std::size_t size, std::size_t start = 0) noexcept
+      : size_(size), cursor_(size == 0 ? 0 : start % size) {}
 
   template <IndexPredicate Usable>
   std::size_t pick(Usable&& usable) noexcept {

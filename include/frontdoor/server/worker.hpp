@@ -28,6 +28,7 @@ class Session;
 struct ListenerInfo {
   std::string name;
   std::string default_environment;
+  std::vector<std::string> environments;  // the environment header may choose these ("*": any)
   bool tls = false;
   std::shared_ptr<boost::asio::ssl::context> tls_context;  // set iff tls; shared by the workers
 };

@@ -11,6 +11,7 @@
 #include "frontdoor/config/loader.hpp"
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/manifest/manifest.hpp"
+#include "frontdoor/resilience/hash.hpp"
 #include "frontdoor/resilience/policy.hpp"
 #include "frontdoor/ratelimit/compiled_limit.hpp"
 
@@ -40,6 +41,12 @@ struct Snapshot {
   // the order of ratelimit::CompiledRateLimit::counter; endpoint names by EndpointId.
   std::vector<std::pair<std::string, std::string>> rate_limit_labels;
   std::vector<std::string> endpoint_names;
+  // Keys of the rate-limit key hash (SipHash): local limits use a random key of this process (the
+  // same across reloads), global ones the replicas' shared secret (redis.key_secret_env) or, without
+  // one, a fixed key.
+  resilience::SipKey local_limit_key;
+  resilience::SipKey global_limit_key;
+  bool global_limit_key_secret = false;  // global_limit_key came from the secret
   bool ietf_rate_limit_headers = true;
   bool legacy_rate_limit_headers = false;
 };

@@ -208,6 +208,33 @@ TEST(ConfigLoader, BadDurationPointsAtTheValue) {
   EXPECT_EQ(r.errors[0].column, 18);
 }
 
+TEST(ConfigLoader, ControlBytesInAStringAreRefused) {
+  // "\0" in a double-quoted scalar is a NUL: the address must not load as "[::]".
+  const auto r = load("listeners:\n  - address: \"[::\\0x]:8443\"\n");
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(r.errors[0].line, 2);
+  EXPECT_NE(r.errors[0].message.find("listeners[0].address: \"[::\\x00x]:8443\" must not contain control characters"),
+            std::string::npos)
+      << r.errors[0].message;
+  const auto tab = load(std::string(kMinimal) + "routing:\n  environment_header: \"X-\\tEnv\"\n");
+  EXPECT_FALSE(tab.config);
+  EXPECT_NE(errors_of(tab).front().find("must not contain control characters"), std::string::npos);
+  // "\xe9" is U+00E9, which the YAML reader stores as UTF-8: text, not a stray byte.
+  const auto accent = load("listeners:\n  - address: 127.0.0.1:0\n    name: \"caf\\xe9\"\n");
+  ASSERT_TRUE(accent.config) << ::testing::PrintToString(errors_of(accent));
+  EXPECT_EQ(accent.config->listeners[0].name, "caf\xc3\xa9");
+}
+
+TEST(ConfigLoader, ListenerEnvironmentsAreNamesOrAStar) {
+  const auto ok = load("listeners:\n  - address: 127.0.0.1:0\n    environments: [staging, \"*\"]\n");
+  ASSERT_TRUE(ok.config) << ::testing::PrintToString(errors_of(ok));
+  EXPECT_EQ(ok.config->listeners[0].environments, (std::vector<std::string>{"staging", "*"}));
+  const auto bad = load("listeners:\n  - address: 127.0.0.1:0\n    environments: [\"st/aging\"]\n");
+  EXPECT_FALSE(bad.config);
+  EXPECT_NE(errors_of(bad).front().find("listeners[0].environments[0]"), std::string::npos);
+}
+
 TEST(ConfigLoader, UnknownKeyPointsAtTheKey) {
   const auto r = load(R"(listeners:
 - address: 127.0.0.1:0
@@ -217,7 +244,7 @@ bogus: 1
   EXPECT_FALSE(r.config);
   EXPECT_EQ(errors_of(r),
             (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
-                     "default_environment, tls)",
+                     "default_environment, environments, tls)",
                      "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
                      "limits, timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, manifests)"}));
 }
@@ -283,7 +310,7 @@ manifests:
                 "config.yaml:2:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)",
                 "config.yaml:3:12: server.workers: 2000 is too many (expected 0..1024; 0 = one per core)",
                 "config.yaml:7:5: unknown key \"bogus_key\" in listeners[0] (expected one of: name, address, "
-                "default_environment, tls)",
+                "default_environment, environments, tls)",
                 "config.yaml:8:11: listeners[1].name: \"main\" is already the name of listeners[0] (listener names "
                 "must be unique)",
                 "config.yaml:9:14: listeners[1].address: \"nowhere\" is not host:port (expected e.g. 0.0.0.0:8080 or "
@@ -425,7 +452,7 @@ TEST(ConfigLoader, BadListItemKeepsTheIndexesOfTheOthers) {
 )");
   EXPECT_EQ(errors_of(r),
             (Strings{"config.yaml:2:5: listeners[0]: expected a mapping with keys name, address, default_environment, "
-                     "tls, found \"5\"",
+                     "environments, tls, found \"5\"",
                      "config.yaml:4:14: listeners[1].address: \"bad\" is not host:port (expected e.g. 0.0.0.0:8080 or "
                      "[::]:8080, port 0..65535)"}));
 }
@@ -802,8 +829,8 @@ TEST(ConfigValidate, EveryRule) {
   c.server.drain_timeout = Duration(-1);
   c.listeners.push_back(c.listeners[0]);                 // duplicate name "main"
   c.listeners[1].address = "127.0.0.1:65536";
-  c.listeners.push_back({"", "[::1]:80", "production", TlsConfig{"", "/nonexistent.pem"}});
-  c.listeners.push_back({"v6", "[zz]:80", "prod", std::nullopt});
+  c.listeners.push_back({"", "[::1]:80", "production", {}, TlsConfig{"", "/nonexistent.pem"}});
+  c.listeners.push_back({"v6", "[zz]:80", "prod", {}, std::nullopt});
   c.limits = {63, 62, 0, 0};
   c.timeouts.client_idle = 0ms;
   c.timeouts.upstream_connect = Duration(-5);

@@ -216,6 +216,37 @@ TEST(ResponseHead, Framing) {
             ParseStatus::error);
 }
 
+TEST(RequestHead, AbsoluteFormBecomesOriginFormWithItsAuthority) {
+  const HeadLimits limits{256, 1024, 8};
+  auto p = parse_ptr("GET HTTP://h.example:81?q=1 HTTP/1.1\r\nHost: other\r\n\r\n", limits);
+  ASSERT_EQ(p->status, ParseStatus::complete);
+  EXPECT_TRUE(p->head.absolute_form);
+  EXPECT_EQ(p->head.host, "h.example:81");
+  EXPECT_EQ(p->head.target, "?q=1");  // no path: the writer adds the "/"
+  for (const char* bad : {"ftp://h/x", "http:///x", "http://u:p@h/x", "h/x", "http:/h/x", "//h/x"}) {
+    auto q = parse_ptr(std::string("GET ") + bad + " HTTP/1.1\r\nHost: h\r\n\r\n", limits);
+    if (std::string(bad) == "//h/x") {
+      EXPECT_EQ(q->status, ParseStatus::complete) << bad;  // origin-form with an empty first segment
+      continue;
+    }
+    EXPECT_EQ(q->status, ParseStatus::error) << bad;
+    EXPECT_EQ(q->error, Error::bad_request) << bad;
+  }
+  auto star = parse_ptr("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", limits);
+  EXPECT_EQ(star->status, ParseStatus::complete);
+  EXPECT_FALSE(star->head.absolute_form);
+}
+
+TEST(ChunkedScanner, ChunkExtensionsShareTheTrailerBudget) {
+  ChunkedScanner s(0, 64);
+  std::string body;
+  for (int i = 0; i < 3; ++i) body += "1;" + std::string(21, 'e') + "\r\nx\r\n";
+  auto r = s.scan(body);
+  EXPECT_EQ(r.error, Error::ok);  // 63 extension bytes: within 64
+  r = s.scan("1;eeee\r\n");
+  EXPECT_EQ(r.error, Error::bad_request);  // one byte too many: 400, not streamed without end
+}
+
 TEST(ChunkedScanner, ValidatesAndFindsTheEnd) {
   ChunkedScanner s;
   std::string payload;

@@ -26,6 +26,8 @@ manifests:
     endpoints: ["127.0.0.1:9101"]
 )";
 
+const std::vector<std::string> kAnyEnvironment{"*"};  // a listener with environments: ["*"]
+
 struct Harness {
   std::shared_ptr<const snapshot::Snapshot> snapshot;
   UpstreamHealth health;
@@ -61,6 +63,7 @@ struct Harness {
     ctx.snapshot = snapshot.get();
     ctx.request = &head;
     ctx.default_environment = "production";
+    ctx.allowed_environments = kAnyEnvironment;
     ctx.client_ip = "10.1.2.3";
     ctx.started = ctx.now = now;
     return pipeline.on_request(ctx);
@@ -301,6 +304,19 @@ TEST(RateLimitStage, HeaderKeyAndSeparateClients) {
   EXPECT_EQ(h.ctx.extra_response_headers(), "");
 }
 
+TEST(RateLimitStage, HeaderKeyOnAHeaderTheParserClassifies) {
+  // X-Forwarded-For (like Host) is classified by the parser: a limit keyed on it must still see it.
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - name: by_forwarded_for
+    key: header:X-Forwarded-For
+    requests_per_second: 1
+    burst: 1
+)");
+  EXPECT_EQ(h.request("/shop/cart", "X-Forwarded-For: 192.0.2.1\r\n"), Verdict::Continue);
+  EXPECT_EQ(h.request("/shop/cart", "X-Forwarded-For: 192.0.2.1\r\n"), Verdict::Reply);
+  EXPECT_EQ(h.request("/shop/cart", "X-Forwarded-For: 192.0.2.2\r\n"), Verdict::Continue);
+}
+
 TEST(RateLimitStage, CostTakesSeveralUnits) {
   Harness h(std::string(kConfig) + R"(rate_limits:
   - name: heavy
@@ -502,6 +518,22 @@ TEST(PickStage, ConsistentHashKeepsAKeyOnOneEndpoint) {
   std::set<std::uint16_t> used;
   for (const auto& [id, port] : owner) used.insert(port);
   EXPECT_GT(used.size(), 1u);  // the keys spread
+}
+
+TEST(PickStage, ConsistentHashOnAClassifiedHeader) {
+  Harness h(manifest_with("    balancing: consistent_hash\n    hash_key: header:X-Forwarded-For\n"));
+  std::set<std::uint16_t> used;
+  for (int client = 0; client < 20; ++client) {
+    const std::string xff = "X-Forwarded-For: 198.51.100." + std::to_string(client) + "\r\n";
+    ASSERT_EQ(h.request("/shop/cart", xff), Verdict::Continue);
+    const auto first = h.picked_port();
+    h.complete(Error::ok, 200);
+    ASSERT_EQ(h.request("/shop/cart", xff), Verdict::Continue);
+    EXPECT_EQ(h.picked_port(), first) << xff;
+    h.complete(Error::ok, 200);
+    used.insert(first);
+  }
+  EXPECT_GT(used.size(), 1u) << "the header's values spread: it was read, not taken as absent";
 }
 
 TEST(PickStage, StickyCookiePinsAndIsSetOnce) {

@@ -89,6 +89,50 @@ TEST(ClientResponseHead, DropsHopByHopAndAddsRequestId) {
   EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nServer: up\r\nX-Request-Id: rid\r\nX-A: 1\r\nConnection: close\r\n\r\n");
 }
 
+http::ResponseHead parsed_response(const std::string& text, std::vector<http::Header>& headers) {
+  http::ResponseHead response;
+  response.headers = &headers;
+  http::HeadScanner scanner;
+  Error error = Error::ok;
+  EXPECT_EQ(http::parse_response_head(text, {1024, 4096, 64}, scanner, false, response, error),
+            http::ParseStatus::complete);
+  return response;
+}
+
+TEST(ClientResponseHead, KeepsTransferCodingsOtherThanTheFinalChunked) {
+  std::vector<http::Header> headers;
+  const std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+  auto response = parsed_response(chunked, headers);
+  char out[1024];
+  auto n = write_client_response_head(response, {"rid", {}, ClientFraming::chunked, false, false}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nX-Request-Id: rid\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+  const std::string one_line = "HTTP/1.1 200 OK\r\nTransfer-Encoding: br , gzip,chunked\r\n\r\n";
+  response = parsed_response(one_line, headers);
+  n = write_client_response_head(response, {"rid", {}, ClientFraming::chunked, false, false}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nX-Request-Id: rid\r\nTransfer-Encoding: br, gzip, chunked\r\n\r\n");
+  // Close-delimited with a coding: the coding stays, no chunked is added.
+  const std::string close = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
+  response = parsed_response(close, headers);
+  n = write_client_response_head(response, {"rid", {}, ClientFraming::until_close, true, false}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nX-Request-Id: rid\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n");
+  // Plain chunked is re-stated as it was.
+  const std::string plain = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  response = parsed_response(plain, headers);
+  n = write_client_response_head(response, {"rid", {}, ClientFraming::chunked, false, false}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nX-Request-Id: rid\r\nTransfer-Encoding: chunked\r\n\r\n");
+}
+
+TEST(UpstreamRequestHead, AbsoluteFormGoesOutInOriginFormWithItsAuthority) {
+  const Request r("GET http://api.example.com:8080/a/b?c=d HTTP/1.1\r\nHost: ignored.example\r\n\r\n");
+  EXPECT_TRUE(r.head.absolute_form);
+  EXPECT_EQ(r.head.target, "/a/b?c=d");
+  EXPECT_EQ(r.head.host, "api.example.com:8080");
+  const auto head = upstream_head(r);
+  EXPECT_EQ(head.substr(0, head.find("\r\n")), "GET /a/b?c=d HTTP/1.1");
+  EXPECT_NE(head.find("\r\nHost: api.example.com:8080\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.find("ignored.example"), std::string::npos) << head;
+}
+
 TEST(LocalReply, CarriesStatusBodyAndRequestId) {
   char out[2048];
   const auto n = write_local_reply(Error::upstream_connect_failed, "b:1: refused", "rid7", false, false, out, sizeof out);

@@ -1,0 +1,129 @@
+"""What a hostile or unusual client (or upstream) can do at the edge, over real sockets: response
+header lines kept whole, chunk extensions capped, transfer codings kept, absolute-form targets
+rewritten, round robin spread over workers, a second SIGTERM exiting at once."""
+import re
+import signal
+import socket
+import time
+
+from fdtest import Action, Client, build_request, make_config, manifest, raw_exchange, request
+
+TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _assert_well_formed_head(raw_head: bytes):
+    lines = raw_head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 "), lines[0]
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, _ = line.partition(b":")
+        assert sep and TOKEN.match(name), "malformed header line %r in %r" % (line, raw_head)
+        assert b"\r" not in line and b"\n" not in line
+
+
+def test_response_header_lines_are_whole_or_absent(frontdoor, upstreams):
+    # Many limits with long names and sticky balancing: more extra header bytes than fit. Whatever
+    # does not fit is left out as whole lines; nothing is cut or glued to the next header.
+    ups = [upstreams("a"), upstreams("b")]
+    m = manifest("*", "*", ups, balancing="sticky", sticky_cookie="fd_pin")
+    m["rate_limits"] = [{"name": "m" + "x" * 90 + str(i), "requests_per_second": 1000, "burst": 1000}
+                        for i in range(4)]
+    cfg = make_config([m])
+    cfg["rate_limits"] = [{"name": "n" + "y" * 300, "requests_per_second": 1000, "burst": 1000},
+                          {"name": "short", "requests_per_second": 1000, "burst": 1000}]
+    cfg["rate_limit_headers"] = "both"
+    fd = frontdoor(cfg)
+    with Client(fd.port) as c:
+        for i in range(3):
+            r = c.request("GET", "/p/m/%d" % i)
+            assert r.status == 200
+            _assert_well_formed_head(r.raw_head)
+            assert r.headers.get("X-Request-Id"), r.raw_head
+            for cookie in r.headers.get_all("Set-Cookie"):
+                assert re.fullmatch(r"fd_pin=[0-9a-f]{16}; Path=/; HttpOnly", cookie), cookie
+            for policy in r.headers.get_all("RateLimit-Policy"):
+                assert all(re.fullmatch(r'"[a-z]+[0-9]?";q=\d+;w=\d+', item.strip()) for item in policy.split(",")), policy
+
+
+def test_chunk_extensions_are_capped(frontdoor, upstream):
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], limits={"max_header_bytes": "8KiB"}))
+    head = build_request("POST", "/p/m/x", headers=(("Transfer-Encoding", "chunked"),))
+    # 1 byte of payload per chunk, with an extension: fine while the extensions stay small...
+    ok = head + b"1;a=b\r\nx\r\n0\r\n\r\n"
+    r, c = raw_exchange(fd.port, ok)
+    c.close()
+    assert r.status == 200
+    # ...but extensions cannot stream without end beside a tiny payload.
+    flood = head + b"".join(b"1;" + b"e" * 1000 + b"\r\nx\r\n" for _ in range(20)) + b"0\r\n\r\n"
+    with Client(fd.port) as c:
+        try:
+            c.send(flood)
+        except OSError:
+            pass  # the daemon may have answered and closed first
+        r = c.read_response("POST")
+    assert r.status == 400, r
+
+
+def test_transfer_codings_other_than_chunked_reach_the_client(frontdoor, upstream):
+    upstream.set_script(Action(headers=[("Transfer-Encoding", "gzip")], chunked=True, body=b"\x1f\x8bgzipped"))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    r = request(fd.port, "GET", "/p/m/z")
+    assert r.status == 200
+    assert r.headers.tokens("transfer-encoding") == ["gzip", "chunked"], r.raw_head
+    assert r.body == b"\x1f\x8bgzipped"
+    # Close-delimited with a coding: the coding is kept, the body ends with the connection.
+    upstream.set_script(Action(headers=[("Transfer-Encoding", "gzip")], content_length=False, body=b"\x1f\x8bz"))
+    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as s:
+        s.sendall(build_request("GET", "/p/m/close"))
+        data = b""
+        while True:
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert re.search(rb"(?im)^transfer-encoding: gzip\r?$", head), head
+    assert body == b"\x1f\x8bz"
+
+
+def test_absolute_form_target_goes_upstream_in_origin_form_with_its_host(frontdoor, upstream):
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    r = request(fd.port, "GET", "http://api.example.com:8080/p/m/items?id=7", headers=(("Host", "other.example"),))
+    assert r.status == 200
+    (seen,) = upstream.wait_requests(1)
+    assert seen.target == "/p/m/items?id=7"
+    assert seen.headers.get_all("Host") == ["api.example.com:8080"], "the target's authority wins (RFC 9112 3.2.2)"
+    assert seen.headers.get("X-Forwarded-Host") == "api.example.com:8080"
+    for bad in ("ftp://h/p/m/x", "http:///p/m/x", "http://user@h/p/m/x", "p/m/x"):
+        r = request(fd.port, "GET", bad)
+        assert r.status == 400, bad
+    assert len(upstream.request_list()) == 1
+
+
+def test_round_robin_starts_at_another_endpoint_on_each_worker(frontdoor, upstreams):
+    # "run it twice": two fresh connections, whichever worker takes each, reach both endpoints.
+    a, b = upstreams("a"), upstreams("b")
+    for run in range(4):
+        fd = frontdoor(make_config([manifest("*", "*", [a, b])], server={"workers": 2}), name="rr%d" % run)
+        seen = [request(fd.port, "GET", "/demo/echo/%d" % i).headers.get("X-Upstream") for i in range(2)]
+        assert sorted(seen) == ["a", "b"], (run, seen)
+        fd.stop()
+
+
+def test_second_sigterm_exits_at_once(frontdoor, upstream):
+    upstream.set_script(Action(delay_ms=8000))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"drain_timeout": "30s"}),
+                   expect_clean_exit=False)
+    c = Client(fd.port, timeout=10)
+    c.send(build_request("GET", "/p/m/slow"))
+    upstream.wait_requests(1, timeout=3)
+    fd.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert fd.wait(0.2) is None, "the first SIGTERM drains: the request in flight keeps the process"
+    t0 = time.monotonic()
+    fd.signal(signal.SIGTERM)
+    rc = fd.wait(3)
+    assert rc == 2, "exit code %r after a second SIGTERM" % rc
+    assert time.monotonic() - t0 < 2
+    c.close()
