@@ -341,8 +341,8 @@ void Parser::parse(const YAML::Node& root, Config& c) {
 }
 
 void Parser::listener(const Field& f, ListenerConfig& l) {
-  static const std::initializer_list<std::string_view> kKeys = {"name", "address", "default_environment",
-                                                                    "environments", "tls"};
+  static const std::initializer_list<std::string_view> kKeys = {
+      "name", "address", "default_environment", "environments", "proxy_protocol", "trusted_proxies", "tls"};
   if (!f.node.IsMap()) {
     l.name.clear();  // a placeholder keeps the indexes of the next listeners; its own checks stay quiet
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
@@ -354,6 +354,9 @@ void Parser::listener(const Field& f, ListenerConfig& l) {
     else if (k == "default_environment") string(v, l.default_environment);
     else if (k == "environments")
       list(v, "environment names", [&](const Field& item) { string(item, l.environments.emplace_back()); });
+    else if (k == "proxy_protocol") boolean(v, l.proxy_protocol);
+    else if (k == "trusted_proxies")
+      list(v, "networks", [&](const Field& item) { string(item, l.trusted_proxies.emplace_back()); });
     else if (!v.node.IsNull()) {  // `tls:` with nothing = plain HTTP
       TlsConfig& tls = l.tls.emplace();
       if (!v.node.IsMap()) {
@@ -440,7 +443,7 @@ void Parser::resilience(const Field& f, ResilienceConfig& r) {
 void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
   each(item,
        {"name", "key", "requests_per_second", "burst", "cost", "algorithm", "requests_per_window", "window",
-        "scope", "on_redis_failure", "lease_interval"},
+        "scope", "on_redis_failure", "lease_interval", "ipv6_prefix"},
        [&](const std::string& k, const Field& v) {
          if (k == "name") string(v, limit.name);
          else if (k == "key") string(v, limit.key);
@@ -452,6 +455,7 @@ void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
          else if (k == "window") duration(v, limit.window);
          else if (k == "scope") string(v, limit.scope);
          else if (k == "on_redis_failure") string(v, limit.on_redis_failure);
+         else if (k == "ipv6_prefix") integer(v, limit.ipv6_prefix, "1..128");
          else duration(v, limit.lease_interval);
        });
 }

@@ -118,6 +118,7 @@ void write_rate_limits(std::ostringstream& y, const std::vector<RateLimitConfig>
       << in << "  requests_per_second: " << r.requests_per_second << "\n"
       << in << "  burst: " << r.burst << "\n"
       << in << "  cost: " << r.cost << "  # units per request\n"
+      << in << "  ipv6_prefix: " << r.ipv6_prefix << "  # key client_ip: IPv6 clients counted per /" << r.ipv6_prefix << "\n"
       << in << "  algorithm: " << r.algorithm << "  # token_bucket | leaky_bucket | sliding_window\n"
       << in << "  requests_per_window: " << r.requests_per_window << "  # sliding_window\n"
       << in << "  window: " << format_duration(r.window) << "  # sliding_window\n"
@@ -143,7 +144,11 @@ std::string to_yaml(const Config& c) {
       << "    default_environment: " << quoted(l.default_environment) << "\n"
       << "    environments: [";
     for (std::size_t i = 0; i < l.environments.size(); ++i) y << (i ? ", " : "") << quoted(l.environments[i]);
-    y << "]  # chosen by the environment header; [] = default_environment only\n";
+    y << "]  # chosen by the environment header; [] = default_environment only\n"
+      << "    proxy_protocol: " << (l.proxy_protocol ? "true" : "false") << "\n"
+      << "    trusted_proxies: [";
+    for (std::size_t i = 0; i < l.trusted_proxies.size(); ++i) y << (i ? ", " : "") << quoted(l.trusted_proxies[i]);
+    y << "]  # may say who the client is in X-Forwarded-For\n";
     if (l.tls)
       y << "    tls:\n"
         << "      certificate_file: " << quoted(l.tls->certificate_file) << "\n"

@@ -12,6 +12,7 @@
 
 #include "frontdoor/config/loader.hpp"
 #include "frontdoor/core/address.hpp"
+#include "frontdoor/core/network.hpp"
 #include "source_map.hpp"
 
 namespace frontdoor::config {
@@ -152,6 +153,10 @@ class Checker {
         if (l.environments[e] != "*" && !is_key_part(l.environments[e]))
           add(path + ".environments[" + std::to_string(e) + "]",
               shown(l.environments[e]) + " is not an environment name (expected [A-Za-z0-9._-]+, or \"*\" for any)");
+      for (std::size_t t = 0; t < l.trusted_proxies.size(); ++t)
+        if (!Network::parse(l.trusted_proxies[t]))
+          add(path + ".trusted_proxies[" + std::to_string(t) + "]",
+              shown(l.trusted_proxies[t]) + " is not a network (expected an address or CIDR, e.g. 10.0.0.0/8 or fd00::/8)");
       if (l.tls) {
         tls_file(path + ".tls.certificate_file", l.tls->certificate_file, "certificate chain");
         tls_file(path + ".tls.private_key_file", l.tls->private_key_file, "private key");
@@ -246,6 +251,8 @@ class Checker {
         add(path + ".burst", std::to_string(r.burst) + " is out of range (expected 1..1000000)");
       const bool sliding = r.algorithm == "sliding_window";
       const std::uint32_t most = sliding ? r.requests_per_window : r.burst;
+      if (r.ipv6_prefix < 1 || r.ipv6_prefix > 128)
+        add(path + ".ipv6_prefix", std::to_string(r.ipv6_prefix) + " is out of range (expected 1..128)");
       if (r.cost < 1 || r.cost > most)
         add(path + ".cost", std::to_string(r.cost) + " is out of range (expected 1.." +
                                 (sliding ? "requests_per_window, " : "burst, ") + std::to_string(most) +

@@ -97,7 +97,15 @@ std::uint64_t key_of(const ratelimit::CompiledRateLimit& limit, const RequestCon
   const auto& key = limit.global ? ctx.snapshot->global_limit_key : ctx.snapshot->local_limit_key;
   const auto hash = [&](std::string_view bytes) { return resilience::siphash24(key, bytes); };
   switch (limit.key) {
-    case ratelimit::CompiledRateLimit::Key::client_ip: return hash(ctx.client_ip) | 1;
+    case ratelimit::CompiledRateLimit::Key::client_ip: {
+      const auto& a = ctx.client_address;
+      if (!a.is_v6() || a.to_v6().is_v4_mapped()) return hash(ctx.client_ip) | 1;
+      // An IPv6 host picks its address from a whole network (a /64, usually): count the network.
+      auto bytes = a.to_v6().to_bytes();
+      for (std::size_t bit = limit.ipv6_prefix; bit < 128; ++bit)
+        bytes[bit / 8] = static_cast<std::uint8_t>(bytes[bit / 8] & ~(0x80u >> (bit % 8)));
+      return hash(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())) | 1;
+    }
     case ratelimit::CompiledRateLimit::Key::header: {
       const auto value = header_value(ctx, limit.header);
       return value.empty() ? 0 : hash(value) | 1;  // 0: not identified, not limited

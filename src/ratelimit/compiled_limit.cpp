@@ -22,6 +22,7 @@ CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::str
   limit.quota = rc.burst;
   limit.window_seconds = std::max<std::uint32_t>(1, (rc.burst + rc.requests_per_second - 1) / rc.requests_per_second);
   limit.cost = rc.cost;
+  limit.ipv6_prefix = static_cast<std::uint8_t>(std::clamp<std::uint32_t>(rc.ipv6_prefix, 1, 128));
   limit.shaping = rc.algorithm == "leaky_bucket";
   if (rc.algorithm == "sliding_window") {
     limit.sliding = true;

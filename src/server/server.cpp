@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "frontdoor/core/address.hpp"
+#include "frontdoor/core/network.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/health_checker.hpp"
@@ -168,7 +169,11 @@ int run_server(const config::Config& config, const RunOptions& options) {
   infos.reserve(config.listeners.size());
   std::vector<std::pair<std::string, std::uint16_t>> ports;
   for (const auto& lc : config.listeners) {
-    infos.push_back({lc.name, lc.default_environment, lc.environments, lc.tls.has_value(), nullptr});
+    std::vector<Network> trusted;
+    for (const auto& text : lc.trusted_proxies)
+      if (auto network = Network::parse(text)) trusted.push_back(*network);  // validated already
+    infos.push_back({lc.name, lc.default_environment, lc.environments, lc.proxy_protocol,
+                     NetworkSet(std::move(trusted)), lc.tls.has_value(), nullptr});
     if (lc.tls) {
       auto context = make_tls_context(*lc.tls);
       if (!context) {

@@ -4,6 +4,9 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "frontdoor/core/network.hpp"
+#include "frontdoor/http/proxy_protocol.hpp"
+#include "frontdoor/server/client_address.hpp"
 #include "frontdoor/server/worker.hpp"
 
 namespace frontdoor::server {
@@ -38,10 +41,7 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
   request_.headers = &request_headers_;
   const auto max_headers = snapshot_->config.limits.max_header_count;
   if (request_headers_.capacity() < max_headers) request_headers_.reserve(max_headers);
-  const std::string ip = peer.address().to_string();  // once per connection
-  client_ip_size_ = static_cast<std::uint8_t>(std::min(ip.size(), client_ip_.size()));
-  std::memcpy(client_ip_.data(), ip.data(), client_ip_size_);
-  ctx_.client_ip = std::string_view(client_ip_.data(), client_ip_size_);
+  set_peer(peer.address());
   ctx_.default_environment = listener.default_environment;
   ctx_.allowed_environments = listener.environments;
   request_deadline_ = pipeline::Clock::time_point::max();
@@ -50,6 +50,69 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
   spill_.clear();
   client_write_pending_ = client_read_pending_ = false;
   recursion_ = 0;
+  if (listener.proxy_protocol) {
+    // The header counts against the header timeout, like the head it precedes.
+    phase_ = Phase::reading_proxy_header;
+    set_deadline(snapshot_->config.timeouts.client_header);
+    return read_proxy_header(false);
+  }
+  begin_connection();
+}
+
+void Session::set_peer(const boost::asio::ip::address& address) noexcept {
+  peer_address_ = address;
+  const std::size_t n = format_address(address, peer_ip_.data(), peer_ip_.size());
+  ctx_.peer_ip = ctx_.client_ip = std::string_view(peer_ip_.data(), n);
+  ctx_.client_address = address;
+}
+
+// The PROXY header is peeked, never read past: what follows it (a TLS handshake, a request) stays in
+// the socket for the stream that reads it next. A partial header waits for more bytes to arrive.
+void Session::read_proxy_header(bool wait_for_more) {
+  client_read_pending_ = true;
+  const auto peek = asio::buffer(buffer_.get(), std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes));
+  if (!wait_for_more) {
+    client_.tcp().async_receive(peek, asio::socket_base::message_peek, [this](const error_code& ec, std::size_t n) {
+      client_read_pending_ = false;
+      if (phase_ == Phase::closed) return maybe_destroy();
+      if (ec) return close_now();
+      on_proxy_header(n);
+    });
+    return;
+  }
+  client_.tcp().async_wait(asio::socket_base::wait_read, [this, peek](const error_code& ec) {
+    client_read_pending_ = false;
+    if (phase_ == Phase::closed) return maybe_destroy();
+    error_code peek_ec;
+    const std::size_t n = ec ? 0 : client_.tcp().receive(peek, asio::socket_base::message_peek, peek_ec);
+    if (ec || peek_ec) return close_now();
+    on_proxy_header(n);
+  });
+}
+
+void Session::on_proxy_header(std::size_t peeked) {
+  http::ProxyHeader header;
+  switch (http::parse_proxy_header(std::string_view(buffer_.get(), peeked), header)) {
+    case http::ProxyHeaderStatus::incomplete:
+      if (peeked < std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes)) return read_proxy_header(true);
+      [[fallthrough]];
+    case http::ProxyHeaderStatus::error:
+      // Not from the balancer this listener expects (or it speaks something else): no request to answer.
+      ++worker_.counters()[Counter::proxy_protocol_errors];
+      spdlog::debug("listener {}: connection from {} without a valid PROXY protocol header", listener_->name,
+                    ctx_.peer_ip);
+      return close_now();
+    case http::ProxyHeaderStatus::complete: break;
+  }
+  error_code ec;
+  const std::size_t consumed = client_.tcp().receive(asio::buffer(buffer_.get(), header.bytes), 0, ec);
+  if (ec || consumed != header.bytes) return close_now();
+  if (!header.local) set_peer(header.source);
+  phase_ = Phase::reading_head;
+  begin_connection();
+}
+
+void Session::begin_connection() {
   if (client_.is_tls()) {
     // The handshake counts against the header timeout, like the head it precedes.
     set_deadline(snapshot_->config.timeouts.client_header);
@@ -163,6 +226,7 @@ bool Session::parse_request() {
   ctx_.reset();
   ctx_.snapshot = snapshot_.get();
   ctx_.request = &request_;
+  identify_client(status == http::ParseStatus::complete);
   ctx_.started = ctx_.now = worker_.now();
   const auto total = snapshot_->config.timeouts.request_total;
   request_deadline_ = total.count() > 0 ? ctx_.started + total : pipeline::Clock::time_point::max();
@@ -183,6 +247,19 @@ bool Session::parse_request() {
   }
   begin_request();
   return true;
+}
+
+// The client of this request: the peer, unless a trusted proxy (the listener's trusted_proxies) names
+// another in X-Forwarded-For.
+void Session::identify_client(bool head_parsed) noexcept {
+  const auto client = head_parsed ? client_address(peer_address_, request_headers_, listener_->trusted_proxies)
+                                  : peer_address_;
+  ctx_.client_address = client;
+  if (client == peer_address_) {
+    ctx_.client_ip = ctx_.peer_ip;
+    return;
+  }
+  ctx_.client_ip = std::string_view(client_ip_.data(), format_address(client, client_ip_.data(), client_ip_.size()));
 }
 
 void Session::begin_request() {
@@ -405,6 +482,7 @@ void Session::linger() {
 
 void Session::on_deadline(pipeline::Clock::time_point now) {
   switch (phase_) {
+    case Phase::reading_proxy_header: return close_now();  // no header in time: not from our balancer
     case Phase::reading_head:
       if (!head_started_ || begin_ == end_) return close_now();  // idle keep-alive connection
       if (!client_write_pending_) {

@@ -32,6 +32,12 @@ struct ListenerConfig {
   // default none: the header is ignored and every request is served in default_environment, so a
   // client cannot reach another environment's manifests by sending a header.
   std::vector<std::string> environments;
+  // Connections begin with a PROXY protocol header (v1 or v2: AWS NLB, HAProxy): the client's
+  // address is the one it names. A connection without one is closed.
+  bool proxy_protocol = false;
+  // Peers (networks in CIDR notation) trusted to say who the client is in X-Forwarded-For: the
+  // client's address is then the right-most entry not itself trusted. Empty: the peer is the client.
+  std::vector<std::string> trusted_proxies;
   std::optional<TlsConfig> tls;  // absent: plain HTTP
 
   friend bool operator==(const ListenerConfig&, const ListenerConfig&) = default;
@@ -151,6 +157,9 @@ struct RateLimitConfig {
   std::uint32_t requests_per_second = 100;
   std::uint32_t burst = 100;
   std::uint32_t cost = 1;  // units one request takes
+  // key client_ip: IPv6 clients are counted per network of this prefix length (a host gets a /64 to
+  // choose addresses from); 128 counts each address.
+  std::uint32_t ipv6_prefix = 64;
   // token_bucket: refuse beyond the burst. leaky_bucket: space admitted requests at the rate (each
   // is held until its turn), refusing beyond `burst` waiting. sliding_window: at most
   // `requests_per_window` in any `window` (instead of rate and burst). The last two: local only.

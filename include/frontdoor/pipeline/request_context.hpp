@@ -2,6 +2,7 @@
 // RequestContext: what the pipeline stages know about one request. Owned by its session and reset,
 // not reallocated, for each request on the connection. Views point into the session's buffers.
 #include <array>
+#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
 #include <span>
@@ -32,7 +33,12 @@ struct RequestContext {
   // Set by the session before the pipeline runs.
   const snapshot::Snapshot* snapshot = nullptr;
   const http::RequestHead* request = nullptr;
+  // The client: the connection's peer, or who a trusted proxy says it is (X-Forwarded-For).
   std::string_view client_ip;
+  boost::asio::ip::address client_address;
+  // The connection's peer (after a PROXY protocol header, the address it names): X-Forwarded-For
+  // gets it appended.
+  std::string_view peer_ip;
   std::string_view default_environment;
   std::span<const std::string> allowed_environments;  // the environment header may choose these ("*": any)
   std::string_view request_id;  // the client's valid X-Request-Id, or one generated for this request

@@ -21,6 +21,7 @@ struct CompiledRateLimit {
   std::uint32_t quota = 0;       // RateLimit-Policy q (the burst) ...
   std::uint32_t window_seconds = 0;  // ... per w seconds (time to refill it)
   std::uint32_t cost = 1;
+  std::uint8_t ipv6_prefix = 64;  // Key::client_ip: bits of an IPv6 address that tell clients apart
   std::uint32_t counter = 0;  // index of its allowed/refused counters (snapshot::Snapshot::rate_limit_labels)
   bool shaping = false;  // leaky_bucket: admitted requests wait for their turn (LimitDecision::delay)
   bool sliding = false;  // sliding_window: `window` instead of `policy`

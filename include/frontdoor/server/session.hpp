@@ -53,6 +53,7 @@ class Session final : private proxy::ClientSide {
 
  private:
   enum class Phase : std::uint8_t {
+    reading_proxy_header,  // a PROXY protocol listener: the header naming the client comes first
     reading_head,  // waiting for (the rest of) a request head
     limiting,      // a global rate limit waits for Redis, or a leaky bucket holds the request
     continuing,    // our 100 Continue is being written; the exchange starts once it is out
@@ -62,12 +63,18 @@ class Session final : private proxy::ClientSide {
     closed,
   };
 
+  // The connection's start.
+  void read_proxy_header(bool wait_for_more);
+  void on_proxy_header(std::size_t peeked);
+  void begin_connection();
+  void set_peer(const boost::asio::ip::address& address) noexcept;
   // Reading requests.
   void read_client();
   void on_client_read(const boost::system::error_code& ec, std::size_t n);
   void next_request();
   void start_head_clock();
   bool parse_request();
+  void identify_client(bool head_parsed) noexcept;
   void begin_request();
   // The pipeline, then the exchange.
   void run_pipeline();
@@ -120,8 +127,9 @@ class Session final : private proxy::ClientSide {
   bool close_after_reply_ = false;
   pipeline::RequestContext ctx_;
   std::array<char, 128> request_id_{};
-  std::array<char, 46> client_ip_{};
-  std::uint8_t client_ip_size_ = 0;
+  boost::asio::ip::address peer_address_;  // after a PROXY protocol header, the address it named
+  std::array<char, 46> peer_ip_{};
+  std::array<char, 46> client_ip_{};      // this request's client, when a trusted proxy named another
   // Copies for the access log: the head's bytes are overwritten while the body streams.
   std::string log_method_;
   std::string log_target_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "frontdoor/core/network.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/core/waiter.hpp"
 #include "frontdoor/pipeline/stages.hpp"
@@ -29,6 +30,8 @@ struct ListenerInfo {
   std::string name;
   std::string default_environment;
   std::vector<std::string> environments;  // the environment header may choose these ("*": any)
+  bool proxy_protocol = false;  // connections start with a PROXY protocol header
+  NetworkSet trusted_proxies;   // peers whose X-Forwarded-For says who the client is
   bool tls = false;
   std::shared_ptr<boost::asio::ssl::context> tls_context;  // set iff tls; shared by the workers
 };

@@ -26,6 +26,7 @@ enum class Counter : std::uint8_t {
   upstream_stale_retries,
   bytes_from_clients,
   bytes_to_clients,
+  proxy_protocol_errors,
 };
 
 enum class MetricType : std::uint8_t { counter, gauge };
@@ -44,7 +45,7 @@ struct CounterSpec {
 };
 
 // In the order of Counter (checked below).
-inline constexpr std::array<CounterSpec, 9> kWorkerCounters{{
+inline constexpr std::array<CounterSpec, 10> kWorkerCounters{{
     {Counter::connections_accepted, {"connections_accepted", "fd_connections_total", "result=\"accepted\"", MetricType::counter,
      "Client connections accepted."}},
     {Counter::connections_rejected, {"connections_rejected", "fd_connections_total", "result=\"rejected\"", MetricType::counter,
@@ -63,6 +64,8 @@ inline constexpr std::array<CounterSpec, 9> kWorkerCounters{{
      "Bytes read from clients."}},
     {Counter::bytes_to_clients, {"bytes_to_clients", "fd_client_bytes_total", "direction=\"sent\"", MetricType::counter,
      "Bytes written to clients."}},
+    {Counter::proxy_protocol_errors, {"proxy_protocol_errors", "fd_proxy_protocol_errors_total", "", MetricType::counter,
+     "Connections to a proxy_protocol listener closed without a valid PROXY header."}},
 }};
 inline constexpr std::size_t kCounterCount = kWorkerCounters.size();
 

@@ -244,7 +244,7 @@ bogus: 1
   EXPECT_FALSE(r.config);
   EXPECT_EQ(errors_of(r),
             (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
-                     "default_environment, environments, tls)",
+                     "default_environment, environments, proxy_protocol, trusted_proxies, tls)",
                      "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
                      "limits, timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, manifests)"}));
 }
@@ -310,7 +310,7 @@ manifests:
                 "config.yaml:2:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)",
                 "config.yaml:3:12: server.workers: 2000 is too many (expected 0..1024; 0 = one per core)",
                 "config.yaml:7:5: unknown key \"bogus_key\" in listeners[0] (expected one of: name, address, "
-                "default_environment, environments, tls)",
+                "default_environment, environments, proxy_protocol, trusted_proxies, tls)",
                 "config.yaml:8:11: listeners[1].name: \"main\" is already the name of listeners[0] (listener names "
                 "must be unique)",
                 "config.yaml:9:14: listeners[1].address: \"nowhere\" is not host:port (expected e.g. 0.0.0.0:8080 or "
@@ -452,7 +452,7 @@ TEST(ConfigLoader, BadListItemKeepsTheIndexesOfTheOthers) {
 )");
   EXPECT_EQ(errors_of(r),
             (Strings{"config.yaml:2:5: listeners[0]: expected a mapping with keys name, address, default_environment, "
-                     "environments, tls, found \"5\"",
+                     "environments, proxy_protocol, trusted_proxies, tls, found \"5\"",
                      "config.yaml:4:14: listeners[1].address: \"bad\" is not host:port (expected e.g. 0.0.0.0:8080 or "
                      "[::]:8080, port 0..65535)"}));
 }
@@ -829,8 +829,8 @@ TEST(ConfigValidate, EveryRule) {
   c.server.drain_timeout = Duration(-1);
   c.listeners.push_back(c.listeners[0]);                 // duplicate name "main"
   c.listeners[1].address = "127.0.0.1:65536";
-  c.listeners.push_back({"", "[::1]:80", "production", {}, TlsConfig{"", "/nonexistent.pem"}});
-  c.listeners.push_back({"v6", "[zz]:80", "prod", {}, std::nullopt});
+  c.listeners.push_back({"", "[::1]:80", "production", {}, false, {}, TlsConfig{"", "/nonexistent.pem"}});
+  c.listeners.push_back({"v6", "[zz]:80", "prod", {}, false, {}, std::nullopt});
   c.limits = {63, 62, 0, 0};
   c.timeouts.client_idle = 0ms;
   c.timeouts.upstream_connect = Duration(-5);

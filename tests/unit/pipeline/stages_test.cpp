@@ -317,6 +317,35 @@ TEST(RateLimitStage, HeaderKeyOnAHeaderTheParserClassifies) {
   EXPECT_EQ(h.request("/shop/cart", "X-Forwarded-For: 192.0.2.2\r\n"), Verdict::Continue);
 }
 
+TEST(RateLimitStage, Ipv6ClientsAreCountedPerPrefix) {
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - name: per_client
+    requests_per_second: 1
+    burst: 1
+)");
+  const auto from = [&](const char* address) {
+    h.ctx.client_address = boost::asio::ip::make_address(address);
+    h.ctx.client_ip = address;
+  };
+  // The stage reads the address the session set: request() resets the context but not these.
+  from("2001:db8:1:2::1");
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  from("2001:db8:1:2:ffff::9");  // same /64: the same client
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Reply);
+  from("2001:db8:1:3::1");  // another /64
+  EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  Harness per_address(std::string(kConfig) + R"(rate_limits:
+  - name: per_address
+    requests_per_second: 1
+    burst: 1
+    ipv6_prefix: 128
+)");
+  per_address.ctx.client_address = boost::asio::ip::make_address("2001:db8::1");
+  EXPECT_EQ(per_address.request("/shop/cart"), Verdict::Continue);
+  per_address.ctx.client_address = boost::asio::ip::make_address("2001:db8::2");
+  EXPECT_EQ(per_address.request("/shop/cart"), Verdict::Continue);
+}
+
 TEST(RateLimitStage, CostTakesSeveralUnits) {
   Harness h(std::string(kConfig) + R"(rate_limits:
   - name: heavy
