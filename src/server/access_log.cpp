@@ -1,11 +1,7 @@
 #include "frontdoor/server/access_log.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <ctime>
 #include <fmt/format.h>
 
@@ -43,25 +39,13 @@ double millis(pipeline::Clock::duration d) { return std::chrono::duration<double
 
 }  // namespace
 
-AccessLog::~AccessLog() {
-  flush();
-  if (owns_fd_ && fd_ >= 0) ::close(fd_);
-}
+AccessLog::~AccessLog() { flush(); }
 
-std::string AccessLog::open(const config::AccessLogConfig& config) {
-  format_ = config.format;
-  if (config.destination == "off") return {};
-  if (config.destination == "stdout") {
-    fd_ = STDOUT_FILENO;
-  } else if (config.destination == "stderr") {
-    fd_ = STDERR_FILENO;
-  } else {
-    fd_ = ::open(config.destination.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_ < 0) return "cannot open access log " + config.destination + ": " + std::strerror(errno);
-    owns_fd_ = true;
-  }
-  buffer_.reserve(kFlushAt + 4096);
-  return {};
+void AccessLog::open(config::AccessLogFormat format, LogWriter* writer, stats::WorkerCounters* counters) {
+  format_ = format;
+  writer_ = writer;
+  counters_ = counters;
+  if (writer_ != nullptr) buffer_.reserve(kFlushAt + 4096);
 }
 
 void AccessLog::write(const AccessRecord& r) {
@@ -110,16 +94,11 @@ void AccessLog::write(const AccessRecord& r) {
 }
 
 void AccessLog::flush() noexcept {
-  std::size_t off = 0;
-  while (fd_ >= 0 && off < buffer_.size()) {
-    const ssize_t n = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;  // a full disk must not take the proxy down: the lines are dropped
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  buffer_.clear();
+  if (writer_ == nullptr || buffer_.empty()) return;
+  const auto lines = static_cast<std::uint64_t>(std::count(buffer_.begin(), buffer_.end(), '\n'));
+  if (!writer_->submit(buffer_) && counters_ != nullptr)
+    (*counters_)[stats::Counter::access_log_dropped_lines] += lines;
+  if (buffer_.capacity() < kFlushAt) buffer_.reserve(kFlushAt + 4096);
 }
 
 }  // namespace frontdoor::server

@@ -128,6 +128,7 @@ bool configure_logging(const std::string& level) {
 
 int run_server(const config::Config& config, const RunOptions& options) {
   std::signal(SIGUSR1, SIG_IGN);  // until the metrics handler is installed: its default would kill us
+  std::signal(SIGUSR2, SIG_IGN);  // likewise until the access log's reopen handler is
   if (!configure_logging(config.logging.level)) {
     spdlog::error("unknown logging.level \"{}\"", config.logging.level);
     return 1;
@@ -187,12 +188,17 @@ int run_server(const config::Config& config, const RunOptions& options) {
     ports.emplace_back(lc.name, port);
     spdlog::info("listener {} on {} (port {})", lc.name, lc.address, port);
   }
-  for (auto& worker : workers) {
-    if (auto error = worker->open_access_log(); !error.empty()) {
+  // One writer thread for the access log: workers hand it buffers and never block on it.
+  std::unique_ptr<LogWriter> log_writer;
+  if (config.logging.access_log.destination != "off") {
+    std::string error;
+    log_writer = LogWriter::start(config.logging.access_log, error);
+    if (!log_writer) {
       spdlog::error("{}", error);
       return 1;
     }
   }
+  for (auto& worker : workers) worker->open_access_log(log_writer.get());
   if (!options.ports_file.empty() && !write_ports_file(options.ports_file, ports)) {
     spdlog::error("cannot write ports file {}", options.ports_file);
     return 1;
@@ -229,6 +235,20 @@ int run_server(const config::Config& config, const RunOptions& options) {
   };
   await_usr1();
 
+  // SIGUSR2: reopen the access log file (after logrotate moved it away).
+  asio::signal_set usr2(control, SIGUSR2);
+  std::function<void()> await_usr2 = [&] {
+    usr2.async_wait([&](const error_code& ec, int) {
+      if (ec) return;
+      if (log_writer) {
+        log_writer->reopen();
+        spdlog::info("access log: reopening {}", config.logging.access_log.destination);
+      }
+      await_usr2();
+    });
+  };
+  await_usr2();
+
   std::vector<std::thread> threads;
   for (auto& worker : workers) threads.emplace_back([w = worker.get()] { w->run(); });
   spdlog::info("frontdoor {} started: {} worker(s), {} manifest(s)", kVersion, worker_count,
@@ -251,6 +271,8 @@ int run_server(const config::Config& config, const RunOptions& options) {
   control.stop();
   control_thread.join();
   checker.reset();
+  workers.clear();  // their access logs hand the writer their last lines
+  if (log_writer) log_writer->stop(std::chrono::milliseconds(2000));
   spdlog::info("drained, exiting");
   return 0;
 }

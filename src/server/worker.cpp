@@ -75,7 +75,9 @@ void Worker::add_listener(asio::ip::tcp::acceptor acceptor, const ListenerInfo* 
   listeners_.push_back(std::move(listener));
 }
 
-std::string Worker::open_access_log() { return access_log_.open(snapshot_->config.logging.access_log); }
+void Worker::open_access_log(LogWriter* writer) {
+  access_log_.open(snapshot_->config.logging.access_log.format, writer, &counters_);
+}
 
 void Worker::run() {
   if (global_limiter_) global_limiter_->start();

@@ -66,12 +66,13 @@ class _Launcher:
         self.tmp_path = tmp_path
         self.procs = []
 
-    def __call__(self, config=None, argv=None, listeners=("main",), expect_clean_exit=True, name=None):
+    def __call__(self, config=None, argv=None, listeners=("main",), expect_clean_exit=True, name=None,
+                 stdout_pipe=False):
         require_binary()
         fd = fdtest.Frontdoor(str(self.tmp_path), name or "fd%d" % len(self.procs))
         fd.expect_clean_exit = expect_clean_exit
         self.procs.append(fd)
-        return fd.start(config, argv=argv, listeners=listeners)
+        return fd.start(config, argv=argv, listeners=listeners, stdout_pipe=stdout_pipe)
 
 
 @pytest.fixture

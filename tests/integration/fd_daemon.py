@@ -51,9 +51,10 @@ class Frontdoor:
         self.expect_clean_exit = True
 
     def start(self, config: Union[dict, str, None] = None, argv: Optional[list] = None,
-              listeners: Iterable[str] = ("main",), wait: float = 10.0) -> "Frontdoor":
+              listeners: Iterable[str] = ("main",), wait: float = 10.0, stdout_pipe: bool = False) -> "Frontdoor":
         """Runs `frontdoor run -c CONFIG --ports-file F` (or `frontdoor ARGV...` when argv is given;
-        "{ports}" in ARGV stands for the ports file path this launcher waits for)."""
+        "{ports}" in ARGV stands for the ports file path this launcher waits for). `stdout_pipe`:
+        stdout is a pipe (self.proc.stdout) the test reads, or leaves unread, itself."""
         if argv is None:
             text = config if isinstance(config, str) else to_yaml(config)
             with open(self.config_path, "w") as f:
@@ -63,8 +64,8 @@ class Frontdoor:
         self.argv = [frontdoor_bin()] + list(argv)
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(self.argv, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
-                                     cwd=self.workdir)
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE if stdout_pipe else self._out,
+                                     stderr=self._err, stdin=subprocess.DEVNULL, cwd=self.workdir)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if os.path.exists(self.ports_path):

@@ -65,3 +65,67 @@ def test_access_log_off_writes_nothing_to_stdout(frontdoor, upstream):
     assert request(fd.port, "GET", "/p/m/1", headers=[("X-Request-Id", "quiet-1")]).status == 200
     assert fd.stop(5) == 0
     assert "quiet-1" not in fd.stdout()
+
+
+def test_a_stalled_stdout_never_stalls_requests(frontdoor, upstream):
+    """A log collector that stops reading: stdout's pipe fills, lines are dropped (and counted),
+    requests go on at full speed."""
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])],
+                               logging={"access_log": {"destination": "stdout", "format": "json"}}),
+                   stdout_pipe=True)  # and never read
+    target = "/p/m/" + "x" * 1000
+    t0 = time.monotonic()
+    with Client(fd.port) as c:
+        for i in range(6000):
+            assert c.request("GET", target).status == 200
+    elapsed = time.monotonic() - t0
+    assert elapsed < 30, "6000 requests took %.1f s with a stalled log" % elapsed
+    m = fd.metrics()
+    assert m["access_log_dropped_lines"] > 0, m
+    assert m["responses"]["2xx"] == 6000
+
+
+def test_lines_of_two_workers_never_interleave_on_a_pipe(frontdoor, upstream):
+    import threading
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"workers": 2},
+                               logging={"access_log": {"destination": "stdout", "format": "json"}}),
+                   stdout_pipe=True)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fd.proc.stdout.read()), daemon=True)
+    reader.start()
+
+    def load(k):
+        for _ in range(4):
+            with Client(fd.port) as c:  # new connections: both workers take some
+                for i in range(300):
+                    assert c.request("GET", "/p/m/%d/%s" % (k, "y" * 500)).status == 200
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    fd.stop()
+    reader.join(10)
+    lines = received[0].decode().splitlines()
+    assert len(lines) == 3 * 4 * 300
+    for line in lines:
+        json.loads(line)  # a line cut by another worker's would not parse
+
+
+def test_sigusr2_reopens_the_log_file(frontdoor, upstream, tmp_path):
+    import signal
+    log = tmp_path / "access.log"
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])],
+                               logging={"access_log": {"destination": str(log), "format": "json"}}))
+    assert request(fd.port, "GET", "/p/m/before").status == 200
+    assert len(_read_json_lines(str(log), 1)) == 1
+    log.rename(tmp_path / "access.log.1")  # what logrotate does
+    fd.signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 3
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert request(fd.port, "GET", "/p/m/after").status == 200
+    entries = _read_json_lines(str(log), 1)
+    assert [e["path"] for e in entries] == ["/p/m/after"]
+    assert [e["path"] for e in _read_json_lines(str(tmp_path / "access.log.1"), 1)] == ["/p/m/before"]

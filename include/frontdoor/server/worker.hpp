@@ -51,7 +51,8 @@ class Worker final : public proxy::ExchangeHost {
 
   // Setup, before run(): takes a bound, listening acceptor.
   void add_listener(boost::asio::ip::tcp::acceptor acceptor, const ListenerInfo* info);
-  std::string open_access_log();
+  // Setup, before run(): the process's access log writer (null: off).
+  void open_access_log(LogWriter* writer);
 
   // Thread body: returns once drained.
   void run();

@@ -27,6 +27,7 @@ enum class Counter : std::uint8_t {
   bytes_from_clients,
   bytes_to_clients,
   proxy_protocol_errors,
+  access_log_dropped_lines,
 };
 
 enum class MetricType : std::uint8_t { counter, gauge };
@@ -45,7 +46,7 @@ struct CounterSpec {
 };
 
 // In the order of Counter (checked below).
-inline constexpr std::array<CounterSpec, 10> kWorkerCounters{{
+inline constexpr std::array<CounterSpec, 11> kWorkerCounters{{
     {Counter::connections_accepted, {"connections_accepted", "fd_connections_total", "result=\"accepted\"", MetricType::counter,
      "Client connections accepted."}},
     {Counter::connections_rejected, {"connections_rejected", "fd_connections_total", "result=\"rejected\"", MetricType::counter,
@@ -66,6 +67,8 @@ inline constexpr std::array<CounterSpec, 10> kWorkerCounters{{
      "Bytes written to clients."}},
     {Counter::proxy_protocol_errors, {"proxy_protocol_errors", "fd_proxy_protocol_errors_total", "", MetricType::counter,
      "Connections to a proxy_protocol listener closed without a valid PROXY header."}},
+    {Counter::access_log_dropped_lines, {"access_log_dropped_lines", "fd_access_log_dropped_lines_total", "",
+     MetricType::counter, "Access log lines dropped: the log writer was too far behind its destination."}},
 }};
 inline constexpr std::size_t kCounterCount = kWorkerCounters.size();
 
