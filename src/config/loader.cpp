@@ -250,7 +250,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
            each(f, {"workers", "drain_timeout", "max_connections"}, [&](const std::string& k, const Field& v) {
              if (k == "workers") integer(v, c.server.workers, "0..1024; 0 = one per core");
              else if (k == "drain_timeout") duration(v, c.server.drain_timeout);
-             else integer(v, c.server.max_connections, "at least 1");
+             else integer(v, c.server.max_connections, "0 (from the file descriptor limit) or more");
            });
          } else if (key == "listeners") {
            list(f, "listeners", [&](const Field& item) { listener(item, c.listeners.emplace_back()); });

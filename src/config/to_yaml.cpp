@@ -135,7 +135,7 @@ std::string to_yaml(const Config& c) {
   y << "server:\n"
     << "  workers: " << c.server.workers << "  # 0 = one per core (restart to change)\n"
     << "  drain_timeout: " << format_duration(c.server.drain_timeout) << "\n"
-    << "  max_connections: " << c.server.max_connections << "\n";
+    << "  max_connections: " << c.server.max_connections << "  # 0 = from the file descriptor limit\n";
   if (c.listeners.empty()) y << "listeners: []\n";
   else y << "listeners:  # restart to change\n";
   for (const auto& l : c.listeners) {

@@ -177,7 +177,6 @@ class Checker {
     const auto& s = config_.server;
     if (s.workers > 1024)
       add("server.workers", std::to_string(s.workers) + " is too many (expected 0..1024; 0 = one per core)");
-    if (s.max_connections < 1) add("server.max_connections", "must be at least 1");
     if (s.drain_timeout.count() < 0) add("server.drain_timeout", "must not be negative");
     const auto& lim = config_.limits;
     if (lim.max_request_line_bytes < 64)

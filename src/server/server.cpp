@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -110,6 +112,35 @@ bool write_ports_file(const std::string& path, const std::vector<std::pair<std::
   return !ec;
 }
 
+// The client connections the process may hold: as configured, or (0) half of the file descriptors
+// it may open, less a reserve (the other half is for upstream connections). The soft descriptor
+// limit is raised to the hard one first, as nginx's worker_rlimit_nofile does.
+std::uint32_t connection_limit(std::uint32_t configured) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max == RLIM_INFINITY ? std::max<rlim_t>(limit.rlim_cur, 1 << 20) : limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  constexpr rlim_t kReserve = 256;  // listeners, Redis, health checks, logs, the binary's own files
+  const rlim_t fds = limit.rlim_cur == RLIM_INFINITY ? rlim_t{1} << 20 : limit.rlim_cur;
+  const auto derived = static_cast<std::uint32_t>(
+      std::clamp<rlim_t>(fds > 2 * kReserve ? (fds - kReserve) / 2 : 64, 64, rlim_t{1} << 24));
+  if (configured == 0) {
+    spdlog::info("server.max_connections: {} (half of the {} file descriptors this process may open, less {})",
+                 derived, static_cast<std::uint64_t>(fds), static_cast<std::uint64_t>(kReserve));
+    return derived;
+  }
+  if (configured > derived)
+    spdlog::warn("server.max_connections {} is more than the file descriptor limit ({}) leaves for clients ({}): "
+                 "accepts may fail for want of descriptors",
+                 configured, static_cast<std::uint64_t>(fds), derived);
+  else
+    spdlog::info("server.max_connections: {}", configured);
+  return configured;
+}
+
 }  // namespace
 
 bool configure_logging(const std::string& level) {
@@ -126,13 +157,15 @@ bool configure_logging(const std::string& level) {
   return true;
 }
 
-int run_server(const config::Config& config, const RunOptions& options) {
+int run_server(const config::Config& loaded, const RunOptions& options) {
+  config::Config config = loaded;
   std::signal(SIGUSR1, SIG_IGN);  // until the metrics handler is installed: its default would kill us
   std::signal(SIGUSR2, SIG_IGN);  // likewise until the access log's reopen handler is
   if (!configure_logging(config.logging.level)) {
     spdlog::error("unknown logging.level \"{}\"", config.logging.level);
     return 1;
   }
+  config.server.max_connections = connection_limit(config.server.max_connections);
   snapshot::EndpointRegistry registry;
   std::vector<config::ConfigError> errors;
   auto snapshot = snapshot::build_snapshot(config, registry, errors);

@@ -153,8 +153,12 @@ void Session::read_client() {
   const auto& timeouts = snapshot_->config.timeouts;
   // The header timeout runs from the head's first byte, however slowly the rest trickles in.
   if (phase_ == Phase::reading_head) {
-    if (head_started_) deadline_ = head_deadline_;
-    else set_deadline(timeouts.client_idle);
+    if (head_started_) {
+      deadline_ = head_deadline_;
+    } else {
+      set_deadline(timeouts.client_idle);
+      worker_.mark_idle(this);  // between requests: the first to go when the process is full
+    }
   } else if (phase_ == Phase::proxying) {
     set_deadline(timeouts.client_body);  // the exchange waits for more of the body
   }
@@ -165,6 +169,7 @@ void Session::read_client() {
 
 void Session::on_client_read(const error_code& ec, std::size_t n) {
   client_read_pending_ = false;
+  worker_.mark_busy(this);
   if (phase_ == Phase::closed) return maybe_destroy();
   end_ += static_cast<std::uint32_t>(n);
   worker_.counters()[Counter::bytes_from_clients] += n;
@@ -517,6 +522,7 @@ void Session::drain() noexcept {
 void Session::close_now() noexcept {
   if (phase_ == Phase::closed) return;
   phase_ = Phase::closed;
+  worker_.mark_busy(this);
   ctx_.lease_waiter.unlink();
   cancel_hold();
   exchange_.abort();

@@ -117,7 +117,15 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     return;
   }
   ++counters_[stats::Counter::connections_accepted];
-  if (connections_.fetch_add(1, std::memory_order_relaxed) >= snapshot_->config.server.max_connections) {
+  bool admit = connections_.fetch_add(1, std::memory_order_relaxed) < snapshot_->config.server.max_connections;
+  if (!admit && idle_oldest_ != nullptr) {
+    // Full: the longest-idle keep-alive connection makes room (as nginx does), so that idle clients
+    // cannot lock new ones out. Its slot passes to this one (the count catches up when it is freed).
+    ++counters_[stats::Counter::connections_reclaimed];
+    idle_oldest_->force_close();
+    admit = true;
+  }
+  if (!admit) {
     connections_.fetch_sub(1, std::memory_order_relaxed);
     ++counters_[stats::Counter::connections_rejected];
     error_code ignored;
@@ -142,6 +150,26 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     listener.socket = asio::ip::tcp::socket(io_);
   }
   accept(listener);
+}
+
+void Worker::mark_idle(Session* session) noexcept {
+  if (session->idle_linked_) return;
+  session->idle_linked_ = true;
+  session->idle_prev_ = idle_newest_;
+  session->idle_next_ = nullptr;
+  if (idle_newest_ != nullptr) idle_newest_->idle_next_ = session;
+  else idle_oldest_ = session;
+  idle_newest_ = session;
+}
+
+void Worker::mark_busy(Session* session) noexcept {
+  if (!session->idle_linked_) return;
+  session->idle_linked_ = false;
+  if (session->idle_prev_ != nullptr) session->idle_prev_->idle_next_ = session->idle_next_;
+  else idle_oldest_ = session->idle_next_;
+  if (session->idle_next_ != nullptr) session->idle_next_->idle_prev_ = session->idle_prev_;
+  else idle_newest_ = session->idle_prev_;
+  session->idle_prev_ = session->idle_next_ = nullptr;
 }
 
 void Worker::session_closed(Session* session) noexcept {

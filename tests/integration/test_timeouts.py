@@ -2,7 +2,7 @@
 import socket
 import time
 
-from fdtest import Client, ConnectionClosed, make_config, manifest, request
+from fdtest import Action, Client, ConnectionClosed, make_config, manifest, request
 
 
 def test_slowloris_cut_off_by_client_header_timeout(frontdoor, upstream):
@@ -70,12 +70,31 @@ def test_slow_but_steady_body_is_not_cut(frontdoor, upstream):
     assert upstream.request_list()[0].body == b"abcdef"
 
 
-def test_max_connections(frontdoor, upstream):
-    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"max_connections": 2, "workers": 2}))
+def test_max_connections_reclaims_the_longest_idle_then_refuses(frontdoor, upstream):
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"max_connections": 2, "workers": 1}))
     first, second = Client(fd.port), Client(fd.port)
     try:
         assert first.request("GET", "/p/m/1").status == 200
         assert second.request("GET", "/p/m/2").status == 200
+        # Full of idle keep-alive connections: a new client is served, the longest idle one goes.
+        with Client(fd.port, timeout=3) as third:
+            assert third.request("GET", "/p/m/3").status == 200
+            first.assert_closed(3)
+            assert second.request("GET", "/p/m/4").status == 200, "the younger idle connection stays"
+        assert fd.metrics()["connections_reclaimed"] == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_max_connections_refuses_when_none_is_idle(frontdoor, upstream):
+    upstream.set_script(Action(delay_ms=1500))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"max_connections": 2, "workers": 1}))
+    busy = [Client(fd.port, timeout=5), Client(fd.port, timeout=5)]
+    try:
+        for c in busy:
+            c.send(b"GET /p/m/slow HTTP/1.1\r\nHost: fd.test\r\n\r\n")
+        upstream.wait_requests(2, timeout=3)
         third = Client(fd.port, timeout=3)
         try:
             try:
@@ -85,24 +104,20 @@ def test_max_connections(frontdoor, upstream):
                 raise AssertionError("third connection neither closed nor answered within 3 s")
             except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
                 r = None
-            assert r is None or r.status == 503, "third connection was served: %r" % r
+            assert r is None, "third connection was served while both others were busy: %r" % r
         finally:
             third.close()
-        assert [q.target for q in upstream.request_list()] == ["/p/m/1", "/p/m/2"]
-        # The two admitted connections still work.
-        assert first.request("GET", "/p/m/1b").status == 200
+        for c in busy:
+            assert c.read_response().status == 200, "the busy connections were not the ones to go"
+        assert fd.metrics()["connections_rejected"] >= 1
     finally:
-        first.close()
-    # A freed slot is available again.
-    deadline = time.monotonic() + 3
-    status = None
-    while time.monotonic() < deadline:
-        try:
-            status = request(fd.port, "GET", "/p/m/4", timeout=2).status
-        except Exception:
-            status = None
-        if status == 200:
-            break
-        time.sleep(0.1)
-    assert status == 200, "no connection admitted after one of the two was closed"
-    second.close()
+        for c in busy:
+            c.close()
+
+
+def test_max_connections_defaults_to_the_descriptor_limit(frontdoor, upstream):
+    cfg = make_config([manifest("p", "m", [upstream])])
+    del cfg["server"]["max_connections"]
+    fd = frontdoor(cfg)
+    assert request(fd.port, "GET", "/p/m/x").status == 200
+    assert "server.max_connections: " in fd.stderr() and "file descriptors" in fd.stderr(), fd.stderr()

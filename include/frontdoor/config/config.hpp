@@ -46,7 +46,10 @@ struct ListenerConfig {
 struct ServerConfig {
   unsigned workers = 0;  // 0 = one per core
   Duration drain_timeout{std::chrono::seconds(30)};
-  std::uint32_t max_connections = 10000;  // per process; above it new connections are closed at accept
+  // Client connections, whole process. At the limit the longest-idle keep-alive connection is closed
+  // to admit a new one; only when none is idle is the new one closed at accept. 0: from the file
+  // descriptor limit (half of it, less a reserve), logged at start.
+  std::uint32_t max_connections = 0;
 
   friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };

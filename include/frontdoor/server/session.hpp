@@ -147,9 +147,12 @@ class Session final : private proxy::ClientSide {
   std::uint32_t linger_budget_ = 0;
   std::uint8_t recursion_ = 0;
 
-  // Worker's intrusive list.
+  // Worker's intrusive lists: every session, and the idle ones.
   Session* prev_ = nullptr;
   Session* next_ = nullptr;
+  Session* idle_prev_ = nullptr;
+  Session* idle_next_ = nullptr;
+  bool idle_linked_ = false;
   friend class Worker;
 };
 

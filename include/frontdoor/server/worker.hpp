@@ -82,6 +82,10 @@ class Worker final : public proxy::ExchangeHost {
   std::unique_ptr<char[]> take_client_buffer();
   void return_client_buffer(std::unique_ptr<char[]> buffer);
   void session_closed(Session* session) noexcept;
+  // Keep-alive connections waiting for their next request, oldest first: at max_connections the
+  // oldest is closed to admit a new connection.
+  void mark_idle(Session* session) noexcept;
+  void mark_busy(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept override { return pipeline::Clock::now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
   // Setup, before run(): every worker of the process (this one included), told when a breaker here opens.
@@ -137,6 +141,8 @@ class Worker final : public proxy::ExchangeHost {
   std::uint32_t client_buffer_bytes_ = 0;
   std::vector<std::unique_ptr<Session>> free_sessions_;
   Session* sessions_ = nullptr;  // intrusive list of live sessions
+  Session* idle_oldest_ = nullptr;  // intrusive list of idle keep-alive sessions (mark_idle)
+  Session* idle_newest_ = nullptr;
   std::size_t session_count_ = 0;
   boost::asio::steady_timer ticker_;
   pipeline::Clock::time_point tick_due_{};

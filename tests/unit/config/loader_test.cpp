@@ -677,7 +677,7 @@ TEST(ConfigScalars, SizeLimitsOfNarrowFields) {
                                   "4294967295 bytes)"});
   const auto big = load(std::string(kMinimal) + "server:\n  max_connections: 4294967296\n");
   EXPECT_EQ(errors_of(big),
-            Strings{"config.yaml:4:20: server.max_connections: 4294967296 is too large (expected at least 1)"});
+            Strings{"config.yaml:4:20: server.max_connections: 4294967296 is too large (expected 0 (from the file descriptor limit) or more)"});
 }
 
 // --------------------------------------------------------------------------------------------
@@ -756,7 +756,7 @@ TEST(ConfigToYaml, EveryKeyIsWritten) {
   c.listeners.emplace_back();
   const auto yaml = to_yaml(c);
   for (const char* key :
-       {"server:", "workers: 0", "drain_timeout: 30s", "max_connections: 10000", "listeners:", "name: main",
+       {"server:", "workers: 0", "drain_timeout: 30s", "max_connections: 0", "listeners:", "name: main",
         "address: 0.0.0.0:8080", "default_environment: production", "limits:", "max_request_line_bytes: 8KiB",
         "max_header_bytes: 32KiB", "max_header_count: 100", "max_body_bytes: 0", "timeouts:", "client_header: 10s",
         "client_idle: 1m", "client_body: 1m", "upstream_connect: 5s", "upstream_response: 1m", "request_total: 0s",
@@ -825,7 +825,6 @@ TEST(ConfigValidate, ErrorsHaveNoPosition) {
 TEST(ConfigValidate, EveryRule) {
   Config c = valid_config();
   c.server.workers = 1025;
-  c.server.max_connections = 0;
   c.server.drain_timeout = Duration(-1);
   c.listeners.push_back(c.listeners[0]);                 // duplicate name "main"
   c.listeners[1].address = "127.0.0.1:65536";
@@ -854,7 +853,6 @@ TEST(ConfigValidate, EveryRule) {
                 "<frontdoor proxy>: listeners[3].address: \"[zz]:80\" is not host:port (expected e.g. 0.0.0.0:8080 or "
                 "[::]:8080, port 0..65535)",
                 "<frontdoor proxy>: server.workers: 1025 is too many (expected 0..1024; 0 = one per core)",
-                "<frontdoor proxy>: server.max_connections: must be at least 1",
                 "<frontdoor proxy>: server.drain_timeout: must not be negative",
                 "<frontdoor proxy>: limits.max_request_line_bytes: 63 is too small (expected at least 64 bytes)",
                 "<frontdoor proxy>: limits.max_header_bytes: 62 is smaller than limits.max_request_line_bytes (63); "
