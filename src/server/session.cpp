@@ -20,6 +20,8 @@ namespace {
 constexpr std::uint32_t kLingerBytes = 1 << 20;  // discarded after a closing reply, at most
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr std::uint8_t kMaxRecursion = 8;  // pipelined requests handled inline before yielding
+// A request waiting this long gets a read armed on its client, to notice a hang-up (watch_client).
+constexpr auto kWatchAfter = std::chrono::milliseconds(300);
 
 }  // namespace
 
@@ -139,6 +141,14 @@ void Session::set_deadline(pipeline::Clock::duration timeout) noexcept {
 }
 
 void Session::read_client() {
+  const auto& timeouts = snapshot_->config.timeouts;
+  if (client_read_pending_) {
+    // A read armed to watch for a hang-up is still outstanding: it is this read. The buffer must not
+    // move under it.
+    if (phase_ == Phase::reading_head) set_deadline(head_started_ ? timeouts.client_header : timeouts.client_idle);
+    else if (phase_ == Phase::proxying) set_deadline(timeouts.client_body);
+    return;
+  }
   if (begin_ == end_) {
     begin_ = end_ = 0;
   } else if (end_ == capacity_ && begin_ > 0) {
@@ -150,7 +160,6 @@ void Session::read_client() {
     // Only reachable when a reloaded config raised max_header_bytes above this connection's buffer.
     return reply(Error::header_too_large, {}, true);
   }
-  const auto& timeouts = snapshot_->config.timeouts;
   // The header timeout runs from the head's first byte, however slowly the rest trickles in.
   if (phase_ == Phase::reading_head) {
     if (head_started_) {
@@ -179,13 +188,28 @@ void Session::on_client_read(const error_code& ec, std::size_t n) {
     linger_budget_ -= static_cast<std::uint32_t>(n);
     return linger();
   }
-  if (ec) return close_now();  // the client went away (mid-body, the upstream connection goes too)
+  if (ec) {
+    // The client went away: while the request waited (a watch read), or mid-body. Its upstream
+    // request is cancelled; the breakers are not told (client_closed is the client's doing).
+    if (request_active_ && ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
+    return close_now();
+  }
   if (phase_ == Phase::reading_head) {
     if (!head_started_) start_head_clock();
     if (!parse_request()) read_client();
     return;
   }
-  if (phase_ == Phase::proxying) exchange_.on_client_data();
+  if (phase_ == Phase::proxying && exchange_.waiting_for_client()) return exchange_.on_client_data();
+  // Otherwise a watch read brought bytes of a pipelined next request: they wait in the buffer.
+}
+
+void Session::watch_client() noexcept {
+  watch_at_ = pipeline::Clock::time_point::max();
+  const bool waiting = phase_ == Phase::limiting || (phase_ == Phase::proxying && body_.done());
+  if (!waiting || client_read_pending_ || end_ == capacity_) return;
+  client_read_pending_ = true;
+  client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
+                          [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 
 void Session::start_head_clock() {
@@ -305,6 +329,7 @@ void Session::run_pipeline() {
   if (verdict == pipeline::Verdict::Suspend) {
     phase_ = Phase::limiting;
     const auto now = worker_.now();
+    watch_at_ = std::min(watch_at_, now + kWatchAfter);
     if (ctx_.shape_until > now) {
       // A leaky-bucket limit admitted this request for later: the pipeline goes on (breaker, pick)
       // when its turn comes.
@@ -361,6 +386,7 @@ void Session::start_upstream() {
 
 void Session::start_exchange() {
   phase_ = Phase::proxying;
+  if (body_.done()) watch_at_ = std::min(watch_at_, ctx_.started + kWatchAfter);
   exchange_.start(ctx_, request_, body_, listener_->tls);
 }
 
@@ -454,6 +480,7 @@ void Session::reply_done() {
 }
 
 void Session::finish_request() {
+  watch_at_ = pipeline::Clock::time_point::max();
   if (!request_active_) return;
   request_active_ = false;
   --worker_.load().inflight;
@@ -479,6 +506,7 @@ void Session::linger() {
     client_.shutdown_send();
     deadline_ = worker_.now() + kLingerTime;
   }
+  if (client_read_pending_) return;  // a watch read outstanding: its completion lingers on
   begin_ = end_ = 0;
   client_read_pending_ = true;
   client_.async_read_some(asio::buffer(buffer_.get(), capacity_),

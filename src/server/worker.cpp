@@ -348,6 +348,7 @@ void Worker::tick() {
   for (Session* s = sessions_; s != nullptr;) {
     Session* next = s->next_;  // on_deadline may recycle s
     if (s->deadline() <= now) s->on_deadline(now);
+    else if (s->watch_at() <= now) s->watch_client();
     s = next;
   }
   const auto cutoff = now - snapshot_->config.upstream_pool.idle_timeout;

@@ -127,3 +127,71 @@ def test_second_sigterm_exits_at_once(frontdoor, upstream):
     assert rc == 2, "exit code %r after a second SIGTERM" % rc
     assert time.monotonic() - t0 < 2
     c.close()
+
+
+def _wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_a_client_that_leaves_while_waiting_for_the_upstream_is_noticed(frontdoor, upstream):
+    upstream.set_script(Action(delay_ms=6000))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    c = Client(fd.port)
+    c.send(build_request("GET", "/p/m/slow"))
+    upstream.wait_requests(1, timeout=3)
+    t0 = time.monotonic()
+    c.close()  # gone, long before the upstream answers
+    m = _wait_for(lambda: (lambda m: m if m["errors"].get("client_closed") else None)(fd.metrics()), 3)
+    assert m and m["errors"].get("client_closed") == 1, m
+    assert time.monotonic() - t0 < 2.5, "the hang-up took %.1f s to notice" % (time.monotonic() - t0)
+    endpoint = m["endpoints"][0]
+    assert endpoint["in_flight"] == 0, "the upstream request was not cancelled"
+    assert endpoint["breaker_opened"] == 0 and m["responses"]["none"] == 1
+
+
+def test_a_client_that_leaves_while_held_by_a_rate_limit_is_noticed(frontdoor, upstream):
+    m = manifest("p", "m", [upstream])
+    cfg = make_config([m])
+    cfg["rate_limits"] = [{"name": "shaped", "algorithm": "leaky_bucket", "requests_per_second": 1, "burst": 5}]
+    fd = frontdoor(cfg)
+    with Client(fd.port) as first:
+        assert first.request("GET", "/p/m/1").status == 200
+    c = Client(fd.port)
+    c.send(build_request("GET", "/p/m/held") + build_request("GET", "/p/m/held2"))  # held ~1 s, then ~2 s
+    time.sleep(0.4)
+    c.close()
+    time.sleep(2.5)
+    assert [q.target for q in upstream.request_list()] == ["/p/m/1"], "a request of a client gone was sent"
+    assert fd.metrics()["errors"].get("client_closed") == 1
+
+
+def test_a_client_that_stops_reading_is_cut_never_answered_twice(frontdoor, upstream):
+    """A client that stops reading mid-response: the write stays pending until client_idle, then the
+    connection is cut. No second response (a 504, a 408) is ever written beside the pending one."""
+    upstream.set_script(Action(body=b"z" * (8 << 20)))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], timeouts={"client_idle": "1s"}))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", fd.port))
+    s.sendall(build_request("GET", "/p/m/big", headers=(("Expect", "100-continue"),)))
+    time.sleep(2.5)  # past client_idle without reading a byte
+    data = b""
+    while True:
+        part = s.recv(1 << 20)
+        if not part:
+            break
+        data += part
+    s.close()
+    assert data.count(b"HTTP/1.1 ") == 1, data[:200]
+    assert data.startswith(b"HTTP/1.1 200")
+    assert len(data) < 8 << 20, "the whole body arrived: the client was not cut"
+    m = fd.metrics()
+    assert m["errors"].get("client_timeout") == 1, m["errors"]
+    assert m["endpoints"][0]["breaker_opened"] == 0

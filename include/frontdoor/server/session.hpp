@@ -47,6 +47,12 @@ class Session final : private proxy::ClientSide {
   // Called by the worker's tick when `deadline()` has passed.
   void on_deadline(pipeline::Clock::time_point now);
   pipeline::Clock::time_point deadline() const noexcept { return deadline_; }
+  // Called by the worker's tick when `watch_at()` has passed: a request that has waited that long
+  // (for a rate limit, a connection slot, the upstream) gets a read armed on its client, so a client
+  // that hangs up is noticed and its upstream request cancelled. Not on the fast path: a request
+  // answered sooner costs no extra read.
+  void watch_client() noexcept;
+  pipeline::Clock::time_point watch_at() const noexcept { return watch_at_; }
   // Draining: close now if idle between requests; otherwise close after the current response.
   void drain() noexcept;
   void force_close() noexcept { close_now(); }
@@ -142,6 +148,7 @@ class Session final : private proxy::ClientSide {
   std::uint32_t hold_generation_ = 0;  // of the newest wait; older ones do nothing
 
   pipeline::Clock::time_point deadline_{};
+  pipeline::Clock::time_point watch_at_ = pipeline::Clock::time_point::max();
   pipeline::Clock::time_point head_deadline_{};
   pipeline::Clock::time_point request_deadline_ = pipeline::Clock::time_point::max();
   std::uint32_t linger_budget_ = 0;
