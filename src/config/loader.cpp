@@ -266,7 +266,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
          } else if (key == "timeouts") {
            each(f,
                 {"client_header", "client_idle", "client_body", "upstream_connect", "upstream_response",
-                 "request_total"},
+                 "request_total", "tunnel_idle"},
                 [&](const std::string& k, const Field& v) {
                   auto& t = c.timeouts;
                   Duration& field = k == "client_header"       ? t.client_header
@@ -274,6 +274,7 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                                     : k == "client_body"       ? t.client_body
                                     : k == "upstream_connect"  ? t.upstream_connect
                                     : k == "upstream_response" ? t.upstream_response
+                                    : k == "tunnel_idle"       ? t.tunnel_idle
                                                                : t.request_total;
                   duration(v, field);
                 });
@@ -464,7 +465,7 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
       "project",  "module",       "environment",        "endpoints",   "balancing",  "strip_path_prefix",
       "hash_key", "sticky_cookie", "priority",          "max_requests", "max_active_retries", "rate_limits",
-      "resilience", "max_connections", "max_pending"};
+      "resilience", "max_connections", "max_pending", "upgrades"};
   if (!f.node.IsMap()) {
     error(f, "expected a mapping with keys " + join(kKeys) + ", found " + found(f.node));
     return;
@@ -482,6 +483,8 @@ void Parser::manifest(const Field& f, ManifestConfig& m) {
     else if (k == "max_active_retries") integer(v, m.max_active_retries, "0 (no limit) or more");
     else if (k == "max_connections") integer(v, m.max_connections, "0 (no limit) or more");
     else if (k == "max_pending") integer(v, m.max_pending, "0 or more");
+    else if (k == "upgrades" && (m.upgrades.clear(), true))
+      list(v, "upgrade tokens", [&](const Field& item) { string(item, m.upgrades.emplace_back()); });
     else if (k == "rate_limits")
       list(v, "rate limits", [&](const Field& item) { rate_limit(item, m.rate_limits.emplace_back()); });
     else if (k == "resilience") deferred_.push_back({v.node, v.path, v.pos, manifest_index_});

@@ -166,7 +166,8 @@ std::string to_yaml(const Config& c) {
     << "  client_body: " << format_duration(t.client_body) << "\n"
     << "  upstream_connect: " << format_duration(t.upstream_connect) << "\n"
     << "  upstream_response: " << format_duration(t.upstream_response) << "  # -> 504\n"
-    << "  request_total: " << format_duration(t.request_total) << "  # 0s = no limit\n";
+    << "  request_total: " << format_duration(t.request_total) << "  # 0s = no limit\n"
+    << "  tunnel_idle: " << format_duration(t.tunnel_idle) << "  # an upgraded connection (WebSocket) idle\n";
   y << "upstream_pool:\n"
     << "  max_idle_per_endpoint: " << c.upstream_pool.max_idle_per_endpoint << "\n"
     << "  idle_timeout: " << format_duration(c.upstream_pool.idle_timeout) << "\n";
@@ -206,6 +207,11 @@ std::string to_yaml(const Config& c) {
       << "    strip_path_prefix: " << (m.strip_path_prefix ? "true" : "false") << "\n"
       << "    hash_key: " << quoted(m.hash_key) << "  # consistent_hash\n"
       << "    sticky_cookie: " << quoted(m.sticky_cookie) << "  # sticky\n"
+      << "    upgrades: [" << [&] {
+           std::string list;
+           for (std::size_t u = 0; u < m.upgrades.size(); ++u) list += (u ? ", " : "") + quoted(m.upgrades[u]);
+           return list;
+         }() << "]  # tunnelled after a 101; [] = none\n"
       << "    priority: " << m.priority << "  # shed first: low, then normal; never high\n"
       << "    max_requests: " << m.max_requests << "  # in flight, whole process; 0 = no limit\n"
       << "    max_active_retries: " << m.max_active_retries << "  # 0 = no limit\n"

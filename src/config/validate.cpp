@@ -209,7 +209,8 @@ class Checker {
                                                          {"client_idle", t.client_idle},
                                                          {"client_body", t.client_body},
                                                          {"upstream_connect", t.upstream_connect},
-                                                         {"upstream_response", t.upstream_response}};
+                                                         {"upstream_response", t.upstream_response},
+                                                         {"tunnel_idle", t.tunnel_idle}};
     for (const auto& [key, value] : positive)
       if (value.count() <= 0) add(std::string("timeouts.") + key, "must be greater than 0");
     if (t.request_total.count() < 0) add("timeouts.request_total", "must not be negative (0 = no limit)");
@@ -409,6 +410,10 @@ class Checker {
       if (m.resilience) overridable_resilience(path + ".resilience", *m.resilience);
       if (!is_token(m.sticky_cookie))
         add(path + ".sticky_cookie", shown(m.sticky_cookie) + " is not a cookie name");
+      for (std::size_t u = 0; u < m.upgrades.size(); ++u)
+        if (!is_token(m.upgrades[u]))
+          add(path + ".upgrades[" + std::to_string(u) + "]",
+              shown(m.upgrades[u]) + " is not an upgrade token (expected e.g. websocket)");
     }
   }
 

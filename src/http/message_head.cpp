@@ -324,6 +324,11 @@ ParseStatus parse_request_head(std::string_view data, const HeadLimits& limits, 
     out.framing = BodyFraming::content_length;
   }
   if (!seen_host && out.version == Version::http11) return error = Error::missing_host, ParseStatus::error;
+  out.upgrade = {};
+  if (out.version == Version::http11 && out.framing == BodyFraming::none && out.connection.names("upgrade")) {
+    for (const Header& h : headers)
+      if (h.kind == HeaderKind::upgrade && !h.value.empty()) out.upgrade = h.value;
+  }
   out.absolute_form = false;
   if (out.target.front() != '/' && out.target != "*") {
     if (!to_origin_form(out)) return error = Error::bad_request, ParseStatus::error;

@@ -31,6 +31,19 @@ bool is_idempotent(const http::RequestHead& request) noexcept {
 
 constexpr std::uint64_t bit(std::size_t i) noexcept { return i < 64 ? std::uint64_t{1} << i : 0; }
 
+// The client's Upgrade value when the manifest tunnels its first protocol ("websocket",
+// "WebSocket/13", ...): offered to the upstream. Otherwise empty: the request goes as a plain one
+// (a server may ignore an upgrade it does not take, RFC 9110 §7.8).
+std::string_view offered_upgrade(const http::RequestHead& request, const manifest::Manifest& manifest) noexcept {
+  if (request.upgrade.empty()) return {};
+  std::string_view first = request.upgrade.substr(0, request.upgrade.find(','));
+  first = first.substr(0, first.find('/'));
+  while (!first.empty() && (first.back() == ' ' || first.back() == '\t')) first.remove_suffix(1);
+  for (const std::string& allowed : manifest.upgrades)
+    if (http::iequals(first, allowed)) return request.upgrade;
+  return {};
+}
+
 }  // namespace
 
 UpstreamExchange::UpstreamExchange(ExchangeHost& host, ClientSide& client)
@@ -52,9 +65,12 @@ void UpstreamExchange::start(pipeline::RequestContext& ctx, const http::RequestH
   tls_ = tls;
   // The session answered 100 Continue itself when the body was still to come: Expect is not forwarded.
   drop_expect_ = request.expect_continue && !body.done();
+  upgrade_ = offered_upgrade(request, *ctx.manifest);
   retry_.start(is_idempotent(request), body.has_body());
   force_new_connection_ = false;
   response_head_sent_ = false;
+  down_busy_ = false;
+  down_bytes_ = up_bytes_ = 0;
   const auto max_headers = snapshot().config.limits.max_header_count;
   if (response_headers_.capacity() < max_headers) response_headers_.reserve(max_headers);
   connect_upstream();
@@ -165,6 +181,7 @@ void UpstreamExchange::send_request_head() {
   params.proto = tls_ ? "https" : "http";
   params.default_host = ctx_->endpoint->name;
   params.drop_expect = drop_expect_;
+  params.upgrade = upgrade_;
   char* scratch = host_.scratch();
   const std::size_t head_size = write_upstream_request_head(*request_, params, scratch, host_.scratch_size());
   if (head_size == 0) return fail(Error::header_too_large);
@@ -187,6 +204,7 @@ void UpstreamExchange::upload_more() {
 
 void UpstreamExchange::on_client_data() {
   waiting_for_client_ = false;
+  if (phase_ == Phase::tunneling) return tunnel_up();
   const std::string_view available = client_.client_data();
   const auto take = body_->take(available);
   if (take.error != Error::ok) return fail(take.error);
@@ -219,11 +237,12 @@ void UpstreamExchange::send_upstream(std::string_view head, std::string_view bod
 
 void UpstreamExchange::on_upstream_write(const error_code& ec) {
   if (ec) return upstream_write_failed(ec);
-  (this->*after_write_)();
+  (this->*after_upstream_write_)();
 }
 
 // Broken upstream: maybe it answered before closing (e.g. 413); otherwise the attempt failed.
 void UpstreamExchange::upstream_write_failed(const error_code& ec) {
+  if (phase_ == Phase::tunneling) return end_tunnel();
   upstream_early_event_ = true;
   if (!upstream_->data().empty()) return request_sent();
   if (try_again(AttemptFailure::closed, Error::upstream_reset, 0)) return;
@@ -241,7 +260,7 @@ std::string_view UpstreamExchange::keep_unsent(std::string_view head, std::strin
     spill_.clear();
     body.remove_prefix(written - head.size());
   }
-  after_write_ = next;
+  after_upstream_write_ = next;
   return body;
 }
 
@@ -254,6 +273,7 @@ void UpstreamExchange::on_upstream_read(const error_code&) {
     case Phase::sending: upstream_early_event_ = true; return;  // handled once the upload stops
     case Phase::awaiting_response:
     case Phase::relaying: return process_upstream();
+    case Phase::tunneling: return tunnel_down();
     default: return;
   }
 }
@@ -285,8 +305,11 @@ void UpstreamExchange::process_response_head() {
       return upstream_->read();
     }
     if (response_.status >= 200) break;
+    if (response_.status == 101) {
+      if (upgrade_.empty()) return fail(Error::upstream_bad_response, "unexpected 101");  // no upgrade offered
+      return start_tunnel();
+    }
     // Interim responses (100, 103) are not relayed: we answered 100-continue ourselves.
-    if (response_.status == 101) return fail(Error::upstream_bad_response, "unexpected 101");  // we never forward Upgrade
     upstream_->consume(response_.head_bytes);
   }
   if (policy().retries_status(response_.status) && try_again(AttemptFailure::retryable_status, Error::ok, response_.status))
@@ -388,16 +411,94 @@ void UpstreamExchange::relay_more() {
 void UpstreamExchange::send_client(std::string_view head, std::string_view body, Step next) {
   switch (client_.write_client(head, body)) {
     case ClientWrite::done: return (this->*next)();
-    case ClientWrite::pending: after_write_ = next; return;
+    case ClientWrite::pending: after_client_write_ = next; return;
     case ClientWrite::failed: return;  // the session closed and aborted this exchange
   }
 }
 
-void UpstreamExchange::on_client_written() { (this->*after_write_)(); }
+void UpstreamExchange::on_client_written() { (this->*after_client_write_)(); }
 
 void UpstreamExchange::response_done() {
   release_upstream(upstream_reusable_);
   end({ExchangeEnd::Kind::complete, Error::ok, {}, close_after_response_});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tunnel after a 101
+
+void UpstreamExchange::start_tunnel() {
+  ++holds_;  // both directions start here, and either may end the exchange: `this` must outlive it
+  ctx_->status = 101;
+  ClientResponseParams params{ctx_->request_id, ctx_->extra_response_headers(), ClientFraming::none, false, false,
+                              true};
+  const std::size_t head_size = write_client_response_head(response_, params, host_.scratch(), host_.scratch_size());
+  if (head_size == 0) {
+    fail(Error::upstream_bad_response, "response head too large");
+  } else {
+    upstream_->consume(response_.head_bytes);
+    phase_ = Phase::tunneling;
+    response_head_sent_ = true;
+    ++host_.counters()[Counter::tunnels_opened];
+    client_.tunnel_started();
+    client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+    tunnel_up();  // what the client sent already (the first frames), then a read for more
+    if (phase_ == Phase::tunneling) {
+      // The 101 goes with whatever the upstream sent after it.
+      const std::string_view data = upstream_->data();
+      down_bytes_ = data.size();
+      down_busy_ = true;
+      ctx_->response_bytes += head_size + data.size();
+      send_client(std::string_view(host_.scratch(), head_size), data, &UpstreamExchange::tunnel_down_sent);
+    }
+  }
+  if (--holds_ == 0 && phase_ == Phase::idle) client_.exchange_released();  // may free `this`
+}
+
+void UpstreamExchange::tunnel_down() {
+  if (down_busy_) return;  // its completion continues
+  const std::string_view data = upstream_->data();
+  if (data.empty()) {
+    if (upstream_->eof()) return end_tunnel();
+    return upstream_->read();
+  }
+  down_bytes_ = data.size();
+  down_busy_ = true;
+  ctx_->response_bytes += data.size();
+  send_client({}, data, &UpstreamExchange::tunnel_down_sent);
+}
+
+void UpstreamExchange::tunnel_down_sent() {
+  upstream_->consume(down_bytes_);
+  down_busy_ = false;
+  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+  tunnel_down();
+}
+
+void UpstreamExchange::tunnel_up() {
+  const std::string_view data = client_.client_data();
+  if (data.empty()) {
+    waiting_for_client_ = true;
+    client_.read_client_body();
+    client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+    return;
+  }
+  up_bytes_ = data.size();
+  send_upstream({}, data, &UpstreamExchange::tunnel_up_sent);
+}
+
+void UpstreamExchange::tunnel_up_sent() {
+  client_.consume_client_data(up_bytes_);  // only now: the write read them from the client's buffer
+  ctx_->request_body_bytes += up_bytes_;
+  up_bytes_ = 0;
+  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+  tunnel_up();
+}
+
+// The upstream closed, or the tunnel idled: the client connection closes after what was relayed.
+void UpstreamExchange::end_tunnel() {
+  ++host_.counters()[Counter::tunnels_closed];
+  release_upstream(false);
+  end({ExchangeEnd::Kind::complete, Error::ok, {}, true});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,6 +633,7 @@ void UpstreamExchange::on_deadline(pipeline::Clock::time_point now, bool request
       ctx_->outcome = error;
       return cut();
     }
+    case Phase::tunneling: return end_tunnel();  // idle for timeouts.tunnel_idle
     case Phase::relaying:
       ctx_->outcome = client_write_pending ? Error::client_timeout
                       : total              ? Error::request_timeout
@@ -562,6 +664,7 @@ void UpstreamExchange::end(const ExchangeEnd& how) {
 
 void UpstreamExchange::abort() noexcept {
   if (phase_ == Phase::idle) return;
+  if (phase_ == Phase::tunneling) ++host_.counters()[Counter::tunnels_closed];  // the client closed it
   cancel_timer();
   release_upstream(false);
   release_slots();

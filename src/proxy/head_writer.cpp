@@ -98,6 +98,7 @@ std::size_t write_upstream_request_head(const http::RequestHead& request, const 
     }
     w << h.name << ": " << h.value << "\r\n";
   }
+  if (!params.upgrade.empty()) w << "Connection: upgrade\r\nUpgrade: " << params.upgrade << "\r\n";
   if (request.absolute_form) w << "Host: " << request.host << "\r\n";
   else if (!has_host) w << "Host: " << params.default_host << "\r\n";
 
@@ -131,6 +132,10 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
   BufferWriter w(out, capacity);
   w << "HTTP/1.1 " << static_cast<std::uint64_t>(response.status) << " " << response.reason << "\r\n";
   for (const http::Header& h : *response.headers) {
+    if (params.upgrade && h.kind == HeaderKind::upgrade) {
+      w << h.name << ": " << h.value << "\r\n";  // the protocol switched to: the client must see it
+      continue;
+    }
     if (is_hop_by_hop(h, response.connection)) continue;
     // Content-Length passes through for bodiless responses (HEAD, 304 describe the would-be body);
     // otherwise it is re-stated below with the framing.
@@ -160,7 +165,8 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
     }
     default: break;
   }
-  if (params.close) w << "Connection: close\r\n";
+  if (params.upgrade) w << "Connection: upgrade\r\n";
+  else if (params.close) w << "Connection: close\r\n";
   else if (params.client_http10) w << "Connection: keep-alive\r\n";
   w << "\r\n";
   return w.size();

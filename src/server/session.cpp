@@ -191,7 +191,7 @@ void Session::on_client_read(const error_code& ec, std::size_t n) {
   if (ec) {
     // The client went away: while the request waited (a watch read), or mid-body. Its upstream
     // request is cancelled; the breakers are not told (client_closed is the client's doing).
-    if (request_active_ && ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
+    if (request_active_ && ctx_.outcome == Error::ok && !exchange_.tunneling()) ctx_.outcome = Error::client_closed;
     return close_now();
   }
   if (phase_ == Phase::reading_head) {
@@ -553,9 +553,10 @@ void Session::close_now() noexcept {
   worker_.mark_busy(this);
   ctx_.lease_waiter.unlink();
   cancel_hold();
+  const bool tunnel = exchange_.tunneling();  // a tunnel's client closing it is its normal end
   exchange_.abort();
   if (request_active_) {
-    if (ctx_.outcome == Error::ok) ctx_.outcome = Error::client_closed;
+    if (ctx_.outcome == Error::ok && !tunnel) ctx_.outcome = Error::client_closed;
     finish_request();
   }
   client_.close();

@@ -368,8 +368,12 @@ void Worker::tick() {
   }
   access_log_.flush();
   if (draining_) {
-    if (now >= drain_deadline_) {
-      spdlog::warn("worker {}: drain deadline reached, closing {} connection(s)", index_, session_count_);
+    // Tunnels (WebSockets) never end by themselves: once every request has drained, they close.
+    bool only_tunnels = session_count_ != 0;
+    for (Session* s = sessions_; s != nullptr && only_tunnels; s = s->next_) only_tunnels = s->tunneling();
+    if (now >= drain_deadline_ || only_tunnels) {
+      if (only_tunnels) spdlog::info("worker {}: drained, closing {} tunnel(s)", index_, session_count_);
+      else spdlog::warn("worker {}: drain deadline reached, closing {} connection(s)", index_, session_count_);
       for (Session* s = sessions_; s != nullptr;) {
         Session* next = s->next_;
         s->force_close();

@@ -138,6 +138,7 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
     else if (mc.hash_key.rfind("cookie:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::cookie;
     if (m.hash_key != manifest::Manifest::HashKey::request_uri) m.hash_key_name = mc.hash_key.substr(7);
     m.sticky_cookie = mc.sticky_cookie;
+    m.upgrades = mc.upgrades;
     m.max_requests = mc.max_requests;
     m.max_active_retries = mc.max_active_retries;
     m.max_connections = mc.max_connections;

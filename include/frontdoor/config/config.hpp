@@ -70,6 +70,7 @@ struct TimeoutsConfig {
   Duration upstream_connect{std::chrono::seconds(5)};
   Duration upstream_response{std::chrono::seconds(60)};  // max gap waiting on the upstream -> 504
   Duration request_total{std::chrono::seconds(0)};       // whole exchange; 0 = no limit
+  Duration tunnel_idle{std::chrono::minutes(5)};  // an upgraded connection (WebSocket) with no byte either way
 
   friend bool operator==(const TimeoutsConfig&, const TimeoutsConfig&) = default;
 };
@@ -252,6 +253,9 @@ struct ManifestConfig {
   std::string hash_key = "request_uri";
   // sticky: the cookie that pins a client to the endpoint that served it first.
   std::string sticky_cookie = "frontdoor_upstream";
+  // Upgrade tokens (RFC 9110 §7.8) this manifest tunnels after the upstream's 101; any other upgrade
+  // is not offered to the upstream (the request goes as a plain one). [] = none.
+  std::vector<std::string> upgrades{"websocket"};
   std::string priority = "normal";  // high | normal | low: who is shed first under load
   // Cluster limits for the whole process (0 = none): requests in flight, requests being retried.
   std::uint32_t max_requests = 0;

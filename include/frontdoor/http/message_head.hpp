@@ -79,6 +79,9 @@ struct RequestHead {
   // which may lack its leading "/") and `host` its authority, which wins over the Host header
   // (RFC 9112 §3.2.2).
   bool absolute_form = false;
+  // An HTTP/1.1 request without a body that asks to switch protocols (Connection: upgrade with an
+  // Upgrade header): the Upgrade value, else empty.
+  std::string_view upgrade;
   bool is_head = false;   // HEAD: response has no body
   std::uint32_t head_bytes = 0;  // bytes of the head including the final CRLF
 

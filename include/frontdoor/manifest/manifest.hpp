@@ -40,6 +40,7 @@ struct Manifest {
   HashKey hash_key = HashKey::request_uri;
   std::string hash_key_name;  // header or cookie name
   std::string sticky_cookie;
+  std::vector<std::string> upgrades;  // Upgrade tokens tunnelled after a 101 (config: upgrades)
   enum class Priority : std::uint8_t { low, normal, high };
   Priority priority = Priority::normal;
   std::uint32_t max_requests = 0;        // 0 = no limit

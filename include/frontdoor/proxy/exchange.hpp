@@ -95,6 +95,9 @@ class ClientSide {
   virtual void exchange_done(const ExchangeEnd& end) = 0;
   // An operation of an aborted exchange completed: busy() may have turned false.
   virtual void exchange_released() noexcept = 0;
+  // The upstream switched protocols (101): from now on the connection is a tunnel, with no request
+  // deadline (timeouts.request_total) — only its idle time counts.
+  virtual void tunnel_started() noexcept = 0;
 
  protected:
   ~ClientSide() = default;
@@ -110,6 +113,7 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
     sending,            // request head/body going upstream
     awaiting_response,  // request sent, response head not complete yet
     relaying,           // response head sent to the client, body streaming
+    tunneling,          // after a 101: bytes relayed both ways until one side closes or idles
   };
 
   UpstreamExchange(ExchangeHost& host, ClientSide& client);
@@ -129,8 +133,9 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
 
   Phase phase() const noexcept { return phase_; }
   bool active() const noexcept { return phase_ != Phase::idle; }
+  bool tunneling() const noexcept { return phase_ == Phase::tunneling; }
   // An operation still holds `this` (a timer wait): the session must not be freed yet.
-  bool busy() const noexcept { return timers_pending_ != 0; }
+  bool busy() const noexcept { return timers_pending_ != 0 || holds_ != 0; }
   // Waiting for a read of the client's body (the session's read is armed for the exchange).
   bool waiting_for_client() const noexcept { return waiting_for_client_; }
 
@@ -157,6 +162,14 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   void relay_response_body(std::string_view head);
   void relay_more();
   void response_done();
+  // The tunnel after a 101: upstream to client ("down") and client to upstream ("up"), each with at
+  // most one write in flight.
+  void start_tunnel();
+  void tunnel_down();
+  void tunnel_down_sent();
+  void tunnel_up();
+  void tunnel_up_sent();
+  void end_tunnel();
   // Failures and retries.
   bool try_again(AttemptFailure failure, Error error, unsigned status);
   bool take_retry_slot() noexcept;
@@ -184,6 +197,7 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   http::BodyCursor* body_ = nullptr;
   bool tls_ = false;
   bool drop_expect_ = false;
+  std::string_view upgrade_;  // offered to the upstream: the client's Upgrade, if the manifest allows it
   RetryState retry_;
 
   // The attempt in flight.
@@ -211,9 +225,16 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   bool upstream_reusable_ = false;
   bool close_after_response_ = false;
 
+  // Tunnel: bytes in flight each way (consumed from their buffer once written).
+  std::size_t down_bytes_ = 0;
+  std::size_t up_bytes_ = 0;
+  bool down_busy_ = false;
+
   // Writes that blocked: the unsent part of a scratch head, then a view of the unsent body.
   std::string spill_;
-  Step after_write_ = nullptr;
+  Step after_client_write_ = nullptr;
+  Step after_upstream_write_ = nullptr;
+  std::uint32_t holds_ = 0;  // frames that must outlive an end() (start_tunnel)
   std::uint32_t timers_pending_ = 0;    // backoff_timer_ waits not completed yet
   std::uint32_t timer_generation_ = 0;  // of the newest wait; older ones do nothing
 };

@@ -44,6 +44,7 @@ struct UpstreamRequestParams {
   std::string_view proto;        // "http" or "https"
   std::string_view default_host; // Host for HTTP/1.0 requests that sent none (the endpoint's name)
   bool drop_expect;              // we answer 100-continue ourselves
+  std::string_view upgrade{};    // offered to the upstream (Connection: upgrade + Upgrade), else empty
 };
 
 // Hop-by-hop fields (RFC 9110 §7.6.1) and those named in Connection are removed; framing is
@@ -65,6 +66,7 @@ struct ClientResponseParams {
   ClientFraming framing;
   bool close;             // we will close the client connection after this response
   bool client_http10;     // announce keep-alive explicitly
+  bool upgrade = false;   // a 101 switching protocols: its Upgrade header and Connection: upgrade go on
 };
 
 std::size_t write_client_response_head(const http::ResponseHead& response, const ClientResponseParams& params,

@@ -56,6 +56,8 @@ class Session final : private proxy::ClientSide {
   // Draining: close now if idle between requests; otherwise close after the current response.
   void drain() noexcept;
   void force_close() noexcept { close_now(); }
+  // An upgraded connection (WebSocket) relaying both ways.
+  bool tunneling() const noexcept { return exchange_.tunneling(); }
 
  private:
   enum class Phase : std::uint8_t {
@@ -108,6 +110,7 @@ class Session final : private proxy::ClientSide {
   void cap_deadline(pipeline::Clock::time_point at) noexcept override { deadline_ = std::min(deadline_, at); }
   void exchange_done(const proxy::ExchangeEnd& end) override;
   void exchange_released() noexcept override;
+  void tunnel_started() noexcept override { request_deadline_ = pipeline::Clock::time_point::max(); }
 
   Worker& worker_;
   ClientStream client_;

@@ -29,6 +29,8 @@ enum class Counter : std::uint8_t {
   bytes_to_clients,
   proxy_protocol_errors,
   access_log_dropped_lines,
+  tunnels_opened,
+  tunnels_closed,
 };
 
 enum class MetricType : std::uint8_t { counter, gauge };
@@ -47,7 +49,7 @@ struct CounterSpec {
 };
 
 // In the order of Counter (checked below).
-inline constexpr std::array<CounterSpec, 12> kWorkerCounters{{
+inline constexpr std::array<CounterSpec, 14> kWorkerCounters{{
     {Counter::connections_accepted, {"connections_accepted", "fd_connections_total", "result=\"accepted\"", MetricType::counter,
      "Client connections accepted."}},
     {Counter::connections_rejected, {"connections_rejected", "fd_connections_total", "result=\"rejected\"", MetricType::counter,
@@ -72,6 +74,10 @@ inline constexpr std::array<CounterSpec, 12> kWorkerCounters{{
      "Connections to a proxy_protocol listener closed without a valid PROXY header."}},
     {Counter::access_log_dropped_lines, {"access_log_dropped_lines", "fd_access_log_dropped_lines_total", "",
      MetricType::counter, "Access log lines dropped: the log writer was too far behind its destination."}},
+    {Counter::tunnels_opened, {"tunnels_opened", "fd_tunnels_total", "event=\"opened\"", MetricType::counter,
+     "Upgraded connections (WebSocket) tunnelled after the upstream's 101."}},
+    {Counter::tunnels_closed, {"tunnels_closed", "fd_tunnels_total", "event=\"closed\"", MetricType::counter,
+     "Tunnels closed (either side, idle, drain); open ones = opened - closed."}},
 }};
 inline constexpr std::size_t kCounterCount = kWorkerCounters.size();
 

@@ -269,7 +269,7 @@ manifests:
                 "config.yaml:4:10: unknown key \"max_headers\" in limits (expected one of: max_request_line_bytes, "
                 "max_header_bytes, max_header_count, max_body_bytes)",
                 "config.yaml:5:12: unknown key \"connect\" in timeouts (expected one of: client_header, client_idle, "
-                "client_body, upstream_connect, upstream_response, request_total)",
+                "client_body, upstream_connect, upstream_response, request_total, tunnel_idle)",
                 "config.yaml:6:17: unknown key \"size\" in upstream_pool (expected one of: max_idle_per_endpoint, "
                 "idle_timeout)",
                 "config.yaml:7:11: unknown key \"header\" in routing (expected one of: environment_header)",
@@ -277,7 +277,7 @@ manifests:
                 "config.yaml:12:32: unknown key \"wieght\" in manifests[0].endpoints[0] (expected one of: address, "
                 "weight, priority)",
                 "config.yaml:13:5: unknown key \"typo\" in manifests[0] (expected one of: project, module, "
-                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, max_connections, max_pending)",
+                "environment, endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, max_connections, max_pending, upgrades)",
             }));
 }
 
@@ -364,7 +364,7 @@ manifests:
                 "false)",
                 "config.yaml:18:16: manifests[0].endpoints: expected a list of endpoints, found \"10.0.0.1:80\"",
                 "config.yaml:19:5: manifests[1]: expected a mapping with keys project, module, environment, "
-                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, max_connections, max_pending, found the quoted string \"just a string\"",
+                "endpoints, balancing, strip_path_prefix, hash_key, sticky_cookie, priority, max_requests, max_active_retries, rate_limits, resilience, max_connections, max_pending, upgrades, found the quoted string \"just a string\"",
             }));
 }
 

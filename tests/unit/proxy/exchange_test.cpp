@@ -85,6 +85,7 @@ struct FakeClient final : ClientSide {
     ++ends;
   }
   void exchange_released() noexcept override {}
+  void tunnel_started() noexcept override {}
 };
 
 struct Harness {

@@ -133,6 +133,35 @@ TEST(UpstreamRequestHead, AbsoluteFormGoesOutInOriginFormWithItsAuthority) {
   EXPECT_EQ(head.find("ignored.example"), std::string::npos) << head;
 }
 
+TEST(UpstreamRequestHead, OffersAnUpgradeOnlyWhenAsked) {
+  const Request r("GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  "Sec-WebSocket-Key: k\r\n\r\n");
+  EXPECT_EQ(r.head.upgrade, "websocket");
+  const auto plain = upstream_head(r);
+  EXPECT_EQ(plain.find("Upgrade"), std::string::npos) << "hop-by-hop unless offered: " << plain;
+  UpstreamRequestParams params;
+  params.upgrade = "websocket";
+  const auto offered = upstream_head(r, params);
+  EXPECT_NE(offered.find("\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"), std::string::npos) << offered;
+  EXPECT_NE(offered.find("Sec-WebSocket-Key: k"), std::string::npos);
+  // Without "upgrade" in Connection, or with a body, there is nothing to offer.
+  EXPECT_EQ(Request("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").head.upgrade, "");
+  EXPECT_EQ(Request("POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+                    "Content-Length: 2\r\n\r\n").head.upgrade,
+            "");
+}
+
+TEST(ClientResponseHead, SwitchingProtocolsKeepsUpgrade) {
+  std::vector<http::Header> headers;
+  const std::string text = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: a\r\n\r\n";
+  auto response = parsed_response(text, headers);
+  char out[1024];
+  const auto n = write_client_response_head(response, {"rid", {}, ClientFraming::none, false, false, true}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\n"
+                                 "X-Request-Id: rid\r\nConnection: upgrade\r\n\r\n");
+}
+
 TEST(LocalReply, CarriesStatusBodyAndRequestId) {
   char out[2048];
   const auto n = write_local_reply(Error::upstream_connect_failed, "b:1: refused", "rid7", false, false, out, sizeof out);

@@ -1,0 +1,131 @@
+"""WebSockets through the proxy, with a real WebSocket server and client (Debian's python3-websockets):
+the upgrade is offered to the upstream, its 101 relayed, then bytes go both ways until one side
+closes; a manifest may refuse upgrades; the tunnel has its own idle timeout and ends with the drain."""
+import asyncio
+import signal
+import threading
+import time
+
+import pytest
+import websockets
+
+from fdtest import make_config, manifest
+
+
+class EchoServer:
+    """A WebSocket server on 127.0.0.1 in a thread of its own: echoes every message."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.paths = []
+        ready = threading.Event()
+
+        async def handler(ws, path):
+            self.paths.append(path)
+            async for message in ws:
+                await ws.send(message)
+
+        async def start():
+            self.server = await websockets.serve(handler, "127.0.0.1", 0, ping_interval=None)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        def run():
+            self.loop.run_until_complete(start())
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(5)
+        self.address = "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def echo():
+    server = EchoServer()
+    yield server
+    server.stop()
+
+
+def run(coroutine, timeout=15):
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def test_websocket_echo_through_the_proxy(frontdoor, echo):
+    cfg = make_config([manifest("p", "m", [echo.address])], timeouts={"request_total": "1s"})
+    fd = frontdoor(cfg)
+
+    async def session():
+        async with websockets.connect("ws://127.0.0.1:%d/p/m/chat" % fd.port, ping_interval=None) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            big = bytes(range(256)) * 400  # 100 KiB, both ways
+            await ws.send(big)
+            assert await ws.recv() == big
+            await asyncio.sleep(1.5)  # past request_total: a tunnel is not a request
+            for i in range(50):
+                await ws.send("m%d" % i)
+            assert [await ws.recv() for _ in range(50)] == ["m%d" % i for i in range(50)]
+        return ws.close_code
+
+    assert run(session()) == 1000  # a clean close, both ways
+    assert echo.paths == ["/p/m/chat"]
+    time.sleep(0.2)
+    m = fd.metrics()
+    assert m["tunnels_opened"] == 1 and m["tunnels_closed"] == 1, m
+    assert m["responses"]["1xx"] == 1 and m["errors"] == {}, m
+
+
+def test_a_manifest_without_upgrades_does_not_offer_them(frontdoor, echo):
+    fd = frontdoor(make_config([manifest("p", "m", [echo.address], upgrades=[])]))
+
+    async def session():
+        async with websockets.connect("ws://127.0.0.1:%d/p/m/chat" % fd.port, ping_interval=None):
+            pass
+
+    # The upstream saw a plain GET (no Upgrade) and refused it: the handshake fails, nothing is tunnelled.
+    with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
+        run(session())
+    assert refused.value.status_code in (400, 426)
+    assert fd.metrics()["tunnels_opened"] == 0
+
+
+def test_an_idle_tunnel_is_closed(frontdoor, echo):
+    fd = frontdoor(make_config([manifest("p", "m", [echo.address])], timeouts={"tunnel_idle": "1s"}))
+
+    async def session():
+        async with websockets.connect("ws://127.0.0.1:%d/p/m/chat" % fd.port, ping_interval=None) as ws:
+            t0 = time.monotonic()
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                await ws.recv()
+            return time.monotonic() - t0
+
+    elapsed = run(session())
+    assert 0.8 < elapsed < 3, elapsed
+
+
+def test_tunnels_close_when_the_drain_is_done(frontdoor, echo):
+    fd = frontdoor(make_config([manifest("p", "m", [echo.address])], server={"drain_timeout": "30s"}))
+
+    async def session():
+        async with websockets.connect("ws://127.0.0.1:%d/p/m/chat" % fd.port, ping_interval=None) as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            t0 = time.monotonic()
+            fd.signal(signal.SIGTERM)
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                while True:
+                    await ws.recv()
+            return time.monotonic() - t0
+
+    assert run(session()) < 2, "a tunnel held the drain"
+    assert fd.wait(5) == 0
