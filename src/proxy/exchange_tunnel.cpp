@@ -1,0 +1,83 @@
+// UpstreamExchange, after the upstream's 101: the tunnel (proxy/exchange.hpp).
+#include "frontdoor/proxy/exchange.hpp"
+
+namespace frontdoor::proxy {
+
+using stats::Counter;
+
+void UpstreamExchange::start_tunnel() {
+  ++holds_;  // both directions start here, and either may end the exchange: `this` must outlive it
+  ctx_->status = 101;
+  ClientResponseParams params{ctx_->request_id, ctx_->extra_response_headers(), ClientFraming::none, false, false,
+                              true};
+  const std::size_t head_size = write_client_response_head(response_, params, host_.scratch(), host_.scratch_size());
+  if (head_size == 0) {
+    fail(Error::upstream_bad_response, "response head too large");
+  } else {
+    upstream_->consume(response_.head_bytes);
+    phase_ = Phase::tunneling;
+    response_head_sent_ = true;
+    ++host_.counters()[Counter::tunnels_opened];
+    client_.tunnel_started();
+    client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+    tunnel_up();  // what the client sent already (the first frames), then a read for more
+    if (phase_ == Phase::tunneling) {
+      // The 101 goes with whatever the upstream sent after it.
+      const std::string_view data = upstream_->data();
+      down_bytes_ = data.size();
+      down_busy_ = true;
+      ctx_->response_bytes += head_size + data.size();
+      send_client(std::string_view(host_.scratch(), head_size), data, &UpstreamExchange::tunnel_down_sent);
+    }
+  }
+  if (--holds_ == 0 && phase_ == Phase::idle) client_.exchange_released();  // may free `this`
+}
+
+void UpstreamExchange::tunnel_down() {
+  if (down_busy_) return;  // its completion continues
+  const std::string_view data = upstream_->data();
+  if (data.empty()) {
+    if (upstream_->eof()) return end_tunnel();
+    return upstream_->read();
+  }
+  down_bytes_ = data.size();
+  down_busy_ = true;
+  ctx_->response_bytes += data.size();
+  send_client({}, data, &UpstreamExchange::tunnel_down_sent);
+}
+
+void UpstreamExchange::tunnel_down_sent() {
+  upstream_->consume(down_bytes_);
+  down_busy_ = false;
+  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+  tunnel_down();
+}
+
+void UpstreamExchange::tunnel_up() {
+  const std::string_view data = client_.client_data();
+  if (data.empty()) {
+    waiting_for_client_ = true;
+    client_.read_client_body();
+    client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+    return;
+  }
+  up_bytes_ = data.size();
+  send_upstream({}, data, &UpstreamExchange::tunnel_up_sent);
+}
+
+void UpstreamExchange::tunnel_up_sent() {
+  client_.consume_client_data(up_bytes_);  // only now: the write read them from the client's buffer
+  ctx_->request_body_bytes += up_bytes_;
+  up_bytes_ = 0;
+  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+  tunnel_up();
+}
+
+// The upstream closed, or the tunnel idled: the client connection closes after what was relayed.
+void UpstreamExchange::end_tunnel() {
+  ++host_.counters()[Counter::tunnels_closed];
+  release_upstream(false);
+  end({ExchangeEnd::Kind::complete, Error::ok, {}, true});
+}
+
+}  // namespace frontdoor::proxy
