@@ -310,6 +310,29 @@ def run_h2load(args, port, run_dir, tag):
             "mean": statistics.fmean(lat), "raw": out}
 
 
+def run_slowloris(args, port, run_dir, tag):
+    """The latency run again, beside a slowloris swarm (bench/lib/slowloris.py) that holds
+    --slow-conns connections sending a head one byte a second (cut ones reconnect). The swarm starts
+    --slow-warmup seconds first, so the proxy's header timeout (10 s for frontdoor) cuts the first
+    wave during the measurement."""
+    secs = args.slow_warmup + args.lat_secs + 2
+    cmd = taskset(args.load_cpus) + [sys.executable, os.path.join(BENCH, "lib", "slowloris.py"), "--port", str(port),
+                                     "--conns", str(args.slow_conns), "--secs", f"{secs:g}"]
+    out = open(os.path.join(run_dir, f"slowloris-{tag}.log"), "w")
+    swarm = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(args.slow_warmup)
+        res = run_h2load(args, port, run_dir, tag)
+    finally:
+        try:
+            swarm.wait(timeout=secs + 30)
+        except subprocess.TimeoutExpired:
+            os.killpg(swarm.pid, signal.SIGKILL)
+            swarm.wait()
+        out.close()
+    return res
+
+
 # --------------------------------------------------------------------------- contenders
 class Contender:
     def __init__(self, name, port, proc=None, access_log=None):
@@ -444,6 +467,8 @@ def measure(args, test, c, backends, run_dir, tag):
         res = run_wrk(args, c.port, "/16k", args.big_secs, close=False)
     elif test == "lat":
         res = run_h2load(args, c.port, run_dir, tag)
+    elif test == "slow":
+        res = run_slowloris(args, c.port, run_dir, tag)
     else:
         raise ValueError(test)
     wall = time.time() - t0
@@ -493,6 +518,8 @@ METRICS = [  # key, header, format, higher_is_better
     ("lat.p50", "p50 µs @rate", "{:.0f}", False),
     ("lat.p99", "p99 µs @rate", "{:.0f}", False),
     ("lat.cpu_us", "CPU µs/req @rate", "{:.2f}", False),
+    ("slow.p50", "p50 µs slowloris", "{:.0f}", False),
+    ("slow.p99", "p99 µs slowloris", "{:.0f}", False),
     ("close.rps", "conn-close req/s", "{:,.0f}", True),
     ("close.cpu_us", "CPU µs/req close", "{:.2f}", False),
     ("big.rps", "16 KiB req/s", "{:,.0f}", True),
@@ -661,7 +688,11 @@ def main():
                          "frontdoor-log and --extra names (empty: all)")
     ap.add_argument("--tests", default="tput,lat,close,big",
                     help="subset of tput (keep-alive max), lat (constant rate), close "
-                         "(Connection: close), big (16 KiB body)")
+                         "(Connection: close), big (16 KiB body), slow (lat beside a slowloris swarm; "
+                         "not run by default)")
+    ap.add_argument("--slow-conns", type=int, default=1000, help="slowloris connections of the slow test")
+    ap.add_argument("--slow-warmup", type=float, default=5,
+                    help="seconds the swarm runs before the slow test's latency run starts")
     ap.add_argument("--frontdoor", default=os.environ.get("FRONTDOOR_BIN") or DEFAULT_FRONTDOOR,
                     help="the frontdoor binary (env FRONTDOOR_BIN)")
     ap.add_argument("--frontdoor-args", default="",
@@ -716,8 +747,8 @@ def main():
                              "(use --layout none on a machine with fewer than 2 cpus)")
     args.tests = [t for t in args.tests.split(",") if t]
     for t in args.tests:
-        if t not in ("tput", "lat", "close", "big"):
-            raise SystemExit(f"error: unknown test {t!r} (tests: tput,lat,close,big)")
+        if t not in ("tput", "lat", "close", "big", "slow"):
+            raise SystemExit(f"error: unknown test {t!r} (tests: tput,lat,close,big,slow)")
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} not found; on Debian 12: sudo apt-get install "
@@ -742,6 +773,7 @@ def main():
     # a hard bound on the whole run: every load generator run is bounded too (run_tool timeouts)
     n_cont = len(want)
     per_round = sum({"tput": args.tput_secs, "lat": args.lat_secs * 1.2, "close": args.close_secs,
+                     "slow": args.slow_warmup + args.lat_secs * 1.2 + 2,
                      "big": args.big_secs}[t] + 1 for t in args.tests)
     planned = n_cont * (args.warmup_secs + 2 + 3 + args.rounds * per_round) + 10
     if not args.max_secs:
@@ -810,7 +842,7 @@ def main():
                     msg = f"[round {r + 1} {test:5} {c.name:13}] {res['rps']:>10,.0f} req/s"
                     if "cpu_us" in res:
                         msg += f"  cpu {res['cpu_us']:6.2f} µs/req ({100 * res['cpu_util']:.0f}% core)"
-                    if test == "lat":
+                    if test in ("lat", "slow"):
                         msg += f"  p50 {res['p50']:.0f} p99 {res['p99']:.0f} p99.9 {res['p999']:.0f} µs"
                     msg += (f"  backend {res['be_cpu_us']:.2f} µs/req  load-gen cpus {res['load_core_pct']:.0f}%"
                             f"  steal {res['steal_pct']:.1f}%")

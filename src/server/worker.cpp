@@ -331,6 +331,28 @@ std::uint64_t resident_bytes() {
 
 }  // namespace
 
+// Sessions whose deadline has passed, a batch at a time: a thousand slowloris connections timing out
+// together would otherwise be cut (a 408 and a close each) in one handler, and every request ready
+// meanwhile would wait for all of them. Between batches the event loop serves what is ready.
+void Worker::expire_sessions(pipeline::Clock::time_point now) {
+  constexpr unsigned kBatch = 32;
+  unsigned expired = 0;
+  for (Session* s = sessions_; s != nullptr;) {
+    Session* next = s->next_;  // on_deadline may recycle s
+    if (s->deadline() <= now) {
+      s->on_deadline(now);
+      if (++expired == kBatch) {
+        // The rest after what is ready now (the walk restarts: `next` may be gone by then).
+        asio::post(io_, [this, now] { expire_sessions(now); });
+        return;
+      }
+    } else if (s->watch_at() <= now) {
+      s->watch_client();
+    }
+    s = next;
+  }
+}
+
 void Worker::tick() {
   const auto now = pipeline::Clock::now();
   // Overload signals for load shedding: how late this tick ran, and memory.
@@ -345,12 +367,7 @@ void Worker::tick() {
     level = std::max(level, pipeline::LoadMonitor::level_of(static_cast<double>(resident_bytes()),
                                                             static_cast<double>(shedding.max_memory_bytes)));
   load_.tick_level = level;
-  for (Session* s = sessions_; s != nullptr;) {
-    Session* next = s->next_;  // on_deadline may recycle s
-    if (s->deadline() <= now) s->on_deadline(now);
-    else if (s->watch_at() <= now) s->watch_client();
-    s = next;
-  }
+  expire_sessions(now);
   const auto cutoff = now - snapshot_->config.upstream_pool.idle_timeout;
   for (auto& pool : pools_)
     if (pool) pool->close_idle_before(cutoff);

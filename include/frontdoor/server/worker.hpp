@@ -114,6 +114,7 @@ class Worker final : public proxy::ExchangeHost {
   void accept(Listener& listener);
   void on_accept(Listener& listener, const boost::system::error_code& ec);
   void tick();
+  void expire_sessions(pipeline::Clock::time_point now);
   void schedule_tick();
   void check_drained();
 
