@@ -219,6 +219,60 @@ def hwm_kib(roots):
     return total
 
 
+def rss_kib(roots):
+    """Sum of VmRSS (resident now) over the process trees, KiB."""
+    total = 0
+    for root in roots:
+        for pid in proc_tree(root):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+    return total
+
+
+def run_idle(args, c):
+    """Memory per idle keep-alive connection: --idle-conns connections, each sending one GET and
+    then staying open and idle; (resident memory with them - before) / connections. Requests go in
+    waves of 50, as clients arrive, not all at once (what is measured is the idle cost, not a burst)."""
+    before = rss_kib(c.roots)
+    socks, failed = [], 0
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    try:
+        for start in range(0, args.idle_conns, 50):
+            wave = []
+            for _ in range(min(50, args.idle_conns - start)):
+                try:
+                    s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+                    s.sendall(request)
+                    wave.append(s)
+                except OSError:
+                    failed += 1
+            for s in wave:
+                try:
+                    got = b""
+                    while b"\r\n\r\n" not in got or len(got) < 100:  # the 100-byte body after the head
+                        part = s.recv(65536)
+                        if not part:
+                            raise OSError("closed")
+                        got += part
+                    socks.append(s)
+                except OSError:
+                    failed += 1
+                    s.close()
+        time.sleep(1.5)  # idle: whatever a proxy does to idle connections, it has done it
+        held = sum(1 for s in socks if s.fileno() >= 0)
+        after = rss_kib(c.roots)
+    finally:
+        for s in socks:
+            s.close()
+    n = max(1, len(socks))
+    return {"n": n, "errors": failed, "rps": 0.0, "idle_kib": max(0.0, (after - before) / n), "held": held}
+
+
 def cores_snapshot(cpus):
     """{cpu: (busy ticks, steal ticks)} from /proc/stat for the listed cpus."""
     want = set(parse_cpus(cpus)) if cpus else None
@@ -469,6 +523,8 @@ def measure(args, test, c, backends, run_dir, tag):
         res = run_h2load(args, c.port, run_dir, tag)
     elif test == "slow":
         res = run_slowloris(args, c.port, run_dir, tag)
+    elif test == "idle":
+        return run_idle(args, c)
     else:
         raise ValueError(test)
     wall = time.time() - t0
@@ -520,6 +576,7 @@ METRICS = [  # key, header, format, higher_is_better
     ("lat.cpu_us", "CPU µs/req @rate", "{:.2f}", False),
     ("slow.p50", "p50 µs slowloris", "{:.0f}", False),
     ("slow.p99", "p99 µs slowloris", "{:.0f}", False),
+    ("idle.idle_kib", "KiB / idle conn", "{:.2f}", False),
     ("close.rps", "conn-close req/s", "{:,.0f}", True),
     ("close.cpu_us", "CPU µs/req close", "{:.2f}", False),
     ("big.rps", "16 KiB req/s", "{:,.0f}", True),
@@ -688,8 +745,11 @@ def main():
                          "frontdoor-log and --extra names (empty: all)")
     ap.add_argument("--tests", default="tput,lat,close,big",
                     help="subset of tput (keep-alive max), lat (constant rate), close "
-                         "(Connection: close), big (16 KiB body), slow (lat beside a slowloris swarm; "
-                         "not run by default)")
+                         "(Connection: close), big (16 KiB body), slow (lat beside a slowloris swarm), "
+                         "idle (memory per idle keep-alive connection); the last two not run by default")
+    ap.add_argument("--idle-conns", type=int, default=5000,
+                    help="idle keep-alive connections of the idle test (nginx's 8192 worker_connections "
+                         "and HAProxy's maxconn 8000 bound it)")
     ap.add_argument("--slow-conns", type=int, default=1000, help="slowloris connections of the slow test")
     ap.add_argument("--slow-warmup", type=float, default=5,
                     help="seconds the swarm runs before the slow test's latency run starts")
@@ -747,8 +807,8 @@ def main():
                              "(use --layout none on a machine with fewer than 2 cpus)")
     args.tests = [t for t in args.tests.split(",") if t]
     for t in args.tests:
-        if t not in ("tput", "lat", "close", "big", "slow"):
-            raise SystemExit(f"error: unknown test {t!r} (tests: tput,lat,close,big,slow)")
+        if t not in ("tput", "lat", "close", "big", "slow", "idle"):
+            raise SystemExit(f"error: unknown test {t!r} (tests: tput,lat,close,big,slow,idle)")
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} not found; on Debian 12: sudo apt-get install "
@@ -773,7 +833,7 @@ def main():
     # a hard bound on the whole run: every load generator run is bounded too (run_tool timeouts)
     n_cont = len(want)
     per_round = sum({"tput": args.tput_secs, "lat": args.lat_secs * 1.2, "close": args.close_secs,
-                     "slow": args.slow_warmup + args.lat_secs * 1.2 + 2,
+                     "slow": args.slow_warmup + args.lat_secs * 1.2 + 2, "idle": 10,
                      "big": args.big_secs}[t] + 1 for t in args.tests)
     planned = n_cont * (args.warmup_secs + 2 + 3 + args.rounds * per_round) + 10
     if not args.max_secs:
@@ -830,7 +890,7 @@ def main():
                             results.setdefault((c.name, f"{test}.{key}.failed"), []).append(1)
                         continue
                     for key in ("rps", "cpu_us", "p50", "p99", "p999", "errors", "load_core_pct", "log_bytes",
-                                "foreign_pct"):
+                                "foreign_pct", "idle_kib"):
                         if key in res:
                             results.setdefault((c.name, f"{test}.{key}"), []).append(res[key])
                     raw.write("\t".join(str(x) for x in (
@@ -840,6 +900,10 @@ def main():
                            "load_core_pct", "p50", "p99", "p999", "mean", "log_bytes", "foreign_pct")))) + "\n")
                     raw.flush()
                     msg = f"[round {r + 1} {test:5} {c.name:13}] {res['rps']:>10,.0f} req/s"
+                    if test == "idle":
+                        log(f"[round {r + 1} idle  {c.name:13}] {res['idle_kib']:.2f} KiB per idle connection "
+                            f"({res['n']} held, {res['errors']} failed)")
+                        continue
                     if "cpu_us" in res:
                         msg += f"  cpu {res['cpu_us']:6.2f} µs/req ({100 * res['cpu_util']:.0f}% core)"
                     if test in ("lat", "slow"):

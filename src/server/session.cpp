@@ -33,8 +33,7 @@ Session::Session(Worker& worker)
   log_target_.reserve(256);
 }
 
-void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const ListenerInfo& listener) {
-  client_.reset(std::move(socket), listener.tls_context.get());
+void Session::attach(const ListenerInfo& listener) {
   listener_ = &listener;
   snapshot_ = worker_.snapshot();
   buffer_ = worker_.take_client_buffer();
@@ -43,15 +42,53 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
   request_.headers = &request_headers_;
   const auto max_headers = snapshot_->config.limits.max_header_count;
   if (request_headers_.capacity() < max_headers) request_headers_.reserve(max_headers);
-  set_peer(peer.address());
   ctx_.default_environment = listener.default_environment;
   ctx_.allowed_environments = listener.environments;
   request_deadline_ = pipeline::Clock::time_point::max();
+  deadline_ = pipeline::Clock::time_point::max();
+  watch_at_ = pipeline::Clock::time_point::max();
   head_started_ = false;
   phase_ = Phase::reading_head;
+  request_scanner_.reset();
   spill_.clear();
   client_write_pending_ = client_read_pending_ = false;
   recursion_ = 0;
+}
+
+void Session::resume(asio::ip::tcp::socket socket, const ListenerInfo& listener, const asio::ip::address& peer,
+                     std::string_view peer_text, std::string_view first_bytes) {
+  client_.reset(std::move(socket), nullptr);
+  attach(listener);
+  peer_address_ = peer;
+  std::memcpy(peer_ip_.data(), peer_text.data(), peer_text.size());
+  ctx_.peer_ip = ctx_.client_ip = std::string_view(peer_ip_.data(), peer_text.size());
+  ctx_.client_address = peer;
+  std::memcpy(buffer_.get(), first_bytes.data(), first_bytes.size());
+  end_ = static_cast<std::uint32_t>(first_bytes.size());
+  start_head_clock();
+  if (!parse_request()) read_client();
+}
+
+// A keep-alive connection with nothing buffered waits for its next request without this session:
+// plain TCP only (a TLS stream keeps its session), and only with nothing of this session in flight.
+bool Session::can_park() const noexcept {
+  return !client_.is_tls() && begin_ == end_ && !client_read_pending_ && !client_write_pending_ &&
+         holds_pending_ == 0 && !exchange_.busy() && !request_active_ && !worker_.draining();
+}
+
+void Session::park() {
+  phase_ = Phase::closed;  // the connection lives on in the worker's parked list
+  worker_.mark_busy(this);
+  worker_.park(client_.release_tcp(), *listener_, peer_address_, ctx_.peer_ip);
+  snapshot_.reset();
+  worker_.return_client_buffer(std::move(buffer_));
+  worker_.session_parked(this);  // may recycle `this`: nothing after this line
+}
+
+void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const ListenerInfo& listener) {
+  client_.reset(std::move(socket), listener.tls_context.get());
+  attach(listener);
+  set_peer(peer.address());
   if (listener.proxy_protocol) {
     // The header counts against the header timeout, like the head it precedes.
     phase_ = Phase::reading_proxy_header;
@@ -243,6 +280,7 @@ void Session::next_request() {
     if (parse_request()) return;
   }
   recursion_ = 0;
+  if (can_park()) return park();
   read_client();
 }
 

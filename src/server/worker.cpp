@@ -17,7 +17,7 @@ using boost::system::error_code;
 
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
-constexpr std::size_t kMaxFreeSessions = 1024;
+constexpr std::size_t kMaxFreeSessions = 256;  // sessions and client buffers kept for reuse, per worker
 
 std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_context& io, const snapshot::Snapshot& snapshot) {
   const auto has_global = [](const std::vector<ratelimit::CompiledRateLimit>& limits) {
@@ -65,6 +65,11 @@ Worker::~Worker() {
     Session* next = sessions_->next_;
     delete sessions_;
     sessions_ = next;
+  }
+  while (parked_oldest_ != nullptr) {
+    IdleConnection* next = parked_oldest_->newer;
+    delete parked_oldest_;
+    parked_oldest_ = next;
   }
   pools_.clear();
 }
@@ -118,11 +123,12 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
   }
   ++counters_[stats::Counter::connections_accepted];
   bool admit = connections_.fetch_add(1, std::memory_order_relaxed) < snapshot_->config.server.max_connections;
-  if (!admit && idle_oldest_ != nullptr) {
+  if (!admit && (parked_oldest_ != nullptr || idle_oldest_ != nullptr)) {
     // Full: the longest-idle keep-alive connection makes room (as nginx does), so that idle clients
     // cannot lock new ones out. Its slot passes to this one (the count catches up when it is freed).
     ++counters_[stats::Counter::connections_reclaimed];
-    idle_oldest_->force_close();
+    if (parked_oldest_ != nullptr) close_parked(parked_oldest_, false);
+    else idle_oldest_->force_close();
     admit = true;
   }
   if (!admit) {
@@ -134,22 +140,106 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     error_code ignored;
     listener.socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     listener.socket.non_blocking(true, ignored);
-    std::unique_ptr<Session> session;
-    if (!free_sessions_.empty()) {
-      session = std::move(free_sessions_.back());
-      free_sessions_.pop_back();
-    } else {
-      session = std::make_unique<Session>(*this);
-    }
-    Session* s = session.release();
-    s->next_ = sessions_;
-    if (sessions_ != nullptr) sessions_->prev_ = s;
-    sessions_ = s;
-    ++session_count_;
-    s->start(std::move(listener.socket), listener.peer, *listener.info);
+    new_session()->start(std::move(listener.socket), listener.peer, *listener.info);
     listener.socket = asio::ip::tcp::socket(io_);
   }
   accept(listener);
+}
+
+Session* Worker::new_session() {
+  std::unique_ptr<Session> session;
+  if (!free_sessions_.empty()) {
+    session = std::move(free_sessions_.back());
+    free_sessions_.pop_back();
+  } else {
+    session = std::make_unique<Session>(*this);
+  }
+  Session* s = session.release();
+  s->next_ = sessions_;
+  if (sessions_ != nullptr) sessions_->prev_ = s;
+  sessions_ = s;
+  ++session_count_;
+  return s;
+}
+
+void Worker::park(asio::ip::tcp::socket socket, const ListenerInfo& listener, const asio::ip::address& peer,
+                  std::string_view peer_text) {
+  IdleConnection* c;
+  if (!free_parked_.empty()) {
+    c = free_parked_.back().release();
+    free_parked_.pop_back();
+  } else {
+    c = new IdleConnection(io_);
+  }
+  c->socket = std::move(socket);
+  c->listener = &listener;
+  c->peer = peer;
+  c->peer_text_size = static_cast<std::uint8_t>(std::min(peer_text.size(), c->peer_text_bytes.size()));
+  std::memcpy(c->peer_text_bytes.data(), peer_text.data(), c->peer_text_size);
+  c->closed = false;
+  c->idle_since = now();
+  c->older = parked_newest_;
+  c->newer = nullptr;
+  if (parked_newest_ != nullptr) parked_newest_->newer = c;
+  else parked_oldest_ = c;
+  parked_newest_ = c;
+  ++parked_count_;
+  c->read_pending = true;
+  c->socket.async_read_some(asio::buffer(c->first_bytes),
+                            [this, c](const error_code& ec, std::size_t n) { on_parked_read(c, ec, n); });
+}
+
+void Worker::on_parked_read(IdleConnection* c, const error_code& ec, std::size_t n) {
+  c->read_pending = false;
+  if (c->closed) return recycle_parked(c);  // reclaimed, idle too long, or the drain: settled already
+  unlink_parked(c);
+  counters_[stats::Counter::bytes_from_clients] += n;
+  if (ec || n == 0) {  // the client closed its idle connection
+    error_code ignored;
+    c->socket.close(ignored);
+    connections_.fetch_sub(1, std::memory_order_relaxed);
+    recycle_parked(c);
+    if (draining_) check_drained();
+    return;
+  }
+  // Its next request: a session takes the connection back (the IdleConnection is recycled after:
+  // the session copied what it needs).
+  new_session()->resume(std::move(c->socket), *c->listener, c->peer, c->peer_text(),
+                        std::string_view(c->first_bytes.data(), n));
+  recycle_parked(c);
+}
+
+void Worker::close_parked(IdleConnection* c, bool settle) noexcept {
+  if (c->closed) return;
+  c->closed = true;
+  unlink_parked(c);
+  error_code ignored;
+  c->socket.close(ignored);  // its read completes (aborted) and recycles it
+  if (settle) connections_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Worker::unlink_parked(IdleConnection* c) noexcept {
+  if (c->older != nullptr) c->older->newer = c->newer;
+  else if (parked_oldest_ == c) parked_oldest_ = c->newer;
+  if (c->newer != nullptr) c->newer->older = c->older;
+  else if (parked_newest_ == c) parked_newest_ = c->older;
+  c->older = c->newer = nullptr;
+  --parked_count_;
+}
+
+void Worker::recycle_parked(IdleConnection* c) noexcept {
+  if (free_parked_.size() < 256 && !draining_) free_parked_.emplace_back(c);
+  else delete c;
+}
+
+void Worker::session_parked(Session* session) noexcept {
+  if (session->prev_ != nullptr) session->prev_->next_ = session->next_;
+  else sessions_ = session->next_;
+  if (session->next_ != nullptr) session->next_->prev_ = session->prev_;
+  session->prev_ = session->next_ = nullptr;
+  --session_count_;
+  std::unique_ptr<Session> owned(session);
+  if (free_sessions_.size() < kMaxFreeSessions) free_sessions_.push_back(std::move(owned));
 }
 
 void Worker::mark_idle(Session* session) noexcept {
@@ -368,6 +458,9 @@ void Worker::tick() {
                                                             static_cast<double>(shedding.max_memory_bytes)));
   load_.tick_level = level;
   expire_sessions(now);
+  // Parked connections idle for client_idle are closed, oldest first (the list is in that order).
+  const auto idle_cutoff = now - snapshot_->config.timeouts.client_idle;
+  while (parked_oldest_ != nullptr && parked_oldest_->idle_since <= idle_cutoff) close_parked(parked_oldest_, true);
   const auto cutoff = now - snapshot_->config.upstream_pool.idle_timeout;
   for (auto& pool : pools_)
     if (pool) pool->close_idle_before(cutoff);
@@ -426,6 +519,7 @@ void Worker::begin_drain(std::chrono::steady_clock::time_point deadline) {
       s->drain();
       s = next;
     }
+    while (parked_oldest_ != nullptr) close_parked(parked_oldest_, true);  // idle: nothing to finish
     free_sessions_.clear();
     check_drained();
   });

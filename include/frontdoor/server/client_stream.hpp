@@ -23,6 +23,8 @@ class ClientStream {
   }
 
   bool is_tls() const noexcept { return tls_.has_value(); }
+  // Plain TCP only: the socket, to park the connection without its session (no operation pending).
+  boost::asio::ip::tcp::socket release_tcp() noexcept { return std::move(socket_); }
   boost::asio::ip::tcp::socket& tcp() noexcept { return tls_ ? tls_->next_layer() : socket_; }
 
   template <class Handler>

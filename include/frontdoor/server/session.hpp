@@ -43,6 +43,10 @@ class Session final : private proxy::ClientSide {
 
   void start(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
              const ListenerInfo& listener);
+  // A parked keep-alive connection (IdleConnection) whose next request began: `first_bytes` of it
+  // were read already.
+  void resume(boost::asio::ip::tcp::socket socket, const ListenerInfo& listener, const boost::asio::ip::address& peer,
+              std::string_view peer_text, std::string_view first_bytes);
 
   // Called by the worker's tick when `deadline()` has passed.
   void on_deadline(pipeline::Clock::time_point now);
@@ -71,7 +75,10 @@ class Session final : private proxy::ClientSide {
     closed,
   };
 
-  // The connection's start.
+  // The connection's start, and its pauses.
+  void attach(const ListenerInfo& listener);
+  bool can_park() const noexcept;
+  void park();
   void read_proxy_header(bool wait_for_more);
   void on_proxy_header(std::size_t peeked);
   void begin_connection();

@@ -17,6 +17,7 @@
 #include "frontdoor/pipeline/stages.hpp"
 #include "frontdoor/proxy/exchange.hpp"
 #include "frontdoor/server/access_log.hpp"
+#include "frontdoor/server/idle_connection.hpp"
 #include "frontdoor/server/metrics.hpp"
 #include "frontdoor/server/request_id.hpp"
 #include "frontdoor/stats/counters.hpp"
@@ -86,6 +87,11 @@ class Worker final : public proxy::ExchangeHost {
   // oldest is closed to admit a new connection.
   void mark_idle(Session* session) noexcept;
   void mark_busy(Session* session) noexcept;
+  // A plain keep-alive connection between requests, parked without its session (IdleConnection);
+  // the session then calls session_parked() and is recycled, the connection staying open.
+  void park(boost::asio::ip::tcp::socket socket, const ListenerInfo& listener, const boost::asio::ip::address& peer,
+            std::string_view peer_text);
+  void session_parked(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept override { return pipeline::Clock::now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
   // Setup, before run(): every worker of the process (this one included), told when a breaker here opens.
@@ -114,6 +120,12 @@ class Worker final : public proxy::ExchangeHost {
   void accept(Listener& listener);
   void on_accept(Listener& listener, const boost::system::error_code& ec);
   void tick();
+  Session* new_session();
+  void on_parked_read(IdleConnection* connection, const boost::system::error_code& ec, std::size_t n);
+  // `settle`: the connection leaves the count of open ones (not when a new one takes its slot).
+  void close_parked(IdleConnection* connection, bool settle) noexcept;
+  void unlink_parked(IdleConnection* connection) noexcept;
+  void recycle_parked(IdleConnection* connection) noexcept;
   void expire_sessions(pipeline::Clock::time_point now);
   void schedule_tick();
   void check_drained();
@@ -144,6 +156,10 @@ class Worker final : public proxy::ExchangeHost {
   Session* sessions_ = nullptr;  // intrusive list of live sessions
   Session* idle_oldest_ = nullptr;  // intrusive list of idle keep-alive sessions (mark_idle)
   Session* idle_newest_ = nullptr;
+  IdleConnection* parked_oldest_ = nullptr;  // parked connections, by idle_since
+  IdleConnection* parked_newest_ = nullptr;
+  std::size_t parked_count_ = 0;
+  std::vector<std::unique_ptr<IdleConnection>> free_parked_;
   std::size_t session_count_ = 0;
   boost::asio::steady_timer ticker_;
   pipeline::Clock::time_point tick_due_{};
