@@ -204,34 +204,28 @@ def cpu_snapshot(roots):
     return ns, st, pids
 
 
-def hwm_kib(roots):
-    """Sum of VmHWM (peak RSS) over the process trees, KiB."""
+def status_kib(roots, field):
+    """Sum of a /proc/PID/status memory field (VmHWM: peak RSS, VmRSS: resident now) over the process
+    trees, KiB."""
     total = 0
     for root in roots:
         for pid in proc_tree(root):
             try:
                 with open(f"/proc/{pid}/status") as f:
                     for line in f:
-                        if line.startswith("VmHWM:"):
+                        if line.startswith(field + ":"):
                             total += int(line.split()[1])
             except OSError:
                 pass
     return total
+
+
+def hwm_kib(roots):
+    return status_kib(roots, "VmHWM")
 
 
 def rss_kib(roots):
-    """Sum of VmRSS (resident now) over the process trees, KiB."""
-    total = 0
-    for root in roots:
-        for pid in proc_tree(root):
-            try:
-                with open(f"/proc/{pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1])
-            except OSError:
-                pass
-    return total
+    return status_kib(roots, "VmRSS")
 
 
 def run_idle(args, c):
