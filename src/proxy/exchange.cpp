@@ -198,6 +198,8 @@ void UpstreamExchange::send_request_head() {
 
 void UpstreamExchange::upload_more() {
   if (upstream_early_event_) return request_sent();  // the upstream has answered or closed: stop sending
+  // Bytes may have come while the write was in flight (a read armed to watch for a hang-up).
+  if (!client_.client_data().empty()) return on_client_data();
   waiting_for_client_ = true;
   client_.read_client_body();
 }
@@ -534,6 +536,11 @@ void UpstreamExchange::on_deadline(pipeline::Clock::time_point now, bool request
       ctx_->retry_after_seconds = 1;
       return fail(Error::upstream_overflow);
     case Phase::backing_off:
+      // The next attempt's endpoint was picked but never contacted: it learns nothing of this.
+      cancel_timer();
+      host_.health().breaker(ctx_->endpoint->id).on_cancelled();
+      ctx_->attempt_reported = true;
+      return fail(total ? Error::request_timeout : Error::upstream_connect_timeout);
     case Phase::connecting:
       cancel_timer();
       release_upstream(false);

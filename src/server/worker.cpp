@@ -125,9 +125,10 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
   bool admit = connections_.fetch_add(1, std::memory_order_relaxed) < snapshot_->config.server.max_connections;
   if (!admit && (parked_oldest_ != nullptr || idle_oldest_ != nullptr)) {
     // Full: the longest-idle keep-alive connection makes room (as nginx does), so that idle clients
-    // cannot lock new ones out. Its slot passes to this one (the count catches up when it is freed).
+    // cannot lock new ones out. This one is counted already (the fetch_add above); the one closed
+    // leaves the count — at once when parked, when its session is freed otherwise.
     ++counters_[stats::Counter::connections_reclaimed];
-    if (parked_oldest_ != nullptr) close_parked(parked_oldest_, false);
+    if (parked_oldest_ != nullptr) close_parked(parked_oldest_, true);
     else idle_oldest_->force_close();
     admit = true;
   }

@@ -121,3 +121,28 @@ def test_max_connections_defaults_to_the_descriptor_limit(frontdoor, upstream):
     fd = frontdoor(cfg)
     assert request(fd.port, "GET", "/p/m/x").status == 200
     assert "server.max_connections: " in fd.stderr() and "file descriptors" in fd.stderr(), fd.stderr()
+
+
+def test_reclaiming_a_parked_connection_keeps_the_count_true(frontdoor, upstream):
+    """After idle connections were reclaimed and every client left, the process admits as many new
+    clients as before: the connection count did not drift."""
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"max_connections": 2, "workers": 1}))
+    for round_ in range(3):
+        first, second = Client(fd.port), Client(fd.port)
+        assert first.request("GET", "/p/m/a").status == 200
+        assert second.request("GET", "/p/m/b").status == 200
+        with Client(fd.port) as third:  # full: the longest idle (first) makes room
+            assert third.request("GET", "/p/m/c").status == 200
+            first.assert_closed(3)
+        first.close()
+        second.close()
+        time.sleep(0.3)  # the server notices both leave
+    m = fd.metrics()
+    assert m["connections_reclaimed"] == 3, m  # one per round: never a young one
+    # Two clients fit again without reclaiming anything.
+    a, b = Client(fd.port), Client(fd.port)
+    assert a.request("GET", "/p/m/x").status == 200 and b.request("GET", "/p/m/y").status == 200
+    assert a.request("GET", "/p/m/x2").status == 200, "a young connection was reclaimed: the count drifted"
+    assert fd.metrics()["connections_reclaimed"] == 3
+    a.close()
+    b.close()
