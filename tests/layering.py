@@ -16,7 +16,8 @@ import sys
 # independent of each other.
 LAYERS = [
     ["core"],                                      # errors, addresses, waiters: the ground
-    ["http", "io", "resilience", "config", "stats"],  # parsers, Redis client, pure algorithms, plain config, counters
+    ["http", "io", "resilience", "config", "stats", "admin"],  # parsers, Redis client, pure algorithms,
+                                                             # plain config, counters, the admin HTTP endpoint
     ["ratelimit"],                                 # compiled limits, the global limiter
     ["manifest"],                                  # manifests and their table
     ["snapshot"],                                  # a validated config compiled for the data plane

@@ -59,6 +59,7 @@ options:
   --workers N            worker threads (default: one per core)
   --access-log DEST      off | stdout | stderr | FILE (default off)
   --ports-file PATH      as for `frontdoor run`
+  --admin ADDR           the admin listener (/health, /ready, /metrics) on ADDR (default off)
   --print-config         print the configuration as YAML (a starting point for a file) and exit
   -h, --help             this text
 )";
@@ -158,7 +159,7 @@ int cmd_check(Args& args) {
 }
 
 int cmd_proxy(Args& args) {
-  std::string to, listen = "0.0.0.0:8080", workers, access_log = "off", ports_file;
+  std::string to, listen = "0.0.0.0:8080", workers, access_log = "off", ports_file, admin;
   bool print_config = false;
   while (!args.done()) {
     const auto arg = args.next();
@@ -172,7 +173,8 @@ int cmd_proxy(Args& args) {
                                 {"--listen", &listen},
                                 {"--workers", &workers},
                                 {"--access-log", &access_log},
-                                {"--ports-file", &ports_file}}) {
+                                {"--ports-file", &ports_file},
+                                {"--admin", &admin}}) {
       if (!take_value(args, arg, name, *target, matched))
         return usage_error(std::string(name) + " needs a value", kProxyUsage);
       if (matched) break;
@@ -197,6 +199,7 @@ int cmd_proxy(Args& args) {
     }
   }
   config.logging.access_log.destination = access_log;
+  config.admin.address = admin;
   config::ManifestConfig manifest;
   manifest.project = "*";
   manifest.module = "*";

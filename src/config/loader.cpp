@@ -239,17 +239,18 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   if (!root.IsMap()) {
     error(top,
           "the configuration must be a mapping of sections (server, listeners, limits, timeouts, upstream_pool, "
-          "routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, manifests), found " + found(root));
+          "routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, admin, manifests), found " + found(root));
     return;
   }
   each(top,
        {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "rate_limits",
-        "rate_limit_headers", "redis", "load_shedding", "logging", "manifests"},
+        "rate_limit_headers", "redis", "load_shedding", "logging", "admin", "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
-           each(f, {"workers", "drain_timeout", "max_connections"}, [&](const std::string& k, const Field& v) {
+           each(f, {"workers", "drain_timeout", "drain_delay", "max_connections"}, [&](const std::string& k, const Field& v) {
              if (k == "workers") integer(v, c.server.workers, "0..1024; 0 = one per core");
              else if (k == "drain_timeout") duration(v, c.server.drain_timeout);
+             else if (k == "drain_delay") duration(v, c.server.drain_delay);
              else integer(v, c.server.max_connections, "0 (from the file descriptor limit) or more");
            });
          } else if (key == "listeners") {
@@ -315,6 +316,11 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                   else if (k == "key_secret_env") string(v, rd.key_secret_env);
                   else string(v, rd.key_prefix);
                 });
+         } else if (key == "admin") {
+           each(f, {"address", "rate_window"}, [&](const std::string& k, const Field& v) {
+             if (k == "address") string(v, c.admin.address);
+             else duration(v, c.admin.rate_window);
+           });
          } else if (key == "logging") {
            each(f, {"level", "access_log"}, [&](const std::string& k, const Field& v) {
              if (k == "level") return string(v, c.logging.level);

@@ -135,6 +135,7 @@ std::string to_yaml(const Config& c) {
   y << "server:\n"
     << "  workers: " << c.server.workers << "  # 0 = one per core (restart to change)\n"
     << "  drain_timeout: " << format_duration(c.server.drain_timeout) << "\n"
+    << "  drain_delay: " << format_duration(c.server.drain_delay) << "  # /ready 503 first, then the drain\n"
     << "  max_connections: " << c.server.max_connections << "  # 0 = from the file descriptor limit\n";
   if (c.listeners.empty()) y << "listeners: []\n";
   else y << "listeners:  # restart to change\n";
@@ -192,6 +193,9 @@ std::string to_yaml(const Config& c) {
     << "  command_timeout: " << format_duration(c.redis.command_timeout) << "\n"
     << "  key_prefix: " << quoted(c.redis.key_prefix) << "\n"
     << "  key_secret_env: " << quoted(c.redis.key_secret_env) << "  # keys the hash of global limits' keys\n";
+  y << "admin:\n"
+    << "  address: " << quoted(c.admin.address) << "  # host:port of /health, /ready, /metrics; empty = off\n"
+    << "  rate_window: " << format_duration(c.admin.rate_window) << "  # http_requests_per_second's window\n";
   y << "logging:\n"
     << "  level: " << quoted(c.logging.level) << "\n"
     << "  access_log:\n"

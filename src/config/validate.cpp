@@ -178,6 +178,11 @@ class Checker {
     if (s.workers > 1024)
       add("server.workers", std::to_string(s.workers) + " is too many (expected 0..1024; 0 = one per core)");
     if (s.drain_timeout.count() < 0) add("server.drain_timeout", "must not be negative");
+    if (s.drain_delay.count() < 0) add("server.drain_delay", "must not be negative");
+    if (const auto& a = config_.admin; !a.address.empty() && !parse_address(a.address))
+      add("admin.address", shown(a.address) + " is not host:port (expected e.g. 0.0.0.0:9901)");
+    if (config_.admin.rate_window < std::chrono::seconds(1))
+      add("admin.rate_window", "must be at least 1s");
     const auto& lim = config_.limits;
     if (lim.max_request_line_bytes < 64)
       add("limits.max_request_line_bytes",

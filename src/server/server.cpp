@@ -17,6 +17,7 @@
 #include "frontdoor/core/address.hpp"
 #include "frontdoor/core/network.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
+#include "frontdoor/server/admin_endpoints.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/health_checker.hpp"
 #include <boost/asio/post.hpp>
@@ -232,22 +233,58 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     }
   }
   for (auto& worker : workers) worker->open_access_log(log_writer.get());
+
+  // The control thread's loop: signals, the admin listener, health checks.
+  asio::io_context control(1);
+  std::unique_ptr<AdminEndpoints> admin;
+  if (!config.admin.address.empty()) {
+    asio::ip::tcp::resolver resolver(control);
+    auto resolved = resolve_address(resolver, config.admin.address);
+    asio::ip::tcp::acceptor acceptor(control);
+    error_code ec = resolved ? error_code() : asio::error::host_not_found;
+    if (!ec) acceptor.open((*resolved).protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(*resolved, ec);
+    if (!ec) acceptor.listen(64, ec);
+    if (ec) {
+      spdlog::error("admin: cannot listen on {}: {}", config.admin.address,
+                    resolved ? ec.message() : resolved.error());
+      return 1;
+    }
+    admin = std::make_unique<AdminEndpoints>(control, std::move(acceptor), workers, limiter, clusters, config);
+    ports.emplace_back("admin", admin->port());
+    spdlog::info("admin listener on {} (port {}): /health /ready /metrics", config.admin.address, admin->port());
+  }
   if (!options.ports_file.empty() && !write_ports_file(options.ports_file, ports)) {
     spdlog::error("cannot write ports file {}", options.ports_file);
     return 1;
   }
 
-  // Control loop: signals now; admin, reload and manifest fetches later.
-  asio::io_context control(1);
   std::unique_ptr<upstream::HealthChecker> checker;
   asio::signal_set signals(control, SIGINT, SIGTERM);
-  signals.async_wait([&](const error_code& ec, int signo) {
-    if (ec) return;
-    spdlog::info("signal {}: draining (deadline {} ms); a second SIGTERM or SIGINT exits at once", signo,
-                 config.server.drain_timeout.count());
+  asio::steady_timer drain_delay(control);
+  const auto begin_drain = [&] {
     const auto deadline = std::chrono::steady_clock::now() + config.server.drain_timeout;
     if (checker) checker->stop();
     for (auto& worker : workers) worker->begin_drain(deadline);
+  };
+  signals.async_wait([&](const error_code& ec, int signo) {
+    if (ec) return;
+    if (admin) admin->set_draining();  // /ready: 503 from now on
+    if (config.server.drain_delay.count() > 0) {
+      // Still serving while the endpoint leaves the Service; then the drain proper.
+      spdlog::info("signal {}: /ready is 503; serving for {} ms more, then draining (deadline {} ms); a second "
+                   "SIGTERM or SIGINT exits at once",
+                   signo, config.server.drain_delay.count(), config.server.drain_timeout.count());
+      drain_delay.expires_after(config.server.drain_delay);
+      drain_delay.async_wait([&](const error_code& wait_ec) {
+        if (!wait_ec) begin_drain();
+      });
+    } else {
+      spdlog::info("signal {}: draining (deadline {} ms); a second SIGTERM or SIGINT exits at once", signo,
+                   config.server.drain_timeout.count());
+      begin_drain();
+    }
     // An operator who asks twice does not want to wait for the drain (like a second Ctrl-C).
     signals.async_wait([](const error_code& again_ec, int again) {
       if (again_ec) return;
@@ -299,8 +336,10 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     checker->start();
   }
 
+  if (admin) admin->start();
   std::thread control_thread([&] { control.run(); });
   for (auto& t : threads) t.join();
+  if (admin) admin->stop();
   control.stop();
   control_thread.join();
   checker.reset();

@@ -56,6 +56,9 @@ Worker::Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapsho
   scratch_.reset(new char[scratch_size_]);
   client_buffer_bytes_ = snapshot_->client_buffer_bytes;
   health_.set_rotation(index_);
+  heartbeat_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          pipeline::Clock::now().time_since_epoch()).count(),
+                      std::memory_order_relaxed);
   health_.install(*snapshot_);
 }
 
@@ -84,7 +87,15 @@ void Worker::open_access_log(LogWriter* writer) {
   access_log_.open(snapshot_->config.logging.access_log.format, writer, &counters_);
 }
 
+void Worker::post_heartbeat(std::int64_t at_ms) {
+  if (finished()) return;  // its loop has ended: nobody would run it
+  asio::post(io_, [this, at_ms] { heartbeat_ms_.store(at_ms, std::memory_order_relaxed); });
+}
+
 void Worker::run() {
+  heartbeat_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          pipeline::Clock::now().time_since_epoch()).count(),
+                      std::memory_order_relaxed);
   if (global_limiter_) global_limiter_->start();
   for (auto& listener : listeners_) accept(*listener);
   schedule_tick();
@@ -98,6 +109,7 @@ void Worker::run() {
     }
   }
   access_log_.flush();
+  finished_.store(true, std::memory_order_release);
 }
 
 void Worker::accept(Listener& listener) {

@@ -46,6 +46,9 @@ struct ListenerConfig {
 struct ServerConfig {
   unsigned workers = 0;  // 0 = one per core
   Duration drain_timeout{std::chrono::seconds(30)};
+  // On SIGTERM: /ready answers 503 at once, traffic is still served this long (so the endpoint
+  // leaves the Kubernetes Service first), then the drain proper begins.
+  Duration drain_delay{std::chrono::seconds(0)};
   // Client connections, whole process. At the limit the longest-idle keep-alive connection is closed
   // to admit a new one; only when none is idle is the new one closed at accept. 0: from the file
   // descriptor limit (half of it, less a reserve), logged at start.
@@ -273,6 +276,15 @@ struct ManifestConfig {
   friend bool operator==(const ManifestConfig&, const ManifestConfig&) = default;
 };
 
+// The admin listener (probes, metrics): off when `address` is empty. Served by the control thread,
+// so a stuck worker cannot hide from /health.
+struct AdminConfig {
+  std::string address;  // host:port
+  Duration rate_window{std::chrono::seconds(30)};  // http_requests_per_second: requests over this window
+
+  friend bool operator==(const AdminConfig&, const AdminConfig&) = default;
+};
+
 struct Config {
   std::string source;  // file the config came from ("<memory>" for built ones)
   ServerConfig server;
@@ -289,6 +301,7 @@ struct Config {
   RedisConfig redis;
   LoadSheddingConfig load_shedding;
   LoggingConfig logging;
+  AdminConfig admin;
   std::vector<ManifestConfig> manifests;
 
   friend bool operator==(const Config&, const Config&) = default;

@@ -57,6 +57,11 @@ class Worker final : public proxy::ExchangeHost {
 
   // Thread body: returns once drained.
   void run();
+  // Liveness, for the admin listener's /health (any thread): a heartbeat stamped `at_ms` is posted to
+  // the event loop, which records it when it runs it; a finished worker (drained) is not stuck.
+  void post_heartbeat(std::int64_t at_ms);
+  std::int64_t last_heartbeat_ms() const noexcept { return heartbeat_ms_.load(std::memory_order_relaxed); }
+  bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
 
   // From any thread (posted): stop accepting, let in-flight requests finish, close idle keep-alive
   // connections; force-close what is left at `deadline`.
@@ -164,6 +169,8 @@ class Worker final : public proxy::ExchangeHost {
   boost::asio::steady_timer ticker_;
   pipeline::Clock::time_point tick_due_{};
   bool draining_ = false;
+  std::atomic<std::int64_t> heartbeat_ms_{0};
+  std::atomic<bool> finished_{false};
   std::chrono::steady_clock::time_point drain_deadline_{};
   friend class Session;
 };

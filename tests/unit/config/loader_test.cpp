@@ -226,6 +226,18 @@ TEST(ConfigLoader, ControlBytesInAStringAreRefused) {
   EXPECT_EQ(accent.config->listeners[0].name, "caf\xc3\xa9");
 }
 
+TEST(ConfigLoader, AdminSection) {
+  const auto ok = load(std::string(kMinimal) + "admin:\n  address: 0.0.0.0:9901\n  rate_window: 1m\n");
+  ASSERT_TRUE(ok.config) << ::testing::PrintToString(errors_of(ok));
+  EXPECT_EQ(ok.config->admin.address, "0.0.0.0:9901");
+  EXPECT_EQ(ok.config->admin.rate_window, std::chrono::minutes(1));
+  EXPECT_TRUE(load(kMinimal).config->admin.address.empty()) << "off unless the section says where";
+  const auto bad = load(std::string(kMinimal) + "admin:\n  address: nowhere\n  rate_window: 10ms\n");
+  EXPECT_EQ(errors_of(bad),
+            (Strings{"config.yaml:4:12: admin.address: \"nowhere\" is not host:port (expected e.g. 0.0.0.0:9901)",
+                     "config.yaml:5:16: admin.rate_window: must be at least 1s"}));
+}
+
 TEST(ConfigLoader, ListenerEnvironmentsAreNamesOrAStar) {
   const auto ok = load("listeners:\n  - address: 127.0.0.1:0\n    environments: [staging, \"*\"]\n");
   ASSERT_TRUE(ok.config) << ::testing::PrintToString(errors_of(ok));
@@ -246,7 +258,7 @@ bogus: 1
             (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
                      "default_environment, environments, proxy_protocol, trusted_proxies, tls)",
                      "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
-                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, manifests)"}));
+                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, admin, manifests)"}));
 }
 
 TEST(ConfigLoader, UnknownKeysInEverySection) {
@@ -265,7 +277,7 @@ manifests:
   EXPECT_EQ(errors_of(r),
             (Strings{
                 "config.yaml:3:10: unknown key \"threads\" in server (expected one of: workers, drain_timeout, "
-                "max_connections)",
+                "drain_delay, max_connections)",
                 "config.yaml:4:10: unknown key \"max_headers\" in limits (expected one of: max_request_line_bytes, "
                 "max_header_bytes, max_header_count, max_body_bytes)",
                 "config.yaml:5:12: unknown key \"connect\" in timeouts (expected one of: client_header, client_idle, "
@@ -420,7 +432,7 @@ TEST(ConfigLoader, EmptyDocument) {
 TEST(ConfigLoader, DocumentThatIsNotAMapping) {
   EXPECT_EQ(errors_of(load("- a\n- b\n")),
             Strings{"config.yaml:1:1: the configuration must be a mapping of sections (server, listeners, limits, "
-                    "timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, manifests), found a list"});
+                    "timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, admin, manifests), found a list"});
 }
 
 TEST(ConfigLoader, ContentAfterTheDocumentIsAnError) {
@@ -687,7 +699,8 @@ TEST(ConfigScalars, SizeLimitsOfNarrowFields) {
 Config full_config(const std::string& cert, const std::string& key) {
   Config c;
   c.source = "round-trip";
-  c.server = {8, 1500ms, 123};
+  c.server = {8, 1500ms, 250ms, 123};
+  c.admin = {"127.0.0.1:9901", 10s};
   ListenerConfig a;
   a.name = "pub\"lic";
   a.address = "[::]:443";

@@ -1,0 +1,74 @@
+#pragma once
+// AdminEndpoints: what the admin listener (admin::AdminServer) answers, on the control thread.
+//   /health   liveness: 200 while every worker's event loop ran a heartbeat posted in the last
+//             kStuckAfter, else 503 naming the stuck workers (a stuck worker cannot hide: the
+//             endpoint is served by the control thread);
+//   /ready    readiness: 200 once the listeners are up, 503 from the moment SIGTERM arrives (the
+//             endpoint leaves the Service during server.drain_delay); a JSON body with the workers
+//             and Redis;
+//   /metrics  Prometheus text (prometheus-cpp's families and serializer): every figure of
+//             stats/counters.hpp under its fd_ name, the process's memory and CPU, a build-info
+//             gauge, and http_requests_per_second — requests over admin.rate_window, per pod, the
+//             HorizontalPodAutoscaler's Pods metric.
+// Control thread only.
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "frontdoor/admin/admin_server.hpp"
+#include "frontdoor/config/config.hpp"
+#include "frontdoor/server/metrics.hpp"
+
+namespace frontdoor::server {
+
+class Worker;
+
+class AdminEndpoints {
+ public:
+  static constexpr auto kHeartbeatEvery = std::chrono::milliseconds(500);
+  static constexpr auto kStuckAfter = std::chrono::seconds(2);
+
+  AdminEndpoints(boost::asio::io_context& control, boost::asio::ip::tcp::acceptor acceptor,
+                 const std::vector<std::unique_ptr<Worker>>& workers, const resilience::LocalLimitTables& tables,
+                 const upstream::ClusterLoad& clusters, const config::Config& config);
+  void start();
+  void stop() noexcept;
+  // SIGTERM: /ready answers 503 from now on.
+  void set_draining() noexcept { draining_ = true; }
+  std::uint16_t port() const { return server_.port(); }
+
+  admin::Response health() const;
+  admin::Response ready() const;
+  admin::Response metrics();
+
+ private:
+  void heartbeat();
+  void sample();
+
+  boost::asio::io_context& control_;
+  admin::AdminServer server_;
+  const std::vector<std::unique_ptr<Worker>>& workers_;
+  const resilience::LocalLimitTables& tables_;
+  const upstream::ClusterLoad& clusters_;
+  const config::Config& config_;
+  boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer sample_timer_;
+  bool draining_ = false;
+  bool stopped_ = false;
+  // Requests served so far, once a second over admin.rate_window: http_requests_per_second.
+  struct Sample {
+    std::chrono::steady_clock::time_point at;
+    std::uint64_t requests;
+  };
+  std::deque<Sample> samples_;
+  std::uint32_t redis_connected_ = 0;  // at the last sample
+  double cpu_percent_ = 0;
+  double cpu_seconds_ = 0;
+};
+
+}  // namespace frontdoor::server

@@ -1,0 +1,96 @@
+#include "frontdoor/admin/admin_server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+
+namespace frontdoor::admin {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
+  Connection(asio::ip::tcp::socket socket, const AdminServer& server, std::shared_ptr<unsigned> open)
+      : stream(std::move(socket)), server(server), open(std::move(open)) {
+    ++*this->open;
+  }
+  ~Connection() { --*open; }
+
+  void start() {
+    parser.header_limit(8 * 1024);
+    parser.body_limit(1024);
+    stream.expires_after(std::chrono::seconds(5));
+    http::async_read(stream, buffer, parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_read(ec);
+    });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) return;  // the peer left, sent garbage or took too long: nothing to answer
+    const auto& request = parser.get();
+    Response r = server.answer(std::string_view(request.method_string().data(), request.method_string().size()),
+                               std::string_view(request.target().data(), request.target().size()));
+    response.result(r.status);
+    response.version(11);
+    response.set(http::field::content_type, r.content_type);
+    response.set(http::field::cache_control, "no-store");
+    response.keep_alive(false);
+    response.body() = std::move(r.body);
+    response.prepare_payload();
+    http::async_write(stream, response, [self = shared_from_this()](beast::error_code, std::size_t) {
+      beast::error_code ignored;
+      self->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    });
+  }
+
+  beast::tcp_stream stream;
+  const AdminServer& server;
+  std::shared_ptr<unsigned> open;
+  beast::flat_buffer buffer;
+  http::request_parser<http::string_body> parser;
+  http::response<http::string_body> response;
+};
+
+AdminServer::AdminServer(asio::io_context& io, asio::ip::tcp::acceptor acceptor)
+    : io_(io), acceptor_(std::move(acceptor)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+std::uint16_t AdminServer::port() const {
+  beast::error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+
+void AdminServer::start() { accept(); }
+
+void AdminServer::stop() noexcept {
+  stopped_ = true;
+  beast::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+void AdminServer::accept() {
+  acceptor_.async_accept([this](beast::error_code ec, asio::ip::tcp::socket socket) {
+    if (stopped_ || ec == asio::error::operation_aborted) return;
+    if (!ec && *open_ < kMaxConnections) std::make_shared<Connection>(std::move(socket), *this, open_)->start();
+    accept();  // beyond kMaxConnections the socket is closed as it goes out of scope
+  });
+}
+
+Response AdminServer::answer(std::string_view method, std::string_view target) const {
+  const std::string_view path = target.substr(0, target.find('?'));
+  const auto it = routes_.find(path);
+  if (it == routes_.end()) {
+    std::string known;
+    for (const auto& [p, h] : routes_) known += (known.empty() ? "" : ", ") + p;
+    return {404, "text/plain; charset=utf-8", "404 not found: the admin listener serves " + known + "\n"};
+  }
+  if (method != "GET" && method != "HEAD") return {405, "text/plain; charset=utf-8", "405 method not allowed: GET\n"};
+  Response r = it->second();
+  if (method == "HEAD") r.body.clear();
+  return r;
+}
+
+}  // namespace frontdoor::admin

@@ -1,0 +1,228 @@
+#include "frontdoor/server/admin_endpoints.hpp"
+
+#include <fmt/format.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "frontdoor/server/worker.hpp"
+#include "frontdoor/stats/counters.hpp"
+#include "frontdoor/version.hpp"
+
+namespace frontdoor::server {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+double resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  double pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+double cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// Families in order of first use; samples added under a family name.
+class Exposition {
+ public:
+  // `labels`: a spec's label text ("endpoint,to=\"open\""): names without a value take `values`, in order.
+  void add(std::string_view family, std::string_view help, prometheus::MetricType type, std::string_view labels,
+           std::initializer_list<std::string_view> values, double value) {
+    auto [it, inserted] = index_.try_emplace(std::string(family), families_.size());
+    if (inserted) families_.push_back({std::string(family), std::string(help), type, {}});
+    prometheus::ClientMetric sample;
+    auto next = values.begin();
+    while (!labels.empty()) {
+      const auto comma = labels.find(',');
+      std::string_view item = labels.substr(0, comma);
+      labels = comma == std::string_view::npos ? std::string_view() : labels.substr(comma + 1);
+      const auto eq = item.find('=');
+      if (eq == std::string_view::npos) {
+        sample.label.push_back({std::string(item), next != values.end() ? std::string(*next++) : std::string()});
+      } else {
+        std::string_view v = item.substr(eq + 1);
+        if (v.size() >= 2 && v.front() == '"') v = v.substr(1, v.size() - 2);
+        sample.label.push_back({std::string(item.substr(0, eq)), std::string(v)});
+      }
+    }
+    if (type == prometheus::MetricType::Counter) sample.counter.value = value;
+    else sample.gauge.value = value;
+    families_[it->second].metric.push_back(std::move(sample));
+  }
+  // A figure of stats::kMetrics, by its JSON field.
+  void add(std::string_view json, std::initializer_list<std::string_view> values, double value) {
+    for (const auto& spec : stats::kMetrics)
+      if (spec.json == json) return add(spec.prometheus, spec.help, type_of(spec), spec.labels, values, value);
+  }
+  std::string text() const {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, families_);
+    return out.str();
+  }
+  static prometheus::MetricType type_of(const stats::MetricSpec& spec) {
+    return spec.type == stats::MetricType::counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+  }
+
+ private:
+  std::vector<prometheus::MetricFamily> families_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+};
+
+}  // namespace
+
+AdminEndpoints::AdminEndpoints(asio::io_context& control, asio::ip::tcp::acceptor acceptor,
+                               const std::vector<std::unique_ptr<Worker>>& workers,
+                               const resilience::LocalLimitTables& tables, const upstream::ClusterLoad& clusters,
+                               const config::Config& config)
+    : control_(control), server_(control, std::move(acceptor)), workers_(workers), tables_(tables),
+      clusters_(clusters), config_(config), heartbeat_timer_(control), sample_timer_(control) {
+  server_.route("/health", [this] { return health(); });
+  server_.route("/ready", [this] { return ready(); });
+  server_.route("/metrics", [this] { return metrics(); });
+}
+
+void AdminEndpoints::start() {
+  cpu_seconds_ = cpu_seconds();
+  server_.start();
+  heartbeat();
+  sample();
+}
+
+void AdminEndpoints::stop() noexcept {
+  stopped_ = true;
+  server_.stop();
+  heartbeat_timer_.cancel();
+  sample_timer_.cancel();
+}
+
+void AdminEndpoints::heartbeat() {
+  const auto at = now_ms();
+  for (const auto& w : workers_) w->post_heartbeat(at);
+  heartbeat_timer_.expires_after(kHeartbeatEvery);
+  heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopped_) heartbeat();
+  });
+}
+
+void AdminEndpoints::sample() {
+  const auto now = Clock::now();
+  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(500));
+  if (m.workers_missing == 0) samples_.push_back({now, m.stats[stats::Counter::requests]});
+  // Keep one sample at or beyond the window's far edge: the rate spans the whole window.
+  while (samples_.size() > 2 && samples_[1].at <= now - config_.admin.rate_window) samples_.pop_front();
+  redis_connected_ = m.redis_connected;
+  const double cpu = cpu_seconds();
+  cpu_percent_ = 100.0 * (cpu - cpu_seconds_) / 1.0;
+  cpu_seconds_ = cpu;
+  sample_timer_.expires_after(std::chrono::seconds(1));
+  sample_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopped_) sample();
+  });
+}
+
+admin::Response AdminEndpoints::health() const {
+  const auto now = now_ms();
+  const auto bound = std::chrono::duration_cast<std::chrono::milliseconds>(kStuckAfter).count();
+  std::string stuck;
+  for (const auto& w : workers_) {
+    if (w->finished()) continue;  // drained and done: not stuck
+    const auto age = now - w->last_heartbeat_ms();
+    if (age > bound) stuck += fmt::format("{}{{\"worker\":{},\"heartbeat_ms_ago\":{}}}", stuck.empty() ? "" : ",", w->index(), age);
+  }
+  if (stuck.empty()) return {200, "application/json", fmt::format("{{\"status\":\"ok\",\"workers\":{}}}\n", workers_.size())};
+  return {503, "application/json", "{\"status\":\"stuck\",\"workers\":[" + stuck + "]}\n"};
+}
+
+admin::Response AdminEndpoints::ready() const {
+  const bool redis = !config_.redis.address.empty();
+  const std::string body = fmt::format(
+      "{{\"status\":\"{}\",\"workers\":{},\"redis\":{{\"configured\":{},\"connected_workers\":{}}}}}\n",
+      draining_ ? "draining" : "ready", workers_.size(), redis ? "true" : "false", redis_connected_);
+  return {draining_ ? 503u : 200u, "application/json", body};
+}
+
+admin::Response AdminEndpoints::metrics() {
+  using prometheus::MetricType;
+  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(1000));
+  Exposition x;
+  for (const auto& c : stats::kWorkerCounters)
+    x.add(c.metric.prometheus, c.metric.help, Exposition::type_of(c.metric), c.metric.labels, {},
+          static_cast<double>(m.stats[c.id]));
+  x.add("workers", {}, m.workers);
+  x.add("workers_missing", {}, m.workers_missing);
+  for (std::size_t i = 0; i < m.stats.responses_by_class.size(); ++i) {
+    const std::string status_class = i == 0 ? std::string("none") : fmt::format("{}xx", i);
+    x.add("responses", {status_class}, static_cast<double>(m.stats.responses_by_class[i]));
+  }
+  for (std::size_t i = 1; i < m.stats.errors.size(); ++i)
+    x.add("errors", {error_info(static_cast<Error>(i)).label}, static_cast<double>(m.stats.errors[i]));
+  x.add("shed", {}, static_cast<double>(m.shed));
+  for (const auto& r : m.rate_limits) {
+    x.add("rate_limits[].allowed", {r.limit, r.manifest}, static_cast<double>(r.allowed));
+    x.add("rate_limits[].refused", {r.limit, r.manifest}, static_cast<double>(r.refused));
+  }
+  for (const auto& e : m.endpoints) {
+    x.add("endpoints[].breaker_opened", {e.endpoint}, static_cast<double>(e.breaker_opened));
+    x.add("endpoints[].breaker_closed", {e.endpoint}, static_cast<double>(e.breaker_closed));
+    x.add("endpoints[].breaker_rejected", {e.endpoint}, static_cast<double>(e.breaker_rejected));
+    x.add("endpoints[].breakers_open", {e.endpoint}, e.breakers_open);
+    x.add("endpoints[].in_flight", {e.endpoint}, e.in_flight);
+  }
+  for (const auto& mf : m.manifests) {
+    x.add("manifests[].ejections", {mf.manifest}, static_cast<double>(mf.ejections));
+    x.add("manifests[].retries", {mf.manifest}, static_cast<double>(mf.retries));
+    x.add("manifests[].retries_exhausted", {mf.manifest}, static_cast<double>(mf.retries_exhausted));
+    x.add("manifests[].requests_in_flight", {mf.manifest}, mf.requests_in_flight);
+    x.add("manifests[].connections", {mf.manifest}, mf.connections);
+  }
+  const auto& g = m.global_limiter;
+  x.add("global_rate_limit.fetches", {}, static_cast<double>(g.fetches));
+  x.add("global_rate_limit.fetch_failures", {}, static_cast<double>(g.fetch_failures));
+  x.add("global_rate_limit.waits", {}, static_cast<double>(g.waits));
+  x.add("global_rate_limit.refused_locally", {}, static_cast<double>(g.refused_locally));
+  x.add("global_rate_limit.unavailable", {}, static_cast<double>(g.unavailable));
+  x.add("global_rate_limit.table_full", {}, static_cast<double>(g.table_full));
+  x.add("redis.connected", {}, m.redis_connected);
+  x.add("redis.commands", {}, static_cast<double>(m.redis.commands));
+  x.add("redis.failed", {}, static_cast<double>(m.redis.failed));
+  x.add("redis.timeouts", {}, static_cast<double>(m.redis.timeouts));
+  x.add("redis.connects", {}, static_cast<double>(m.redis.connects));
+  x.add("redis.connect_failures", {}, static_cast<double>(m.redis.connect_failures));
+  x.add("local_limit_tables.evictions", {}, static_cast<double>(m.local_limit_tables.evictions));
+  x.add("local_limit_tables.contention", {}, static_cast<double>(m.local_limit_tables.contention));
+  // The process, and the HPA's metric.
+  x.add("fd_memory_usage_bytes", "Resident memory of the process.", MetricType::Gauge, "", {}, resident_bytes());
+  x.add("fd_cpu_usage_percent", "CPU used by the process over the last second, percent of one core.",
+        MetricType::Gauge, "", {}, cpu_percent_);
+  x.add("fd_build_info", "The running build: always 1.", MetricType::Gauge, "version", {kVersion}, 1);
+  x.add("fd_ready", "1 while /ready answers 200.", MetricType::Gauge, "", {}, draining_ ? 0 : 1);
+  double rate = 0;
+  if (samples_.size() >= 2) {
+    const auto span = std::chrono::duration<double>(samples_.back().at - samples_.front().at).count();
+    if (span > 0) rate = static_cast<double>(samples_.back().requests - samples_.front().requests) / span;
+  }
+  x.add("http_requests_per_second",
+        "Requests per second over admin.rate_window, this pod: the HorizontalPodAutoscaler's Pods metric.",
+        MetricType::Gauge, "", {}, rate);
+  return {200, "text/plain; version=0.0.4; charset=utf-8", x.text()};
+}
+
+}  // namespace frontdoor::server

@@ -1,0 +1,95 @@
+"""The admin listener: /health, /ready (and its flip on SIGTERM during server.drain_delay), /metrics
+in the Prometheus text format with every fd_ family and http_requests_per_second."""
+import http.client
+import json
+import re
+import signal
+import time
+
+from fdtest import make_config, manifest, request
+
+
+def _admin_config(upstream, **server):
+    cfg = make_config([manifest("p", "m", [upstream])], server=server or {"workers": 2})
+    cfg["admin"] = {"address": "127.0.0.1:0", "rate_window": "5s"}
+    return cfg
+
+
+def _get(port, path, method="GET"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, r.getheader("Content-Type"), r.read().decode()
+    finally:
+        c.close()
+
+
+def test_health_ready_and_unknown_paths(frontdoor, upstream):
+    fd = frontdoor(_admin_config(upstream), listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    status, ctype, body = _get(admin, "/health")
+    assert (status, ctype) == (200, "application/json")
+    assert json.loads(body) == {"status": "ok", "workers": 2}
+    status, _, body = _get(admin, "/ready")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+    assert _get(admin, "/nope")[0] == 404
+    assert _get(admin, "/metrics", "POST")[0] == 405
+
+
+def test_metrics_in_the_prometheus_text_format(frontdoor, upstream):
+    fd = frontdoor(_admin_config(upstream), listeners=("main", "admin"))
+    for i in range(7):
+        assert request(fd.port, "GET", "/p/m/%d" % i).status == 200
+    assert request(fd.port, "GET", "/nowhere/else").status == 404
+    status, ctype, text = _get(fd.ports["admin"], "/metrics")
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert re.match(r"# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* ", line), line
+            continue
+        name, value = line.rsplit(" ", 1)
+        assert re.match(r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)*\})?$', name), line
+        samples[name] = float(value)
+    assert samples["fd_requests_received_total"] == 8
+    assert samples['fd_responses_total{class="2xx"}'] == 7
+    assert samples['fd_errors_total{error="no_manifest"}'] == 1
+    assert samples['fd_build_info{version="0.1.0"}'] == 1
+    assert samples["fd_workers"] == 2 and samples["fd_memory_usage_bytes"] > 1e6
+    assert 'fd_upstream_in_flight{endpoint="%s"}' % upstream.address in samples
+    assert "http_requests_per_second" in samples
+
+
+def test_http_requests_per_second_follows_the_load(frontdoor, upstream):
+    fd = frontdoor(_admin_config(upstream), listeners=("main", "admin"))
+    t0 = time.monotonic()
+    sent = 0
+    while time.monotonic() - t0 < 3.2:  # about 50 req/s for 3 s
+        assert request(fd.port, "GET", "/p/m/load").status == 200
+        sent += 1
+        time.sleep(0.02)
+    time.sleep(1.1)  # one more sample
+    text = _get(fd.ports["admin"], "/metrics")[2]
+    rate = float(re.search(r"^http_requests_per_second (\S+)$", text, re.M).group(1))
+    elapsed = time.monotonic() - t0
+    # Requests over the samples' span (within the 5 s window): near sent / elapsed.
+    assert 0.5 * sent / elapsed < rate < 1.6 * sent / elapsed, (rate, sent, elapsed)
+
+
+def test_ready_turns_503_at_once_on_sigterm_while_traffic_is_still_served(frontdoor, upstream):
+    fd = frontdoor(_admin_config(upstream, workers=1, drain_delay="1500ms"), listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    assert _get(admin, "/ready")[0] == 200
+    fd.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    status, _, body = _get(admin, "/ready")
+    assert status == 503 and json.loads(body)["status"] == "draining"
+    assert _get(admin, "/health")[0] == 200, "still alive while draining"
+    assert request(fd.port, "GET", "/p/m/during-the-delay").status == 200, "traffic still served"
+    assert fd.wait(10) == 0
+
+
+def test_no_admin_section_no_admin_listener(frontdoor, upstream):
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    assert "admin" not in fd.ports
