@@ -18,6 +18,7 @@
 #include "frontdoor/core/network.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/server/admin_endpoints.hpp"
+#include "frontdoor/server/cpu_quota.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/health_checker.hpp"
 #include <boost/asio/post.hpp>
@@ -187,8 +188,13 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
       spdlog::warn("global rate limits hash their keys with a fixed key: set redis.key_secret_env to a secret "
                    "shared by the replicas, or a client could choose keys that collide with another's");
   }
-  const unsigned worker_count =
-      config.server.workers != 0 ? config.server.workers : std::max(1u, std::thread::hardware_concurrency());
+  unsigned worker_count = config.server.workers;
+  if (worker_count == 0) {
+    const auto quota = cgroup_cpu_quota();
+    worker_count = default_workers(quota, std::thread::hardware_concurrency());
+    if (quota) spdlog::info("server.workers: {} (the cgroup's CPU quota is {:.2f} CPUs)", worker_count, *quota);
+    else spdlog::info("server.workers: {} (one per core)", worker_count);
+  }
   std::atomic<std::uint32_t> connections{0};
   // Shared by every worker: 2^16 slots (512 KiB), constant whatever the number of clients.
   resilience::LocalLimitTables limiter(std::size_t{1} << 16);  // 512 KiB each
