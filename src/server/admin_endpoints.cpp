@@ -8,6 +8,7 @@
 
 #include <boost/asio/post.hpp>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -72,6 +73,22 @@ class Exposition {
     for (const auto& spec : stats::kMetrics)
       if (spec.json == json) return add(spec.prometheus, spec.help, type_of(spec), spec.labels, values, value);
   }
+  void histogram(std::string_view family, std::string_view help, std::string_view label, std::string_view value,
+                 const stats::RequestTally::Histogram& h) {
+    auto [it, inserted] = index_.try_emplace(std::string(family), families_.size());
+    if (inserted) families_.push_back({std::string(family), std::string(help), prometheus::MetricType::Histogram, {}});
+    prometheus::ClientMetric sample;
+    sample.label.push_back({std::string(label), std::string(value)});
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < stats::RequestTally::kBuckets.size(); ++b) {
+      cumulative += h.counts[b];
+      sample.histogram.bucket.push_back({cumulative, stats::RequestTally::kBuckets[b]});
+    }
+    sample.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+    sample.histogram.sample_count = h.count;
+    sample.histogram.sample_sum = h.sum;
+    families_[it->second].metric.push_back(std::move(sample));
+  }
   std::string text() const {
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, families_);
@@ -85,6 +102,15 @@ class Exposition {
   std::vector<prometheus::MetricFamily> families_;
   std::map<std::string, std::size_t, std::less<>> index_;
 };
+
+void histograms(Exposition& x, const Metrics& m) {
+  const auto& durations = m.requests.durations();
+  for (std::size_t route = 0; route < durations.size(); ++route) {
+    if (durations[route].count == 0) continue;
+    x.histogram("fd_request_duration_seconds", "Request duration, first byte of the head to the last of the response.",
+                "endpoint", route < m.routes.size() ? m.routes[route] : "none", durations[route]);
+  }
+}
 
 }  // namespace
 
@@ -208,6 +234,18 @@ admin::Response AdminEndpoints::metrics() {
   x.add("redis.connect_failures", {}, static_cast<double>(m.redis.connect_failures));
   x.add("local_limit_tables.evictions", {}, static_cast<double>(m.local_limit_tables.evictions));
   x.add("local_limit_tables.contention", {}, static_cast<double>(m.local_limit_tables.contention));
+  // Every request by method, route (the manifest's key: never a raw path) and status; durations.
+  m.requests.each_count([&](std::uint8_t method, std::uint32_t route, unsigned status, std::uint64_t n) {
+    const std::string code = status == 0 ? std::string("none") : std::to_string(status);
+    x.add("fd_requests_total", "Requests finished, by method, route (manifest key) and status (none: no response).",
+          MetricType::Counter, "method,endpoint,status",
+          {stats::RequestTally::kMethods[method], route < m.routes.size() ? m.routes[route] : "none", code},
+          static_cast<double>(n));
+  });
+  histograms(x, m);
+  x.add("fd_active_requests", "Requests in flight.", MetricType::Gauge, "", {}, static_cast<double>(m.active_requests));
+  x.add("fd_open_connections", "Client connections open, whole process.", MetricType::Gauge, "", {},
+        static_cast<double>(m.open_connections));
   // The process, and the HPA's metric.
   x.add("fd_memory_usage_bytes", "Resident memory of the process.", MetricType::Gauge, "", {}, resident_bytes());
   x.add("fd_cpu_usage_percent", "CPU used by the process over the last second, percent of one core.",

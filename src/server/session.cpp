@@ -301,6 +301,7 @@ bool Session::parse_request() {
   request_active_ = true;
   ++worker_.load().inflight;
   if (status == http::ParseStatus::error) {
+    method_ = stats::RequestTally::method_index({});  // "other": the head could not be read
     request_.is_head = false;
     request_.connection.close = true;
     ctx_.request_id = worker_.request_ids().next();
@@ -334,6 +335,7 @@ void Session::begin_request() {
   // are (and the views into them valid) until the next read into the buffer — which, for a request
   // without a body, comes only after its response: a retry sends the same head again.
   begin_ += request_.head_bytes;
+  method_ = stats::RequestTally::method_index(request_.method);
   const std::string_view id = request_.request_id.empty() ? worker_.request_ids().next() : request_.request_id;
   std::memcpy(request_id_.data(), id.data(), id.size());
   ctx_.request_id = std::string_view(request_id_.data(), id.size());
@@ -526,6 +528,8 @@ void Session::finish_request() {
   counters.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
   counters.errors[static_cast<std::size_t>(ctx_.outcome)]++;
   ctx_.now = worker_.now();
+  worker_.requests().record(method_, ctx_.manifest != nullptr ? ctx_.manifest->index + 1 : 0, ctx_.status,
+                            std::chrono::duration<double>(ctx_.now - ctx_.started).count());
   worker_.pipeline().on_complete(ctx_);
   if (worker_.access_log().enabled()) {
     worker_.access_log().write(AccessRecord{ctx_, log_method_, log_target_,

@@ -322,6 +322,14 @@ void Worker::add_metrics(Metrics& m) const {
   const snapshot::Snapshot& snapshot = *snapshot_;
   ++m.workers;
   m.stats += counters_;
+  m.requests += requests_;
+  m.active_requests += load_.inflight;
+  m.open_connections = connections_.load(std::memory_order_relaxed);
+  if (m.routes.empty()) {
+    m.routes.push_back("none");
+    for (const auto& mf : snapshot.manifests.manifests())
+      m.routes.push_back(mf.project + "/" + mf.module + "/" + mf.environment);
+  }
   m.shed += load_.shed;
   if (m.rate_limits.size() < snapshot.rate_limit_labels.size()) {
     m.rate_limits.resize(snapshot.rate_limit_labels.size());

@@ -51,6 +51,9 @@ def test_metrics_in_the_prometheus_text_format(frontdoor, upstream):
             continue
         name, value = line.rsplit(" ", 1)
         assert re.match(r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)*\})?$', name), line
+        if "{" in name:  # labels in name order, so that the checks below need not know the emitted order
+            family, labels = name[:-1].split("{", 1)
+            name = family + "{" + ",".join(sorted(re.findall(r'[a-z_]+="[^"]*"', labels))) + "}"
         samples[name] = float(value)
     assert samples["fd_requests_received_total"] == 8
     assert samples['fd_responses_total{class="2xx"}'] == 7
@@ -59,6 +62,16 @@ def test_metrics_in_the_prometheus_text_format(frontdoor, upstream):
     assert samples["fd_workers"] == 2 and samples["fd_memory_usage_bytes"] > 1e6
     assert 'fd_upstream_in_flight{endpoint="%s"}' % upstream.address in samples
     assert "http_requests_per_second" in samples
+    # Requests by method, route (the manifest's key, never a raw path) and status; durations by route.
+    assert samples['fd_requests_total{endpoint="p/m/*",method="GET",status="200"}'] == 7, sorted(samples)
+    assert samples['fd_requests_total{endpoint="none",method="GET",status="404"}'] == 1
+    assert samples['fd_request_duration_seconds_count{endpoint="p/m/*"}'] == 7
+    assert samples['fd_request_duration_seconds_bucket{endpoint="p/m/*",le="+Inf"}'] == 7
+    buckets = [samples['fd_request_duration_seconds_bucket{endpoint="p/m/*",le="%s"}' % le]
+               for le in ("0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10")]
+    assert buckets == sorted(buckets) and buckets[-1] == 7, buckets
+    assert samples["fd_active_requests"] == 0 and samples["fd_open_connections"] >= 0
+    assert not any("/p/m/3" in name for name in samples), "a raw path became a label"
 
 
 def test_http_requests_per_second_follows_the_load(frontdoor, upstream):

@@ -15,6 +15,7 @@
 #include "frontdoor/ratelimit/global_limiter.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
 #include "frontdoor/stats/counters.hpp"
+#include "frontdoor/stats/request_tally.hpp"
 
 namespace frontdoor::upstream {
 class ClusterLoad;
@@ -53,6 +54,10 @@ struct Metrics {
   unsigned workers = 0;
   unsigned workers_missing = 0;  // did not answer in time (stuck): their share is absent
   stats::WorkerCounters stats;             // summed
+  stats::RequestTally requests;            // summed: by method, route and status; durations by route
+  std::vector<std::string> routes;         // route names by RequestTally route (0: "none")
+  std::uint64_t active_requests = 0;       // gauge
+  std::uint64_t open_connections = 0;      // gauge, whole process
   std::uint64_t shed = 0;        // load shedding refusals
   std::vector<RateLimitMetrics> rate_limits;
   std::vector<EndpointMetrics> endpoints;

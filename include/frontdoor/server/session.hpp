@@ -141,6 +141,7 @@ class Session final : private proxy::ClientSide {
   bool head_started_ = false;    // some bytes of the next head have arrived
   bool request_active_ = false;  // parsed and not yet finished (counted, logged)
   bool close_after_reply_ = false;
+  std::uint8_t method_ = 0;  // RequestTally::method_index of the request in flight
   pipeline::RequestContext ctx_;
   std::array<char, 128> request_id_{};
   boost::asio::ip::address peer_address_;  // after a PROXY protocol header, the address it named

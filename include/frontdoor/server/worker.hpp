@@ -77,6 +77,7 @@ class Worker final : public proxy::ExchangeHost {
   upstream::ClusterLoad* clusters() noexcept override { return pipeline_.stage<pipeline::BreakerStage>().clusters(); }
   pipeline::LoadMonitor& load() noexcept { return load_; }
   stats::WorkerCounters& counters() noexcept override { return counters_; }
+  stats::RequestTally& requests() noexcept { return requests_; }
   AccessLog& access_log() noexcept { return access_log_; }
   RequestIdGenerator& request_ids() noexcept { return request_ids_; }
   upstream::UpstreamPool& pool(manifest::EndpointId id) override;
@@ -146,6 +147,7 @@ class Worker final : public proxy::ExchangeHost {
   pipeline::LoadMonitor load_;
   pipeline::RequestPipeline pipeline_;
   stats::WorkerCounters counters_;
+  stats::RequestTally requests_;
   AccessLog access_log_;
   RequestIdGenerator request_ids_;
   std::vector<std::unique_ptr<Listener>> listeners_;
