@@ -30,8 +30,10 @@ struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
   void on_read(beast::error_code ec) {
     if (ec) return;  // the peer left, sent garbage or took too long: nothing to answer
     const auto& request = parser.get();
-    Response r = server.answer(std::string_view(request.method_string().data(), request.method_string().size()),
-                               std::string_view(request.target().data(), request.target().size()));
+    const auto authorization = request[http::field::authorization];
+    Response r = server.answer({std::string_view(request.method_string().data(), request.method_string().size()),
+                                std::string_view(request.target().data(), request.target().size()),
+                                std::string_view(authorization.data(), authorization.size())});
     response.result(r.status);
     response.version(11);
     response.set(http::field::content_type, r.content_type);
@@ -79,18 +81,24 @@ void AdminServer::accept() {
   });
 }
 
-Response AdminServer::answer(std::string_view method, std::string_view target) const {
-  const std::string_view path = target.substr(0, target.find('?'));
-  const auto it = routes_.find(path);
-  if (it == routes_.end()) {
+Response AdminServer::answer(const Request& request) const {
+  const std::string_view path = request.target.substr(0, request.target.find('?'));
+  const auto get = routes_.find(path);
+  const auto post = post_routes_.find(path);
+  if (get == routes_.end() && post == post_routes_.end()) {
     std::string known;
     for (const auto& [p, h] : routes_) known += (known.empty() ? "" : ", ") + p;
+    for (const auto& [p, h] : post_routes_) known += (known.empty() ? "POST " : ", POST ") + p;
     return {404, "text/plain; charset=utf-8", "404 not found: the admin listener serves " + known + "\n"};
   }
-  if (method != "GET" && method != "HEAD") return {405, "text/plain; charset=utf-8", "405 method not allowed: GET\n"};
-  Response r = it->second();
-  if (method == "HEAD") r.body.clear();
-  return r;
+  if (request.method == "POST" && post != post_routes_.end()) return post->second(request);
+  if ((request.method == "GET" || request.method == "HEAD") && get != routes_.end()) {
+    Response r = get->second(request);
+    if (request.method == "HEAD") r.body.clear();
+    return r;
+  }
+  return {405, "text/plain; charset=utf-8",
+          std::string("405 method not allowed: ") + (get != routes_.end() ? "GET" : "POST") + "\n"};
 }
 
 }  // namespace frontdoor::admin

@@ -1,5 +1,8 @@
 #include "frontdoor/cli/cli.hpp"
 
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -19,6 +22,7 @@ constexpr std::string_view kMainUsage = R"(frontdoor — edge reverse proxy
 usage:
   frontdoor run -c FILE [--ports-file PATH]     run the daemon on a config file
   frontdoor check -c FILE                       validate a config file and exit (0 = valid)
+  frontdoor reload -c FILE                      make the running daemon reload FILE (its admin listener)
   frontdoor proxy --to HOST:PORT[,...] [...]    zero-config reverse proxy to the given upstreams
   frontdoor --version                           print the version
 
@@ -35,6 +39,18 @@ options:
   -c, --config FILE    configuration file (required)
   --ports-file PATH    once listening, write "<listener-name> <port>" lines to PATH
                        (useful with port 0 in tests and scripts)
+  -h, --help           this text
+)";
+
+constexpr std::string_view kReloadUsage = R"(usage: frontdoor reload -c FILE
+
+Like `nginx -s reload`: asks the daemon running with FILE to reload it, through the admin listener
+FILE names (POST /reload, with the bearer token of admin.token_env when set), and prints the
+result: the new generation, or every error of the file (the old configuration keeps serving).
+Exits 0 when reloaded, 1 when refused or unreachable. Without an admin listener, send SIGHUP.
+
+options:
+  -c, --config FILE    configuration file (required)
   -h, --help           this text
 )";
 
@@ -118,7 +134,7 @@ int cmd_run(Args& args) {
     print_errors(loaded.errors);
     return 1;
   }
-  return server::run_server(*loaded.config, {ports_file});
+  return server::run_server(*loaded.config, {ports_file, config_path});
 }
 
 int cmd_check(Args& args) {
@@ -156,6 +172,75 @@ int cmd_check(Args& args) {
   }
   std::cout << config_path << ": configuration ok\n";
   return 0;
+}
+
+int cmd_reload(Args& args) {
+  std::string config_path;
+  while (!args.done()) {
+    const auto arg = args.next();
+    if (arg == "-h" || arg == "--help") return std::cout << kReloadUsage, 0;
+    bool matched = false;
+    if (!take_value(args, arg, "-c", config_path, matched)) return usage_error("-c needs a file", kReloadUsage);
+    if (matched) continue;
+    if (!take_value(args, arg, "--config", config_path, matched))
+      return usage_error("--config needs a file", kReloadUsage);
+    if (matched) continue;
+    return usage_error("unknown option " + std::string(arg), kReloadUsage);
+  }
+  if (config_path.empty()) return usage_error("reload needs -c FILE", kReloadUsage);
+  auto loaded = config::load_config_file(config_path);
+  if (!loaded.config) {
+    print_errors(loaded.errors);  // the daemon would refuse it too
+    return 1;
+  }
+  const auto& admin = loaded.config->admin;
+  if (admin.address.empty()) {
+    std::cerr << config_path << ": no admin listener (admin.address): send SIGHUP to the daemon instead\n";
+    return 1;
+  }
+  std::string token;
+  if (!admin.token_env.empty()) {
+    const char* value = std::getenv(admin.token_env.c_str());
+    if (value == nullptr) {
+      std::cerr << "admin.token_env names " << admin.token_env << ", which is not set here\n";
+      return 1;
+    }
+    token = value;
+  }
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  auto endpoint = resolve_address(resolver, admin.address);
+  if (!endpoint) {
+    std::cerr << "admin.address " << admin.address << ": " << endpoint.error() << "\n";
+    return 1;
+  }
+  auto target = *endpoint;
+  if (target.address().is_unspecified())  // 0.0.0.0 / [::]: the daemon is on this host
+    target.address(target.address().is_v4() ? boost::asio::ip::address(boost::asio::ip::address_v4::loopback())
+                                             : boost::asio::ip::address(boost::asio::ip::address_v6::loopback()));
+  beast::tcp_stream stream(io);
+  stream.expires_after(std::chrono::seconds(30));  // a reload resolves host names: give it time
+  beast::error_code ec;
+  stream.connect(target, ec);
+  if (ec) {
+    std::cerr << "cannot reach the admin listener at " << admin.address << ": " << ec.message() << "\n";
+    return 1;
+  }
+  http::request<http::empty_body> request{http::verb::post, "/reload", 11};
+  request.set(http::field::host, admin.address);
+  if (!token.empty()) request.set(http::field::authorization, "Bearer " + token);
+  http::write(stream, request, ec);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  if (!ec) http::read(stream, buffer, response, ec);
+  if (ec) {
+    std::cerr << "reload: " << ec.message() << "\n";
+    return 1;
+  }
+  std::cout << response.body();
+  return response.result_int() == 200 ? 0 : 1;
 }
 
 int cmd_proxy(Args& args) {
@@ -221,7 +306,7 @@ int cmd_proxy(Args& args) {
     std::cout << config::to_yaml(config);
     return 0;
   }
-  return server::run_server(config, {ports_file});
+  return server::run_server(config, {ports_file, {}});
 }
 
 }  // namespace
@@ -239,6 +324,7 @@ int main(int argc, char** argv) {
     if (command == "-h" || command == "--help" || command == "help") return std::cout << kMainUsage, 0;
     if (command == "run") return cmd_run(args);
     if (command == "check") return cmd_check(args);
+    if (command == "reload") return cmd_reload(args);
     if (command == "proxy") return cmd_proxy(args);
     return usage_error("unknown command " + std::string(command), kMainUsage);
   } catch (const std::exception& e) {

@@ -317,8 +317,9 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                   else string(v, rd.key_prefix);
                 });
          } else if (key == "admin") {
-           each(f, {"address", "rate_window"}, [&](const std::string& k, const Field& v) {
+           each(f, {"address", "rate_window", "token_env"}, [&](const std::string& k, const Field& v) {
              if (k == "address") string(v, c.admin.address);
+             else if (k == "token_env") string(v, c.admin.token_env);
              else duration(v, c.admin.rate_window);
            });
          } else if (key == "logging") {

@@ -195,7 +195,8 @@ std::string to_yaml(const Config& c) {
     << "  key_secret_env: " << quoted(c.redis.key_secret_env) << "  # keys the hash of global limits' keys\n";
   y << "admin:\n"
     << "  address: " << quoted(c.admin.address) << "  # host:port of /health, /ready, /metrics; empty = off\n"
-    << "  rate_window: " << format_duration(c.admin.rate_window) << "  # http_requests_per_second's window\n";
+    << "  rate_window: " << format_duration(c.admin.rate_window) << "  # http_requests_per_second's window\n"
+    << "  token_env: " << quoted(c.admin.token_env) << "  # bearer token for POST /reload; empty = none\n";
   y << "logging:\n"
     << "  level: " << quoted(c.logging.level) << "\n"
     << "  access_log:\n"

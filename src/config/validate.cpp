@@ -181,6 +181,8 @@ class Checker {
     if (s.drain_delay.count() < 0) add("server.drain_delay", "must not be negative");
     if (const auto& a = config_.admin; !a.address.empty() && !parse_address(a.address))
       add("admin.address", shown(a.address) + " is not host:port (expected e.g. 0.0.0.0:9901)");
+    if (!config_.admin.token_env.empty() && !is_token(config_.admin.token_env))
+      add("admin.token_env", shown(config_.admin.token_env) + " is not an environment variable name");
     if (config_.admin.rate_window < std::chrono::seconds(1))
       add("admin.rate_window", "must be at least 1s");
     const auto& lim = config_.limits;

@@ -120,9 +120,19 @@ AdminEndpoints::AdminEndpoints(asio::io_context& control, asio::ip::tcp::accepto
                                const config::Config& config)
     : control_(control), server_(control, std::move(acceptor)), workers_(workers), tables_(tables),
       clusters_(clusters), config_(config), heartbeat_timer_(control), sample_timer_(control) {
-  server_.route("/health", [this] { return health(); });
-  server_.route("/ready", [this] { return ready(); });
-  server_.route("/metrics", [this] { return metrics(); });
+  server_.route("/health", [this](const admin::Request&) { return health(); });
+  server_.route("/ready", [this](const admin::Request&) { return ready(); });
+  server_.route("/metrics", [this](const admin::Request&) { return metrics(); });
+}
+
+void AdminEndpoints::enable_reload(ConfigReloader& reloader, std::string token) {
+  reloader_ = &reloader;
+  server_.post_route("/reload", [this, token = std::move(token)](const admin::Request& request) {
+    if (!token.empty() && request.authorization != "Bearer " + token)
+      return admin::Response{401, "text/plain; charset=utf-8", "401 unauthorized: POST /reload needs the bearer token\n"};
+    const ReloadResult result = reloader_->reload();
+    return admin::Response{result.ok ? 200u : 422u, "application/json", result.json()};
+  });
 }
 
 void AdminEndpoints::start() {
@@ -252,6 +262,14 @@ admin::Response AdminEndpoints::metrics() {
         MetricType::Gauge, "", {}, cpu_percent_);
   x.add("fd_build_info", "The running build: always 1.", MetricType::Gauge, "version", {kVersion}, 1);
   x.add("fd_ready", "1 while /ready answers 200.", MetricType::Gauge, "", {}, draining_ ? 0 : 1);
+  if (reloader_ != nullptr) {
+    x.add("fd_config_reloads_total", "Configuration reloads (SIGHUP, POST /reload), by result.", MetricType::Counter,
+          "result=\"ok\"", {}, static_cast<double>(reloader_->succeeded()));
+    x.add("fd_config_reloads_total", "", MetricType::Counter, "result=\"refused\"", {},
+          static_cast<double>(reloader_->failed()));
+    x.add("fd_config_generation", "The configuration serving: 1 at start, one more per reload.", MetricType::Gauge, "",
+          {}, static_cast<double>(reloader_->generation()));
+  }
   double rate = 0;
   if (samples_.size() >= 2) {
     const auto span = std::chrono::duration<double>(samples_.back().at - samples_.front().at).count();

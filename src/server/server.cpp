@@ -19,6 +19,7 @@
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/server/admin_endpoints.hpp"
 #include "frontdoor/server/cpu_quota.hpp"
+#include "frontdoor/server/reloader.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/health_checker.hpp"
 #include <boost/asio/post.hpp>
@@ -163,6 +164,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   config::Config config = loaded;
   std::signal(SIGUSR1, SIG_IGN);  // until the metrics handler is installed: its default would kill us
   std::signal(SIGUSR2, SIG_IGN);  // likewise until the access log's reopen handler is
+  std::signal(SIGHUP, SIG_IGN);   // likewise until the reload handler is (its default ends the process)
   if (!configure_logging(config.logging.level)) {
     spdlog::error("unknown logging.level \"{}\"", config.logging.level);
     return 1;
@@ -265,6 +267,31 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     spdlog::error("cannot write ports file {}", options.ports_file);
     return 1;
   }
+
+  // Reloads: SIGHUP, POST /reload (the admin listener), `frontdoor reload`.
+  ConfigReloader reloader(options.config_path, config, registry, workers);
+  if (admin) {
+    std::string token;
+    if (const auto& env = config.admin.token_env; !env.empty()) {
+      const char* value = std::getenv(env.c_str());
+      if (value == nullptr || *value == '\0') {
+        spdlog::error("admin.token_env names {}, which is not set: refusing to start with an open reload endpoint", env);
+        return 1;
+      }
+      token = value;
+    }
+    admin->enable_reload(reloader, std::move(token));
+  }
+  asio::signal_set hangup(control, SIGHUP);
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](const error_code& ec, int) {
+      if (ec) return;
+      spdlog::info("SIGHUP: reloading {}", options.config_path.empty() ? "(no file)" : options.config_path);
+      reloader.reload();
+      await_hangup();
+    });
+  };
+  await_hangup();
 
   std::unique_ptr<upstream::HealthChecker> checker;
   asio::signal_set signals(control, SIGINT, SIGTERM);

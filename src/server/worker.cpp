@@ -550,6 +550,9 @@ void Worker::install_snapshot(std::shared_ptr<const snapshot::Snapshot> snapshot
   asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable {
     snapshot_ = std::move(snapshot);
     health_.install(*snapshot_);
+    // Counters by position in the new list of limits (the stages hold a pointer to this vector).
+    if (rate_limit_counts_.size() < snapshot_->rate_limit_labels.size())
+      rate_limit_counts_.resize(snapshot_->rate_limit_labels.size());
   });
 }
 

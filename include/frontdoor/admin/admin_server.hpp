@@ -14,6 +14,12 @@
 
 namespace frontdoor::admin {
 
+struct Request {
+  std::string_view method;
+  std::string_view target;
+  std::string_view authorization;  // the Authorization header, if any
+};
+
 struct Response {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
@@ -23,20 +29,22 @@ struct Response {
 class AdminServer {
  public:
   static constexpr unsigned kMaxConnections = 64;
-  using Handler = std::function<Response()>;
+  using Handler = std::function<Response(const Request&)>;
 
   AdminServer(boost::asio::io_context& io, boost::asio::ip::tcp::acceptor acceptor);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
+  // GET (and HEAD) handlers, and POST handlers for what changes state.
   void route(std::string path, Handler handler) { routes_[std::move(path)] = std::move(handler); }
+  void post_route(std::string path, Handler handler) { post_routes_[std::move(path)] = std::move(handler); }
   void start();
   void stop() noexcept;
   std::uint16_t port() const;
 
-  // Answers one request head (method, target): what a connection gets. Public for the tests.
-  Response answer(std::string_view method, std::string_view target) const;
+  // Answers one request: what a connection gets.
+  Response answer(const Request& request) const;
 
  private:
   struct Connection;
@@ -45,6 +53,7 @@ class AdminServer {
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::map<std::string, Handler, std::less<>> routes_;
+  std::map<std::string, Handler, std::less<>> post_routes_;
   std::shared_ptr<unsigned> open_ = std::make_shared<unsigned>(0);
   bool stopped_ = false;
 };

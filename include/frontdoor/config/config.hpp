@@ -281,6 +281,9 @@ struct ManifestConfig {
 struct AdminConfig {
   std::string address;  // host:port
   Duration rate_window{std::chrono::seconds(30)};  // http_requests_per_second: requests over this window
+  // Name of an environment variable holding a bearer token: POST /reload then needs
+  // `Authorization: Bearer <token>`. Empty: whoever reaches the admin port may reload.
+  std::string token_env;
 
   friend bool operator==(const AdminConfig&, const AdminConfig&) = default;
 };

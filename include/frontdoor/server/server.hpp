@@ -9,6 +9,7 @@ namespace frontdoor::server {
 
 struct RunOptions {
   std::string ports_file;  // written once every listener is bound: "<listener-name> <port>" per line
+  std::string config_path;  // what a reload reads; empty (frontdoor proxy): nothing to reload
 };
 
 // Blocks until SIGTERM/SIGINT and the drain that follows. Returns the process exit code.

@@ -700,7 +700,7 @@ Config full_config(const std::string& cert, const std::string& key) {
   Config c;
   c.source = "round-trip";
   c.server = {8, 1500ms, 250ms, 123};
-  c.admin = {"127.0.0.1:9901", 10s};
+  c.admin = {"127.0.0.1:9901", 10s, "FD_ADMIN_TOKEN"};
   ListenerConfig a;
   a.name = "pub\"lic";
   a.address = "[::]:443";

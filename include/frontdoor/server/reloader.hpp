@@ -1,0 +1,50 @@
+#pragma once
+// ConfigReloader: a new configuration while the daemon runs (SIGHUP, POST /reload, `frontdoor
+// reload`). The file is loaded and validated with every error reported (file:line), compiled into a
+// snapshot, then posted to every worker: requests that started keep the snapshot they pinned, new
+// ones get the new; connections stay open; per-endpoint state (breakers, pools, health) carries
+// over for the endpoints that stay (stable endpoint ids). A bad file changes nothing.
+// Settings that cannot change live keep their running values, and the result names them.
+// Control thread only.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontdoor/config/config.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
+
+namespace frontdoor::server {
+
+class Worker;
+
+struct ReloadResult {
+  bool ok = false;
+  std::uint64_t generation = 0;             // of the configuration serving after this reload
+  std::vector<std::string> errors;          // why it was refused (file:line:col: what is wrong)
+  std::vector<std::string> restart_needed;  // settings that changed but keep their running values
+  std::string json() const;
+};
+
+class ConfigReloader {
+ public:
+  ConfigReloader(std::string path, config::Config running, snapshot::EndpointRegistry& registry,
+                 const std::vector<std::unique_ptr<Worker>>& workers)
+      : path_(std::move(path)), running_(std::move(running)), registry_(registry), workers_(workers) {}
+
+  ReloadResult reload();
+  std::uint64_t generation() const noexcept { return generation_; }
+  std::uint64_t succeeded() const noexcept { return succeeded_; }
+  std::uint64_t failed() const noexcept { return failed_; }
+
+ private:
+  std::string path_;  // empty: started by `frontdoor proxy`, nothing to reload from
+  config::Config running_;
+  snapshot::EndpointRegistry& registry_;
+  const std::vector<std::unique_ptr<Worker>>& workers_;
+  std::uint64_t generation_ = 1;
+  std::uint64_t succeeded_ = 0;
+  std::uint64_t failed_ = 0;
+};
+
+}  // namespace frontdoor::server

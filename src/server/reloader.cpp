@@ -1,0 +1,98 @@
+#include "frontdoor/server/reloader.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "frontdoor/config/loader.hpp"
+#include "frontdoor/server/worker.hpp"
+
+namespace frontdoor::server {
+
+namespace {
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string json_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + json_string(items[i]);
+  return out + "]";
+}
+
+// Keeps the running value of a setting that cannot change live, noting it when the file changed it.
+template <class T>
+void keep(const char* name, T& next, const T& running, std::vector<std::string>& restart_needed) {
+  if (!(next == running)) {
+    restart_needed.emplace_back(name);
+    next = running;
+  }
+}
+
+}  // namespace
+
+std::string ReloadResult::json() const {
+  return fmt::format("{{\"status\":\"{}\",\"generation\":{},\"errors\":{},\"restart_needed\":{}}}\n",
+                     ok ? "reloaded" : "refused", generation, json_list(errors), json_list(restart_needed));
+}
+
+ReloadResult ConfigReloader::reload() {
+  ReloadResult result;
+  result.generation = generation_;
+  const auto refuse = [&](std::vector<std::string> errors) {
+    ++failed_;
+    result.errors = std::move(errors);
+    for (const auto& e : result.errors) spdlog::error("reload refused: {}", e);
+    spdlog::error("reload refused: generation {} keeps serving", generation_);
+    return result;
+  };
+  if (path_.empty()) return refuse({"started by `frontdoor proxy`: there is no configuration file to reload"});
+  auto loaded = config::load_config_file(path_);
+  if (!loaded.config) {
+    std::vector<std::string> errors;
+    for (const auto& e : loaded.errors) errors.push_back(e.to_string());
+    return refuse(std::move(errors));
+  }
+  config::Config next = std::move(*loaded.config);
+  // What the process built at start: threads, sockets, connections, files. (max_connections 0 was
+  // resolved from the descriptor limit at start: the resolved value stays.)
+  if (next.server.max_connections == 0) next.server.max_connections = running_.server.max_connections;
+  keep("server.workers", next.server.workers, running_.server.workers, result.restart_needed);
+  keep("server.max_connections", next.server.max_connections, running_.server.max_connections, result.restart_needed);
+  keep("server.drain_timeout", next.server.drain_timeout, running_.server.drain_timeout, result.restart_needed);
+  keep("server.drain_delay", next.server.drain_delay, running_.server.drain_delay, result.restart_needed);
+  keep("listeners", next.listeners, running_.listeners, result.restart_needed);
+  keep("redis", next.redis, running_.redis, result.restart_needed);
+  keep("logging", next.logging, running_.logging, result.restart_needed);
+  keep("admin", next.admin, running_.admin, result.restart_needed);
+  keep("limits.max_header_bytes", next.limits.max_header_bytes, running_.limits.max_header_bytes,
+       result.restart_needed);
+  std::vector<config::ConfigError> errors;
+  auto snapshot = snapshot::build_snapshot(next, registry_, errors);
+  if (!snapshot) {
+    std::vector<std::string> messages;
+    for (const auto& e : errors) messages.push_back(e.to_string());
+    return refuse(std::move(messages));
+  }
+  for (const auto& w : workers_) w->install_snapshot(snapshot);
+  running_ = std::move(next);
+  result.ok = true;
+  result.generation = ++generation_;
+  ++succeeded_;
+  spdlog::info("config reloaded from {}: generation {}, {} manifest(s)", path_, generation_,
+               snapshot->manifests.manifests().size());
+  for (const auto& name : result.restart_needed)
+    spdlog::warn("reload: {} changed in the file but needs a restart: the running value stays", name);
+  return result;
+}
+
+}  // namespace frontdoor::server
