@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "frontdoor/server/status_page.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/stats/counters.hpp"
 #include "frontdoor/version.hpp"
@@ -123,6 +124,10 @@ AdminEndpoints::AdminEndpoints(asio::io_context& control, asio::ip::tcp::accepto
   server_.route("/health", [this](const admin::Request&) { return health(); });
   server_.route("/ready", [this](const admin::Request&) { return ready(); });
   server_.route("/metrics", [this](const admin::Request&) { return metrics(); });
+  server_.route("/", [](const admin::Request&) {
+    return admin::Response{200, "text/html; charset=utf-8", std::string(kStatusPage)};
+  });
+  server_.route("/status.json", [this](const admin::Request&) { return status_json(); });
 }
 
 void AdminEndpoints::enable_reload(ConfigReloader& reloader, std::string token) {
@@ -193,6 +198,68 @@ admin::Response AdminEndpoints::ready() const {
       "{{\"status\":\"{}\",\"workers\":{},\"redis\":{{\"configured\":{},\"connected_workers\":{}}}}}\n",
       draining_ ? "draining" : "ready", workers_.size(), redis ? "true" : "false", redis_connected_);
   return {draining_ ? 503u : 200u, "application/json", body};
+}
+
+namespace {
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+admin::Response AdminEndpoints::status_json() {
+  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(1000));
+  std::string j = fmt::format("{{\"version\":{},\"ready\":{},\"workers\":{},\"requests_per_second\":{:.3f},"
+                              "\"generation\":{},\"endpoints\":[",
+                              quoted(kVersion), draining_ ? "false" : "true", m.workers, requests_per_second(),
+                              reloader_ != nullptr ? reloader_->generation() : 1);
+  for (std::size_t i = 0; i < m.endpoints.size(); ++i) {
+    const auto& e = m.endpoints[i];
+    j += fmt::format("{}{{\"endpoint\":{},\"breakers_open\":{},\"in_flight\":{},\"breaker_opened\":{},"
+                     "\"breaker_rejected\":{}}}",
+                     i ? "," : "", quoted(e.endpoint), e.breakers_open, e.in_flight, e.breaker_opened, e.breaker_rejected);
+  }
+  j += "],\"manifests\":[";
+  for (std::size_t i = 0; i < m.manifests.size(); ++i) {
+    const auto& mf = m.manifests[i];
+    j += fmt::format("{}{{\"manifest\":{},\"ejections\":{},\"retries\":{},\"retries_exhausted\":{}}}", i ? "," : "",
+                     quoted(mf.manifest), mf.ejections, mf.retries, mf.retries_exhausted);
+  }
+  j += "],\"rate_limits\":[";
+  for (std::size_t i = 0; i < m.rate_limits.size(); ++i) {
+    const auto& r = m.rate_limits[i];
+    j += fmt::format("{}{{\"limit\":{},\"manifest\":{},\"allowed\":{},\"refused\":{}}}", i ? "," : "",
+                     quoted(r.limit), quoted(r.manifest), r.allowed, r.refused);
+  }
+  j += "],\"reloads\":[";
+  if (reloader_ != nullptr) {
+    bool first = true;
+    for (const auto& entry : reloader_->history()) {
+      const auto at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(entry.at.time_since_epoch()).count();
+      std::string body = entry.result.json();
+      while (!body.empty() && body.back() == '\n') body.pop_back();
+      j += fmt::format("{}{{\"at_ms\":{},{}", first ? "" : ",", at_ms, body.substr(1));
+      first = false;
+    }
+  }
+  j += "]}\n";
+  return {200, "application/json", j};
+}
+
+double AdminEndpoints::requests_per_second() const {
+  if (samples_.size() < 2) return 0;
+  const auto span = std::chrono::duration<double>(samples_.back().at - samples_.front().at).count();
+  return span > 0 ? static_cast<double>(samples_.back().requests - samples_.front().requests) / span : 0;
 }
 
 admin::Response AdminEndpoints::metrics() {
@@ -270,11 +337,7 @@ admin::Response AdminEndpoints::metrics() {
     x.add("fd_config_generation", "The configuration serving: 1 at start, one more per reload.", MetricType::Gauge, "",
           {}, static_cast<double>(reloader_->generation()));
   }
-  double rate = 0;
-  if (samples_.size() >= 2) {
-    const auto span = std::chrono::duration<double>(samples_.back().at - samples_.front().at).count();
-    if (span > 0) rate = static_cast<double>(samples_.back().requests - samples_.front().requests) / span;
-  }
+  const double rate = requests_per_second();
   x.add("http_requests_per_second",
         "Requests per second over admin.rate_window, this pod: the HorizontalPodAutoscaler's Pods metric.",
         MetricType::Gauge, "", {}, rate);

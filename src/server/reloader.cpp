@@ -46,6 +46,13 @@ std::string ReloadResult::json() const {
 }
 
 ReloadResult ConfigReloader::reload() {
+  ReloadResult result = attempt();
+  history_.push_back({std::chrono::system_clock::now(), result});
+  if (history_.size() > 10) history_.pop_front();
+  return result;
+}
+
+ReloadResult ConfigReloader::attempt() {
   ReloadResult result;
   result.generation = generation_;
   const auto refuse = [&](std::vector<std::string> errors) {

@@ -48,10 +48,12 @@ class AdminEndpoints {
   admin::Response health() const;
   admin::Response ready() const;
   admin::Response metrics();
+  admin::Response status_json();
 
  private:
   void heartbeat();
   void sample();
+  double requests_per_second() const;
 
   boost::asio::io_context& control_;
   admin::AdminServer server_;

@@ -6,7 +6,9 @@
 // over for the endpoints that stay (stable endpoint ids). A bad file changes nothing.
 // Settings that cannot change live keep their running values, and the result names them.
 // Control thread only.
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,8 +38,16 @@ class ConfigReloader {
   std::uint64_t generation() const noexcept { return generation_; }
   std::uint64_t succeeded() const noexcept { return succeeded_; }
   std::uint64_t failed() const noexcept { return failed_; }
+  // The last reloads, newest last (for the status page): when, and what came of it.
+  struct Entry {
+    std::chrono::system_clock::time_point at;
+    ReloadResult result;
+  };
+  const std::deque<Entry>& history() const noexcept { return history_; }
 
  private:
+  ReloadResult attempt();
+
   std::string path_;  // empty: started by `frontdoor proxy`, nothing to reload from
   config::Config running_;
   snapshot::EndpointRegistry& registry_;
@@ -45,6 +55,7 @@ class ConfigReloader {
   std::uint64_t generation_ = 1;
   std::uint64_t succeeded_ = 0;
   std::uint64_t failed_ = 0;
+  std::deque<Entry> history_;  // at most 10
 };
 
 }  // namespace frontdoor::server
