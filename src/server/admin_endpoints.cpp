@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "frontdoor/server/json.hpp"
 #include "frontdoor/server/status_page.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/stats/counters.hpp"
@@ -200,46 +201,30 @@ admin::Response AdminEndpoints::ready() const {
   return {draining_ ? 503u : 200u, "application/json", body};
 }
 
-namespace {
-
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-}  // namespace
 
 admin::Response AdminEndpoints::status_json() {
   const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(1000));
   std::string j = fmt::format("{{\"version\":{},\"ready\":{},\"workers\":{},\"requests_per_second\":{:.3f},"
                               "\"generation\":{},\"endpoints\":[",
-                              quoted(kVersion), draining_ ? "false" : "true", m.workers, requests_per_second(),
+                              json_string(kVersion), draining_ ? "false" : "true", m.workers, requests_per_second(),
                               reloader_ != nullptr ? reloader_->generation() : 1);
   for (std::size_t i = 0; i < m.endpoints.size(); ++i) {
     const auto& e = m.endpoints[i];
     j += fmt::format("{}{{\"endpoint\":{},\"breakers_open\":{},\"in_flight\":{},\"breaker_opened\":{},"
                      "\"breaker_rejected\":{}}}",
-                     i ? "," : "", quoted(e.endpoint), e.breakers_open, e.in_flight, e.breaker_opened, e.breaker_rejected);
+                     i ? "," : "", json_string(e.endpoint), e.breakers_open, e.in_flight, e.breaker_opened, e.breaker_rejected);
   }
   j += "],\"manifests\":[";
   for (std::size_t i = 0; i < m.manifests.size(); ++i) {
     const auto& mf = m.manifests[i];
     j += fmt::format("{}{{\"manifest\":{},\"ejections\":{},\"retries\":{},\"retries_exhausted\":{}}}", i ? "," : "",
-                     quoted(mf.manifest), mf.ejections, mf.retries, mf.retries_exhausted);
+                     json_string(mf.manifest), mf.ejections, mf.retries, mf.retries_exhausted);
   }
   j += "],\"rate_limits\":[";
   for (std::size_t i = 0; i < m.rate_limits.size(); ++i) {
     const auto& r = m.rate_limits[i];
     j += fmt::format("{}{{\"limit\":{},\"manifest\":{},\"allowed\":{},\"refused\":{}}}", i ? "," : "",
-                     quoted(r.limit), quoted(r.manifest), r.allowed, r.refused);
+                     json_string(r.limit), json_string(r.manifest), r.allowed, r.refused);
   }
   j += "],\"reloads\":[";
   if (reloader_ != nullptr) {

@@ -1,5 +1,7 @@
 #include "frontdoor/server/metrics.hpp"
 
+#include "frontdoor/server/json.hpp"
+
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
@@ -10,23 +12,6 @@
 #include "frontdoor/server/worker.hpp"
 
 namespace frontdoor::server {
-namespace {
-
-// Names come from the configuration (validated tokens and key parts), but escape anyway.
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-}  // namespace
 
 std::string Metrics::to_json() const {
   std::string j = fmt::format("{{\"workers\":{},\"workers_missing\":{},", workers, workers_missing);

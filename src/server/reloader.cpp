@@ -4,24 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include "frontdoor/config/loader.hpp"
+#include "frontdoor/server/json.hpp"
 #include "frontdoor/server/worker.hpp"
 
 namespace frontdoor::server {
 
 namespace {
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
 
 std::string json_list(const std::vector<std::string>& items) {
   std::string out = "[";
