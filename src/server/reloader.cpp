@@ -66,7 +66,6 @@ ReloadResult ConfigReloader::attempt() {
   keep("server.max_connections", next.server.max_connections, running_.server.max_connections, result.restart_needed);
   keep("server.drain_timeout", next.server.drain_timeout, running_.server.drain_timeout, result.restart_needed);
   keep("server.drain_delay", next.server.drain_delay, running_.server.drain_delay, result.restart_needed);
-  keep("listeners", next.listeners, running_.listeners, result.restart_needed);
   keep("redis", next.redis, running_.redis, result.restart_needed);
   keep("logging", next.logging, running_.logging, result.restart_needed);
   keep("admin", next.admin, running_.admin, result.restart_needed);
@@ -78,6 +77,11 @@ ReloadResult ConfigReloader::attempt() {
     std::vector<std::string> messages;
     for (const auto& e : errors) messages.push_back(e.to_string());
     return refuse(std::move(messages));
+  }
+  if (!(next.listeners == running_.listeners)) {
+    // Listeners are bound before anything changes: a port in use refuses the whole reload.
+    if (auto errors = apply_listeners_(next.listeners, running_.listeners); !errors.empty())
+      return refuse(std::move(errors));
   }
   for (const auto& w : workers_) w->install_snapshot(snapshot);
   running_ = std::move(next);

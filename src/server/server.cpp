@@ -12,6 +12,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "frontdoor/core/address.hpp"
@@ -35,33 +36,38 @@ namespace {
 constexpr int kListenBacklog = 4096;
 constexpr int kForcedExitCode = 2;  // a second SIGTERM/SIGINT during the drain
 
-// Binds one acceptor per worker on the same address; the kernel spreads connections over them.
-bool bind_listener(const config::ListenerConfig& lc, std::vector<std::unique_ptr<Worker>>& workers,
-                   const ListenerInfo* info, std::uint16_t& bound_port) {
-  asio::io_context resolve_io;
-  asio::ip::tcp::resolver resolver(resolve_io);
+// Binds `count` sockets on the same address with SO_REUSEPORT (one per worker: the kernel spreads
+// connections over them) and hands back their descriptors, listening, for the workers to adopt.
+struct BoundListener {
+  std::vector<int> fds;
+  bool v6 = false;
+  std::uint16_t port = 0;
+};
+
+Expected<BoundListener> bind_listener(const config::ListenerConfig& lc, std::size_t count) {
+  using Result = Expected<BoundListener>;
+  asio::io_context io;  // only to open and bind: the workers' loops adopt the descriptors
+  asio::ip::tcp::resolver resolver(io);
   auto resolved = resolve_address(resolver, lc.address);
-  if (!resolved) {
-    spdlog::error("listener {}: address {}: {}", lc.name, lc.address, resolved.error());
-    return false;
-  }
+  if (!resolved) return Result::failure("address " + lc.address + ": " + resolved.error());
   asio::ip::tcp::endpoint endpoint = *resolved;
+  error_code ec;
   if (endpoint.port() != 0) {
     // SO_REUSEPORT would let us share a port another process (an old instance, another daemon)
     // holds, silently splitting its traffic: probe with a plain bind first.
-    asio::ip::tcp::acceptor probe(resolve_io);
-    error_code ec;
+    asio::ip::tcp::acceptor probe(io);
     probe.open(endpoint.protocol(), ec);
     if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) probe.bind(endpoint, ec);
-    if (ec) {
-      spdlog::error("listener {}: cannot listen on {}: {}", lc.name, lc.address, ec.message());
-      return false;
-    }
+    if (ec) return Result::failure("cannot listen on " + lc.address + ": " + ec.message());
   }
-  for (auto& worker : workers) {
-    asio::ip::tcp::acceptor acceptor(worker->io());
-    error_code ec;
+  BoundListener bound;
+  bound.v6 = endpoint.address().is_v6();
+  const auto close_all = [&] {
+    for (int fd : bound.fds) ::close(fd);
+  };
+  for (std::size_t i = 0; i < count; ++i) {
+    asio::ip::tcp::acceptor acceptor(io);
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) {
@@ -71,18 +77,20 @@ bool bind_listener(const config::ListenerConfig& lc, std::vector<std::unique_ptr
     }
     if (!ec) acceptor.bind(endpoint, ec);
     if (!ec) acceptor.listen(kListenBacklog, ec);
-    if (!ec) acceptor.non_blocking(true, ec);
     if (ec) {
-      spdlog::error("listener {}: cannot listen on {}: {}", lc.name, lc.address, ec.message());
-      return false;
+      close_all();
+      return Result::failure("cannot listen on " + lc.address + ": " + ec.message());
     }
-    // Port 0: the first worker's bind picks the port, the others join it.
+    // Port 0: the first bind picks the port, the others join it.
     endpoint.port(acceptor.local_endpoint().port());
-    worker->add_listener(std::move(acceptor), info);
+    bound.fds.push_back(acceptor.release(ec));
   }
-  bound_port = endpoint.port();
-  return true;
+  bound.port = endpoint.port();
+  return bound;
 }
+
+// What workers read of a listener; a reload makes a new one rather than change one in use.
+std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, std::string& error);
 
 // Server-side TLS: TLS 1.2+, the certificate chain and key from PEM files.
 Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(const config::TlsConfig& tls) {
@@ -142,6 +150,24 @@ std::uint32_t connection_limit(std::uint32_t configured) {
   else
     spdlog::info("server.max_connections: {}", configured);
   return configured;
+}
+
+std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, std::string& error) {
+  std::vector<Network> trusted;
+  for (const auto& text : lc.trusted_proxies)
+    if (auto network = Network::parse(text)) trusted.push_back(*network);  // validated already
+  auto info = std::make_unique<ListenerInfo>(ListenerInfo{lc.name, lc.default_environment, lc.environments,
+                                                          lc.proxy_protocol, NetworkSet(std::move(trusted)),
+                                                          lc.tls.has_value(), nullptr});
+  if (lc.tls) {
+    auto context = make_tls_context(*lc.tls);
+    if (!context) {
+      error = "TLS: " + context.error();
+      return nullptr;
+    }
+    info->tls_context = *context;
+  }
+  return info;
 }
 
 }  // namespace
@@ -208,27 +234,27 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   for (auto& worker : workers) peers.push_back(worker.get());
   for (auto& worker : workers) worker->set_peers(peers);
 
-  std::vector<ListenerInfo> infos;
-  infos.reserve(config.listeners.size());
+  // Listener infos live as long as the process: a session keeps a pointer to its listener's.
+  std::vector<std::unique_ptr<ListenerInfo>> infos;
+  std::map<std::string, ListenerInfo*> live_listeners;  // by name
   std::vector<std::pair<std::string, std::uint16_t>> ports;
   for (const auto& lc : config.listeners) {
-    std::vector<Network> trusted;
-    for (const auto& text : lc.trusted_proxies)
-      if (auto network = Network::parse(text)) trusted.push_back(*network);  // validated already
-    infos.push_back({lc.name, lc.default_environment, lc.environments, lc.proxy_protocol,
-                     NetworkSet(std::move(trusted)), lc.tls.has_value(), nullptr});
-    if (lc.tls) {
-      auto context = make_tls_context(*lc.tls);
-      if (!context) {
-        spdlog::error("listener {}: TLS: {}", lc.name, context.error());
-        return 1;
-      }
-      infos.back().tls_context = *context;
+    std::string error;
+    auto info = listener_info(lc, error);
+    if (!info) {
+      spdlog::error("listener {}: {}", lc.name, error);
+      return 1;
     }
-    std::uint16_t port = 0;
-    if (!bind_listener(lc, workers, &infos.back(), port)) return 1;
-    ports.emplace_back(lc.name, port);
-    spdlog::info("listener {} on {} (port {})", lc.name, lc.address, port);
+    auto bound = bind_listener(lc, workers.size());
+    if (!bound) {
+      spdlog::error("listener {}: {}", lc.name, bound.error());
+      return 1;
+    }
+    for (std::size_t i = 0; i < workers.size(); ++i) workers[i]->adopt_listener((*bound).fds[i], (*bound).v6, info.get(), false);
+    ports.emplace_back(lc.name, (*bound).port);
+    spdlog::info("listener {} on {} (port {})", lc.name, lc.address, (*bound).port);
+    live_listeners[lc.name] = info.get();
+    infos.push_back(std::move(info));
   }
   // One writer thread for the access log: workers hand it buffers and never block on it.
   std::unique_ptr<LogWriter> log_writer;
@@ -269,7 +295,65 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   }
 
   // Reloads: SIGHUP, POST /reload (the admin listener), `frontdoor reload`.
-  ConfigReloader reloader(options.config_path, config, registry, workers);
+  // A reload's new listeners: bound first (all or none), then the workers adopt, retarget or close.
+  const auto apply_listeners = [&](const std::vector<config::ListenerConfig>& next,
+                                   const std::vector<config::ListenerConfig>& running) {
+    std::map<std::string, const config::ListenerConfig*> before, after;
+    for (const auto& l : running) before[l.name] = &l;
+    for (const auto& l : next) after[l.name] = &l;
+    struct Added {
+      const config::ListenerConfig* config;
+      std::unique_ptr<ListenerInfo> info;
+      BoundListener bound;
+    };
+    std::vector<Added> added;
+    std::vector<std::pair<ListenerInfo*, std::unique_ptr<ListenerInfo>>> retargeted;
+    std::vector<std::string> errors;
+    for (const auto& [name, lc] : after) {
+      const auto was = before.find(name);
+      if (was != before.end() && *was->second == *lc) continue;
+      std::string error;
+      auto info = listener_info(*lc, error);
+      if (info && was != before.end() && was->second->address == lc->address) {
+        retargeted.emplace_back(live_listeners[name], std::move(info));  // same socket, new settings
+        continue;
+      }
+      auto bound = info ? bind_listener(*lc, workers.size()) : Expected<BoundListener>::failure(error);
+      if (!bound) {
+        errors.push_back("listener " + name + ": " + bound.error());
+        for (auto& a : added)
+          for (int fd : a.bound.fds) ::close(fd);
+        return errors;
+      }
+      added.push_back({lc, std::move(info), *bound});
+    }
+    for (const auto& [name, lc] : before) {
+      const auto now = after.find(name);
+      if (now != after.end() && now->second->address == lc->address) continue;
+      for (auto& w : workers) w->remove_listener(live_listeners[name]);  // its connections stay
+      live_listeners.erase(name);
+      std::erase_if(ports, [&](const auto& p) { return p.first == name; });
+      spdlog::info("reload: listener {} closed", name);
+    }
+    for (auto& [from, to] : retargeted) {
+      for (auto& w : workers) w->retarget_listener(from, to.get());
+      live_listeners[to->name] = to.get();
+      spdlog::info("reload: listener {} takes its new settings", to->name);
+      infos.push_back(std::move(to));
+    }
+    for (auto& a : added) {
+      for (std::size_t i = 0; i < workers.size(); ++i)
+        workers[i]->adopt_listener(a.bound.fds[i], a.bound.v6, a.info.get(), true);
+      ports.emplace_back(a.config->name, a.bound.port);
+      live_listeners[a.config->name] = a.info.get();
+      spdlog::info("reload: listener {} on {} (port {})", a.config->name, a.config->address, a.bound.port);
+      infos.push_back(std::move(a.info));
+    }
+    if (!options.ports_file.empty() && !write_ports_file(options.ports_file, ports))
+      spdlog::warn("reload: cannot rewrite the ports file {}", options.ports_file);
+    return errors;
+  };
+  ConfigReloader reloader(options.config_path, config, registry, workers, apply_listeners);
   if (admin) {
     std::string token;
     if (const auto& env = config.admin.token_env; !env.empty()) {

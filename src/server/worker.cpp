@@ -77,10 +77,52 @@ Worker::~Worker() {
   pools_.clear();
 }
 
-void Worker::add_listener(asio::ip::tcp::acceptor acceptor, const ListenerInfo* info) {
-  auto listener = std::make_unique<Listener>(
-      Listener{std::move(acceptor), info, asio::ip::tcp::socket(io_), {}, asio::steady_timer(io_)});
-  listeners_.push_back(std::move(listener));
+void Worker::adopt_listener(int fd, bool v6, const ListenerInfo* info, bool live) {
+  const auto adopt = [this, fd, v6, info] {
+    asio::ip::tcp::acceptor acceptor(io_);
+    error_code ec;
+    acceptor.assign(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+    if (!ec) acceptor.non_blocking(true, ec);
+    if (ec) {
+      spdlog::error("worker {}: listener {}: {}", index_, info->name, ec.message());
+      ::close(fd);
+      return;
+    }
+    listeners_.push_back(std::make_unique<Listener>(
+        Listener{std::move(acceptor), info, asio::ip::tcp::socket(io_), {}, asio::steady_timer(io_)}));
+    return accept(*listeners_.back());
+  };
+  if (!live) {
+    // Before run(): the loop's first turn starts accepting (run() walks the listeners).
+    asio::ip::tcp::acceptor acceptor(io_);
+    error_code ec;
+    acceptor.assign(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+    if (!ec) acceptor.non_blocking(true, ec);
+    if (!ec)
+      listeners_.push_back(std::make_unique<Listener>(
+          Listener{std::move(acceptor), info, asio::ip::tcp::socket(io_), {}, asio::steady_timer(io_)}));
+    return;
+  }
+  asio::post(io_, adopt);
+}
+
+void Worker::retarget_listener(const ListenerInfo* from, const ListenerInfo* to) {
+  asio::post(io_, [this, from, to] {
+    for (auto& l : listeners_)
+      if (l->info == from) l->info = to;
+  });
+}
+
+void Worker::remove_listener(const ListenerInfo* info) {
+  asio::post(io_, [this, info] {
+    for (auto& l : listeners_)
+      if (l->info == info && l->acceptor.is_open()) {
+        // Its pending accept completes (aborted) into this object: it stays in the list, closed.
+        error_code ignored;
+        l->acceptor.close(ignored);
+        l->retry.cancel();
+      }
+  });
 }
 
 void Worker::open_access_log(LogWriter* writer) {

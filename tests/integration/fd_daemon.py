@@ -69,12 +69,7 @@ class Frontdoor:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if os.path.exists(self.ports_path):
-                ports = {}
-                with open(self.ports_path) as f:
-                    for line in f:
-                        parts = line.split()
-                        if len(parts) == 2:
-                            ports[parts[0]] = int(parts[1])
+                ports = self.read_ports()
                 if all(l in ports for l in listeners):
                     self.ports = ports
                     return self
@@ -83,6 +78,16 @@ class Frontdoor:
                                      % (self.proc.returncode, self.logs()))
             time.sleep(0.02)
         raise AssertionError("frontdoor wrote no ports file within %.0f s\n%s" % (wait, self.logs()))
+
+    def read_ports(self) -> dict:
+        """The ports file as it is now (a reload rewrites it)."""
+        ports = {}
+        with open(self.ports_path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2:
+                    ports[parts[0]] = int(parts[1])
+        return ports
 
     @property
     def port(self) -> int:

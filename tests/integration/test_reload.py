@@ -130,3 +130,65 @@ def test_reloading_every_few_hundred_ms_under_load_fails_no_request(frontdoor, u
     assert failures == [], failures[:5]
     assert sum(counts) > 100
     assert fd.stderr().count("config reloaded") == 8
+
+
+def _reload_and_wait(fd, generation):
+    fd.signal(signal.SIGHUP)
+    assert _wait_for_log(fd, "generation %d" % generation) or "reload refused" in fd.stderr(), fd.stderr()
+
+
+def test_listeners_added_retargeted_and_removed_without_dropping_connections(frontdoor, upstreams):
+    prod, stage = upstreams("prod"), upstreams("stage")
+    cfg = make_config([manifest("p", "m", [prod], environment="production"),
+                       manifest("p", "m", [stage], environment="staging")])
+    fd = frontdoor(cfg)
+    with Client(fd.port) as kept:
+        assert kept.request("GET", "/p/m/1").headers.get("X-Upstream") == "prod"
+        # A new listener.
+        cfg["listeners"].append({"name": "second", "address": "127.0.0.1:0", "default_environment": "staging"})
+        _write(fd, cfg)
+        _reload_and_wait(fd, 2)
+        second = fd.read_ports()["second"]
+        with Client(second) as on_second:
+            assert on_second.request("GET", "/p/m/2").headers.get("X-Upstream") == "stage"
+            # The main listener's settings change: new connections get them, the socket stays.
+            cfg["listeners"][0]["default_environment"] = "staging"
+            _write(fd, cfg)
+            _reload_and_wait(fd, 3)
+            assert fd.read_ports()["main"] == fd.port
+            assert request(fd.port, "GET", "/p/m/3").headers.get("X-Upstream") == "stage"
+            # The second listener goes: no new connection there, the one open keeps working.
+            del cfg["listeners"][1]
+            _write(fd, cfg)
+            _reload_and_wait(fd, 4)
+            assert "second" not in fd.read_ports()
+            time.sleep(0.2)
+            try:
+                refused = Client(second, timeout=2)
+                refused.send(b"GET /p/m/x HTTP/1.1\r\nHost: h\r\n\r\n")
+                closed, _ = refused.wait_closed(2)
+                assert closed, "the removed listener still accepts"
+            except OSError:
+                pass  # refused at connect: as expected
+            assert on_second.request("GET", "/p/m/4").status == 200
+        assert kept.request("GET", "/p/m/5").status == 200, "a connection of the first configuration"
+
+
+def test_a_listener_on_a_port_in_use_refuses_the_whole_reload(frontdoor, upstreams):
+    import socket
+    a, b = upstreams("a"), upstreams("b")
+    cfg = make_config([manifest("p", "m", [a])])
+    fd = frontdoor(cfg)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        cfg["manifests"] = [manifest("p", "m", [b])]
+        cfg["listeners"].append({"name": "taken", "address": "127.0.0.1:%d" % holder.getsockname()[1],
+                                 "default_environment": "production"})
+        _write(fd, cfg)
+        fd.signal(signal.SIGHUP)
+        assert _wait_for_log(fd, "reload refused: listener taken: cannot listen on"), fd.stderr()
+        assert request(fd.port, "GET", "/p/m/x").headers.get("X-Upstream") == "a", "nothing changed"
+    finally:
+        holder.close()

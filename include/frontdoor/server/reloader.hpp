@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,9 +31,15 @@ struct ReloadResult {
 
 class ConfigReloader {
  public:
+  // Applies a new list of listeners (from the running one): binds what is new or moved, retargets
+  // what only changed settings, closes what went — or changes nothing and returns why.
+  using ApplyListeners = std::function<std::vector<std::string>(const std::vector<config::ListenerConfig>& next,
+                                                                const std::vector<config::ListenerConfig>& running)>;
+
   ConfigReloader(std::string path, config::Config running, snapshot::EndpointRegistry& registry,
-                 const std::vector<std::unique_ptr<Worker>>& workers)
-      : path_(std::move(path)), running_(std::move(running)), registry_(registry), workers_(workers) {}
+                 const std::vector<std::unique_ptr<Worker>>& workers, ApplyListeners apply_listeners)
+      : path_(std::move(path)), running_(std::move(running)), registry_(registry), workers_(workers),
+        apply_listeners_(std::move(apply_listeners)) {}
 
   ReloadResult reload();
   std::uint64_t generation() const noexcept { return generation_; }
@@ -52,6 +59,7 @@ class ConfigReloader {
   config::Config running_;
   snapshot::EndpointRegistry& registry_;
   const std::vector<std::unique_ptr<Worker>>& workers_;
+  ApplyListeners apply_listeners_;
   std::uint64_t generation_ = 1;
   std::uint64_t succeeded_ = 0;
   std::uint64_t failed_ = 0;

@@ -50,8 +50,13 @@ class Worker final : public proxy::ExchangeHost {
   boost::asio::io_context& io() noexcept override { return io_; }
   unsigned index() const noexcept { return index_; }
 
-  // Setup, before run(): takes a bound, listening acceptor.
-  void add_listener(boost::asio::ip::tcp::acceptor acceptor, const ListenerInfo* info);
+  // Takes a bound, listening socket (its descriptor) for `info`: before run() (`live` false),
+  // directly; while running (a reload), posted — it starts accepting on the worker's thread.
+  void adopt_listener(int fd, bool v6, const ListenerInfo* info, bool live);
+  // A reload (posted): new connections to the listener `from` get `to` (same socket, new settings).
+  void retarget_listener(const ListenerInfo* from, const ListenerInfo* to);
+  // A reload (posted): the listener stops accepting; its connections stay.
+  void remove_listener(const ListenerInfo* info);
   // Setup, before run(): the process's access log writer (null: off).
   void open_access_log(LogWriter* writer);
 
