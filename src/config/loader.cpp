@@ -317,9 +317,11 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                   else string(v, rd.key_prefix);
                 });
          } else if (key == "admin") {
-           each(f, {"address", "rate_window", "token_env"}, [&](const std::string& k, const Field& v) {
+           each(f, {"address", "rate_window", "token_env", "ready_requires"}, [&](const std::string& k, const Field& v) {
              if (k == "address") string(v, c.admin.address);
              else if (k == "token_env") string(v, c.admin.token_env);
+             else if (k == "ready_requires" && (c.admin.ready_requires.clear(), true))
+               list(v, "dependencies", [&](const Field& item) { string(item, c.admin.ready_requires.emplace_back()); });
              else duration(v, c.admin.rate_window);
            });
          } else if (key == "logging") {

@@ -196,7 +196,10 @@ std::string to_yaml(const Config& c) {
   y << "admin:\n"
     << "  address: " << quoted(c.admin.address) << "  # host:port of /health, /ready, /metrics; empty = off\n"
     << "  rate_window: " << format_duration(c.admin.rate_window) << "  # http_requests_per_second's window\n"
-    << "  token_env: " << quoted(c.admin.token_env) << "  # bearer token for POST /reload; empty = none\n";
+    << "  token_env: " << quoted(c.admin.token_env) << "  # bearer token for POST /reload; empty = none\n"
+    << "  ready_requires: [";
+  for (std::size_t i = 0; i < c.admin.ready_requires.size(); ++i) y << (i ? ", " : "") << quoted(c.admin.ready_requires[i]);
+  y << "]  # dependencies whose outage fails /ready (redis)\n";
   y << "logging:\n"
     << "  level: " << quoted(c.logging.level) << "\n"
     << "  access_log:\n"

@@ -183,6 +183,13 @@ class Checker {
       add("admin.address", shown(a.address) + " is not host:port (expected e.g. 0.0.0.0:9901)");
     if (!config_.admin.token_env.empty() && !is_token(config_.admin.token_env))
       add("admin.token_env", shown(config_.admin.token_env) + " is not an environment variable name");
+    for (std::size_t i = 0; i < config_.admin.ready_requires.size(); ++i) {
+      const auto& dep = config_.admin.ready_requires[i];
+      if (dep != "redis")
+        add("admin.ready_requires[" + std::to_string(i) + "]", shown(dep) + " is not a dependency (expected redis)");
+      else if (config_.redis.address.empty())
+        add("admin.ready_requires[" + std::to_string(i) + "]", "redis is required for readiness but redis.address is empty");
+    }
     if (config_.admin.rate_window < std::chrono::seconds(1))
       add("admin.rate_window", "must be at least 1s");
     const auto& lim = config_.limits;

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <fstream>
 #include <limits>
@@ -195,10 +196,16 @@ admin::Response AdminEndpoints::health() const {
 
 admin::Response AdminEndpoints::ready() const {
   const bool redis = !config_.redis.address.empty();
+  const auto& requires_list = config_.admin.ready_requires;
+  const bool redis_required = std::find(requires_list.begin(), requires_list.end(), "redis") != requires_list.end();
+  // Redis counts as down when no worker has a connection to it (at the last 1 s sample).
+  const bool redis_down = redis && redis_connected_ == 0;
+  const char* status = draining_ ? "draining" : (redis_required && redis_down) ? "dependency_down" : "ready";
   const std::string body = fmt::format(
-      "{{\"status\":\"{}\",\"workers\":{},\"redis\":{{\"configured\":{},\"connected_workers\":{}}}}}\n",
-      draining_ ? "draining" : "ready", workers_.size(), redis ? "true" : "false", redis_connected_);
-  return {draining_ ? 503u : 200u, "application/json", body};
+      "{{\"status\":\"{}\",\"workers\":{},\"redis\":{{\"configured\":{},\"connected_workers\":{},"
+      "\"required\":{}}}}}\n",
+      status, workers_.size(), redis ? "true" : "false", redis_connected_, redis_required ? "true" : "false");
+  return {std::string_view(status) == "ready" ? 200u : 503u, "application/json", body};
 }
 
 

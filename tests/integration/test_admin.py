@@ -106,3 +106,20 @@ def test_ready_turns_503_at_once_on_sigterm_while_traffic_is_still_served(frontd
 def test_no_admin_section_no_admin_listener(frontdoor, upstream):
     fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
     assert "admin" not in fd.ports
+
+
+def test_readiness_can_require_redis(frontdoor, upstream):
+    from fdtest import free_port
+    cfg = _admin_config(upstream)
+    cfg["redis"] = {"address": "127.0.0.1:%d" % free_port(), "connect_timeout": "100ms"}  # nobody there
+    fd = frontdoor(cfg, listeners=("main", "admin"), name="optional")
+    time.sleep(1.3)  # a sample
+    status, _, body = _get(fd.ports["admin"], "/ready")
+    assert status == 200, "by default a dependency down does not fail readiness: %s" % body
+    assert json.loads(body)["redis"] == {"configured": True, "connected_workers": 0, "required": False}
+    cfg["admin"]["ready_requires"] = ["redis"]
+    fd2 = frontdoor(cfg, listeners=("main", "admin"), name="required")
+    time.sleep(1.3)
+    status, _, body = _get(fd2.ports["admin"], "/ready")
+    assert status == 503 and json.loads(body)["status"] == "dependency_down", body
+    assert request(fd2.port, "GET", "/p/m/still-served").status == 200, "readiness only: traffic still served"

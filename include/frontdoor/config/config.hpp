@@ -284,6 +284,9 @@ struct AdminConfig {
   // Name of an environment variable holding a bearer token: POST /reload then needs
   // `Authorization: Bearer <token>`. Empty: whoever reaches the admin port may reload.
   std::string token_env;
+  // Dependencies whose outage fails readiness ("redis"). Empty: none does — the embedded
+  // defaults and local limits keep serving without them.
+  std::vector<std::string> ready_requires;
 
   friend bool operator==(const AdminConfig&, const AdminConfig&) = default;
 };

@@ -700,7 +700,7 @@ Config full_config(const std::string& cert, const std::string& key) {
   Config c;
   c.source = "round-trip";
   c.server = {8, 1500ms, 250ms, 123};
-  c.admin = {"127.0.0.1:9901", 10s, "FD_ADMIN_TOKEN"};
+  c.admin = {"127.0.0.1:9901", 10s, "FD_ADMIN_TOKEN", {}};
   ListenerConfig a;
   a.name = "pub\"lic";
   a.address = "[::]:443";
@@ -742,6 +742,7 @@ Config full_config(const std::string& cert, const std::string& key) {
   c.redis.address = "unix:/run/redis #1.sock";
   c.redis.password_env = "REDIS_PASSWORD";
   c.redis.command_timeout = 15ms;
+  c.admin.ready_requires = {"redis"};
   limit.name = "cart";
   limit.scope = "local";
   n.rate_limits = {limit};
