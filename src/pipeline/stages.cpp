@@ -453,8 +453,12 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   if (ctx.manifest->balancing == manifest::Balancing::sticky) {
     const auto token = sticky_token(endpoints[i]);
     const std::string_view mine(token.data(), token.size());
+    ctx.erase_sticky_cookie();  // a retry picked again: its endpoint's cookie replaces the last one
     if (cookie_value(ctx, ctx.manifest->sticky_cookie) != mine) {
+      const auto at = ctx.response_headers_size;
       HeaderLine(ctx, "Set-Cookie").add(ctx.manifest->sticky_cookie).add("=").add(mine).add("; Path=/; HttpOnly").commit();
+      ctx.sticky_cookie_at = at;
+      ctx.sticky_cookie_size = static_cast<std::uint16_t>(ctx.response_headers_size - at);
     }
   }
   return Verdict::Continue;

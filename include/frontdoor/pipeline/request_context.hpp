@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -77,6 +78,17 @@ struct RequestContext {
   std::string_view extra_response_headers() const noexcept {
     return {response_headers.data(), response_headers_size};
   }
+  // Where the sticky Set-Cookie line sits in response_headers, so that a retry's new pick replaces
+  // it instead of adding a second cookie; sticky_cookie_size 0 = none.
+  std::uint16_t sticky_cookie_at = 0;
+  std::uint16_t sticky_cookie_size = 0;
+  void erase_sticky_cookie() noexcept {
+    if (sticky_cookie_size == 0) return;
+    const std::size_t end = sticky_cookie_at + sticky_cookie_size;
+    std::memmove(response_headers.data() + sticky_cookie_at, response_headers.data() + end, response_headers_size - end);
+    response_headers_size = static_cast<std::uint16_t>(response_headers_size - sticky_cookie_size);
+    sticky_cookie_size = 0;
+  }
 
   // Outcome, filled as the exchange goes; on_complete reads it.
   Error outcome = Error::ok;
@@ -95,6 +107,7 @@ struct RequestContext {
     holds_request_slot = holds_retry_slot = false;
     retry_after_seconds = 0;
     response_headers_size = 0;
+    sticky_cookie_size = 0;
     stage_next = 0;
     limit_next = 0;
     limit_tightest = -1;

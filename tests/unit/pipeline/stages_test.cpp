@@ -581,6 +581,39 @@ TEST(PickStage, StickyCookiePinsAndIsSetOnce) {
   }
 }
 
+TEST(PickStage, StickyRetryReplacesTheCookieInsteadOfAddingOne) {
+  Harness h(manifest_with("    balancing: sticky\n    sticky_cookie: pin\n"));
+  auto cookies = [&] {
+    const std::string headers(h.ctx.extra_response_headers());
+    std::size_t n = 0;
+    for (auto at = headers.find("Set-Cookie:"); at != std::string::npos; at = headers.find("Set-Cookie:", at + 1)) ++n;
+    return n;
+  };
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  const std::string before(h.ctx.extra_response_headers());
+  ASSERT_EQ(cookies(), 1u);
+  // The first endpoint failed: the retry picks another, whose cookie is the one the client gets.
+  h.ctx.tried |= std::uint64_t{1} << h.ctx.endpoint_index;
+  h.ctx.attempt = 1;
+  ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
+  EXPECT_EQ(cookies(), 1u) << h.ctx.extra_response_headers();
+  EXPECT_NE(std::string(h.ctx.extra_response_headers()), before);
+  h.complete(Error::ok, 200);
+
+  // A client pinned to one endpoint, retried onto another: one cookie, the new endpoint's.
+  const std::string token = before.substr(16, 16);
+  ASSERT_EQ(h.request("/shop/cart", "Cookie: pin=" + token + "\r\n"), Verdict::Continue);
+  ASSERT_EQ(cookies(), 0u);
+  h.ctx.tried |= std::uint64_t{1} << h.ctx.endpoint_index;
+  h.ctx.attempt = 1;
+  ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
+  EXPECT_EQ(cookies(), 1u);
+  h.ctx.tried |= std::uint64_t{1} << h.ctx.endpoint_index;
+  h.ctx.attempt = 2;
+  ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
+  EXPECT_EQ(cookies(), 1u) << h.ctx.extra_response_headers();
+}
+
 TEST(LoadShedStage, ShedsLowThenNormalNeverHigh) {
   Harness h(R"(listeners:
   - address: 127.0.0.1:0
