@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "frontdoor/core/partial_write.hpp"
 #include "frontdoor/resilience/retry_budget.hpp"
 
 namespace frontdoor::proxy {
@@ -251,19 +252,12 @@ void UpstreamExchange::upstream_write_failed(const error_code& ec) {
   fail(Error::upstream_reset, ec.message());
 }
 
-// A write the kernel took only `written` bytes of: the unsent part of the head (scratch space, about
-// to be reused) is copied to spill_; the body view stays valid as its buffer is not touched until the
-// write ends. Returns the unsent body; `next` runs once everything is written.
+// A write the kernel took only `written` bytes of: the rest is kept for the asynchronous write
+// (core::keep_unsent); `next` runs once everything is written.
 std::string_view UpstreamExchange::keep_unsent(std::string_view head, std::string_view body, std::size_t written,
                                                Step next) {
-  if (written < head.size()) {
-    spill_.assign(head.substr(written));
-  } else {
-    spill_.clear();
-    body.remove_prefix(written - head.size());
-  }
   after_upstream_write_ = next;
-  return body;
+  return core::keep_unsent(spill_, head, body, written);
 }
 
 // ---------------------------------------------------------------------------------------------

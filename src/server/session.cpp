@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "frontdoor/core/network.hpp"
+#include "frontdoor/core/partial_write.hpp"
 #include "frontdoor/http/proxy_protocol.hpp"
 #include "frontdoor/server/client_address.hpp"
 #include "frontdoor/server/worker.hpp"
@@ -466,14 +467,7 @@ proxy::ClientWrite Session::write_client(std::string_view head, std::string_view
     close_now();
     return proxy::ClientWrite::failed;
   }
-  // The unsent part of the head (scratch space, about to be reused) is copied; the body's buffer
-  // is not touched until the write ends.
-  if (n < head.size()) {
-    spill_.assign(head.substr(n));
-  } else {
-    spill_.clear();
-    body.remove_prefix(n - head.size());
-  }
+  body = core::keep_unsent(spill_, head, body, n);
   client_write_pending_ = true;
   set_deadline(snapshot_->config.timeouts.client_idle);
   client_.async_write(spill_, body, [this](const error_code& ec, std::size_t written) {
