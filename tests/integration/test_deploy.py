@@ -1,4 +1,4 @@
-"""deploy/: the Kubernetes manifest's embedded configuration passes `frontdoor check`, its probes
+"""deploy/: the Kubernetes kit's configuration (deploy/kubernetes/base) passes `frontdoor check`, its probes
 point at the admin listener it configures, and the Deployment leaves time for the drain."""
 import os
 import re
@@ -11,8 +11,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _docs():
-    with open(os.path.join(ROOT, "deploy", "kubernetes", "frontdoor.yaml")) as f:
-        return {d["kind"]: d for d in yaml.safe_load_all(f)}
+    # The kustomize base: frontdoor.yaml becomes the ConfigMap (configMapGenerator) the Deployment mounts.
+    base = os.path.join(ROOT, "deploy", "kubernetes", "base")
+    with open(os.path.join(base, "frontdoor.yaml")) as f:
+        config = f.read()
+    with open(os.path.join(base, "deployment.yaml")) as f:
+        deployment = yaml.safe_load(f)
+    return {"ConfigMap": {"data": {"frontdoor.yaml": config}}, "Deployment": deployment}
 
 
 def test_the_configmap_config_is_valid(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from fdtest import Client, free_port, make_config, manifest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RULES = os.path.join(ROOT, "deploy", "kubernetes", "prometheus-adapter-rules.yaml")
+RULES = os.path.join(ROOT, "deploy", "kubernetes", "prometheus-adapter", "rules.yaml")
 
 
 def _scrape(port):
