@@ -21,6 +21,7 @@ LAYERS = [
     ["ratelimit"],                                 # compiled limits, the global limiter
     ["manifest"],                                  # manifests and their table
     ["snapshot"],                                  # a validated config compiled for the data plane
+    ["store"],                                     # the manifest store: PostgreSQL, Redis, the L1 cache
     ["upstream"],                                  # connections, pools, cluster load, health checks
     ["pipeline"],                                  # the request context and the stages
     ["proxy"],                                     # the upstream exchange, retry decisions, heads

@@ -226,6 +226,13 @@ class Parser {
   std::size_t manifest_index_ = 0;
   void endpoint(const Field& f, EndpointConfig& e);
 
+ public:
+  // The manifests of a stored document or a `manifests:` file (load_manifests_string); `items` gets
+  // each manifest's node, in order.
+  void parse_manifests(const YAML::Node& root, ManifestsForm form, Config& c, std::vector<YAML::Node>& items);
+
+ private:
+
   std::string file_;
   std::vector<ConfigError>& errors_;
   SourceMap& map_;
@@ -240,12 +247,13 @@ void Parser::parse(const YAML::Node& root, Config& c) {
   if (!root.IsMap()) {
     error(top,
           "the configuration must be a mapping of sections (server, listeners, limits, timeouts, upstream_pool, "
-          "routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, admin, manifests), found " + found(root));
+          "routing, resilience, rate_limits, rate_limit_headers, redis, postgres, manifest_cache, load_shedding, logging, admin, "
+          "manifests), found " + found(root));
     return;
   }
   each(top,
        {"server", "listeners", "limits", "timeouts", "upstream_pool", "routing", "resilience", "rate_limits",
-        "rate_limit_headers", "redis", "load_shedding", "logging", "admin", "manifests"},
+        "rate_limit_headers", "redis", "postgres", "manifest_cache", "load_shedding", "logging", "admin", "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
            each(f, {"workers", "drain_timeout", "drain_delay", "max_connections"}, [&](const std::string& k, const Field& v) {
@@ -316,6 +324,30 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                   else if (k == "command_timeout") duration(v, rd.command_timeout);
                   else if (k == "key_secret_env") string(v, rd.key_secret_env);
                   else string(v, rd.key_prefix);
+                });
+         } else if (key == "postgres") {
+           each(f, {"dsn", "dsn_env", "dsn_file", "replica_dsn", "replica_dsn_env", "listen_dsn", "listen_dsn_env",
+                    "pool_size", "connect_timeout", "query_timeout"},
+                [&](const std::string& k, const Field& v) {
+                  auto& pg = c.postgres;
+                  if (k == "pool_size") integer(v, pg.pool_size, "1..64");
+                  else if (k == "connect_timeout") duration(v, pg.connect_timeout);
+                  else if (k == "query_timeout") duration(v, pg.query_timeout);
+                  else string(v, k == "dsn"               ? pg.dsn
+                                 : k == "dsn_env"         ? pg.dsn_env
+                                 : k == "dsn_file"        ? pg.dsn_file
+                                 : k == "replica_dsn"     ? pg.replica_dsn
+                                 : k == "replica_dsn_env" ? pg.replica_dsn_env
+                                 : k == "listen_dsn"      ? pg.listen_dsn
+                                                          : pg.listen_dsn_env);
+                });
+         } else if (key == "manifest_cache") {
+           each(f, {"max_entries", "max_bytes", "ttl", "redis_ttl", "index_refresh"},
+                [&](const std::string& k, const Field& v) {
+                  auto& mc = c.manifest_cache;
+                  if (k == "max_entries") integer(v, mc.max_entries, "at least 1");
+                  else if (k == "max_bytes") size(v, mc.max_bytes);
+                  else duration(v, k == "ttl" ? mc.ttl : k == "redis_ttl" ? mc.redis_ttl : mc.index_refresh);
                 });
          } else if (key == "admin") {
            each(f, {"address", "rate_window", "token_env", "ready_requires"}, [&](const std::string& k, const Field& v) {
@@ -471,6 +503,33 @@ void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
        });
 }
 
+void Parser::parse_manifests(const YAML::Node& root, ManifestsForm form, Config& c,
+                             std::vector<YAML::Node>& items) {
+  const Field top{root, "", position_of(root)};
+  if (form == ManifestsForm::one) {
+    items.push_back(root);
+    manifest_index_ = 0;
+    manifest(Field{root, "manifests[0]", top.pos}, c.manifests.emplace_back());
+  } else if (!root.IsMap()) {
+    error(top, "expected a mapping with one key, manifests (a list of manifests), found " + found(root));
+  } else {
+    each(top, {"manifests"}, [&](const std::string&, const Field& f) {
+      if (!f.node.IsSequence()) return list(f, "manifests", [](const Field&) {});
+      for (const auto& item : f.node) items.push_back(item);
+      list(f, "manifests", [&](const Field& item) {
+        manifest_index_ = c.manifests.size();
+        manifest(item, c.manifests.emplace_back());
+      });
+    });
+    if (c.manifests.empty() && errors_.empty()) error(top, "no manifests (expected manifests: with at least one)");
+  }
+  for (const auto& d : deferred_) {
+    auto& m = c.manifests[d.manifest];
+    m.resilience = c.resilience;
+    resilience(Field{d.node, d.path, d.pos}, *m.resilience);
+  }
+}
+
 void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
       "project",  "module",       "environment",        "endpoints",   "balancing",  "strip_path_prefix",
@@ -551,6 +610,41 @@ LoadResult load_config_string(std::string_view yaml, const std::string& source_n
   } catch (const std::exception& e) {
     result.config.reset();
     result.errors = failure(source_name, {}, std::string("cannot load the configuration: ") + e.what());
+  }
+  return result;
+}
+
+ManifestsResult load_manifests_string(std::string_view text, const std::string& source_name, const Config& base,
+                                      ManifestsForm form) {
+  ManifestsResult result;
+  try {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::Exception& e) {
+      result.errors = failure(source_name, mark_position(e.mark), "invalid YAML or JSON: " + e.msg);
+      return result;
+    }
+    if (auto trailing = after_first_document(text)) {
+      result.errors = failure(source_name, trailing->first, trailing->second);
+      return result;
+    }
+    Config config = base;
+    config.source = source_name;
+    config.manifests.clear();
+    SourceMap map;
+    std::vector<YAML::Node> items;
+    Parser(source_name, result.errors, map).parse_manifests(root, form, config, items);
+    // Only what the manifests brought: the base was checked when it was loaded.
+    for (auto& e : detail::check(config, &map))
+      if (e.message.rfind("manifests[", 0) == 0) result.errors.push_back(std::move(e));
+    detail::sort_errors(result.errors);
+    if (!result.errors.empty()) return result;
+    for (const auto& item : items) result.documents.push_back(detail::to_json(item));
+    result.manifests = std::move(config.manifests);
+  } catch (const std::exception& e) {
+    result = {};
+    result.errors = failure(source_name, {}, std::string("cannot load the manifests: ") + e.what());
   }
   return result;
 }

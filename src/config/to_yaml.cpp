@@ -193,6 +193,25 @@ std::string to_yaml(const Config& c) {
     << "  command_timeout: " << format_duration(c.redis.command_timeout) << "\n"
     << "  key_prefix: " << quoted(c.redis.key_prefix) << "\n"
     << "  key_secret_env: " << quoted(c.redis.key_secret_env) << "  # keys the hash of global limits' keys\n";
+  const auto& pg = c.postgres;
+  y << "postgres:  # the manifest store; one of dsn, dsn_env, dsn_file turns it on\n"
+    << "  dsn: " << quoted(pg.dsn) << "\n"
+    << "  dsn_env: " << quoted(pg.dsn_env) << "\n"
+    << "  dsn_file: " << quoted(pg.dsn_file) << "\n"
+    << "  replica_dsn: " << quoted(pg.replica_dsn) << "\n"
+    << "  replica_dsn_env: " << quoted(pg.replica_dsn_env) << "\n"
+    << "  listen_dsn: " << quoted(pg.listen_dsn) << "  # LISTEN needs a direct connection; empty = dsn\n"
+    << "  listen_dsn_env: " << quoted(pg.listen_dsn_env) << "\n"
+    << "  pool_size: " << pg.pool_size << "\n"
+    << "  connect_timeout: " << format_duration(pg.connect_timeout) << "\n"
+    << "  query_timeout: " << format_duration(pg.query_timeout) << "\n";
+  const auto& mc = c.manifest_cache;
+  y << "manifest_cache:\n"
+    << "  max_entries: " << mc.max_entries << "\n"
+    << "  max_bytes: " << format_size(mc.max_bytes) << "\n"
+    << "  ttl: " << format_duration(mc.ttl) << "\n"
+    << "  redis_ttl: " << format_duration(mc.redis_ttl) << "\n"
+    << "  index_refresh: " << format_duration(mc.index_refresh) << "\n";
   y << "admin:\n"
     << "  address: " << quoted(c.admin.address) << "  # host:port of /health, /ready, /metrics; empty = off\n"
     << "  rate_window: " << format_duration(c.admin.rate_window) << "  # http_requests_per_second's window\n"

@@ -90,6 +90,7 @@ class Checker {
     logging();
     rate_limits();
     redis();
+    postgres();
     manifests();
     sort_errors(errors_);
     return std::move(errors_);
@@ -373,6 +374,35 @@ class Checker {
     if (r.command_timeout.count() <= 0) add("redis.command_timeout", "must be more than 0");
     if (r.key_prefix.size() > 64) add("redis.key_prefix", "is too long (expected at most 64 bytes)");
     else free_text("redis.key_prefix", r.key_prefix);
+  }
+
+  void postgres() {
+    const auto& pg = config_.postgres;
+    const int sources = !pg.dsn.empty() + !pg.dsn_env.empty() + !pg.dsn_file.empty();
+    if (sources > 1) add("postgres", "names more than one of dsn, dsn_env and dsn_file (expected one)");
+    if (!pg.replica_dsn.empty() && !pg.replica_dsn_env.empty())
+      add("postgres", "names both replica_dsn and replica_dsn_env (expected one)");
+    if (!pg.listen_dsn.empty() && !pg.listen_dsn_env.empty())
+      add("postgres", "names both listen_dsn and listen_dsn_env (expected one)");
+    for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"dsn_env", &pg.dsn_env},
+                                     {"replica_dsn_env", &pg.replica_dsn_env},
+                                     {"listen_dsn_env", &pg.listen_dsn_env}})
+      if (!value->empty() && !is_token(*value))
+        add(std::string("postgres.") + key, shown(*value) + " is not an environment variable name");
+    free_text("postgres.dsn_file", pg.dsn_file);
+    if (!pg.enabled() && (!pg.replica_dsn.empty() || !pg.replica_dsn_env.empty() || !pg.listen_dsn.empty() ||
+                          !pg.listen_dsn_env.empty()))
+      add("postgres", "a replica or listen connection needs the primary's dsn, dsn_env or dsn_file");
+    if (pg.pool_size < 1 || pg.pool_size > 64)
+      add("postgres.pool_size", std::to_string(pg.pool_size) + " is out of range (expected 1..64)");
+    if (pg.connect_timeout.count() <= 0) add("postgres.connect_timeout", "must be more than 0");
+    if (pg.query_timeout.count() <= 0) add("postgres.query_timeout", "must be more than 0");
+    const auto& mc = config_.manifest_cache;
+    if (mc.max_entries < 1) add("manifest_cache.max_entries", "must be at least 1");
+    if (mc.max_bytes < 1024) add("manifest_cache.max_bytes", "must be at least 1KiB");
+    if (mc.ttl < std::chrono::seconds(1)) add("manifest_cache.ttl", "must be at least 1s");
+    if (mc.redis_ttl < std::chrono::seconds(1)) add("manifest_cache.redis_ttl", "must be at least 1s");
+    if (mc.index_refresh < std::chrono::seconds(1)) add("manifest_cache.index_refresh", "must be at least 1s");
   }
 
   void manifests() {

@@ -3,6 +3,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <sstream>
 
 namespace frontdoor::config::detail {
@@ -61,6 +62,97 @@ std::optional<std::pair<Position, std::string>> after_first_document(std::string
   } catch (const YAML::Exception& e) {
     return std::pair{mark_position(e.mark), "invalid YAML: " + e.msg};
   }
+}
+
+}  // namespace frontdoor::config::detail
+
+namespace frontdoor::config::detail {
+namespace {
+
+bool is_json_number(const std::string& s) {
+  std::size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size()) return false;
+  if (s[i] == '0') ++i;
+  else if (s[i] >= '1' && s[i] <= '9') while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  else return false;
+  if (i < s.size() && s[i] == '.') {
+    const auto start = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    const auto start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  return i == s.size();
+}
+
+void write_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", u);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+void write(std::string& out, const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : node) {
+        if (!first) out += ',';
+        first = false;
+        write_string(out, kv.first.Scalar());
+        out += ':';
+        write(out, kv.second);
+      }
+      out += '}';
+      return;
+    }
+    case YAML::NodeType::Sequence: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : node) {
+        if (!first) out += ',';
+        first = false;
+        write(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case YAML::NodeType::Scalar: {
+      const auto& s = node.Scalar();
+      const bool plain = node.Tag() == "?";
+      if (plain && (is_json_number(s) || s == "true" || s == "false" || s == "null")) out += s;
+      else write_string(out, s);
+      return;
+    }
+    default:
+      out += "null";
+  }
+}
+
+}  // namespace
+
+std::string to_json(const YAML::Node& node) {
+  std::string out;
+  write(out, node);
+  return out;
 }
 
 }  // namespace frontdoor::config::detail

@@ -28,31 +28,62 @@ std::size_t write_key(char* out, std::string_view p, std::string_view m, std::st
 
 }  // namespace
 
-ManifestTable::ManifestTable(std::vector<Manifest> manifests) : manifests_(std::move(manifests)) {
+ManifestTable::ManifestTable(std::vector<Manifest> manifests, std::size_t searchable)
+    : manifests_(std::move(manifests)) {
   for (std::uint32_t i = 0; i < manifests_.size(); ++i) {
     Manifest& m = manifests_[i];
     m.index = i;
+    if (i >= searchable) continue;
     std::string key = m.project + kSep + m.module + kSep + m.environment;
     by_key_.emplace(std::move(key), i);
     patterns_present_ |= static_cast<std::uint8_t>(1u << pattern_of(m.project, m.module, m.environment));
   }
 }
 
-const Manifest* ManifestTable::find(std::string_view project, std::string_view module,
-                                    std::string_view environment) const noexcept {
+// Probes the patterns present, most specific first; `lookup` returns non-null for a hit.
+template <class Lookup>
+auto find_most_specific(std::uint8_t patterns_present, std::string_view project, std::string_view module,
+                        std::string_view environment, Lookup&& lookup) noexcept -> decltype(lookup(std::string_view())) {
   if (project.size() + module.size() + environment.size() + 2 > kMaxKeyBytes) {
     project = module = environment = "*";  // too long to be configured: only wildcards can match
   }
   std::array<char, kMaxKeyBytes + 8> key;
   for (int pattern = 0; pattern < 8; ++pattern) {
-    if ((patterns_present_ & (1u << pattern)) == 0) continue;
+    if ((patterns_present & (1u << pattern)) == 0) continue;
     const std::string_view p = (pattern & 4) ? std::string_view("*") : project;
     const std::string_view m = (pattern & 2) ? std::string_view("*") : module;
     const std::string_view e = (pattern & 1) ? std::string_view("*") : environment;
     const std::size_t n = write_key(key.data(), p, m, e);
-    if (auto it = by_key_.find(std::string_view(key.data(), n)); it != by_key_.end()) return &manifests_[it->second];
+    if (auto hit = lookup(std::string_view(key.data(), n))) return hit;
   }
   return nullptr;
+}
+
+const Manifest* ManifestTable::find(std::string_view project, std::string_view module,
+                                    std::string_view environment) const noexcept {
+  return find_most_specific(patterns_present_, project, module, environment,
+                            [&](std::string_view key) -> const Manifest* {
+                              const auto it = by_key_.find(key);
+                              return it == by_key_.end() ? nullptr : &manifests_[it->second];
+                            });
+}
+
+void StoredIndex::add(std::string_view project, std::string_view module, std::string_view environment,
+                      StoredEntry entry) {
+  std::array<char, kMaxKeyBytes + 8> key;
+  if (project.size() + module.size() + environment.size() + 2 > kMaxKeyBytes) return;
+  const std::size_t n = write_key(key.data(), project, module, environment);
+  entries_.insert_or_assign(std::string(key.data(), n), std::move(entry));
+  patterns_present_ |= static_cast<std::uint8_t>(1u << pattern_of(project, module, environment));
+}
+
+const StoredEntry* StoredIndex::find(std::string_view project, std::string_view module,
+                                     std::string_view environment) const noexcept {
+  return find_most_specific(patterns_present_, project, module, environment,
+                            [&](std::string_view key) -> const StoredEntry* {
+                              const auto it = entries_.find(key);
+                              return it == entries_.end() ? nullptr : &it->second;
+                            });
 }
 
 RouteKey split_route(std::string_view target) noexcept {

@@ -124,57 +124,81 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   snapshot->legacy_rate_limit_headers =
       config.rate_limit_headers == "legacy" || config.rate_limit_headers == "both";
 
-  boost::asio::io_context resolver_context;
-  boost::asio::ip::tcp::resolver resolver(resolver_context);
+  snapshot->default_policy = default_policy;
   std::vector<manifest::Manifest> manifests;
   for (const auto& mc : config.manifests) {
-    manifest::Manifest m;
-    m.project = mc.project;
-    m.module = mc.module;
-    m.environment = mc.environment;
-    m.balancing = balancing_of(mc.balancing);
-    m.strip_path_prefix = mc.strip_path_prefix;
-    if (mc.hash_key.rfind("header:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::header;
-    else if (mc.hash_key.rfind("cookie:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::cookie;
-    if (m.hash_key != manifest::Manifest::HashKey::request_uri) m.hash_key_name = mc.hash_key.substr(7);
-    m.sticky_cookie = mc.sticky_cookie;
-    m.upgrades = mc.upgrades;
-    m.max_requests = mc.max_requests;
-    m.max_active_retries = mc.max_active_retries;
-    m.max_connections = mc.max_connections;
-    m.max_pending = mc.max_pending;
-    const std::string scope = mc.project + "/" + mc.module + "/" + mc.environment;
-    for (const auto& rc : mc.rate_limits) {
-      m.rate_limits.push_back(ratelimit::compile_rate_limit(rc, scope));
-      m.rate_limits.back().counter = static_cast<std::uint32_t>(snapshot->rate_limit_labels.size());
-      snapshot->rate_limit_labels.emplace_back(rc.name, scope);
-    }
-    m.policy = mc.resilience ? std::make_shared<const resilience::ResiliencePolicy>(policy_of(*mc.resilience))
-                             : default_policy;
-    m.health_check = mc.resilience ? mc.resilience->health_check : config.resilience.health_check;
-    m.priority = mc.priority == "high"  ? manifest::Manifest::Priority::high
-                 : mc.priority == "low" ? manifest::Manifest::Priority::low
-                                        : manifest::Manifest::Priority::normal;
-    for (const auto& ec : mc.endpoints) {
-      auto resolved = resolve_address(resolver, ec.address);
-      if (!resolved) {
-        errors.push_back({config.source, 0, 0,
-                          "manifest " + mc.project + "/" + mc.module + "/" + mc.environment + ": endpoint \"" +
-                              ec.address + "\": " + resolved.error()});
-        continue;
-      }
-      m.endpoints.push_back({registry.id_for(ec.address), ec.address, *resolved, ec.weight, ec.priority});
-    }
-    for (const auto& e : m.endpoints) m.has_priorities = m.has_priorities || e.priority > 0;
-    if (!m.endpoints.empty()) manifests.push_back(std::move(m));
+    std::vector<std::string> problems;
+    const auto addresses = resolve_endpoints(mc, problems);
+    for (auto& p : problems) errors.push_back({config.source, 0, 0, std::move(p)});
+    if (problems.empty()) manifests.push_back(compile_manifest(mc, addresses, *snapshot, registry));
   }
+  snapshot->embedded_manifests = manifests.size();
   snapshot->manifests = manifest::ManifestTable(std::move(manifests));
-  snapshot->endpoint_count = registry.size();
-  snapshot->endpoint_names.resize(registry.size());
-  for (const auto& m : snapshot->manifests.manifests())
-    for (const auto& e : m.endpoints) snapshot->endpoint_names[e.id] = e.name;
+  name_endpoints(*snapshot, registry);
   if (!errors.empty()) return nullptr;
   return snapshot;
+}
+
+std::vector<boost::asio::ip::tcp::endpoint> resolve_endpoints(const config::ManifestConfig& mc,
+                                                              std::vector<std::string>& errors) {
+  boost::asio::io_context resolver_context;
+  boost::asio::ip::tcp::resolver resolver(resolver_context);
+  std::vector<boost::asio::ip::tcp::endpoint> addresses;
+  for (const auto& ec : mc.endpoints) {
+    auto resolved = resolve_address(resolver, ec.address);
+    if (!resolved) {
+      errors.push_back("manifest " + mc.project + "/" + mc.module + "/" + mc.environment + ": endpoint \"" +
+                       ec.address + "\": " + resolved.error());
+      continue;
+    }
+    addresses.push_back(*resolved);
+  }
+  return addresses;
+}
+
+manifest::Manifest compile_manifest(const config::ManifestConfig& mc,
+                                    const std::vector<boost::asio::ip::tcp::endpoint>& addresses, Snapshot& snapshot,
+                                    EndpointRegistry& registry) {
+  manifest::Manifest m;
+  m.project = mc.project;
+  m.module = mc.module;
+  m.environment = mc.environment;
+  m.balancing = balancing_of(mc.balancing);
+  m.strip_path_prefix = mc.strip_path_prefix;
+  if (mc.hash_key.rfind("header:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::header;
+  else if (mc.hash_key.rfind("cookie:", 0) == 0) m.hash_key = manifest::Manifest::HashKey::cookie;
+  if (m.hash_key != manifest::Manifest::HashKey::request_uri) m.hash_key_name = mc.hash_key.substr(7);
+  m.sticky_cookie = mc.sticky_cookie;
+  m.upgrades = mc.upgrades;
+  m.max_requests = mc.max_requests;
+  m.max_active_retries = mc.max_active_retries;
+  m.max_connections = mc.max_connections;
+  m.max_pending = mc.max_pending;
+  const std::string scope = mc.project + "/" + mc.module + "/" + mc.environment;
+  for (const auto& rc : mc.rate_limits) {
+    m.rate_limits.push_back(ratelimit::compile_rate_limit(rc, scope));
+    m.rate_limits.back().counter = static_cast<std::uint32_t>(snapshot.rate_limit_labels.size());
+    snapshot.rate_limit_labels.emplace_back(rc.name, scope);
+  }
+  m.policy = mc.resilience ? std::make_shared<const resilience::ResiliencePolicy>(policy_of(*mc.resilience))
+                           : snapshot.default_policy;
+  m.health_check = mc.resilience ? mc.resilience->health_check : snapshot.config.resilience.health_check;
+  m.priority = mc.priority == "high"  ? manifest::Manifest::Priority::high
+               : mc.priority == "low" ? manifest::Manifest::Priority::low
+                                      : manifest::Manifest::Priority::normal;
+  for (std::size_t i = 0; i < mc.endpoints.size() && i < addresses.size(); ++i) {
+    const auto& ec = mc.endpoints[i];
+    m.endpoints.push_back({registry.id_for(ec.address), ec.address, addresses[i], ec.weight, ec.priority});
+  }
+  for (const auto& e : m.endpoints) m.has_priorities = m.has_priorities || e.priority > 0;
+  return m;
+}
+
+void name_endpoints(Snapshot& snapshot, const EndpointRegistry& registry) {
+  snapshot.endpoint_count = registry.size();
+  snapshot.endpoint_names.assign(registry.size(), {});
+  for (const auto& m : snapshot.manifests.manifests())
+    for (const auto& e : m.endpoints) snapshot.endpoint_names[e.id] = e.name;
 }
 
 }  // namespace frontdoor::snapshot

@@ -211,6 +211,38 @@ struct RedisConfig {
   friend bool operator==(const RedisConfig&, const RedisConfig&) = default;
 };
 
+// The manifest store's source of truth (docs/manifests.md). Set one of dsn, dsn_env, dsn_file to turn
+// the store on; without any, manifests come from the `manifests:` section only.
+struct PostgresConfig {
+  std::string dsn;       // libpq connection string or URI (a password in it is better in dsn_env / dsn_file)
+  std::string dsn_env;   // name of an environment variable holding it
+  std::string dsn_file;  // file holding it (a mounted Kubernetes Secret); trailing newline ignored
+  // Reads go to this replica when set (same three forms); changes are always read from the primary.
+  std::string replica_dsn;
+  std::string replica_dsn_env;
+  // LISTEN needs a direct connection (not PgBouncer's transaction pooling). Empty: the dsn.
+  std::string listen_dsn;
+  std::string listen_dsn_env;
+  std::uint32_t pool_size = 2;  // threads, each with one connection, that run the queries
+  Duration connect_timeout{std::chrono::seconds(2)};
+  Duration query_timeout{std::chrono::seconds(1)};  // a slower answer counts as PostgreSQL down
+
+  bool enabled() const noexcept { return !dsn.empty() || !dsn_env.empty() || !dsn_file.empty(); }
+  friend bool operator==(const PostgresConfig&, const PostgresConfig&) = default;
+};
+
+// The in-process cache (L1) of stored manifests, and how long Redis (L2) keeps them.
+struct ManifestCacheConfig {
+  std::uint32_t max_entries = 10000;
+  std::uint64_t max_bytes = 64ull << 20;  // of documents
+  Duration ttl{std::chrono::minutes(5)};  // refreshed in the background after 80 % of it
+  Duration redis_ttl{std::chrono::hours(1)};
+  // The index of stored keys is read again this often (changes also arrive by NOTIFY at once).
+  Duration index_refresh{std::chrono::minutes(1)};
+
+  friend bool operator==(const ManifestCacheConfig&, const ManifestCacheConfig&) = default;
+};
+
 struct RoutingConfig {
   // Header that names the environment of a request; absent -> the listener's default_environment.
   std::string environment_header = "X-Environment";
@@ -305,6 +337,8 @@ struct Config {
   // httpapi-ratelimit-headers), "legacy" (X-RateLimit-Limit / -Remaining / -Reset), "both" or "none".
   std::string rate_limit_headers = "ietf";
   RedisConfig redis;
+  PostgresConfig postgres;
+  ManifestCacheConfig manifest_cache;
   LoadSheddingConfig load_shedding;
   LoggingConfig logging;
   AdminConfig admin;

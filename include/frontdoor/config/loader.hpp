@@ -29,6 +29,21 @@ struct LoadResult {
 LoadResult load_config_file(const std::string& path);
 LoadResult load_config_string(std::string_view yaml, const std::string& source_name);
 
+// Manifests kept outside the configuration file (the manifest store), checked by the same rules as
+// the `manifests:` section against `base`: its top-level resilience fills what a manifest does not
+// name, its redis section is what global limits need.
+//   one:  a stored document — a single manifest as a JSON (or YAML) mapping;
+//   list: a file for `frontdoor manifests put` — a mapping whose only key is `manifests:`.
+// On success `documents[i]` is manifests[i] as compact JSON, what the store keeps.
+enum class ManifestsForm : std::uint8_t { one, list };
+struct ManifestsResult {
+  std::vector<ManifestConfig> manifests;  // empty iff errors is not
+  std::vector<std::string> documents;
+  std::vector<ConfigError> errors;
+};
+ManifestsResult load_manifests_string(std::string_view text, const std::string& source_name, const Config& base,
+                                      ManifestsForm form);
+
 // Semantic checks shared by the YAML loader and configs built in memory (frontdoor proxy).
 std::vector<ConfigError> validate(const Config& config);
 

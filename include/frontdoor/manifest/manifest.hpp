@@ -2,6 +2,8 @@
 // Manifest: the routing and policy document of one service, keyed by (project, module, environment).
 // Immutable once built; workers read it through the snapshot they pinned, from any thread.
 #include <boost/asio/ip/tcp.hpp>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -58,10 +60,12 @@ struct Manifest {
 
 // Which manifest serves a request: the most specific of (project, module, environment) with "*"
 // wildcards, project first. Lookup allocates nothing.
+// Only the first `searchable` manifests are found by find(); the rest (the manifest store's, see
+// StoredIndex) are reached by index. Manifest::index is each one's position.
 class ManifestTable {
  public:
   ManifestTable() = default;
-  explicit ManifestTable(std::vector<Manifest> manifests);
+  explicit ManifestTable(std::vector<Manifest> manifests, std::size_t searchable = SIZE_MAX);
 
   const Manifest* find(std::string_view project, std::string_view module, std::string_view environment) const noexcept;
   const std::vector<Manifest>& manifests() const noexcept { return manifests_; }
@@ -74,6 +78,37 @@ class ManifestTable {
   std::vector<Manifest> manifests_;
   std::unordered_map<std::string, std::uint32_t, KeyHash, std::equal_to<>> by_key_;
   std::uint8_t patterns_present_ = 0;  // bit i: some key has wildcard pattern i (see find)
+};
+
+// What the manifest store holds, as the workers see it (published with each snapshot): every stored
+// key (the store's index, so a key absent from the store costs no query) and, for those whose
+// document is loaded (L1), its manifest's position in the snapshot's ManifestTable. Immutable;
+// read by any worker without a lock. `refresh_asked` is the one mutable bit: the first worker to
+// see an entry due for refresh asks for it, once.
+struct StoredEntry {
+  std::string key;              // "project/module/environment", as the store's requests name it
+  std::int32_t manifest = -1;   // index in the snapshot's table; -1: not loaded (a request waits for it)
+  std::uint64_t version = 0;    // of the loaded document (0: not loaded)
+  std::chrono::steady_clock::time_point refresh_at{};  // then refreshed in the background
+  std::chrono::steady_clock::time_point expires_at{};  // then a request waits for a fresh copy
+  std::shared_ptr<std::atomic<bool>> refresh_asked = std::make_shared<std::atomic<bool>>(false);
+};
+
+class StoredIndex {
+ public:
+  void add(std::string_view project, std::string_view module, std::string_view environment, StoredEntry entry);
+  // The most specific stored key matching the request (the rules of ManifestTable::find); null: none.
+  const StoredEntry* find(std::string_view project, std::string_view module,
+                          std::string_view environment) const noexcept;
+  std::size_t size() const noexcept { return entries_.size(); }
+
+ private:
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, StoredEntry, KeyHash, std::equal_to<>> entries_;
+  std::uint8_t patterns_present_ = 0;
 };
 
 // The parts of a request target that route it: /{project}/{module}/rest?query.

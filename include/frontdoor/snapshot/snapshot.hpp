@@ -31,7 +31,12 @@ struct Snapshot {
   config::Config config;
   http::HeadLimits request_limits;
   http::HeadLimits response_limits;
-  manifest::ManifestTable manifests;
+  manifest::ManifestTable manifests;  // the embedded ones (searchable) first, then the store's loaded ones
+  std::size_t embedded_manifests = 0;
+  // The manifest store's view (docs/manifests.md): null when no store is configured. A stored key
+  // that matches a request wins over every embedded manifest.
+  std::shared_ptr<const manifest::StoredIndex> stored;
+  std::shared_ptr<const resilience::ResiliencePolicy> default_policy;  // the top level's
   std::size_t endpoint_count = 0;  // every EndpointId in this snapshot is below it
   std::uint32_t client_buffer_bytes = 0;
   std::uint32_t upstream_buffer_bytes = 0;
@@ -54,5 +59,19 @@ struct Snapshot {
 // Resolves host names (blocking: control thread or CLI only). Errors name the manifest and endpoint.
 std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
                                                std::vector<config::ConfigError>& errors);
+
+// One manifest's endpoint addresses, resolved (blocking: never on a worker). Errors, one per
+// endpoint that does not resolve, name the manifest and the endpoint.
+std::vector<boost::asio::ip::tcp::endpoint> resolve_endpoints(const config::ManifestConfig& mc,
+                                                              std::vector<std::string>& errors);
+
+// The data-plane form of `mc` (its endpoints already resolved, in order): endpoint ids from
+// `registry`, its rate limits' counters appended to `snapshot.rate_limit_labels`. Control thread.
+manifest::Manifest compile_manifest(const config::ManifestConfig& mc,
+                                    const std::vector<boost::asio::ip::tcp::endpoint>& addresses, Snapshot& snapshot,
+                                    EndpointRegistry& registry);
+
+// endpoint_count and endpoint_names from the registry and the table's manifests.
+void name_endpoints(Snapshot& snapshot, const EndpointRegistry& registry);
 
 }  // namespace frontdoor::snapshot

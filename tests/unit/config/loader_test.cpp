@@ -258,7 +258,8 @@ bogus: 1
             (Strings{"config.yaml:3:3: unknown key \"listner\" in listeners[0] (expected one of: name, address, "
                      "default_environment, environments, proxy_protocol, trusted_proxies, tls)",
                      "config.yaml:4:1: unknown key \"bogus\" at the top level (expected one of: server, listeners, "
-                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, admin, manifests)"}));
+                     "limits, timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, postgres, "
+              "manifest_cache, load_shedding, logging, admin, manifests)"}));
 }
 
 TEST(ConfigLoader, UnknownKeysInEverySection) {
@@ -432,7 +433,8 @@ TEST(ConfigLoader, EmptyDocument) {
 TEST(ConfigLoader, DocumentThatIsNotAMapping) {
   EXPECT_EQ(errors_of(load("- a\n- b\n")),
             Strings{"config.yaml:1:1: the configuration must be a mapping of sections (server, listeners, limits, "
-                    "timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, load_shedding, logging, admin, manifests), found a list"});
+                    "timeouts, upstream_pool, routing, resilience, rate_limits, rate_limit_headers, redis, postgres, "
+              "manifest_cache, load_shedding, logging, admin, manifests), found a list"});
 }
 
 TEST(ConfigLoader, ContentAfterTheDocumentIsAnError) {
