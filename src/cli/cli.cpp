@@ -13,6 +13,7 @@
 #include "frontdoor/core/address.hpp"
 #include "frontdoor/server/server.hpp"
 #include "frontdoor/version.hpp"
+#include "manifests_command.hpp"
 
 namespace frontdoor::cli {
 namespace {
@@ -24,6 +25,8 @@ usage:
   frontdoor check -c FILE                       validate a config file and exit (0 = valid)
   frontdoor reload -c FILE                      make the running daemon reload FILE (its admin listener)
   frontdoor proxy --to HOST:PORT[,...] [...]    zero-config reverse proxy to the given upstreams
+  frontdoor manifests COMMAND -c FILE [...]     the manifest store: migrate, put, get, list, delete,
+                                                history, rollback
   frontdoor --version                           print the version
 
 `frontdoor COMMAND --help` describes a command.
@@ -326,6 +329,8 @@ int main(int argc, char** argv) {
     if (command == "check") return cmd_check(args);
     if (command == "reload") return cmd_reload(args);
     if (command == "proxy") return cmd_proxy(args);
+    if (command == "manifests")
+      return manifests_command(std::vector<std::string_view>(args.items.begin() + static_cast<std::ptrdiff_t>(args.pos), args.items.end()));
     return usage_error("unknown command " + std::string(command), kMainUsage);
   } catch (const std::exception& e) {
     std::cerr << "frontdoor: " << e.what() << "\n";

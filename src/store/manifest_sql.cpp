@@ -41,7 +41,7 @@ void set_timeout(pqxx::transaction_base& tx, std::chrono::milliseconds timeout) 
 
 // Serializes the changes of one key (versions are max + 1), for this transaction only.
 void lock_key(pqxx::transaction_base& tx, const StoredKey& key) {
-  tx.exec_params0("SELECT pg_advisory_xact_lock(hashtext($1))", "frontdoor_manifest:" + key.joined());
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))", "frontdoor_manifest:" + key.joined());
 }
 
 std::uint64_t next_version(pqxx::transaction_base& tx, const StoredKey& key) {
@@ -53,7 +53,7 @@ std::uint64_t next_version(pqxx::transaction_base& tx, const StoredKey& key) {
 }
 
 void announce(pqxx::transaction_base& tx, const Change& change) {
-  tx.exec_params0("SELECT pg_notify($1, $2)", kChannel, change.payload());
+  tx.exec_params("SELECT pg_notify($1, $2)", kChannel, change.payload());
 }
 
 }  // namespace
@@ -102,7 +102,7 @@ int schema_version(pqxx::connection_base& connection) {
 std::vector<std::string> migrate(pqxx::connection_base& connection) {
   std::vector<std::string> done;
   pqxx::work tx(connection);
-  tx.exec0("SELECT pg_advisory_xact_lock(hashtext('frontdoor_migrations'))");
+  tx.exec("SELECT pg_advisory_xact_lock(hashtext('frontdoor_migrations'))");
   tx.exec0(
       "CREATE TABLE IF NOT EXISTS frontdoor_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT "
       "NULL DEFAULT now())");

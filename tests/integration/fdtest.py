@@ -12,6 +12,7 @@ from fd_config import *  # noqa: F401,F403
 from fd_config import _merge, _scalar  # noqa: F401
 from fd_daemon import *  # noqa: F401,F403
 from fd_daemon import _read_text  # noqa: F401
+from fd_postgres import *  # noqa: F401,F403
 from fd_redis import *  # noqa: F401,F403
 from fd_upstream import *  # noqa: F401,F403
 from fd_upstream import _reset  # noqa: F401
