@@ -7,7 +7,7 @@ set -euo pipefail
 
 build=(cmake ninja-build g++ pkg-config libboost1.81-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
        prometheus-cpp-dev libhiredis-dev libpqxx-dev libgtest-dev libgmock-dev python3 curl ca-certificates)
-test=(python3-pytest python3-websockets python3-yaml openssl redis-server prometheus chromium yamllint)
+test=(python3-pytest python3-websockets python3-yaml openssl redis-server postgresql pgbouncer prometheus chromium yamllint)
 bench=(nginx haproxy wrk nghttp2-client util-linux)
 
 wanted=("${build[@]}")

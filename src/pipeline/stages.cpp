@@ -271,6 +271,28 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
   ctx.project = route.project;
   ctx.module = route.module;
   ctx.environment = environment_of(ctx);
+  ctx.manifest = nullptr;
+  if (const auto* stored = ctx.snapshot->stored.get()) {
+    if (const auto* entry = stored->find(ctx.project, ctx.module, ctx.environment)) {
+      const bool fresh = ctx.now < entry->expires_at;
+      if (entry->manifest >= 0 && (fresh || ctx.manifest_waited)) {
+        ctx.manifest = &ctx.snapshot->manifests.manifests()[static_cast<std::size_t>(entry->manifest)];
+        if (counts != nullptr) ++(fresh ? counts->stored_hits : counts->stale_served);
+        if (fetcher != nullptr && ctx.now >= entry->refresh_at && fresh &&
+            !entry->refresh_asked->exchange(true, std::memory_order_relaxed))
+          fetcher->refresh(entry->key);
+        return Verdict::Continue;
+      }
+      if (!fresh && !ctx.manifest_waited && fetcher != nullptr) {
+        if (counts != nullptr) ++counts->stored_misses;
+        ctx.manifest_waited = ctx.repin_snapshot = true;
+        fetcher->await(entry->key, ctx.lease_waiter);
+        return Verdict::Suspend;
+      }
+      // Known unavailable for now (or the fetch just failed): the embedded manifests serve.
+      if (counts != nullptr) ++counts->embedded_fallbacks;
+    }
+  }
   ctx.manifest = ctx.snapshot->manifests.find(ctx.project, ctx.module, ctx.environment);
   if (ctx.manifest == nullptr) {
     ctx.reply = Error::no_manifest;

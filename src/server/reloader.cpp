@@ -83,7 +83,11 @@ ReloadResult ConfigReloader::attempt() {
     if (auto errors = apply_listeners_(next.listeners, running_.listeners); !errors.empty())
       return refuse(std::move(errors));
   }
-  for (const auto& w : workers_) w->install_snapshot(snapshot);
+  keep("postgres", next.postgres, running_.postgres, result.restart_needed);
+  keep("manifest_cache", next.manifest_cache, running_.manifest_cache, result.restart_needed);
+  if (install_) install_(snapshot);
+  else
+    for (const auto& w : workers_) w->install_snapshot(snapshot);
   running_ = std::move(next);
   result.ok = true;
   result.generation = ++generation_;

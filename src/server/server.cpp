@@ -353,7 +353,26 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
       spdlog::warn("reload: cannot rewrite the ports file {}", options.ports_file);
     return errors;
   };
+  // The manifest store: PostgreSQL, Redis, L1 (docs/manifests.md). Without it (or without its
+  // connection string) the embedded manifests serve alone.
+  std::unique_ptr<store::ManifestStore> manifest_store;
+  if (config.postgres.enabled()) {
+    std::string error;
+    manifest_store = store::ManifestStore::create(
+        control, config, registry,
+        [&workers](std::shared_ptr<const snapshot::Snapshot> next) {
+          for (auto& w : workers) w->install_snapshot(next);
+        },
+        error);
+    if (!manifest_store)
+      spdlog::error("manifest store off: {}; the embedded manifests serve alone", error);
+  }
   ConfigReloader reloader(options.config_path, config, registry, workers, apply_listeners);
+  if (manifest_store) {
+    for (auto& w : workers) w->set_manifest_store(manifest_store.get(), &control);
+    reloader.set_installer([&](std::shared_ptr<const snapshot::Snapshot> next) { manifest_store->rebase(std::move(next)); });
+    manifest_store->start(snapshot);
+  }
   if (admin) {
     std::string token;
     if (const auto& env = config.admin.token_env; !env.empty()) {
@@ -459,6 +478,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   if (admin) admin->stop();
   control.stop();
   control_thread.join();
+  if (manifest_store) manifest_store->stop();
   checker.reset();
   workers.clear();  // their access logs hand the writer their last lines
   if (log_writer) log_writer->stop(std::chrono::milliseconds(2000));

@@ -362,6 +362,12 @@ void Session::resume_pipeline(Waiter& waiter) {
 
 void Session::resume_after_hold() {
   ctx_.now = worker_.now();
+  if (ctx_.repin_snapshot) {
+    // The manifest store published what this request waited for in a newer snapshot.
+    ctx_.repin_snapshot = false;
+    snapshot_ = worker_.snapshot();
+    ctx_.snapshot = snapshot_.get();
+  }
   run_pipeline();
 }
 
@@ -379,9 +385,13 @@ void Session::run_pipeline() {
       start_hold(delay);
       return;
     }
-    // Woken by the limiter when its Redis fetch answers (or fails: it then decides without Redis).
-    // The deadline is only a backstop: the Redis command timeout ends the wait much sooner.
-    set_deadline(std::chrono::seconds(2));
+    // Woken by the limiter when its Redis fetch answers (or fails: it then decides without Redis),
+    // or by the manifest store. The deadline is only a backstop: their own timeouts end the wait
+    // sooner (the store's: Redis's command timeout, then PostgreSQL's connect and query timeouts).
+    const auto& c = snapshot_->config;
+    set_deadline(ctx_.repin_snapshot ? c.redis.command_timeout + c.postgres.connect_timeout + c.postgres.query_timeout +
+                                           std::chrono::seconds(1)
+                                     : std::chrono::seconds(2));
     return;
   }
   if (verdict == pipeline::Verdict::Continue) return start_upstream();

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "frontdoor/server/session.hpp"
+#include "frontdoor/store/store_settings.hpp"
 
 namespace frontdoor::server {
 
@@ -27,14 +28,7 @@ std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_conte
   for (const auto& m : snapshot.manifests.manifests()) any_global = any_global || has_global(m.rate_limits);
   const auto& redis = snapshot.config.redis;
   if (!any_global || redis.address.empty()) return nullptr;
-  io::RedisOptions options;
-  options.address = redis.address;
-  if (!redis.password_env.empty())
-    if (const char* password = std::getenv(redis.password_env.c_str())) options.password = password;
-  options.database = redis.database;
-  options.connect_timeout = redis.connect_timeout;
-  options.command_timeout = redis.command_timeout;
-  return std::make_unique<ratelimit::GlobalRateLimiter>(io, std::move(options), redis.key_prefix);
+  return std::make_unique<ratelimit::GlobalRateLimiter>(io, store::redis_options(redis), redis.key_prefix);
 }
 }  // namespace
 
@@ -46,7 +40,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapsho
       connections_(connections),
       rate_limit_counts_(snapshot_->rate_limit_labels.size()),
       global_limiter_(make_global_limiter(io_, *snapshot_)),
-      pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get(), &rate_limit_counts_}, pipeline::ManifestStage{},
+      pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get(), &rate_limit_counts_}, pipeline::ManifestStage{this, &manifest_counts_},
                 pipeline::ManifestRateLimitStage{limiter, global_limiter_.get(), &rate_limit_counts_}, pipeline::LoadShedStage{load_},
                 pipeline::BreakerStage{health_, clusters},
                 pipeline::PickStage{health_}),
@@ -586,6 +580,37 @@ void Worker::begin_drain(std::chrono::steady_clock::time_point deadline) {
     free_sessions_.clear();
     check_drained();
   });
+}
+
+void Worker::await(const std::string& key, Waiter& waiter) {
+  auto [it, first] = manifest_waits_.try_emplace(key);
+  waiter.enqueue(it->second);
+  if (!first) return;  // this worker asked already: the answer wakes every waiter
+  if (store_ == nullptr) {
+    asio::post(io_, [this, key] { manifest_ready(key); });
+    return;
+  }
+  asio::post(*control_, [this, key] {
+    store_->fetch(key, [this, key] { asio::post(io_, [this, key] { manifest_ready(key); }); });
+  });
+}
+
+void Worker::refresh(const std::string& key) {
+  if (store_ == nullptr) return;
+  asio::post(*control_, [store = store_, key] { store->refresh(key); });
+}
+
+void Worker::manifest_ready(const std::string& key) {
+  const auto it = manifest_waits_.find(key);
+  if (it == manifest_waits_.end()) return;
+  Waiter ready;
+  ready.splice_from(it->second);
+  manifest_waits_.erase(it);
+  while (ready.waiting()) {
+    Waiter& w = *ready.next;
+    w.unlink();
+    if (w.wake != nullptr) w.wake(w);
+  }
 }
 
 void Worker::install_snapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {

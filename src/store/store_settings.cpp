@@ -54,6 +54,17 @@ std::optional<ConnectionStrings> connection_strings(const config::PostgresConfig
   return out;
 }
 
+io::RedisOptions redis_options(const config::RedisConfig& redis) {
+  io::RedisOptions options;
+  options.address = redis.address;
+  if (!redis.password_env.empty())
+    if (const char* password = std::getenv(redis.password_env.c_str())) options.password = password;
+  options.database = redis.database;
+  options.connect_timeout = redis.connect_timeout;
+  options.command_timeout = redis.command_timeout;
+  return options;
+}
+
 std::string redis_manifest_key(std::string_view prefix, std::string_view joined_key) {
   return std::string(prefix) + "manifest:" + std::string(joined_key);
 }

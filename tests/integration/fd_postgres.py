@@ -37,7 +37,9 @@ class _AsServiceUser:
         self.user = pwd.getpwnam("postgres") if self.root else None
 
     def argv(self, argv):
-        return (["runuser", "-u", "postgres", "--"] + argv) if self.root else argv
+        # setpriv execs the program itself: the PID we hold is the server's, and signals reach it.
+        return (["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"] + argv) if self.root \
+            else argv
 
     def own(self, path: str):
         if self.root:
@@ -98,7 +100,6 @@ class PostgresServer:
     def stop(self):
         """Fast shutdown (SIGINT): clients are disconnected at once."""
         if self.proc is not None and self.proc.poll() is None:
-            # runuser forwards the signal to the server it started.
             self.proc.send_signal(2)
             try:
                 self.proc.wait(20)

@@ -65,6 +65,10 @@ struct RequestContext {
   std::int16_t limit_tightest = -1;  // the limit closest to refusing so far, and its decision
   resilience::LimitDecision limit_decision;
   Waiter lease_waiter;  // the session sets wake/owner once
+  // The manifest stage waited for the store: on resuming, the session pins the worker's newest
+  // snapshot (it holds what was fetched) and the stage does not wait again.
+  bool manifest_waited = false;
+  bool repin_snapshot = false;
   // Leaky-bucket limits: hold the request until then before proxying (a time, not a delay, so that a
   // wait for Redis in between counts towards it).
   Clock::time_point shape_until{};
@@ -114,6 +118,7 @@ struct RequestContext {
     legacy_limit = 0;
     shape_until = {};
     lease_waiter.unlink();
+    manifest_waited = repin_snapshot = false;
     project = module = environment = {};
     attempt = 0;
     reply = Error::ok;

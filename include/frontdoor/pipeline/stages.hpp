@@ -61,8 +61,33 @@ class BasicRateLimitStage {
 using RateLimitStage = BasicRateLimitStage<LimitScope::process>;
 using ManifestRateLimitStage = BasicRateLimitStage<LimitScope::manifest>;
 
-// Resolves the request's manifest from the path (/{project}/{module}/...) and the environment header.
+// Where the manifest stage turns for what the snapshot's view of the manifest store lacks: the
+// worker, which asks the store on the control thread. Worker thread only.
+class ManifestFetcher {
+ public:
+  // Wakes `waiter` once the store has published what it knows of `key` (a stored key, "p/m/e").
+  virtual void await(const std::string& key, Waiter& waiter) = 0;
+  // `key`'s copy is due for refresh: the store fetches it in the background.
+  virtual void refresh(const std::string& key) = 0;
+
+ protected:
+  ~ManifestFetcher() = default;
+};
+
+struct ManifestCounts {
+  std::uint64_t stored_hits = 0;     // a stored manifest served from L1
+  std::uint64_t stored_misses = 0;   // a request waited for a stored manifest's fetch
+  std::uint64_t stale_served = 0;    // an expired copy served (its fetch failed)
+  std::uint64_t embedded_fallbacks = 0;  // a stored key matched but the store could not deliver it
+};
+
+// Resolves the request's manifest from the path (/{project}/{module}/...) and the environment header:
+// the most specific stored manifest (the manifest store, docs/manifests.md) when one matches, else
+// the most specific embedded one. A stored manifest not in L1 yet suspends the request until the
+// store has it (or has given up: then the embedded ones serve).
 struct ManifestStage {
+  ManifestFetcher* fetcher = nullptr;
+  ManifestCounts* counts = nullptr;
   Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext&) noexcept {}
 };

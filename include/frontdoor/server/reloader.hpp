@@ -41,6 +41,11 @@ class ConfigReloader {
       : path_(std::move(path)), running_(std::move(running)), registry_(registry), workers_(workers),
         apply_listeners_(std::move(apply_listeners)) {}
 
+  // With a manifest store, a reloaded snapshot goes to it (it adds what it holds and publishes).
+  void set_installer(std::function<void(std::shared_ptr<const snapshot::Snapshot>)> install) {
+    install_ = std::move(install);
+  }
+
   ReloadResult reload();
   std::uint64_t generation() const noexcept { return generation_; }
   std::uint64_t succeeded() const noexcept { return succeeded_; }
@@ -60,6 +65,7 @@ class ConfigReloader {
   snapshot::EndpointRegistry& registry_;
   const std::vector<std::unique_ptr<Worker>>& workers_;
   ApplyListeners apply_listeners_;
+  std::function<void(std::shared_ptr<const snapshot::Snapshot>)> install_;
   std::uint64_t generation_ = 1;
   std::uint64_t succeeded_ = 0;
   std::uint64_t failed_ = 0;

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "frontdoor/core/network.hpp"
@@ -21,6 +22,7 @@
 #include "frontdoor/server/metrics.hpp"
 #include "frontdoor/server/request_id.hpp"
 #include "frontdoor/stats/counters.hpp"
+#include "frontdoor/store/manifest_store.hpp"
 #include "frontdoor/upstream/connection.hpp"
 
 namespace frontdoor::server {
@@ -37,7 +39,7 @@ struct ListenerInfo {
   std::shared_ptr<boost::asio::ssl::context> tls_context;  // set iff tls; shared by the workers
 };
 
-class Worker final : public proxy::ExchangeHost {
+class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetcher {
  public:
   // `limiter` is the process-wide rate limit table (outlives the worker).
   // `clusters`: the process-wide cluster limit counters (outlive the worker).
@@ -73,6 +75,16 @@ class Worker final : public proxy::ExchangeHost {
   void begin_drain(std::chrono::steady_clock::time_point deadline);
   // From any thread (posted): requests that start from now on use `snapshot`.
   void install_snapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
+  // The manifest store (on the control thread) that fetches what this worker's requests wait for.
+  // Before run().
+  void set_manifest_store(store::ManifestStore* store, boost::asio::io_context* control) noexcept {
+    store_ = store;
+    control_ = control;
+  }
+  // pipeline::ManifestFetcher: one request to the store per key however many requests wait here.
+  void await(const std::string& key, Waiter& waiter) override;
+  void refresh(const std::string& key) override;
+  const pipeline::ManifestCounts& manifest_counts() const noexcept { return manifest_counts_; }
 
   // --- for sessions and their exchanges (worker thread) ---
   const std::shared_ptr<const snapshot::Snapshot>& snapshot() const noexcept { return snapshot_; }
@@ -140,6 +152,7 @@ class Worker final : public proxy::ExchangeHost {
   void expire_sessions(pipeline::Clock::time_point now);
   void schedule_tick();
   void check_drained();
+  void manifest_ready(const std::string& key);
 
   unsigned index_;
   boost::asio::io_context io_;
@@ -150,7 +163,11 @@ class Worker final : public proxy::ExchangeHost {
   // Global rate limits, with this worker's Redis connection; null when no limit is global.
   std::unique_ptr<ratelimit::GlobalRateLimiter> global_limiter_;
   pipeline::LoadMonitor load_;
+  pipeline::ManifestCounts manifest_counts_;
   pipeline::RequestPipeline pipeline_;
+  store::ManifestStore* store_ = nullptr;
+  boost::asio::io_context* control_ = nullptr;
+  std::unordered_map<std::string, Waiter> manifest_waits_;  // sentinels by stored key; nodes stay put
   stats::WorkerCounters counters_;
   stats::RequestTally requests_;
   AccessLog access_log_;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "frontdoor/config/config.hpp"
+#include "frontdoor/io/redis_client.hpp"
 
 namespace frontdoor::store {
 
@@ -19,6 +20,9 @@ struct ConnectionStrings {
 // nullopt and `error` set when a named variable or file is missing or empty: the caller decides
 // whether that is fatal (the CLI) or means running on the embedded manifests alone (the daemon).
 std::optional<ConnectionStrings> connection_strings(const config::PostgresConfig& pg, std::string& error);
+
+// The RedisClient options of the redis section (the password read from its environment variable).
+io::RedisOptions redis_options(const config::RedisConfig& redis);
 
 // Redis (L2):
 //   <prefix>manifest:<project>/<module>/<environment>  "<version>\n<document JSON>", with a TTL

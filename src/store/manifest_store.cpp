@@ -1,0 +1,672 @@
+#include "frontdoor/store/manifest_store.hpp"
+
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cstdlib>
+#include <pqxx/pqxx>
+
+#include "frontdoor/config/loader.hpp"
+
+namespace frontdoor::store {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// After a fetch failed: the stale copy (or the embedded manifests) serve this long before a request
+// tries again. Short: the breakers already keep a dead tier from costing a timeout per try.
+constexpr auto kRetryAfterFailure = std::chrono::seconds(2);
+
+resilience::CircuitBreakerConfig tier_breaker() {
+  resilience::CircuitBreakerConfig c;
+  c.consecutive_failures = 1;  // one timeout is all a dead tier may cost
+  c.open_duration = std::chrono::seconds(2);
+  return c;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+// A document checked by the daemon's rules and its endpoints resolved: what install() needs.
+struct ManifestStore::Prepared {
+  bool found = false;
+  std::uint64_t version = 0;
+  std::string document;
+  std::string error;  // the query failed (tier error), or empty
+  std::vector<std::string> problems;  // the document is invalid
+  config::ManifestConfig manifest;
+  std::vector<asio::ip::tcp::endpoint> addresses;
+};
+
+struct ManifestStore::Entry {
+  StoredKey key;
+  std::string joined;
+  std::uint64_t index_version = 0;  // the newest version heard of
+  // L1
+  bool loaded = false;
+  std::uint64_t version = 0;
+  std::size_t bytes = 0;
+  config::ManifestConfig manifest;
+  std::vector<asio::ip::tcp::endpoint> addresses;
+  Clock::time_point loaded_at{};
+  Clock::time_point refresh_at{};
+  Clock::time_point expires_at{};  // loaded: then a request waits; not loaded: embedded until then
+  std::int32_t slot = -1;
+  std::shared_ptr<std::atomic<bool>> refresh_asked = std::make_shared<std::atomic<bool>>(false);
+  // The fetch in flight
+  bool fetching = false;
+  bool skip_redis = false;     // a change was announced: Redis may hold the version before it
+  bool fetch_again = false;    // a change arrived during the fetch
+  std::uint64_t fetch_id = 0;
+  Clock::time_point fetch_started{};
+  std::unique_ptr<asio::steady_timer> deadline;
+  std::vector<std::function<void()>> waiters;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Start, stop, reload
+
+std::unique_ptr<ManifestStore> ManifestStore::create(asio::io_context& control, const config::Config& config,
+                                                     snapshot::EndpointRegistry& registry, Publish publish,
+                                                     std::string& error) {
+  auto dsn = connection_strings(config.postgres, error);
+  if (!dsn) return nullptr;
+  // libpq's own connect timeout (seconds, at least 2 as libpq reads it); set before any thread
+  // starts, unless the operator set it.
+  const auto seconds = std::max<long long>(2, std::chrono::ceil<std::chrono::seconds>(config.postgres.connect_timeout).count());
+  ::setenv("PGCONNECT_TIMEOUT", std::to_string(seconds).c_str(), 0);
+  return std::unique_ptr<ManifestStore>(new ManifestStore(control, config, registry, std::move(publish), std::move(*dsn)));
+}
+
+ManifestStore::ManifestStore(asio::io_context& control, const config::Config& config,
+                             snapshot::EndpointRegistry& registry, Publish publish, ConnectionStrings dsn)
+    : control_(control), config_(config), registry_(registry), publish_(std::move(publish)), dsn_(std::move(dsn)),
+      redis_breaker_(tier_breaker()), postgres_breaker_(tier_breaker()), index_timer_(control) {}
+
+ManifestStore::~ManifestStore() { stop(); }
+
+void ManifestStore::start(std::shared_ptr<const snapshot::Snapshot> base) {
+  base_ = std::move(base);
+  const auto& pg = config_.postgres;
+  reads_ = std::make_unique<BlockingPool>("fd-pg", dsn_.replica.empty() ? dsn_.primary : dsn_.replica, pg.pool_size);
+  if (!dsn_.replica.empty()) primary_ = std::make_unique<BlockingPool>("fd-pg-primary", dsn_.primary, 1);
+  prepare_ = std::make_unique<BlockingPool>("fd-manifests", std::string(), 1);
+  if (!config_.redis.address.empty()) {
+    redis_ = std::make_unique<io::RedisClient>(control_, redis_options(config_.redis));
+    redis_->start();
+  }
+  const auto alive = alive_;
+  listener_ = std::make_unique<ChangeListener>(
+      dsn_.listen, kChannel,
+      [this, alive](const std::string& payload) {
+        asio::post(control_, [this, alive, payload] {
+          if (*alive) on_change(payload);
+        });
+      },
+      [this, alive](bool connected, const std::string& error) {
+        asio::post(control_, [this, alive, connected, error] {
+          if (*alive) on_listen_state(connected, error);
+        });
+      });
+  listener_->start();
+  publish_now();
+  load_index("start");
+}
+
+void ManifestStore::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  *alive_ = false;
+  if (listener_) listener_->stop();
+  for (auto* pool : {reads_.get(), primary_.get(), prepare_.get()})
+    if (pool) pool->stop();
+  if (redis_) redis_->stop();
+  index_timer_.cancel();
+  for (auto& [key, e] : entries_)
+    if (e->deadline) e->deadline->cancel();
+}
+
+void ManifestStore::rebase(std::shared_ptr<const snapshot::Snapshot> base) {
+  base_ = std::move(base);
+  publish_now();
+}
+
+StoreStatus ManifestStore::status() const {
+  StoreStatus s;
+  s.index_known = index_known_;
+  s.index_source = index_source_;
+  s.keys = entries_.size();
+  s.loaded = loaded_count_;
+  s.loaded_bytes = loaded_bytes_;
+  s.listening = listening_;
+  s.postgres_ok = postgres_ok_;
+  s.redis_connected = redis_ && redis_->connected();
+  const auto now = Clock::now();
+  s.postgres_breaker_open = postgres_breaker_.half_open_at() > now;
+  s.redis_breaker_open = redis_breaker_.half_open_at() > now;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetching one document
+
+void ManifestStore::fetch(const std::string& key, std::function<void()> done) {
+  const auto it = entries_.find(key);
+  if (it == entries_.end() || stopped_) {
+    // Not (or no longer) stored: the worker's view is older than the index. It looks again.
+    after_publish_.push_back(std::move(done));
+    return schedule_publish();
+  }
+  Entry& e = *it->second;
+  const auto now = Clock::now();
+  if (!e.fetching && ((e.loaded && now < e.expires_at && e.version >= e.index_version) ||
+                      (!e.loaded && now < e.expires_at))) {
+    after_publish_.push_back(std::move(done));  // already there (or known unavailable): once published
+    return schedule_publish();
+  }
+  e.waiters.push_back(std::move(done));
+  if (!e.fetching) start_fetch(e);
+}
+
+void ManifestStore::refresh(const std::string& key) {
+  const auto it = entries_.find(key);
+  if (it == entries_.end() || it->second->fetching || stopped_) return;
+  ++counters_.refreshes;
+  start_fetch(*it->second);
+}
+
+void ManifestStore::start_fetch(Entry& e) {
+  e.fetching = true;
+  e.fetch_again = false;
+  e.fetch_id = ++next_fetch_id_;
+  e.fetch_started = Clock::now();
+  const bool skip_redis = std::exchange(e.skip_redis, false);
+  if (!skip_redis && redis_ && redis_->connected() && breaker_allows(redis_breaker_)) return fetch_from_redis(e);
+  fetch_from_postgres(e, false);
+}
+
+bool ManifestStore::breaker_allows(resilience::CircuitBreaker& breaker) {
+  return breaker.allow(Clock::now());
+}
+
+void ManifestStore::count_fetch(Tier tier, Clock::time_point started) {
+  auto& c = tier == Tier::redis ? counters_.redis : counters_.postgres;
+  ++c.fetches;
+  c.fetch_seconds += std::chrono::duration<double>(Clock::now() - started).count();
+}
+
+void ManifestStore::fetch_from_redis(Entry& e) {
+  struct Call {
+    ManifestStore* store;
+    std::string key;
+    std::uint64_t fetch_id;
+    Clock::time_point started;
+    std::shared_ptr<bool> alive;
+  };
+  const std::string redis_key = redis_manifest_key(config_.redis.key_prefix, e.joined);
+  const std::string_view args[] = {"GET", redis_key};
+  auto* call = new Call{this, e.joined, e.fetch_id, Clock::now(), alive_};
+  const auto on_reply = [](void* user, const redisReply* reply) {
+    std::unique_ptr<Call> c(static_cast<Call*>(user));
+    if (!*c->alive) return;
+    ManifestStore& self = *c->store;
+    const auto it = self.entries_.find(c->key);
+    if (it == self.entries_.end() || it->second->fetch_id != c->fetch_id || !it->second->fetching) return;
+    Entry& entry = *it->second;
+    self.count_fetch(Tier::redis, c->started);
+    if (reply == nullptr || reply->type == REDIS_REPLY_ERROR) {
+      ++self.counters_.redis.errors;
+      self.redis_breaker_.on_failure(Clock::now());
+      return self.fetch_from_postgres(entry, false);
+    }
+    self.redis_breaker_.on_success(Clock::now());
+    if (reply->type != REDIS_REPLY_STRING) {
+      ++self.counters_.redis.misses;
+      return self.fetch_from_postgres(entry, false);
+    }
+    const auto parsed = parse_redis_manifest(std::string_view(reply->str, reply->len));
+    if (!parsed) {
+      ++self.counters_.invalid_documents;
+      spdlog::error("manifest store: Redis holds a malformed entry for {} (not \"<version>\\n<document>\"): reading "
+                    "PostgreSQL", entry.joined);
+      return self.fetch_from_postgres(entry, false);
+    }
+    if (parsed->version < entry.index_version) {  // older than a change already announced
+      ++self.counters_.redis.misses;
+      return self.fetch_from_postgres(entry, false);
+    }
+    ++self.counters_.redis.hits;
+    self.prepare_then(entry, Tier::redis, parsed->version, std::string(parsed->document));
+  };
+  if (!redis_->command(args, on_reply, call)) {
+    delete call;
+    ++counters_.redis.errors;
+    fetch_from_postgres(e, false);
+  }
+}
+
+void ManifestStore::fetch_from_postgres(Entry& e, bool from_primary) {
+  if (!breaker_allows(postgres_breaker_)) {
+    ++counters_.postgres.errors;
+    return fetch_failed(e, "PostgreSQL is unavailable (its breaker is open)");
+  }
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.postgres.query_timeout);
+  // The pool's thread may be connecting first: the deadline allows for it.
+  e.deadline = std::make_unique<asio::steady_timer>(control_, config_.postgres.query_timeout + config_.postgres.connect_timeout);
+  const std::uint64_t id = e.fetch_id;
+  const auto started = Clock::now();
+  e.deadline->async_wait([this, alive = alive_, key = e.joined, id, started](const boost::system::error_code& ec) {
+    if (ec || !*alive) return;
+    const auto it = entries_.find(key);
+    if (it == entries_.end() || it->second->fetch_id != id || !it->second->fetching) return;
+    count_fetch(Tier::postgres, started);
+    ++counters_.postgres.errors;
+    postgres_ok_ = false;
+    postgres_breaker_.on_failure(Clock::now());
+    it->second->fetch_id = ++next_fetch_id_;  // what still comes of that query is ignored
+    fetch_failed(*it->second, "PostgreSQL did not answer in time");
+  });
+  auto base = base_;
+  BlockingPool& pool = from_primary && primary_ ? *primary_ : *reads_;
+  pool.submit([this, alive = alive_, key = e.key, joined = e.joined, id, timeout, base, started](
+                  pqxx::connection_base* connection, const std::string& connect_error) {
+    auto prepared = std::make_shared<Prepared>();
+    if (connection == nullptr) {
+      prepared->error = "cannot connect: " + connect_error;
+    } else {
+      try {
+        if (auto row = read_manifest(*connection, key, timeout)) {
+          prepared->found = true;
+          prepared->version = row->version;
+          prepared->document = std::move(row->document);
+        }
+      } catch (const std::exception& ex) {
+        prepared->error = trimmed(ex.what());
+      }
+    }
+    if (prepared->found) {
+      auto loaded = config::load_manifests_string(prepared->document, "postgres:" + joined, base->config,
+                                                  config::ManifestsForm::one);
+      for (const auto& err : loaded.errors) prepared->problems.push_back(err.to_string());
+      if (loaded.errors.empty()) {
+        prepared->manifest = std::move(loaded.manifests[0]);
+        prepared->addresses = snapshot::resolve_endpoints(prepared->manifest, prepared->problems);
+      }
+    }
+    asio::post(control_, [this, alive, joined, id, started, prepared] {
+      if (!*alive) return;
+      const auto it = entries_.find(joined);
+      if (it == entries_.end() || it->second->fetch_id != id || !it->second->fetching) return;
+      Entry& entry = *it->second;
+      if (entry.deadline) entry.deadline->cancel();
+      count_fetch(Tier::postgres, started);
+      if (!prepared->error.empty()) {
+        ++counters_.postgres.errors;
+        postgres_ok_ = false;
+        postgres_breaker_.on_failure(Clock::now());
+        return fetch_failed(entry, "PostgreSQL: " + prepared->error);
+      }
+      postgres_ok_ = true;
+      postgres_breaker_.on_success(Clock::now());
+      if (!prepared->found) {
+        ++counters_.postgres.misses;
+        spdlog::info("manifest store: {} is no longer stored", joined);
+        return forget(joined);
+      }
+      if (prepared->version < entry.index_version && primary_) {
+        // The replica has not caught up with an announced change: ask the primary.
+        return fetch_from_postgres(entry, true);
+      }
+      ++counters_.postgres.hits;
+      on_prepared(joined, id, Tier::postgres, prepared);
+    });
+  });
+}
+
+void ManifestStore::prepare_then(Entry& e, Tier tier, std::uint64_t version, std::string document) {
+  auto base = base_;
+  prepare_->submit([this, alive = alive_, joined = e.joined, id = e.fetch_id, tier, version,
+                    document = std::move(document), base](pqxx::connection_base*, const std::string&) {
+    auto prepared = std::make_shared<Prepared>();
+    prepared->found = true;
+    prepared->version = version;
+    prepared->document = document;
+    auto loaded = config::load_manifests_string(document, "redis:" + joined, base->config, config::ManifestsForm::one);
+    for (const auto& err : loaded.errors) prepared->problems.push_back(err.to_string());
+    if (loaded.errors.empty()) {
+      prepared->manifest = std::move(loaded.manifests[0]);
+      prepared->addresses = snapshot::resolve_endpoints(prepared->manifest, prepared->problems);
+    }
+    asio::post(control_, [this, alive, joined, id, tier, prepared] {
+      if (*alive) on_prepared(joined, id, tier, prepared);
+    });
+  });
+}
+
+void ManifestStore::on_prepared(const std::string& key, std::uint64_t fetch_id, Tier tier,
+                                std::shared_ptr<Prepared> prepared) {
+  const auto it = entries_.find(key);
+  if (it == entries_.end() || it->second->fetch_id != fetch_id || !it->second->fetching) return;
+  Entry& e = *it->second;
+  const auto& m = prepared->manifest;
+  if (prepared->problems.empty() && (m.project != e.key.project || m.module != e.key.module ||
+                                     m.environment != e.key.environment))
+    prepared->problems.push_back("the document names " + m.project + "/" + m.module + "/" + m.environment +
+                                 ", not the key it is stored under");
+  if (!prepared->problems.empty()) {
+    ++counters_.invalid_documents;
+    for (const auto& p : prepared->problems)
+      spdlog::error("manifest store: {} version {} from {} is not served: {}", key, prepared->version,
+                    tier == Tier::redis ? "Redis" : "PostgreSQL", p);
+    if (tier == Tier::redis) return fetch_from_postgres(e, false);  // the source of truth may be right
+    return fetch_failed(e, "the stored document is invalid");
+  }
+  install(e, *prepared, tier);
+}
+
+void ManifestStore::install(Entry& e, Prepared& prepared, Tier tier) {
+  const auto now = Clock::now();
+  const auto& cache = config_.manifest_cache;
+  if (e.loaded) loaded_bytes_ -= e.bytes;
+  else ++loaded_count_;
+  e.loaded = true;
+  e.version = prepared.version;
+  e.index_version = std::max(e.index_version, prepared.version);
+  e.bytes = prepared.document.size();
+  loaded_bytes_ += e.bytes;
+  e.manifest = std::move(prepared.manifest);
+  e.addresses = std::move(prepared.addresses);
+  e.loaded_at = now;
+  e.refresh_at = now + cache.ttl * 4 / 5;
+  e.expires_at = now + cache.ttl;
+  e.refresh_asked = std::make_shared<std::atomic<bool>>(false);
+  if (e.slot < 0) {
+    const auto free = std::find(slots_.begin(), slots_.end(), std::string());
+    e.slot = static_cast<std::int32_t>(free - slots_.begin());
+    if (free == slots_.end()) slots_.push_back(e.joined);
+    else *free = e.joined;
+  }
+  if (tier == Tier::postgres && redis_) {
+    write_redis({"SET", redis_manifest_key(config_.redis.key_prefix, e.joined),
+                 redis_manifest_value(prepared.version, prepared.document), "EX",
+                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(cache.redis_ttl).count())});
+  }
+  evict_beyond_bounds(e);
+  finish_fetch(e);
+}
+
+void ManifestStore::fetch_failed(Entry& e, const std::string& why) {
+  const auto now = Clock::now();
+  if (e.loaded) {
+    ++counters_.stale_served;
+    spdlog::warn("manifest store: cannot fetch {} ({}): version {} keeps serving, next try in {} s", e.joined, why,
+                 e.version, kRetryAfterFailure.count());
+    e.refresh_at = e.expires_at = now + kRetryAfterFailure;
+  } else {
+    ++counters_.embedded_fallbacks;
+    spdlog::warn("manifest store: cannot fetch {} ({}): the embedded manifests serve its requests, next try in {} s",
+                 e.joined, why, kRetryAfterFailure.count());
+    e.expires_at = now + kRetryAfterFailure;
+  }
+  e.refresh_asked = std::make_shared<std::atomic<bool>>(false);
+  finish_fetch(e);
+}
+
+void ManifestStore::finish_fetch(Entry& e) {
+  e.fetching = false;
+  e.deadline.reset();
+  for (auto& w : e.waiters) after_publish_.push_back(std::move(w));
+  e.waiters.clear();
+  schedule_publish();
+  if (e.fetch_again) {
+    e.skip_redis = true;
+    start_fetch(e);
+  }
+}
+
+void ManifestStore::forget(const std::string& key) {
+  const auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  Entry& e = *it->second;
+  if (e.loaded) {
+    --loaded_count_;
+    loaded_bytes_ -= e.bytes;
+  }
+  if (e.slot >= 0) slots_[static_cast<std::size_t>(e.slot)].clear();
+  for (auto& w : e.waiters) after_publish_.push_back(std::move(w));
+  entries_.erase(it);
+  schedule_publish();
+}
+
+void ManifestStore::evict_beyond_bounds(const Entry& keep) {
+  const auto& cache = config_.manifest_cache;
+  while (loaded_count_ > cache.max_entries || loaded_bytes_ > cache.max_bytes) {
+    Entry* oldest = nullptr;
+    for (auto& [key, e] : entries_)
+      if (e->loaded && e.get() != &keep && !e->fetching && (oldest == nullptr || e->loaded_at < oldest->loaded_at))
+        oldest = e.get();
+    if (oldest == nullptr) return;
+    ++counters_.evictions;
+    --loaded_count_;
+    loaded_bytes_ -= oldest->bytes;
+    oldest->loaded = false;
+    oldest->version = 0;
+    oldest->manifest = {};
+    oldest->addresses.clear();
+    oldest->expires_at = {};
+    slots_[static_cast<std::size_t>(oldest->slot)].clear();
+    oldest->slot = -1;
+  }
+}
+
+void ManifestStore::write_redis(const std::vector<std::string>& args) {
+  if (!redis_ || !redis_->connected()) return;
+  std::vector<std::string_view> views(args.begin(), args.end());
+  redis_->command(views, [](void*, const redisReply*) {}, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The index and announced changes
+
+void ManifestStore::load_index(const char* why) {
+  if (stopped_) return;
+  index_timer_.cancel();
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.postgres.query_timeout);
+  reads_->submit([this, alive = alive_, timeout, why](pqxx::connection_base* connection, const std::string& connect_error) {
+    std::vector<std::pair<StoredKey, std::uint64_t>> index;
+    std::string error = connection == nullptr ? "cannot connect: " + connect_error : std::string();
+    if (connection != nullptr) {
+      try {
+        index = read_index(*connection, timeout);
+      } catch (const std::exception& e) {
+        error = trimmed(e.what());
+      }
+    }
+    asio::post(control_, [this, alive, index = std::move(index), error, why]() mutable {
+      if (!*alive) return;
+      const auto retry = [&](std::chrono::steady_clock::duration after) {
+        index_timer_.expires_after(after);
+        index_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
+          if (!ec && *alive) load_index("retry");
+        });
+      };
+      if (error.empty()) {
+        postgres_ok_ = true;
+        ++counters_.index_loads;
+        on_index(std::move(index), "postgres");
+        return retry(config_.manifest_cache.index_refresh);
+      }
+      postgres_ok_ = false;
+      ++counters_.index_failures;
+      spdlog::warn("manifest store: cannot read the index from PostgreSQL ({}, {}){}", why, error,
+                   index_known_ ? ": keeping the one known" : redis_ ? ": trying Redis" : "");
+      retry(kRetryAfterFailure);
+      if (index_known_ || !redis_ || !redis_->connected()) return;
+      const std::string key = redis_index_key(config_.redis.key_prefix);
+      const std::string_view args[] = {"GET", key};
+      auto* self = new std::pair<ManifestStore*, std::shared_ptr<bool>>(this, alive_);
+      if (!redis_->command(
+              args,
+              [](void* user, const redisReply* reply) {
+                std::unique_ptr<std::pair<ManifestStore*, std::shared_ptr<bool>>> s(
+                    static_cast<std::pair<ManifestStore*, std::shared_ptr<bool>>*>(user));
+                if (!*s->second || reply == nullptr || reply->type != REDIS_REPLY_STRING || s->first->index_known_)
+                  return;
+                std::vector<std::pair<StoredKey, std::uint64_t>> from_redis;
+                std::string_view text(reply->str, reply->len);
+                while (!text.empty()) {
+                  const auto eol = text.find('\n');
+                  const auto line = text.substr(0, eol);
+                  text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+                  const auto space = line.find(' ');
+                  auto key = split_key(line.substr(0, space));
+                  std::uint64_t version = 0;
+                  if (space != std::string_view::npos) version = std::strtoull(std::string(line.substr(space + 1)).c_str(), nullptr, 10);
+                  if (key && version > 0) from_redis.emplace_back(std::move(*key), version);
+                }
+                spdlog::info("manifest store: index of {} key(s) read from Redis while PostgreSQL is down",
+                             from_redis.size());
+                s->first->on_index(std::move(from_redis), "redis");
+              },
+              self))
+        delete self;
+    });
+  });
+}
+
+void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> index, const char* source) {
+  const bool first = !index_known_;
+  index_known_ = true;
+  index_source_ = source;
+  std::map<std::string, std::pair<StoredKey, std::uint64_t>> next;
+  for (auto& [key, version] : index) next.emplace(key.joined(), std::pair(key, version));
+  std::vector<std::string> gone;
+  for (const auto& [joined, e] : entries_)
+    if (!next.count(joined)) gone.push_back(joined);
+  for (const auto& joined : gone) forget(joined);
+  for (auto& [joined, kv] : next) {
+    auto& slot = entries_[joined];
+    if (!slot) {
+      slot = std::make_unique<Entry>();
+      slot->key = kv.first;
+      slot->joined = joined;
+    }
+    Entry& e = *slot;
+    e.index_version = std::max(e.index_version, kv.second);
+    if (e.loaded && e.version < e.index_version) {  // changed while we were not listening
+      ++counters_.refreshes;
+      if (e.fetching) e.fetch_again = true;
+      else {
+        e.skip_redis = true;
+        start_fetch(e);
+      }
+    }
+  }
+  if (std::string_view(source) == "postgres" && redis_) {
+    std::string text;
+    for (const auto& [joined, kv] : next) text += joined + " " + std::to_string(kv.second) + "\n";
+    write_redis({"SET", redis_index_key(config_.redis.key_prefix), text});
+  }
+  if (first) spdlog::info("manifest store: {} stored key(s) (index from {})", entries_.size(), source);
+  schedule_publish();
+}
+
+void ManifestStore::on_change(const std::string& payload) {
+  const auto change = Change::parse(payload);
+  if (!change) {
+    spdlog::warn("manifest store: ignoring a malformed announcement {:?}", payload);
+    return;
+  }
+  ++counters_.notifications;
+  const std::string joined = change->key.joined();
+  spdlog::info("manifest store: {} {} version {}", joined, change->deleted ? "deleted" : "changed", change->version);
+  if (change->deleted) return forget(joined);
+  auto& slot = entries_[joined];
+  if (!slot) {
+    slot = std::make_unique<Entry>();
+    slot->key = change->key;
+    slot->joined = joined;
+  }
+  Entry& e = *slot;
+  if (change->version <= e.index_version && e.version >= change->version) return;  // heard already
+  e.index_version = std::max(e.index_version, change->version);
+  if (e.loaded || e.fetching) {
+    ++counters_.refreshes;
+    e.skip_redis = true;
+    if (e.fetching) e.fetch_again = true;
+    else start_fetch(e);
+  }
+  schedule_publish();
+}
+
+void ManifestStore::on_listen_state(bool connected, const std::string& error) {
+  listening_ = connected;
+  if (!connected) {
+    spdlog::warn("manifest store: LISTEN connection lost or refused ({}): retrying; changes are read on "
+                 "reconnection", error);
+    return;
+  }
+  spdlog::info("manifest store: listening for changes on {}", kChannel);
+  load_index("LISTEN connected");  // what changed while nobody listened
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing to the workers
+
+void ManifestStore::schedule_publish() {
+  if (publish_pending_ || stopped_) return;
+  publish_pending_ = true;
+  // Coalesced: every change made in this turn of the loop goes out in one snapshot.
+  asio::post(control_, [this, alive = alive_] {
+    if (*alive) publish_now();
+  });
+}
+
+void ManifestStore::publish_now() {
+  publish_pending_ = false;
+  if (!base_) return;
+  auto next = std::make_shared<snapshot::Snapshot>(*base_);
+  const std::size_t embedded = base_->embedded_manifests;
+  std::vector<manifest::Manifest> all(base_->manifests.manifests().begin(),
+                                      base_->manifests.manifests().begin() + static_cast<std::ptrdiff_t>(embedded));
+  all.resize(embedded + slots_.size());
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    auto& m = all[embedded + i];
+    const auto it = slots_[i].empty() ? entries_.end() : entries_.find(slots_[i]);
+    if (it == entries_.end() || !it->second->loaded) {
+      m.project = "(free)";  // a free slot: no request reaches it
+      m.module = m.environment = "-";
+      m.policy = base_->default_policy;
+      continue;
+    }
+    m = snapshot::compile_manifest(it->second->manifest, it->second->addresses, *next, registry_);
+  }
+  next->manifests = manifest::ManifestTable(std::move(all), embedded);
+  auto index = std::make_shared<manifest::StoredIndex>();
+  for (const auto& [joined, e] : entries_) {
+    manifest::StoredEntry s;
+    s.key = joined;
+    s.manifest = e->loaded ? static_cast<std::int32_t>(embedded) + e->slot : -1;
+    s.version = e->version;
+    s.refresh_at = e->refresh_at;
+    s.expires_at = e->expires_at;
+    s.refresh_asked = e->refresh_asked;
+    index->add(e->key.project, e->key.module, e->key.environment, std::move(s));
+  }
+  next->stored = std::move(index);
+  snapshot::name_endpoints(*next, registry_);
+  publish_(std::move(next));
+  auto done = std::move(after_publish_);
+  after_publish_.clear();
+  for (auto& d : done) d();
+}
+
+}  // namespace frontdoor::store

@@ -1,0 +1,303 @@
+"""The manifest store against a real PostgreSQL (and Redis, and PgBouncer) started by the tests:
+lookup order, single flight, changes reaching running daemons, and every store being down."""
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from fdtest import (PgBouncer, PostgresServer, RedisServer, make_config, manifest, request, run_cli, to_yaml)
+
+DOCUMENT_QUERY = "FROM manifests WHERE project = $1"  # the one statement that reads a document
+
+
+@pytest.fixture(scope="module")
+def pg_cluster():
+    server = PostgresServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg(pg_cluster, request):
+    if pg_cluster.proc is None:
+        pg_cluster.start()
+    pg_cluster.sql("DROP TABLE IF EXISTS manifests, manifest_history, frontdoor_migrations")
+    yield pg_cluster
+    if pg_cluster.proc is None:
+        pg_cluster.start()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or rep.failed:
+        print("---- postgres log (tail):\n" + pg_cluster.logs()[-4000:])
+
+
+@pytest.fixture
+def redis(request):
+    server = RedisServer().start()
+    yield server
+    server.stop()
+    server.cleanup()
+
+
+def store_config(pg_dsn, embedded=(), redis_address=None, **over):
+    cfg = make_config(list(embedded), postgres={"dsn": pg_dsn, "query_timeout": "1s", "connect_timeout": "2s"},
+                      **over)
+    cfg["server"]["max_connections"] = 3000
+    if redis_address:
+        cfg["redis"] = {"address": redis_address, "command_timeout": "200ms"}
+    return cfg
+
+
+class Store:
+    """`frontdoor manifests` on a config file of the test's."""
+
+    def __init__(self, tmp_path, cfg):
+        self.dir = str(tmp_path)
+        self.path = os.path.join(self.dir, "cli.yaml")
+        with open(self.path, "w") as f:
+            f.write(to_yaml(cfg))
+
+    def run(self, *args, ok=True):
+        r = run_cli(["manifests", *args, "-c", self.path])
+        if ok:
+            assert r.returncode == 0, r.stderr
+        return r
+
+    def put(self, *manifests, ok=True):
+        path = os.path.join(self.dir, "put-%d.yaml" % time.monotonic_ns())
+        with open(path, "w") as f:
+            f.write(to_yaml({"manifests": list(manifests)}))
+        return self.run("put", path, ok=ok)
+
+
+def upstream_of(port, target):
+    r = request(port, "GET", target)
+    return r.status, r.headers.get("X-Upstream")
+
+
+def wait_for(predicate, timeout=5.0, step=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def test_stored_manifest_is_fetched_once_then_served_from_memory(frontdoor, upstreams, pg, tmp_path):
+    stored, embedded = upstreams("stored"), upstreams("embedded")
+    cfg = store_config(pg.dsn, [manifest("shop", "*", [embedded]), manifest("*", "*", [embedded])])
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [stored]))
+    fd = frontdoor(cfg)
+    before = pg.count_in_log(DOCUMENT_QUERY)
+    # The stored manifest wins over the embedded shop/*; fetched on the first request only.
+    for _ in range(20):
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+    assert pg.count_in_log(DOCUMENT_QUERY) - before == 1
+    # A route no stored key matches costs no query: the index says so.
+    for i in range(50):
+        assert upstream_of(fd.port, "/shop/other%d/x" % i) == (200, "embedded")
+        assert upstream_of(fd.port, "/random%d/x" % i) == (200, "embedded")
+    assert pg.count_in_log(DOCUMENT_QUERY) - before == 1
+
+
+def test_no_store_match_and_no_embedded_is_404(frontdoor, upstreams, pg, tmp_path):
+    cfg = store_config(pg.dsn)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [upstreams("stored")], environment="staging"))
+    fd = frontdoor(cfg)
+    assert request(fd.port, "GET", "/shop/cart/1").status == 404  # production: no match
+    assert request(fd.port, "GET", "/billing/x").status == 404
+
+
+def test_a_put_reaches_two_running_daemons(frontdoor, upstreams, pg, tmp_path):
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    cfg = store_config(pg.dsn)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [v1]))
+    a, b = frontdoor(cfg, name="a"), frontdoor(cfg, name="b")
+    for fd in (a, b):
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+    latencies = []
+    for round_ in range(6):
+        target = v2 if round_ % 2 == 0 else v1
+        start = time.monotonic()
+        store.put(manifest("shop", "cart", [target]))
+        for fd in (a, b):
+            assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1")[1] == target.name, timeout=3), \
+                "the change did not reach %s" % fd.name
+        latencies.append(time.monotonic() - start)
+    # Includes the CLI's own process start and connection: the daemons' part is smaller.
+    assert max(latencies) < 2.0, latencies
+    # A key created after start is found too (the index learns it from the announcement).
+    store.put(manifest("billing", "*", [v2]))
+    assert wait_for(lambda: upstream_of(a.port, "/billing/invoices") == (200, "v2"), timeout=3)
+    store.run("delete", "billing/*/*")
+    assert wait_for(lambda: request(a.port, "GET", "/billing/invoices").status == 404, timeout=3)
+
+
+def test_thousand_concurrent_requests_for_a_cold_key_make_one_query(frontdoor, upstreams, pg, tmp_path):
+    stored = upstreams("stored")
+    cfg = store_config(pg.dsn)
+    cfg["server"]["workers"] = 2
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [stored]))
+    fd = frontdoor(cfg)
+    time.sleep(0.3)  # the index is read
+    before = pg.count_in_log(DOCUMENT_QUERY)
+    socks = []
+    try:
+        for _ in range(1000):
+            s = socket.create_connection(("127.0.0.1", fd.port), timeout=10)
+            socks.append(s)
+        for s in socks:
+            s.sendall(b"GET /shop/cart/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        ok = 0
+        for s in socks:
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            ok += data.startswith(b"HTTP/1.1 200") and b"X-Upstream: stored" in data
+    finally:
+        for s in socks:
+            s.close()
+    assert ok == 1000
+    assert pg.count_in_log(DOCUMENT_QUERY) - before == 1
+
+
+def test_redis_holds_what_postgres_served(frontdoor, upstreams, pg, redis, tmp_path):
+    stored = upstreams("stored")
+    cfg = store_config(pg.dsn, redis_address=redis.address)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [stored]))
+    # The CLI wrote through to Redis: a daemon reads the document there, not in PostgreSQL.
+    assert redis.command("GET", "frontdoor:manifest:shop/cart/*").startswith("1\n")
+    before = pg.count_in_log(DOCUMENT_QUERY)
+    fd = frontdoor(cfg, name="a")
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+    assert pg.count_in_log(DOCUMENT_QUERY) == before
+    # Redis down: PostgreSQL serves.
+    redis.stop()
+    fd2 = frontdoor(cfg, name="b")
+    assert upstream_of(fd2.port, "/shop/cart/1") == (200, "stored")
+    assert pg.count_in_log(DOCUMENT_QUERY) == before + 1
+
+
+def test_postgres_down_served_from_memory_then_redis(frontdoor, upstreams, pg, redis, tmp_path):
+    stored, embedded = upstreams("stored"), upstreams("embedded")
+    cfg = store_config(pg.dsn, [manifest("*", "*", [embedded])], redis_address=redis.address)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [stored]))
+    warm = frontdoor(cfg, name="warm")
+    assert upstream_of(warm.port, "/shop/cart/1") == (200, "stored")
+    pg.stop()
+    # The warm daemon serves from L1; a new one reads the index and the document from Redis.
+    for _ in range(10):
+        assert upstream_of(warm.port, "/shop/cart/1") == (200, "stored")
+    cold = frontdoor(cfg, name="cold")
+    assert wait_for(lambda: upstream_of(cold.port, "/shop/cart/1") == (200, "stored"), timeout=5)
+    # Both down: the warm one still serves its copy; a cold one serves the embedded defaults.
+    redis.stop()
+    for _ in range(10):
+        assert upstream_of(warm.port, "/shop/cart/1") == (200, "stored")
+    colder = frontdoor(cfg, name="colder")
+    start = time.monotonic()
+    for _ in range(20):
+        assert upstream_of(colder.port, "/shop/cart/1") == (200, "embedded")
+    assert time.monotonic() - start < 5, "a dead store must not cost a timeout per request"
+    # PostgreSQL back: the cold daemon finds the index again and serves the stored manifest.
+    pg.start()
+    assert wait_for(lambda: upstream_of(colder.port, "/shop/cart/1") == (200, "stored"), timeout=10)
+
+
+def test_a_change_made_while_the_daemon_was_not_listening_is_picked_up(frontdoor, upstreams, pg, tmp_path):
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    cfg = store_config(pg.dsn)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [v1]))
+    fd = frontdoor(cfg)
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+    pg.stop()
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")  # last good copy
+    pg.start()
+    # Written behind the daemon's back (no NOTIFY heard): found by version when it reconnects.
+    pg.sql("UPDATE manifests SET version = 99, document = jsonb_set(document, '{endpoints}', "
+           "'[\"%s\"]') WHERE project = 'shop'" % v2.address)
+    assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "v2"), timeout=10)
+
+
+def test_a_malformed_document_is_never_served(frontdoor, upstreams, pg, tmp_path):
+    v1 = upstreams("v1")
+    cfg = store_config(pg.dsn)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [v1]))
+    fd = frontdoor(cfg)
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+    # Written around the CLI's checks, and announced.
+    pg.sql("UPDATE manifests SET version = 5, document = '{\"project\":\"shop\",\"module\":\"cart\","
+           "\"environment\":\"*\",\"endpoints\":[{\"address\":\"nowhere\"}],\"balancing\":\"fastest\"}' "
+           "WHERE project = 'shop'; SELECT pg_notify('frontdoor_manifests', 'put shop cart * 5')")
+    assert wait_for(lambda: "shop/cart/* version 5 from PostgreSQL is not served" in fd.stderr(), timeout=5), fd.stderr()
+    for _ in range(5):
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+    assert fd.running()
+    # A cold daemon has no good copy: it answers 404 (no embedded manifest), never the bad document.
+    fd2 = frontdoor(cfg, name="fd2")
+    assert request(fd2.port, "GET", "/shop/cart/1").status == 404
+
+
+def test_through_pgbouncer_in_transaction_pooling(frontdoor, upstreams, pg, tmp_path):
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    bouncer = PgBouncer(pg).start()
+    try:
+        cfg = store_config(bouncer.dsn)
+        cfg["postgres"]["listen_dsn"] = pg.tcp_dsn  # LISTEN needs a direct connection
+        cfg["postgres"]["pool_size"] = 4
+        store = Store(tmp_path, cfg)
+        store.run("migrate")
+        store.put(manifest("shop", "cart", [v1]))
+        fd = frontdoor(cfg)
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+        store.put(manifest("shop", "cart", [v2]))
+        assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "v2"), timeout=3)
+        # Many keys at once through 2 server connections shared by 4 of ours.
+        store.put(*[manifest("shop", "m%d" % i, [v1]) for i in range(40)])
+        results = []
+        threads = [threading.Thread(target=lambda i=i: results.append(upstream_of(fd.port, "/shop/m%d/x" % i)))
+                   for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert sorted(results) == [(200, "v1")] * 40
+    finally:
+        bouncer.cleanup()
+
+
+def test_cli_refuses_a_bad_file_and_writes_nothing(pg, tmp_path):
+    cfg = store_config(pg.dsn)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    path = os.path.join(str(tmp_path), "bad.yaml")
+    with open(path, "w") as f:
+        f.write("manifests:\n  - {project: a, module: b, endpoints: [10.0.0.1:80]}\n"
+                "  - {project: a, module: c, endpoints: [not-an-address], balancing: fastest}\n")
+    r = store.run("put", path, ok=False)
+    assert r.returncode == 1
+    assert "bad.yaml:3:" in r.stderr and "balancing" in r.stderr and "nothing was written" in r.stderr
+    assert store.run("list").stdout == ""
+    r = store.run("get", "a/b/*", ok=False)
+    assert r.returncode == 1 and "is not stored" in r.stderr
