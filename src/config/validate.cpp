@@ -186,10 +186,14 @@ class Checker {
       add("admin.token_env", shown(config_.admin.token_env) + " is not an environment variable name");
     for (std::size_t i = 0; i < config_.admin.ready_requires.size(); ++i) {
       const auto& dep = config_.admin.ready_requires[i];
-      if (dep != "redis")
-        add("admin.ready_requires[" + std::to_string(i) + "]", shown(dep) + " is not a dependency (expected redis)");
-      else if (config_.redis.address.empty())
+      if (dep != "redis" && dep != "postgres")
+        add("admin.ready_requires[" + std::to_string(i) + "]",
+            shown(dep) + " is not a dependency (expected redis or postgres)");
+      else if (dep == "redis" && config_.redis.address.empty())
         add("admin.ready_requires[" + std::to_string(i) + "]", "redis is required for readiness but redis.address is empty");
+      else if (dep == "postgres" && !config_.postgres.enabled())
+        add("admin.ready_requires[" + std::to_string(i) + "]",
+            "postgres is required for readiness but there is no postgres section");
     }
     if (config_.admin.rate_window < std::chrono::seconds(1))
       add("admin.rate_window", "must be at least 1s");

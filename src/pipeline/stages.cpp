@@ -277,7 +277,8 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
       const bool fresh = ctx.now < entry->expires_at;
       if (entry->manifest >= 0 && (fresh || ctx.manifest_waited)) {
         ctx.manifest = &ctx.snapshot->manifests.manifests()[static_cast<std::size_t>(entry->manifest)];
-        if (counts != nullptr) ++(fresh ? counts->stored_hits : counts->stale_served);
+        // After a wait the request was counted as a miss already.
+        if (counts != nullptr && !(fresh && ctx.manifest_waited)) ++(fresh ? counts->stored_hits : counts->stale_served);
         if (fetcher != nullptr && ctx.now >= entry->refresh_at && fresh &&
             !entry->refresh_asked->exchange(true, std::memory_order_relaxed))
           fetcher->refresh(entry->key);

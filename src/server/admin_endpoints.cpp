@@ -115,6 +115,74 @@ void histograms(Exposition& x, const Metrics& m) {
   }
 }
 
+// The manifest store's tiers: L1 (the workers' lookups) and each remote tier's fetches.
+void store_metrics(Exposition& x, const Metrics& m, const store::ManifestStore& manifest_store) {
+  using prometheus::MetricType;
+  const auto& c = manifest_store.counters();
+  const auto& l1 = m.manifest_lookups;
+  constexpr std::string_view kLookups = "Stored-manifest lookups by cache tier and result.";
+  const auto tier = [&](std::string_view name, std::uint64_t hits, std::uint64_t misses, std::uint64_t errors) {
+    x.add("fd_manifest_cache_requests_total", kLookups, MetricType::Counter, "tier,result=\"hit\"", {name},
+          static_cast<double>(hits));
+    x.add("fd_manifest_cache_requests_total", kLookups, MetricType::Counter, "tier,result=\"miss\"", {name},
+          static_cast<double>(misses));
+    if (name != "l1")
+      x.add("fd_manifest_cache_requests_total", kLookups, MetricType::Counter, "tier,result=\"error\"", {name},
+            static_cast<double>(errors));
+    const auto total = hits + misses + errors;
+    x.add("fd_cache_hit_ratio", "Hits over lookups since start, by manifest cache tier (0 before any).",
+          MetricType::Gauge, "tier", {name}, total == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(total));
+  };
+  tier("l1", l1.stored_hits, l1.stored_misses, 0);
+  tier("redis", c.redis.hits, c.redis.misses, c.redis.errors);
+  tier("postgres", c.postgres.hits, c.postgres.misses, c.postgres.errors);
+  constexpr std::string_view kLoad = "Time to fetch a stored manifest, by source, answered or not.";
+  x.histogram("fd_module_load_seconds", kLoad, "source", "redis", c.redis.load_seconds);
+  x.histogram("fd_module_load_seconds", kLoad, "source", "postgres", c.postgres.load_seconds);
+  const auto counter = [&](std::string_view name, std::string_view help, std::uint64_t value) {
+    x.add(name, help, MetricType::Counter, "", {}, static_cast<double>(value));
+  };
+  counter("fd_manifest_stale_served_total", "Requests served an expired stored manifest because its fetch failed.",
+          l1.stale_served);
+  counter("fd_manifest_embedded_fallbacks_total",
+          "Requests whose stored manifest the store could not deliver: the embedded manifests served them.",
+          l1.embedded_fallbacks);
+  counter("fd_manifest_invalid_documents_total", "Stored documents refused by the daemon's rules (never served).",
+          c.invalid_documents);
+  counter("fd_manifest_notifications_total", "Changes announced by PostgreSQL NOTIFY.", c.notifications);
+  counter("fd_manifest_evictions_total", "Loaded manifests evicted beyond manifest_cache.max_entries / max_bytes.",
+          c.evictions);
+  counter("fd_manifest_refreshes_total", "Fetches of a loaded manifest: refresh ahead of expiry or a change.",
+          c.refreshes);
+  x.add("fd_manifest_index_loads_total", "Reads of the index of stored keys, by result.", MetricType::Counter,
+        "result=\"ok\"", {}, static_cast<double>(c.index_loads));
+  x.add("fd_manifest_index_loads_total", "", MetricType::Counter, "result=\"failed\"", {},
+        static_cast<double>(c.index_failures));
+  const auto s = manifest_store.status();
+  x.add("fd_manifest_store_keys", "Stored keys in the index.", MetricType::Gauge, "", {}, static_cast<double>(s.keys));
+  x.add("fd_manifest_store_loaded", "Stored manifests in L1.", MetricType::Gauge, "", {}, static_cast<double>(s.loaded));
+  x.add("fd_manifest_store_loaded_bytes", "Bytes of the documents in L1.", MetricType::Gauge, "", {},
+        static_cast<double>(s.loaded_bytes));
+  constexpr std::string_view kUp = "1 while the manifest store reaches the dependency.";
+  x.add("fd_manifest_store_up", kUp, MetricType::Gauge, "dependency=\"postgres\"", {}, s.postgres_ok ? 1 : 0);
+  x.add("fd_manifest_store_up", kUp, MetricType::Gauge, "dependency=\"postgres_listen\"", {}, s.listening ? 1 : 0);
+  x.add("fd_manifest_store_up", kUp, MetricType::Gauge, "dependency=\"redis\"", {}, s.redis_connected ? 1 : 0);
+  constexpr std::string_view kBreaker = "1 while the manifest store's breaker for the tier is open.";
+  x.add("fd_manifest_store_breaker_open", kBreaker, MetricType::Gauge, "tier=\"postgres\"", {},
+        s.postgres_breaker_open ? 1 : 0);
+  x.add("fd_manifest_store_breaker_open", kBreaker, MetricType::Gauge, "tier=\"redis\"", {},
+        s.redis_breaker_open ? 1 : 0);
+}
+
+std::string store_json(const store::ManifestStore* manifest_store) {
+  if (manifest_store == nullptr) return "{\"configured\":false}";
+  const auto s = manifest_store->status();
+  return fmt::format("{{\"configured\":true,\"index_known\":{},\"index_source\":{},\"keys\":{},\"loaded\":{},"
+                     "\"loaded_bytes\":{},\"postgres_ok\":{},\"listening\":{},\"redis_connected\":{}}}",
+                     s.index_known, json_string(s.index_source), s.keys, s.loaded, s.loaded_bytes, s.postgres_ok,
+                     s.listening, s.redis_connected);
+}
+
 }  // namespace
 
 AdminEndpoints::AdminEndpoints(asio::io_context& control, asio::ip::tcp::acceptor acceptor,
@@ -200,11 +268,20 @@ admin::Response AdminEndpoints::ready() const {
   const bool redis_required = std::find(requires_list.begin(), requires_list.end(), "redis") != requires_list.end();
   // Redis counts as down when no worker has a connection to it (at the last 1 s sample).
   const bool redis_down = redis && redis_connected_ == 0;
-  const char* status = draining_ ? "draining" : (redis_required && redis_down) ? "dependency_down" : "ready";
+  const bool postgres_required =
+      std::find(requires_list.begin(), requires_list.end(), "postgres") != requires_list.end();
+  // PostgreSQL counts as down when its LISTEN connection (watched all the time) or its last query
+  // failed.
+  const auto pg = store_ != nullptr ? store_->status() : store::StoreStatus{};
+  const bool postgres_down = !pg.postgres_ok || !pg.listening;
+  const char* status = draining_                                                       ? "draining"
+                       : (redis_required && redis_down) || (postgres_required && postgres_down) ? "dependency_down"
+                                                                                       : "ready";
   const std::string body = fmt::format(
       "{{\"status\":\"{}\",\"workers\":{},\"redis\":{{\"configured\":{},\"connected_workers\":{},"
-      "\"required\":{}}}}}\n",
-      status, workers_.size(), redis ? "true" : "false", redis_connected_, redis_required ? "true" : "false");
+      "\"required\":{}}},\"postgres\":{{\"configured\":{},\"up\":{},\"required\":{}}},\"manifest_store\":{}}}\n",
+      status, workers_.size(), redis ? "true" : "false", redis_connected_, redis_required ? "true" : "false",
+      store_ != nullptr, !postgres_down, postgres_required, store_json(store_));
   return {std::string_view(status) == "ready" ? 200u : 503u, "application/json", body};
 }
 
@@ -233,7 +310,7 @@ admin::Response AdminEndpoints::status_json() {
     j += fmt::format("{}{{\"limit\":{},\"manifest\":{},\"allowed\":{},\"refused\":{}}}", i ? "," : "",
                      json_string(r.limit), json_string(r.manifest), r.allowed, r.refused);
   }
-  j += "],\"reloads\":[";
+  j += "],\"manifest_store\":" + store_json(store_) + ",\"reloads\":[";
   if (reloader_ != nullptr) {
     bool first = true;
     for (const auto& entry : reloader_->history()) {
@@ -312,6 +389,7 @@ admin::Response AdminEndpoints::metrics() {
           static_cast<double>(n));
   });
   histograms(x, m);
+  if (store_ != nullptr) store_metrics(x, m, *store_);
   x.add("fd_active_requests", "Requests in flight.", MetricType::Gauge, "", {}, static_cast<double>(m.active_requests));
   x.add("fd_open_connections", "Client connections open, whole process.", MetricType::Gauge, "", {},
         static_cast<double>(m.open_connections));

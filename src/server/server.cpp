@@ -372,6 +372,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     for (auto& w : workers) w->set_manifest_store(manifest_store.get(), &control);
     reloader.set_installer([&](std::shared_ptr<const snapshot::Snapshot> next) { manifest_store->rebase(std::move(next)); });
     manifest_store->start(snapshot);
+    if (admin) admin->set_manifest_store(manifest_store.get());
   }
   if (admin) {
     std::string token;

@@ -367,6 +367,10 @@ void Worker::add_metrics(Metrics& m) const {
       m.routes.push_back(mf.project + "/" + mf.module + "/" + mf.environment);
   }
   m.shed += load_.shed;
+  m.manifest_lookups.stored_hits += manifest_counts_.stored_hits;
+  m.manifest_lookups.stored_misses += manifest_counts_.stored_misses;
+  m.manifest_lookups.stale_served += manifest_counts_.stale_served;
+  m.manifest_lookups.embedded_fallbacks += manifest_counts_.embedded_fallbacks;
   if (m.rate_limits.size() < snapshot.rate_limit_labels.size()) {
     m.rate_limits.resize(snapshot.rate_limit_labels.size());
     for (std::size_t i = 0; i < snapshot.rate_limit_labels.size(); ++i)

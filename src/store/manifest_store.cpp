@@ -198,9 +198,13 @@ bool ManifestStore::breaker_allows(resilience::CircuitBreaker& breaker) {
 }
 
 void ManifestStore::count_fetch(Tier tier, Clock::time_point started) {
-  auto& c = tier == Tier::redis ? counters_.redis : counters_.postgres;
-  ++c.fetches;
-  c.fetch_seconds += std::chrono::duration<double>(Clock::now() - started).count();
+  auto& h = (tier == Tier::redis ? counters_.redis : counters_.postgres).load_seconds;
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  std::size_t b = 0;
+  while (b < stats::RequestTally::kBuckets.size() && seconds > stats::RequestTally::kBuckets[b]) ++b;
+  ++h.counts[b];
+  ++h.count;
+  h.sum += seconds;
 }
 
 void ManifestStore::fetch_from_redis(Entry& e) {

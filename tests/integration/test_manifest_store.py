@@ -1,6 +1,9 @@
 """The manifest store against a real PostgreSQL (and Redis, and PgBouncer) started by the tests:
 lookup order, single flight, changes reaching running daemons, and every store being down."""
+import http.client
+import json
 import os
+import re
 import socket
 import threading
 import time
@@ -49,6 +52,24 @@ def store_config(pg_dsn, embedded=(), redis_address=None, **over):
     return cfg
 
 
+def admin_get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
+def metric(text, name, labels=""):
+    """The value of one sample of a Prometheus text exposition (labels as written, in order)."""
+    pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "") + r" (\S+)"
+    found = re.search("^" + pattern + "$", text, re.M)
+    assert found, "no sample %s{%s} in:\n%s" % (name, labels, text)
+    return float(found.group(1))
+
+
 class Store:
     """`frontdoor manifests` on a config file of the test's."""
 
@@ -91,7 +112,8 @@ def test_stored_manifest_is_fetched_once_then_served_from_memory(frontdoor, upst
     store = Store(tmp_path, cfg)
     store.run("migrate")
     store.put(manifest("shop", "cart", [stored]))
-    fd = frontdoor(cfg)
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    fd = frontdoor(cfg, listeners=("main", "admin"))
     before = pg.count_in_log(DOCUMENT_QUERY)
     # The stored manifest wins over the embedded shop/*; fetched on the first request only.
     for _ in range(20):
@@ -102,6 +124,20 @@ def test_stored_manifest_is_fetched_once_then_served_from_memory(frontdoor, upst
         assert upstream_of(fd.port, "/shop/other%d/x" % i) == (200, "embedded")
         assert upstream_of(fd.port, "/random%d/x" % i) == (200, "embedded")
     assert pg.count_in_log(DOCUMENT_QUERY) - before == 1
+    status, text = admin_get(fd.ports["admin"], "/metrics")
+    assert status == 200
+    assert metric(text, "fd_manifest_cache_requests_total", 'tier="l1",result="hit"') == 19
+    assert metric(text, "fd_manifest_cache_requests_total", 'tier="l1",result="miss"') == 1
+    assert metric(text, "fd_manifest_cache_requests_total", 'tier="postgres",result="hit"') == 1
+    assert metric(text, "fd_cache_hit_ratio", 'tier="l1"') == 0.95
+    assert metric(text, "fd_module_load_seconds_count", 'source="postgres"') == 1
+    assert metric(text, "fd_manifest_store_keys") == 1
+    assert metric(text, "fd_manifest_store_loaded") == 1
+    assert metric(text, "fd_manifest_store_up", 'dependency="postgres_listen"') == 1
+    status, body = admin_get(fd.ports["admin"], "/ready")
+    ready = json.loads(body)
+    assert status == 200 and ready["postgres"]["up"] and ready["manifest_store"]["keys"] == 1
+    assert json.loads(admin_get(fd.ports["admin"], "/status.json")[1])["manifest_store"]["loaded"] == 1
 
 
 def test_no_store_match_and_no_embedded_is_404(frontdoor, upstreams, pg, tmp_path):
@@ -251,6 +287,7 @@ def test_a_malformed_document_is_never_served(frontdoor, upstreams, pg, tmp_path
            "\"environment\":\"*\",\"endpoints\":[{\"address\":\"nowhere\"}],\"balancing\":\"fastest\"}' "
            "WHERE project = 'shop'; SELECT pg_notify('frontdoor_manifests', 'put shop cart * 5')")
     assert wait_for(lambda: "shop/cart/* version 5 from PostgreSQL is not served" in fd.stderr(), timeout=5), fd.stderr()
+    assert "endpoints[0].address" in fd.stderr()
     for _ in range(5):
         assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
     assert fd.running()
@@ -301,3 +338,17 @@ def test_cli_refuses_a_bad_file_and_writes_nothing(pg, tmp_path):
     assert store.run("list").stdout == ""
     r = store.run("get", "a/b/*", ok=False)
     assert r.returncode == 1 and "is not stored" in r.stderr
+
+
+def test_readiness_can_require_postgres(frontdoor, upstreams, pg, tmp_path):
+    cfg = store_config(pg.dsn, [manifest("*", "*", [upstreams("embedded")])])
+    cfg["admin"] = {"address": "127.0.0.1:0", "ready_requires": ["postgres"]}
+    Store(tmp_path, cfg).run("migrate")
+    fd = frontdoor(cfg, listeners=("main", "admin"))
+    assert wait_for(lambda: admin_get(fd.ports["admin"], "/ready")[0] == 200, timeout=5)
+    pg.stop()
+    assert wait_for(lambda: admin_get(fd.ports["admin"], "/ready")[0] == 503, timeout=10)
+    assert json.loads(admin_get(fd.ports["admin"], "/ready")[1])["status"] == "dependency_down"
+    assert upstream_of(fd.port, "/any/thing") == (200, "embedded")  # still serving
+    pg.start()
+    assert wait_for(lambda: admin_get(fd.ports["admin"], "/ready")[0] == 200, timeout=10)

@@ -23,6 +23,7 @@
 #include "frontdoor/admin/admin_server.hpp"
 #include "frontdoor/config/config.hpp"
 #include "frontdoor/server/metrics.hpp"
+#include "frontdoor/store/manifest_store.hpp"
 #include "frontdoor/server/reloader.hpp"
 
 namespace frontdoor::server {
@@ -41,6 +42,8 @@ class AdminEndpoints {
   void stop() noexcept;
   // SIGTERM: /ready answers 503 from now on.
   void set_draining() noexcept { draining_ = true; }
+  // Its tiers in /metrics, /ready and /status.json. Control thread, like every call here.
+  void set_manifest_store(const store::ManifestStore* manifest_store) noexcept { store_ = manifest_store; }
   // POST /reload runs `reloader` (which outlives this); with a token, only for `Bearer <token>`.
   void enable_reload(ConfigReloader& reloader, std::string token);
   std::uint16_t port() const { return server_.port(); }
@@ -65,6 +68,7 @@ class AdminEndpoints {
   boost::asio::steady_timer sample_timer_;
   bool draining_ = false;
   ConfigReloader* reloader_ = nullptr;
+  const store::ManifestStore* store_ = nullptr;
   bool stopped_ = false;
   // Requests served so far, once a second over admin.rate_window: http_requests_per_second.
   struct Sample {

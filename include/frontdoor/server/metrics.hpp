@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "frontdoor/io/redis_client.hpp"
+#include "frontdoor/pipeline/stages.hpp"
 #include "frontdoor/ratelimit/global_limiter.hpp"
 #include "frontdoor/resilience/rate_limiter.hpp"
 #include "frontdoor/stats/counters.hpp"
@@ -59,6 +60,7 @@ struct Metrics {
   std::uint64_t active_requests = 0;       // gauge
   std::uint64_t open_connections = 0;      // gauge, whole process
   std::uint64_t shed = 0;        // load shedding refusals
+  pipeline::ManifestCounts manifest_lookups;  // stored manifests: L1 hits and misses
   std::vector<RateLimitMetrics> rate_limits;
   std::vector<EndpointMetrics> endpoints;
   std::vector<ManifestMetrics> manifests;

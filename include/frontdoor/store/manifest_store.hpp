@@ -34,6 +34,7 @@
 #include "frontdoor/io/redis_client.hpp"
 #include "frontdoor/resilience/circuit_breaker.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
+#include "frontdoor/stats/request_tally.hpp"
 #include "frontdoor/store/blocking_pool.hpp"
 #include "frontdoor/store/change_listener.hpp"
 #include "frontdoor/store/manifest_sql.hpp"
@@ -47,8 +48,7 @@ struct TierCounters {
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;  // the tier did not hold the document
   std::uint64_t errors = 0;  // no answer in time, connection lost, breaker open
-  std::uint64_t fetches = 0;
-  double fetch_seconds = 0;  // sum over `fetches`
+  stats::RequestTally::Histogram load_seconds;  // fetch time, answered or not (fd_module_load_seconds)
 };
 
 struct StoreCounters {
