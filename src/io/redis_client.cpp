@@ -209,6 +209,30 @@ void RedisClient::handshake() {
     const std::string_view select[] = {"SELECT", db};
     command(select, nullptr, nullptr);
   }
+  if (!channel_.empty() && context_ != nullptr) {
+    if (options_.address.rfind("unix:", 0) != 0) redisEnableKeepAlive(&context_->c);  // TCP only
+    // No deadline: the confirmation and the messages come whenever they come.
+    redisAsyncCommand(context_, &RedisClient::on_message, this, "SUBSCRIBE %b", channel_.data(), channel_.size());
+  }
+}
+
+void RedisClient::subscribe(std::string channel, MessageCallback callback, void* user) {
+  channel_ = std::move(channel);
+  on_message_ = callback;
+  message_user_ = user;
+}
+
+void RedisClient::on_message(redisAsyncContext*, void* reply, void* privdata) {
+  auto& self = *static_cast<RedisClient*>(privdata);
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || self.on_message_ == nullptr) return;
+  const auto* kind = r->element[0];
+  if (kind->type != REDIS_REPLY_STRING) return;
+  const std::string_view what(kind->str, kind->len);
+  if (what == "subscribe") return self.on_message_(self.message_user_, nullptr);
+  if (what != "message" || r->element[2]->type != REDIS_REPLY_STRING) return;
+  const std::string_view payload(r->element[2]->str, r->element[2]->len);
+  self.on_message_(self.message_user_, &payload);
 }
 
 void RedisClient::schedule_reconnect() {

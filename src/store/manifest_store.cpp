@@ -63,7 +63,6 @@ struct ManifestStore::Entry {
   std::shared_ptr<std::atomic<bool>> refresh_asked = std::make_shared<std::atomic<bool>>(false);
   // The fetch in flight
   bool fetching = false;
-  bool skip_redis = false;     // a change was announced: Redis may hold the version before it
   bool fetch_again = false;    // a change arrived during the fetch
   std::uint64_t fetch_id = 0;
   Clock::time_point fetch_started{};
@@ -102,6 +101,18 @@ void ManifestStore::start(std::shared_ptr<const snapshot::Snapshot> base) {
   if (!config_.redis.address.empty()) {
     redis_ = std::make_unique<io::RedisClient>(control_, redis_options(config_.redis));
     redis_->start();
+    // Changes also come through Redis, for a replica that cannot reach PostgreSQL.
+    redis_changes_ = std::make_unique<io::RedisClient>(control_, redis_options(config_.redis));
+    redis_changes_->subscribe(
+        redis_channel(config_.redis.key_prefix),
+        [](void* user, const std::string_view* message) {
+          auto& self = *static_cast<ManifestStore*>(user);
+          if (message != nullptr) return self.on_change(std::string(*message));
+          // (Re)subscribed: what was announced meanwhile is found by reading the index again.
+          if (std::exchange(self.redis_subscribed_once_, true)) self.load_index("Redis subscription back");
+        },
+        this);
+    redis_changes_->start();
   }
   const auto alive = alive_;
   listener_ = std::make_unique<ChangeListener>(
@@ -129,6 +140,7 @@ void ManifestStore::stop() {
   for (auto* pool : {reads_.get(), primary_.get(), prepare_.get()})
     if (pool) pool->stop();
   if (redis_) redis_->stop();
+  if (redis_changes_) redis_changes_->stop();
   index_timer_.cancel();
   for (auto& [key, e] : entries_)
     if (e->deadline) e->deadline->cancel();
@@ -188,8 +200,8 @@ void ManifestStore::start_fetch(Entry& e) {
   e.fetch_again = false;
   e.fetch_id = ++next_fetch_id_;
   e.fetch_started = Clock::now();
-  const bool skip_redis = std::exchange(e.skip_redis, false);
-  if (!skip_redis && redis_ && redis_->connected() && breaker_allows(redis_breaker_)) return fetch_from_redis(e);
+  // Redis first: a copy there older than the newest version announced is not taken (see below).
+  if (redis_ && redis_->connected() && breaker_allows(redis_breaker_)) return fetch_from_redis(e);
   fetch_from_postgres(e, false);
 }
 
@@ -253,6 +265,7 @@ void ManifestStore::fetch_from_redis(Entry& e) {
   if (!redis_->command(args, on_reply, call)) {
     delete call;
     ++counters_.redis.errors;
+    redis_breaker_.on_failure(Clock::now());
     fetch_from_postgres(e, false);
   }
 }
@@ -430,10 +443,7 @@ void ManifestStore::finish_fetch(Entry& e) {
   for (auto& w : e.waiters) after_publish_.push_back(std::move(w));
   e.waiters.clear();
   schedule_publish();
-  if (e.fetch_again) {
-    e.skip_redis = true;
-    start_fetch(e);
-  }
+  if (e.fetch_again) start_fetch(e);
 }
 
 void ManifestStore::forget(const std::string& key) {
@@ -568,10 +578,7 @@ void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> in
     if (e.loaded && e.version < e.index_version) {  // changed while we were not listening
       ++counters_.refreshes;
       if (e.fetching) e.fetch_again = true;
-      else {
-        e.skip_redis = true;
-        start_fetch(e);
-      }
+      else start_fetch(e);
     }
   }
   if (std::string_view(source) == "postgres" && redis_) {
@@ -603,8 +610,8 @@ void ManifestStore::on_change(const std::string& payload) {
   if (change->version <= e.index_version && e.version >= change->version) return;  // heard already
   e.index_version = std::max(e.index_version, change->version);
   if (e.loaded || e.fetching) {
+    // Redis may be read: a copy older than the announced version is not taken from it.
     ++counters_.refreshes;
-    e.skip_redis = true;
     if (e.fetching) e.fetch_again = true;
     else start_fetch(e);
   }

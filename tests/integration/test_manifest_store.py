@@ -352,3 +352,24 @@ def test_readiness_can_require_postgres(frontdoor, upstreams, pg, tmp_path):
     assert upstream_of(fd.port, "/any/thing") == (200, "embedded")  # still serving
     pg.start()
     assert wait_for(lambda: admin_get(fd.ports["admin"], "/ready")[0] == 200, timeout=10)
+
+
+def test_a_change_announced_in_redis_reaches_a_daemon_cut_off_from_postgres(frontdoor, upstreams, pg, redis,
+                                                                           tmp_path):
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    cfg = store_config(pg.dsn, redis_address=redis.address)
+    store = Store(tmp_path, cfg)
+    store.run("migrate")
+    store.put(manifest("shop", "cart", [v1]))
+    fd = frontdoor(cfg)
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+    pg.stop()
+    # What the CLI writes to Redis for a change (PostgreSQL is unreachable from this daemon).
+    doc = '{"project":"shop","module":"cart","environment":"*","endpoints":["%s"]}' % v2.address
+    redis.command("SET", "frontdoor:manifest:shop/cart/*", "7\n" + doc)
+    redis.command("PUBLISH", "frontdoor:manifest-changes", "put shop cart * 7")
+    assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "v2"), timeout=5)
+    # An announcement whose copy Redis does not hold (older there) is not taken from Redis.
+    redis.command("PUBLISH", "frontdoor:manifest-changes", "put shop cart * 9")
+    time.sleep(0.5)
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "v2")  # the last good copy, not the stale Redis one

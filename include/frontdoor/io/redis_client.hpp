@@ -72,6 +72,13 @@ class RedisClient {
   bool command(std::span<const std::string_view> args, Callback callback, void* user);
   const RedisCounters& counters() const noexcept { return counters_; }
 
+  // Subscription (a client of its own: once subscribed, a connection carries nothing else). Call
+  // before start(). After every (re)connection `channel` is subscribed again and `callback(user,
+  // nullptr)` runs once it is — messages may have been missed while disconnected — then
+  // `callback(user, &payload)` for each message. TCP keep-alive finds a dead peer.
+  using MessageCallback = void (*)(void* user, const std::string_view* message);
+  void subscribe(std::string channel, MessageCallback callback, void* user);
+
  private:
   enum class State : std::uint8_t { idle, resolving, connecting, connected, stopped };
   struct Events;   // hiredis' event hooks, bound to the socket
@@ -93,6 +100,7 @@ class RedisClient {
   static void on_disconnect(const redisAsyncContext* context, int status);
   static void on_reply(redisAsyncContext* context, void* reply, void* privdata);
   static void on_handshake_reply(redisAsyncContext* context, void* reply, void* privdata);
+  static void on_message(redisAsyncContext* context, void* reply, void* privdata);
 
   boost::asio::io_context& io_;
   RedisOptions options_;
@@ -109,6 +117,9 @@ class RedisClient {
   std::chrono::milliseconds backoff_{100};
   bool timer_armed_ = false;
   RedisCounters counters_;
+  std::string channel_;  // subscribed after each connection when not empty
+  MessageCallback on_message_ = nullptr;
+  void* message_user_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for handlers that outlive this
 };
 

@@ -57,7 +57,7 @@ struct StoreCounters {
   std::uint64_t stale_served = 0;       // fetches that failed while the last good copy kept serving
   std::uint64_t embedded_fallbacks = 0;  // fetches that failed with no copy: embedded manifests served
   std::uint64_t invalid_documents = 0;
-  std::uint64_t notifications = 0;
+  std::uint64_t notifications = 0;  // PostgreSQL NOTIFY and Redis messages (the same change may come twice)
   std::uint64_t index_loads = 0;
   std::uint64_t index_failures = 0;
   std::uint64_t evictions = 0;
@@ -152,6 +152,8 @@ class ManifestStore {
   resilience::CircuitBreaker redis_breaker_;
   resilience::CircuitBreaker postgres_breaker_;
   std::unique_ptr<io::RedisClient> redis_;
+  std::unique_ptr<io::RedisClient> redis_changes_;  // subscribed to the changes channel
+  bool redis_subscribed_once_ = false;
   std::unique_ptr<BlockingPool> reads_;    // the replica when one is configured, else the primary
   std::unique_ptr<BlockingPool> primary_;  // only with a replica: what the replica has not caught up with
   std::unique_ptr<BlockingPool> prepare_;  // documents from Redis: checked and resolved off the loop
