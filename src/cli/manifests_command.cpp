@@ -73,6 +73,7 @@ class RedisWriter {
       c = redisConnectWithTimeout(host.c_str(), std::atoi(rc.address.c_str() + colon + 1), timeout);
     }
     context_.reset(c);
+    if (ok()) redisSetTimeout(context_.get(), timeout);  // every command, not only the connect
     if (!ok()) {
       warn("cannot connect");
       return;
@@ -83,7 +84,8 @@ class RedisWriter {
   }
 
   void apply(const std::vector<store::Change>& changes, const std::vector<std::string>& documents,
-             const std::vector<std::pair<store::StoredKey, std::uint64_t>>& index, std::chrono::seconds ttl) {
+             const std::optional<std::vector<std::pair<store::StoredKey, std::uint64_t>>>& index,
+             std::chrono::seconds ttl) {
     if (!ok()) return;
     for (std::size_t i = 0; i < changes.size(); ++i) {
       const auto key = store::redis_manifest_key(prefix_, changes[i].key.joined());
@@ -91,9 +93,11 @@ class RedisWriter {
       else command({"SET", key, store::redis_manifest_value(changes[i].version, documents[i]), "EX",
                     std::to_string(ttl.count())});
     }
-    std::string text;
-    for (const auto& [key, version] : index) text += key.joined() + " " + std::to_string(version) + "\n";
-    command({"SET", store::redis_index_key(prefix_), text});
+    if (index) {
+      std::string text;
+      for (const auto& [key, version] : *index) text += key.joined() + " " + std::to_string(version) + "\n";
+      command({"SET", store::redis_index_key(prefix_), text});
+    }
     for (const auto& change : changes) command({"PUBLISH", store::redis_channel(prefix_), change.payload()});
   }
 
@@ -262,7 +266,15 @@ int manifests_command(const std::vector<std::string_view>& all) {
     }
     for (const auto& c : changes)
       std::cout << (c.deleted ? "deleted " : "stored ") << c.key.joined() << " version " << c.version << "\n";
-    RedisWriter(cfg.redis).apply(changes, documents, store::read_index(*db, std::chrono::seconds(30)),
+    // Committed: from here on nothing may turn the exit status into a failure.
+    std::optional<std::vector<std::pair<store::StoredKey, std::uint64_t>>> index;
+    try {
+      index = store::read_index(*db, std::chrono::seconds(30));
+    } catch (const std::exception& e) {
+      std::cerr << "frontdoor manifests: warning: the change is stored, but the index could not be read for Redis: "
+                << e.what() << "\n";
+    }
+    RedisWriter(cfg.redis).apply(changes, documents, index,
                                  std::chrono::duration_cast<std::chrono::seconds>(cfg.manifest_cache.redis_ttl));
     return 0;
   } catch (const std::exception& e) {

@@ -20,7 +20,8 @@ UpstreamHealth::ManifestState::ManifestState(const manifest::Manifest& m, const 
       least_outstanding(weights_of(m)),
       two_choices(m.endpoints.size()),
       outliers(policy.outliers, m.endpoints.size()),
-      budget(policy.retry_budget) {
+      budget(policy.retry_budget),
+      identity(m.identity) {
   if (m.balancing == manifest::Balancing::consistent_hash) {
     // Identities, not indexes: an endpoint leaving moves only its own keys.
     std::vector<resilience::RingEndpoint> ring_endpoints;
@@ -46,9 +47,13 @@ void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
   if (breakers_.size() < snapshot.endpoint_count) breakers_.resize(snapshot.endpoint_count);
   breaker_configs_.assign(snapshot.endpoint_count, policy_.breaker);
   std::vector<bool> configured(snapshot.endpoint_count, false);
-  manifests_.clear();
-  for (const auto& m : snapshot.manifests.manifests()) {
-    manifests_.push_back(std::make_unique<ManifestState>(m, policy(m), rotation_));
+  // State carries over for manifests that stay as they were (a reload, the manifest store's
+  // publishes); the rest is rebuilt when first used.
+  const auto& manifests = snapshot.manifests.manifests();
+  if (manifests_.size() > manifests.size()) manifests_.resize(manifests.size());
+  for (const auto& m : manifests) {
+    if (m.index < manifests_.size() && manifests_[m.index] && manifests_[m.index]->identity != m.identity)
+      manifests_[m.index].reset();
     for (const auto& e : m.endpoints)
       if (e.id < configured.size() && !configured[e.id]) {
         configured[e.id] = true;
@@ -60,7 +65,7 @@ void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
 void UpstreamHealth::eject_from_peer(std::uint32_t manifest, std::size_t endpoint, resilience::TimePoint now) {
   if (installed_ == nullptr) return;
   const auto& manifests = installed_->manifests.manifests();
-  if (manifest >= manifests.size()) return;
+  if (manifest >= manifests.size() || endpoint >= manifests[manifest].endpoints.size()) return;
   state(manifests[manifest]).outliers.eject(endpoint, now);  // within max_ejection_percent here too
 }
 
@@ -75,7 +80,9 @@ resilience::CircuitBreaker& UpstreamHealth::breaker(manifest::EndpointId id) {
 UpstreamHealth::ManifestState& UpstreamHealth::state(const manifest::Manifest& m) {
   if (m.index >= manifests_.size()) manifests_.resize(m.index + 1);
   auto& s = manifests_[m.index];
-  if (!s) s = std::make_unique<ManifestState>(m, policy(m), rotation_);
+  // Another manifest's state (a request still on an older snapshot): rebuilt for this one, so a
+  // picker never answers an index beyond this manifest's endpoints.
+  if (!s || s->identity != m.identity) s = std::make_unique<ManifestState>(m, policy(m), rotation_);
   return *s;
 }
 

@@ -226,7 +226,10 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   std::atomic<std::uint32_t> connections{0};
   // Shared by every worker: 2^16 slots (512 KiB), constant whatever the number of clients.
   resilience::LocalLimitTables limiter(std::size_t{1} << 16);  // 512 KiB each
-  upstream::ClusterLoad clusters(snapshot->manifests.manifests().size());
+  // Room for the manifest store's slots too (they follow the embedded manifests), so that their
+  // max_requests / max_connections apply as the embedded ones' do.
+  upstream::ClusterLoad clusters(snapshot->manifests.manifests().size() +
+                                 (config.postgres.enabled() ? config.manifest_cache.max_entries + 1 : 0));
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < worker_count; ++i)
     workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter, &clusters));

@@ -191,6 +191,16 @@ manifest::Manifest compile_manifest(const config::ManifestConfig& mc,
     m.endpoints.push_back({registry.id_for(ec.address), ec.address, addresses[i], ec.weight, ec.priority});
   }
   for (const auto& e : m.endpoints) m.has_priorities = m.has_priorities || e.priority > 0;
+  const auto& o = m.policy->outliers;
+  const auto& b = m.policy->retry_budget;
+  std::string identity = scope + "|" + std::to_string(static_cast<int>(m.balancing)) + "|" + m.hash_key_name;
+  for (const auto& e : m.endpoints)
+    identity += "|" + e.name + "@" + std::to_string(e.weight) + "/" + std::to_string(e.priority);
+  identity += "|" + std::to_string(o.consecutive_failures) + "," + std::to_string(o.base_ejection_time.count()) + "," +
+              std::to_string(o.max_ejection_time.count()) + "," + std::to_string(o.max_ejection_percent) + "|" +
+              std::to_string(b.budget_percent) + "," + std::to_string(b.min_retries_per_second) + "," +
+              std::to_string(b.window.count());
+  m.identity = resilience::hash64(identity);
   return m;
 }
 

@@ -1,8 +1,11 @@
 #include "frontdoor/store/manifest_sql.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <pqxx/pqxx>
+
+#include "frontdoor/config/loader.hpp"
 
 namespace frontdoor::store {
 namespace {
@@ -88,7 +91,8 @@ std::optional<Change> Change::parse(std::string_view payload) {
   const auto v = words[4];
   if (std::from_chars(v.data(), v.data() + v.size(), change.version).ec != std::errc() || change.version == 0)
     return std::nullopt;
-  if (change.key.project.empty() || change.key.module.empty() || change.key.environment.empty()) return std::nullopt;
+  for (const auto* part : {&change.key.project, &change.key.module, &change.key.environment})
+    if (!config::is_key_part(*part)) return std::nullopt;
   return change;
 }
 
@@ -177,8 +181,12 @@ std::vector<Change> put_manifests(pqxx::connection_base& connection,
                                   std::string_view operation) {
   std::vector<Change> changes;
   pqxx::work tx(connection);
+  // Keys locked in one order by every writer: two puts of overlapping files cannot deadlock.
+  std::vector<const StoredKey*> order;
+  for (const auto& d : documents) order.push_back(&d.first);
+  std::sort(order.begin(), order.end(), [](const StoredKey* a, const StoredKey* b) { return a->joined() < b->joined(); });
+  for (const auto* key : order) lock_key(tx, *key);
   for (const auto& [key, document] : documents) {
-    lock_key(tx, key);
     Change change{false, key, next_version(tx, key)};
     tx.exec_params0(
         "INSERT INTO manifests (project, module, environment, version, document) VALUES ($1, $2, $3, $4, "

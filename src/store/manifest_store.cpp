@@ -20,6 +20,10 @@ namespace {
 // After a fetch failed: the stale copy (or the embedded manifests) serve this long before a request
 // tries again. Short: the breakers already keep a dead tier from costing a timeout per try.
 constexpr auto kRetryAfterFailure = std::chrono::seconds(2);
+// Checking a document and resolving its endpoints' names (the prepare thread), within a fetch's deadline.
+constexpr auto kPrepareBudget = std::chrono::seconds(1);
+// A stored document larger than this is refused unread (a manifest is a few KiB).
+constexpr std::size_t kMaxDocumentBytes = 1 << 20;
 
 resilience::CircuitBreakerConfig tier_breaker() {
   resilience::CircuitBreakerConfig c;
@@ -66,8 +70,11 @@ struct ManifestStore::Entry {
   bool fetch_again = false;    // a change arrived during the fetch
   std::uint64_t fetch_id = 0;
   Clock::time_point fetch_started{};
-  std::unique_ptr<asio::steady_timer> deadline;
+  std::unique_ptr<asio::steady_timer> deadline;           // the whole fetch's
+  std::unique_ptr<asio::steady_timer> postgres_deadline;  // the query's (the breaker's signal)
   std::vector<std::function<void()>> waiters;
+  bool pinned = false;          // installed since the last publish: its waiters are not answered yet
+  std::uint64_t heard_seq = 0;  // changes_heard_ when an announcement last named this key
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -76,12 +83,8 @@ struct ManifestStore::Entry {
 std::unique_ptr<ManifestStore> ManifestStore::create(asio::io_context& control, const config::Config& config,
                                                      snapshot::EndpointRegistry& registry, Publish publish,
                                                      std::string& error) {
-  auto dsn = connection_strings(config.postgres, error);
+  auto dsn = connection_strings(config.postgres, error);  // with connect and keep-alive timeouts
   if (!dsn) return nullptr;
-  // libpq's own connect timeout (seconds, at least 2 as libpq reads it); set before any thread
-  // starts, unless the operator set it.
-  const auto seconds = std::max<long long>(2, std::chrono::ceil<std::chrono::seconds>(config.postgres.connect_timeout).count());
-  ::setenv("PGCONNECT_TIMEOUT", std::to_string(seconds).c_str(), 0);
   return std::unique_ptr<ManifestStore>(new ManifestStore(control, config, registry, std::move(publish), std::move(*dsn)));
 }
 
@@ -200,6 +203,19 @@ void ManifestStore::start_fetch(Entry& e) {
   e.fetch_again = false;
   e.fetch_id = ++next_fetch_id_;
   e.fetch_started = Clock::now();
+  // However the tiers fare, the waiters get an answer within this (the session's own backstop is
+  // longer): then the stale copy or the embedded manifests serve them.
+  const auto budget = config_.redis.command_timeout + config_.postgres.connect_timeout +
+                      config_.postgres.query_timeout + kPrepareBudget;
+  e.deadline = std::make_unique<asio::steady_timer>(control_, budget);
+  e.deadline->async_wait([this, alive = alive_, key = e.joined, id = e.fetch_id, budget](const boost::system::error_code& ec) {
+    if (ec || !*alive) return;
+    const auto it = entries_.find(key);
+    if (it == entries_.end() || it->second->fetch_id != id || !it->second->fetching) return;
+    it->second->fetch_id = ++next_fetch_id_;  // whatever still comes of this fetch is ignored
+    fetch_failed(*it->second, fmt::format("no answer within {} ms",
+                                          std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()));
+  });
   // Redis first: a copy there older than the newest version announced is not taken (see below).
   if (redis_ && redis_->connected() && breaker_allows(redis_breaker_)) return fetch_from_redis(e);
   fetch_from_postgres(e, false);
@@ -234,16 +250,18 @@ void ManifestStore::fetch_from_redis(Entry& e) {
     std::unique_ptr<Call> c(static_cast<Call*>(user));
     if (!*c->alive) return;
     ManifestStore& self = *c->store;
+    // The breaker learns how Redis answered whether or not anyone still waits for this answer.
+    const bool failed = reply == nullptr || reply->type == REDIS_REPLY_ERROR;
+    if (failed) self.redis_breaker_.on_failure(Clock::now());
+    else self.redis_breaker_.on_success(Clock::now());
+    self.count_fetch(Tier::redis, c->started);
     const auto it = self.entries_.find(c->key);
     if (it == self.entries_.end() || it->second->fetch_id != c->fetch_id || !it->second->fetching) return;
     Entry& entry = *it->second;
-    self.count_fetch(Tier::redis, c->started);
-    if (reply == nullptr || reply->type == REDIS_REPLY_ERROR) {
+    if (failed) {
       ++self.counters_.redis.errors;
-      self.redis_breaker_.on_failure(Clock::now());
       return self.fetch_from_postgres(entry, false);
     }
-    self.redis_breaker_.on_success(Clock::now());
     if (reply->type != REDIS_REPLY_STRING) {
       ++self.counters_.redis.misses;
       return self.fetch_from_postgres(entry, false);
@@ -276,74 +294,70 @@ void ManifestStore::fetch_from_postgres(Entry& e, bool from_primary) {
     return fetch_failed(e, "PostgreSQL is unavailable (its breaker is open)");
   }
   const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.postgres.query_timeout);
-  // The pool's thread may be connecting first: the deadline allows for it.
-  e.deadline = std::make_unique<asio::steady_timer>(control_, config_.postgres.query_timeout + config_.postgres.connect_timeout);
   const std::uint64_t id = e.fetch_id;
   const auto started = Clock::now();
-  e.deadline->async_wait([this, alive = alive_, key = e.joined, id, started](const boost::system::error_code& ec) {
-    if (ec || !*alive) return;
-    const auto it = entries_.find(key);
-    if (it == entries_.end() || it->second->fetch_id != id || !it->second->fetching) return;
+  // The breaker hears of this query once: from its answer, or from this timer (the pool's thread may
+  // be connecting first, so it allows for that). Whichever comes first settles it.
+  auto settled = std::make_shared<bool>(false);
+  e.postgres_deadline = std::make_unique<asio::steady_timer>(control_, config_.postgres.query_timeout +
+                                                                           config_.postgres.connect_timeout);
+  e.postgres_deadline->async_wait([this, alive = alive_, key = e.joined, id, started, settled](const boost::system::error_code& ec) {
+    if (ec || !*alive || *settled) return;
+    *settled = true;
     count_fetch(Tier::postgres, started);
     ++counters_.postgres.errors;
     postgres_ok_ = false;
     postgres_breaker_.on_failure(Clock::now());
+    const auto it = entries_.find(key);
+    if (it == entries_.end() || it->second->fetch_id != id || !it->second->fetching) return;
     it->second->fetch_id = ++next_fetch_id_;  // what still comes of that query is ignored
     fetch_failed(*it->second, "PostgreSQL did not answer in time");
   });
-  auto base = base_;
   BlockingPool& pool = from_primary && primary_ ? *primary_ : *reads_;
-  pool.submit([this, alive = alive_, key = e.key, joined = e.joined, id, timeout, base, started](
+  pool.submit([this, alive = alive_, key = e.key, joined = e.joined, id, timeout, started, settled, from_primary](
                   pqxx::connection_base* connection, const std::string& connect_error) {
-    auto prepared = std::make_shared<Prepared>();
+    auto row = std::make_shared<std::optional<StoredManifest>>();
+    std::string error;
     if (connection == nullptr) {
-      prepared->error = "cannot connect: " + connect_error;
+      error = "cannot connect: " + connect_error;
     } else {
       try {
-        if (auto row = read_manifest(*connection, key, timeout)) {
-          prepared->found = true;
-          prepared->version = row->version;
-          prepared->document = std::move(row->document);
-        }
+        *row = read_manifest(*connection, key, timeout);
       } catch (const std::exception& ex) {
-        prepared->error = trimmed(ex.what());
+        error = trimmed(ex.what());
       }
     }
-    if (prepared->found) {
-      auto loaded = config::load_manifests_string(prepared->document, "postgres:" + joined, base->config,
-                                                  config::ManifestsForm::one);
-      for (const auto& err : loaded.errors) prepared->problems.push_back(err.to_string());
-      if (loaded.errors.empty()) {
-        prepared->manifest = std::move(loaded.manifests[0]);
-        prepared->addresses = snapshot::resolve_endpoints(prepared->manifest, prepared->problems);
-      }
-    }
-    asio::post(control_, [this, alive, joined, id, started, prepared] {
+    asio::post(control_, [this, alive, joined, id, started, settled, from_primary, row, error] {
       if (!*alive) return;
+      if (!*settled) {
+        *settled = true;
+        count_fetch(Tier::postgres, started);
+        postgres_ok_ = error.empty();
+        if (error.empty()) postgres_breaker_.on_success(Clock::now());
+        else postgres_breaker_.on_failure(Clock::now());
+        if (!error.empty()) ++counters_.postgres.errors;
+      }
       const auto it = entries_.find(joined);
       if (it == entries_.end() || it->second->fetch_id != id || !it->second->fetching) return;
       Entry& entry = *it->second;
-      if (entry.deadline) entry.deadline->cancel();
-      count_fetch(Tier::postgres, started);
-      if (!prepared->error.empty()) {
-        ++counters_.postgres.errors;
-        postgres_ok_ = false;
-        postgres_breaker_.on_failure(Clock::now());
-        return fetch_failed(entry, "PostgreSQL: " + prepared->error);
-      }
-      postgres_ok_ = true;
-      postgres_breaker_.on_success(Clock::now());
-      if (!prepared->found) {
+      entry.postgres_deadline.reset();
+      if (!error.empty()) return fetch_failed(entry, "PostgreSQL: " + error);
+      // The replica may lag behind an announced change: the primary has the last word.
+      const bool authoritative = from_primary || !primary_;
+      if (!row->has_value()) {
+        if (!authoritative) return fetch_from_postgres(entry, true);
         ++counters_.postgres.misses;
-        spdlog::info("manifest store: {} is no longer stored", joined);
+        spdlog::info("manifest store: {} is not stored (any more)", joined);
         return forget(joined);
       }
-      if (prepared->version < entry.index_version && primary_) {
-        // The replica has not caught up with an announced change: ask the primary.
-        return fetch_from_postgres(entry, true);
+      if ((*row)->version < entry.index_version) {
+        if (!authoritative) return fetch_from_postgres(entry, true);
+        // What was announced is not what the primary holds (a lost commit, a forged NOTIFY): the
+        // primary wins, or this key would be fetched forever.
+        entry.index_version = (*row)->version;
       }
       ++counters_.postgres.hits;
-      on_prepared(joined, id, Tier::postgres, prepared);
+      prepare_then(entry, Tier::postgres, (*row)->version, std::move((*row)->document));
     });
   });
 }
@@ -356,11 +370,17 @@ void ManifestStore::prepare_then(Entry& e, Tier tier, std::uint64_t version, std
     prepared->found = true;
     prepared->version = version;
     prepared->document = document;
-    auto loaded = config::load_manifests_string(document, "redis:" + joined, base->config, config::ManifestsForm::one);
-    for (const auto& err : loaded.errors) prepared->problems.push_back(err.to_string());
-    if (loaded.errors.empty()) {
-      prepared->manifest = std::move(loaded.manifests[0]);
-      prepared->addresses = snapshot::resolve_endpoints(prepared->manifest, prepared->problems);
+    if (document.size() > kMaxDocumentBytes) {
+      prepared->problems.push_back(fmt::format("the document is {} bytes (at most {})", document.size(),
+                                               kMaxDocumentBytes));
+    } else {
+      auto loaded = config::load_manifests_string(document, (tier == Tier::redis ? "redis:" : "postgres:") + joined,
+                                                  base->config, config::ManifestsForm::one);
+      for (const auto& err : loaded.errors) prepared->problems.push_back(err.to_string());
+      if (loaded.errors.empty()) {
+        prepared->manifest = std::move(loaded.manifests[0]);
+        prepared->addresses = snapshot::resolve_endpoints(prepared->manifest, prepared->problems);
+      }
     }
     asio::post(control_, [this, alive, joined, id, tier, prepared] {
       if (*alive) on_prepared(joined, id, tier, prepared);
@@ -405,6 +425,7 @@ void ManifestStore::install(Entry& e, Prepared& prepared, Tier tier) {
   e.refresh_at = now + cache.ttl * 4 / 5;
   e.expires_at = now + cache.ttl;
   e.refresh_asked = std::make_shared<std::atomic<bool>>(false);
+  e.pinned = true;
   if (e.slot < 0) {
     const auto free = std::find(slots_.begin(), slots_.end(), std::string());
     e.slot = static_cast<std::int32_t>(free - slots_.begin());
@@ -426,7 +447,9 @@ void ManifestStore::fetch_failed(Entry& e, const std::string& why) {
     ++counters_.stale_served;
     spdlog::warn("manifest store: cannot fetch {} ({}): version {} keeps serving, next try in {} s", e.joined, why,
                  e.version, kRetryAfterFailure.count());
-    e.refresh_at = e.expires_at = now + kRetryAfterFailure;
+    // A failed background refresh leaves a copy that is still fresh as it was.
+    e.refresh_at = now + kRetryAfterFailure;
+    e.expires_at = std::max(e.expires_at, now + kRetryAfterFailure);
   } else {
     ++counters_.embedded_fallbacks;
     spdlog::warn("manifest store: cannot fetch {} ({}): the embedded manifests serve its requests, next try in {} s",
@@ -440,6 +463,7 @@ void ManifestStore::fetch_failed(Entry& e, const std::string& why) {
 void ManifestStore::finish_fetch(Entry& e) {
   e.fetching = false;
   e.deadline.reset();
+  e.postgres_deadline.reset();
   for (auto& w : e.waiters) after_publish_.push_back(std::move(w));
   e.waiters.clear();
   schedule_publish();
@@ -465,7 +489,8 @@ void ManifestStore::evict_beyond_bounds(const Entry& keep) {
   while (loaded_count_ > cache.max_entries || loaded_bytes_ > cache.max_bytes) {
     Entry* oldest = nullptr;
     for (auto& [key, e] : entries_)
-      if (e->loaded && e.get() != &keep && !e->fetching && (oldest == nullptr || e->loaded_at < oldest->loaded_at))
+      if (e->loaded && e.get() != &keep && !e->fetching && !e->pinned &&
+          (oldest == nullptr || e->loaded_at < oldest->loaded_at))
         oldest = e.get();
     if (oldest == nullptr) return;
     ++counters_.evictions;
@@ -494,7 +519,8 @@ void ManifestStore::load_index(const char* why) {
   if (stopped_) return;
   index_timer_.cancel();
   const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.postgres.query_timeout);
-  reads_->submit([this, alive = alive_, timeout, why](pqxx::connection_base* connection, const std::string& connect_error) {
+  const std::uint64_t seq = changes_heard_;
+  reads_->submit([this, alive = alive_, timeout, why, seq](pqxx::connection_base* connection, const std::string& connect_error) {
     std::vector<std::pair<StoredKey, std::uint64_t>> index;
     std::string error = connection == nullptr ? "cannot connect: " + connect_error : std::string();
     if (connection != nullptr) {
@@ -504,7 +530,7 @@ void ManifestStore::load_index(const char* why) {
         error = trimmed(e.what());
       }
     }
-    asio::post(control_, [this, alive, index = std::move(index), error, why]() mutable {
+    asio::post(control_, [this, alive, index = std::move(index), error, why, seq]() mutable {
       if (!*alive) return;
       const auto retry = [&](std::chrono::steady_clock::duration after) {
         index_timer_.expires_after(after);
@@ -515,7 +541,7 @@ void ManifestStore::load_index(const char* why) {
       if (error.empty()) {
         postgres_ok_ = true;
         ++counters_.index_loads;
-        on_index(std::move(index), "postgres");
+        on_index(std::move(index), "postgres", seq);
         return retry(config_.manifest_cache.index_refresh);
       }
       postgres_ok_ = false;
@@ -548,7 +574,7 @@ void ManifestStore::load_index(const char* why) {
                 }
                 spdlog::info("manifest store: index of {} key(s) read from Redis while PostgreSQL is down",
                              from_redis.size());
-                s->first->on_index(std::move(from_redis), "redis");
+                s->first->on_index(std::move(from_redis), "redis", s->first->changes_heard_);
               },
               self))
         delete self;
@@ -556,15 +582,18 @@ void ManifestStore::load_index(const char* why) {
   });
 }
 
-void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> index, const char* source) {
+void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> index, const char* source,
+                             std::uint64_t seq) {
   const bool first = !index_known_;
+  const bool from_postgres = std::string_view(source) == "postgres";
   index_known_ = true;
   index_source_ = source;
   std::map<std::string, std::pair<StoredKey, std::uint64_t>> next;
   for (auto& [key, version] : index) next.emplace(key.joined(), std::pair(key, version));
   std::vector<std::string> gone;
   for (const auto& [joined, e] : entries_)
-    if (!next.count(joined)) gone.push_back(joined);
+    // A key announced after this index was read is newer than it: kept.
+    if (!next.count(joined) && e->heard_seq <= seq) gone.push_back(joined);
   for (const auto& joined : gone) forget(joined);
   for (auto& [joined, kv] : next) {
     auto& slot = entries_[joined];
@@ -574,14 +603,15 @@ void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> in
       slot->joined = joined;
     }
     Entry& e = *slot;
-    e.index_version = std::max(e.index_version, kv.second);
-    if (e.loaded && e.version < e.index_version) {  // changed while we were not listening
+    // PostgreSQL's word replaces what announcements said (unless one came after the read).
+    e.index_version = from_postgres && e.heard_seq <= seq ? kv.second : std::max(e.index_version, kv.second);
+    if (e.loaded && e.version != e.index_version) {  // changed while we were not listening
       ++counters_.refreshes;
       if (e.fetching) e.fetch_again = true;
       else start_fetch(e);
     }
   }
-  if (std::string_view(source) == "postgres" && redis_) {
+  if (from_postgres && redis_) {
     std::string text;
     for (const auto& [joined, kv] : next) text += joined + " " + std::to_string(kv.second) + "\n";
     write_redis({"SET", redis_index_key(config_.redis.key_prefix), text});
@@ -593,28 +623,31 @@ void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> in
 void ManifestStore::on_change(const std::string& payload) {
   const auto change = Change::parse(payload);
   if (!change) {
-    spdlog::warn("manifest store: ignoring a malformed announcement {:?}", payload);
+    spdlog::warn("manifest store: ignoring a malformed announcement {:?}", payload.substr(0, 200));
     return;
   }
   ++counters_.notifications;
   const std::string joined = change->key.joined();
-  spdlog::info("manifest store: {} {} version {}", joined, change->deleted ? "deleted" : "changed", change->version);
-  if (change->deleted) return forget(joined);
   auto& slot = entries_[joined];
   if (!slot) {
+    if (change->deleted) {  // not a key we know
+      entries_.erase(joined);
+      return;
+    }
     slot = std::make_unique<Entry>();
     slot->key = change->key;
     slot->joined = joined;
   }
   Entry& e = *slot;
-  if (change->version <= e.index_version && e.version >= change->version) return;  // heard already
-  e.index_version = std::max(e.index_version, change->version);
-  if (e.loaded || e.fetching) {
-    // Redis may be read: a copy older than the announced version is not taken from it.
-    ++counters_.refreshes;
-    if (e.fetching) e.fetch_again = true;
-    else start_fetch(e);
-  }
+  if (change->version <= e.index_version) return;  // heard already (NOTIFY and Redis both carry it)
+  spdlog::info("manifest store: {} {} version {}", joined, change->deleted ? "deleted" : "changed", change->version);
+  e.index_version = change->version;
+  e.heard_seq = ++changes_heard_;
+  // An announcement is a hint, checked against the store: the fetch finds the new version, or finds
+  // the key gone (a delete: then it leaves the index) — a forged one changes nothing for long.
+  ++counters_.refreshes;
+  if (e.fetching) e.fetch_again = true;
+  else start_fetch(e);
   schedule_publish();
 }
 
@@ -673,6 +706,7 @@ void ManifestStore::publish_now() {
     index->add(e->key.project, e->key.module, e->key.environment, std::move(s));
   }
   next->stored = std::move(index);
+  for (auto& [joined, e] : entries_) e->pinned = false;
   snapshot::name_endpoints(*next, registry_);
   publish_(std::move(next));
   auto done = std::move(after_publish_);

@@ -1,5 +1,8 @@
 #include "frontdoor/store/store_settings.hpp"
 
+#include <libpq-fe.h>
+
+#include <chrono>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -35,6 +38,51 @@ std::optional<std::string> one(const std::string& direct, const std::string& env
   return std::string();
 }
 
+// `dsn` (either libpq form) with the timeouts a proxy needs added where it names none: libpq's
+// connect_timeout, TCP keep-alives and tcp_user_timeout, so that a PostgreSQL that vanishes without
+// a reset (a dead node, a network cut) fails a query or a LISTEN in seconds instead of hanging a
+// thread for the kernel's two hours. A string libpq cannot parse is returned as it is: connecting
+// reports what is wrong with it.
+std::string with_timeouts(const std::string& dsn, const config::PostgresConfig& pg) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    return dsn;
+  }
+  const auto seconds = [](config::Duration d) {
+    return std::to_string(std::max<long long>(2, std::chrono::ceil<std::chrono::seconds>(d).count()));
+  };
+  const std::pair<std::string, std::string> wanted[] = {
+      {"connect_timeout", seconds(pg.connect_timeout)},
+      {"keepalives", "1"},
+      {"keepalives_idle", "5"},
+      {"keepalives_interval", "2"},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout",
+       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(pg.connect_timeout + pg.query_timeout).count() +
+                      5000)},
+  };
+  std::string out;
+  const auto add = [&](const std::string& key, const std::string& value) {
+    out += (out.empty() ? "" : " ") + key + "='";
+    for (const char c : value) {
+      if (c == '\\' || c == '\'') out += '\\';
+      out += c;
+    }
+    out += '\'';
+  };
+  for (auto* o = options; o->keyword != nullptr; ++o)
+    if (o->val != nullptr) add(o->keyword, o->val);
+  for (const auto& [key, value] : wanted) {
+    bool named = false;
+    for (auto* o = options; o->keyword != nullptr; ++o) named = named || (key == o->keyword && o->val != nullptr);
+    if (!named) add(key, value);
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
 }  // namespace
 
 std::optional<ConnectionStrings> connection_strings(const config::PostgresConfig& pg, std::string& error) {
@@ -48,9 +96,9 @@ std::optional<ConnectionStrings> connection_strings(const config::PostgresConfig
   auto replica = one(pg.replica_dsn, pg.replica_dsn_env, {}, "replica_dsn", error);
   auto listen = one(pg.listen_dsn, pg.listen_dsn_env, {}, "listen_dsn", error);
   if (!replica || !listen) return std::nullopt;
-  out.primary = std::move(*primary);
-  out.replica = std::move(*replica);
-  out.listen = listen->empty() ? out.primary : std::move(*listen);
+  out.primary = with_timeouts(*primary, pg);
+  out.replica = replica->empty() ? std::string() : with_timeouts(*replica, pg);
+  out.listen = listen->empty() ? out.primary : with_timeouts(*listen, pg);
   return out;
 }
 

@@ -30,6 +30,7 @@ class UpstreamHealth {
     std::unique_ptr<resilience::ConsistentHashRing> ring;  // consistent_hash only
     resilience::OutlierDetector outliers;
     resilience::RetryBudget budget;
+    std::uint64_t identity;  // of the manifest it was built for (Manifest::identity)
   };
 
   // What the balancers learn per endpoint (by id): requests in flight and a latency average.

@@ -120,7 +120,8 @@ class ManifestStore {
   void forget(const std::string& key);
   void evict_beyond_bounds(const Entry& keep);
   void load_index(const char* why);
-  void on_index(std::vector<std::pair<StoredKey, std::uint64_t>> index, const char* source);
+  // `seq`: changes_heard_ when the index was asked for (announcements after it are newer).
+  void on_index(std::vector<std::pair<StoredKey, std::uint64_t>> index, const char* source, std::uint64_t seq);
   void on_change(const std::string& payload);
   void on_listen_state(bool connected, const std::string& error);
   void schedule_publish();
@@ -141,6 +142,7 @@ class ManifestStore {
   std::uint64_t loaded_bytes_ = 0;
   std::size_t loaded_count_ = 0;
   std::uint64_t next_fetch_id_ = 0;
+  std::uint64_t changes_heard_ = 0;  // announcements applied
   bool index_known_ = false;
   std::string index_source_;
   bool listening_ = false;
