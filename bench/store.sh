@@ -5,6 +5,7 @@
 #   --extra 'embedded=exec {BENCH}/store.sh embedded {FRONTDOOR} {PORT} {BACKENDS} {RUN}'
 #   --extra 'stored={BENCH}/store.sh stored {FRONTDOOR} {PORT} {BACKENDS} {RUN}'
 # PostgreSQL runs as the `postgres` user when this runs as root; it stops with the script (TERM).
+# FRONTDOOR_WRAP (e.g. "valgrind --tool=callgrind ...") is put before the daemon's command.
 set -euo pipefail
 mode=$1 bin=$2 port=$3 backends=$4 run=$5
 here="$(dirname "$(readlink -f "$0")")"
@@ -13,7 +14,7 @@ manifest="{project: \"*\", module: \"*\", environment: \"*\", endpoints: $endpoi
 conf="$run/$mode.yaml"
 if [ "$mode" = embedded ]; then
   sed "s/@PORT@/$port/; s/@POSTGRES@//; s/@MANIFESTS@/[$manifest]/" "$here/conf/frontdoor-store.yaml.in" > "$conf"
-  exec "$bin" run -c "$conf"
+  exec ${FRONTDOOR_WRAP:-} "$bin" run -c "$conf"
 fi
 
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -35,6 +36,6 @@ sed "s/@PORT@/$port/; s#@POSTGRES@#postgres: {dsn: \"$dsn\"}#; s/@MANIFESTS@/[]/
 "$bin" manifests migrate -c "$conf" >/dev/null
 printf 'manifests:\n  - %s\n' "$manifest" > "$run/stored-manifest.yaml"
 "$bin" manifests put "$run/stored-manifest.yaml" -c "$conf" >/dev/null
-"$bin" run -c "$conf" &
+${FRONTDOOR_WRAP:-} "$bin" run -c "$conf" &
 fd=$!
 wait $fd
