@@ -60,22 +60,33 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
 class RedisWriter {
  public:
   explicit RedisWriter(const config::RedisConfig& rc) : prefix_(rc.key_prefix) {
-    if (rc.address.empty()) return;
+    if (!rc.enabled()) return;
     const timeval timeout{static_cast<time_t>(rc.connect_timeout.count() / 1000),
                           static_cast<suseconds_t>(rc.connect_timeout.count() % 1000 * 1000)};
-    redisContext* c = nullptr;
-    if (rc.address.rfind("unix:", 0) == 0) {
-      c = redisConnectUnixWithTimeout(rc.address.substr(5).c_str(), timeout);
-    } else {
-      const auto colon = rc.address.rfind(':');
-      std::string host = rc.address.substr(0, colon);
-      if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-      c = redisConnectWithTimeout(host.c_str(), std::atoi(rc.address.c_str() + colon + 1), timeout);
+    std::string address = rc.address;
+    // With Sentinels: the first that answers names the primary.
+    for (const auto& sentinel : rc.sentinels) {
+      context_.reset(connect(sentinel, timeout));
+      if (!ok()) continue;
+      auto* reply = static_cast<redisReply*>(
+          redisCommand(context_.get(), "SENTINEL get-master-addr-by-name %s", rc.sentinel_master.c_str()));
+      if (reply != nullptr && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        const std::string host = reply->element[0]->str;
+        address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + reply->element[1]->str;
+      }
+      if (reply != nullptr) freeReplyObject(reply);
+      if (!address.empty()) break;
     }
-    context_.reset(c);
+    if (address.empty()) {
+      std::cerr << "frontdoor manifests: warning: no Sentinel named the primary of " << rc.sentinel_master
+                << " (daemons reading Redis only see the change when they next read PostgreSQL)\n";
+      context_.reset();
+      return;
+    }
+    context_.reset(connect(address, timeout));
     if (ok()) redisSetTimeout(context_.get(), timeout);  // every command, not only the connect
     if (!ok()) {
-      warn("cannot connect");
+      warn("cannot connect to " + address);
       return;
     }
     if (const char* password = rc.password_env.empty() ? nullptr : std::getenv(rc.password_env.c_str()))
@@ -105,6 +116,13 @@ class RedisWriter {
   struct Free {
     void operator()(redisContext* c) const { redisFree(c); }
   };
+  static redisContext* connect(const std::string& address, const timeval& timeout) {
+    if (address.rfind("unix:", 0) == 0) return redisConnectUnixWithTimeout(address.substr(5).c_str(), timeout);
+    const auto colon = address.rfind(':');
+    std::string host = address.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return redisConnectWithTimeout(host.c_str(), std::atoi(address.c_str() + colon + 1), timeout);
+  }
   bool ok() const { return context_ && context_->err == 0; }
   void warn(std::string_view what) {
     std::cerr << "frontdoor manifests: warning: Redis: " << what << ": "

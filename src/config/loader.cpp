@@ -313,11 +313,14 @@ void Parser::parse(const YAML::Node& root, Config& c) {
          } else if (key == "rate_limit_headers") {
            string(f, c.rate_limit_headers);
          } else if (key == "redis") {
-           each(f, {"address", "password_env", "database", "connect_timeout", "command_timeout", "key_prefix",
-                    "key_secret_env"},
+           each(f, {"address", "sentinels", "sentinel_master", "password_env", "database", "connect_timeout",
+                    "command_timeout", "key_prefix", "key_secret_env"},
                 [&](const std::string& k, const Field& v) {
                   auto& rd = c.redis;
                   if (k == "address") string(v, rd.address);
+                  else if (k == "sentinels" && (rd.sentinels.clear(), true))
+                    list(v, "sentinel addresses", [&](const Field& item) { string(item, rd.sentinels.emplace_back()); });
+                  else if (k == "sentinel_master") string(v, rd.sentinel_master);
                   else if (k == "password_env") string(v, rd.password_env);
                   else if (k == "database") integer(v, rd.database, "0..15");
                   else if (k == "connect_timeout") duration(v, rd.connect_timeout);

@@ -187,6 +187,10 @@ std::string to_yaml(const Config& c) {
   y << "rate_limit_headers: " << c.rate_limit_headers << "  # ietf | legacy (X-RateLimit-*) | both | none\n";
   y << "redis:\n"
     << "  address: " << quoted(c.redis.address) << "  # host:port or unix:/path; empty = none\n"
+    << "  sentinels: [";
+  for (std::size_t i = 0; i < c.redis.sentinels.size(); ++i) y << (i ? ", " : "") << quoted(c.redis.sentinels[i]);
+  y << "]  # or: Sentinels naming the primary\n"
+    << "  sentinel_master: " << quoted(c.redis.sentinel_master) << "\n"
     << "  password_env: " << quoted(c.redis.password_env) << "\n"
     << "  database: " << c.redis.database << "\n"
     << "  connect_timeout: " << format_duration(c.redis.connect_timeout) << "\n"

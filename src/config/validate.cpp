@@ -189,8 +189,9 @@ class Checker {
       if (dep != "redis" && dep != "postgres")
         add("admin.ready_requires[" + std::to_string(i) + "]",
             shown(dep) + " is not a dependency (expected redis or postgres)");
-      else if (dep == "redis" && config_.redis.address.empty())
-        add("admin.ready_requires[" + std::to_string(i) + "]", "redis is required for readiness but redis.address is empty");
+      else if (dep == "redis" && !config_.redis.enabled())
+        add("admin.ready_requires[" + std::to_string(i) + "]",
+            "redis is required for readiness but the redis section has no address or sentinels");
       else if (dep == "postgres" && !config_.postgres.enabled())
         add("admin.ready_requires[" + std::to_string(i) + "]",
             "postgres is required for readiness but there is no postgres section");
@@ -288,7 +289,7 @@ class Checker {
         add(path + ".window", "is out of range (expected 1s..24h)");
       if (r.scope != "local" && r.scope != "global")
         add(path + ".scope", shown(r.scope) + " is not a scope (expected local or global)");
-      else if (r.scope == "global" && config_.redis.address.empty())
+      else if (r.scope == "global" && !config_.redis.enabled())
         add(path + ".scope", "global needs the redis section's address (the replicas share the limit there)");
       if (r.on_redis_failure != "local" && r.on_redis_failure != "allow" && r.on_redis_failure != "deny")
         add(path + ".on_redis_failure",
@@ -369,6 +370,18 @@ class Checker {
       else
         free_text("redis.address", r.address);
     }
+    if (!r.address.empty() && !r.sentinels.empty())
+      add("redis.sentinels", "and redis.address are both set (expected one: the server, or the Sentinels that name it)");
+    if (!r.sentinels.empty() && !is_key_part(r.sentinel_master))
+      add("redis.sentinel_master", shown(r.sentinel_master) + " is not a master name (expected the name the Sentinels "
+                                                             "monitor, e.g. mymaster)");
+    for (std::size_t i = 0; i < r.sentinels.size(); ++i) {
+      const auto hp = parse_address(r.sentinels[i]);
+      if (!hp || hp->port == 0)
+        add("redis.sentinels[" + std::to_string(i) + "]", shown(r.sentinels[i]) + " is not host:port");
+    }
+    if (r.sentinels.empty() && !r.sentinel_master.empty())
+      add("redis.sentinel_master", "is set but redis.sentinels is empty");
     if (!r.password_env.empty() && !is_token(r.password_env))
       add("redis.password_env", shown(r.password_env) + " is not an environment variable name");
     if (!r.key_secret_env.empty() && !is_token(r.key_secret_env))

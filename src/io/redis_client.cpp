@@ -89,7 +89,14 @@ void RedisClient::stop() {
 }
 
 void RedisClient::connect() {
-  const std::string& address = options_.address;
+  std::string address = options_.address;
+  if (!options_.sentinels.empty()) {
+    // Sentinel mode: ask one (in turn) for the primary, then connect to what it named.
+    asking_sentinel_ = primary_.empty();
+    address = asking_sentinel_ ? options_.sentinels[next_sentinel_++ % options_.sentinels.size()]
+                               : std::exchange(primary_, std::string());
+  }
+  current_ = address;
   if (address.rfind("unix:", 0) == 0) {
     state_ = State::connecting;
     attach(redisAsyncConnectUnix(address.c_str() + 5));
@@ -112,7 +119,7 @@ void RedisClient::connect() {
                             if (!*alive || state_ != State::resolving) return;
                             if (error || results.empty()) {
                               ++counters_.connect_failures;
-                              spdlog::warn("redis {}: cannot resolve: {}", options_.address,
+                              spdlog::warn("redis {}: cannot resolve: {}", current_,
                                            error ? error.message() : "no address");
                               state_ = State::idle;
                               return schedule_reconnect();
@@ -145,7 +152,7 @@ void RedisClient::connect_to(const std::string& host, std::uint16_t port) {
 void RedisClient::attach(redisAsyncContext* context) {
   if (context == nullptr || context->err) {
     ++counters_.connect_failures;
-    spdlog::warn("redis {}: cannot connect: {}", options_.address,
+    spdlog::warn("redis {}: cannot connect: {}", current_,
                  context != nullptr ? context->errstr : "out of memory");
     if (context != nullptr) redisAsyncFree(context);
     state_ = State::idle;
@@ -173,14 +180,14 @@ void RedisClient::on_connect(const redisAsyncContext* context, int status) {
   if (status != REDIS_OK) {
     // hiredis frees the context after this returns.
     ++self.counters_.connect_failures;
-    spdlog::warn("redis {}: cannot connect: {}", self.options_.address, context->errstr);
+    spdlog::warn("redis {}: cannot connect: {}", self.current_, context->errstr);
     self.context_ = nullptr;
     self.state_ = State::idle;
     return self.try_next_address();
   }
   ++self.counters_.connects;
   if (self.counters_.connects > 1 || self.counters_.connect_failures > 0)
-    spdlog::info("redis {}: connected", self.options_.address);
+    spdlog::info("redis {}: connected{}", self.current_, self.asking_sentinel_ ? " (Sentinel)" : "");
   self.backoff_ = kBackoffMin;
   self.candidates_.clear();
   self.state_ = State::connected;
@@ -194,12 +201,37 @@ void RedisClient::on_disconnect(const redisAsyncContext* context, int) {
   if (self.context_ == context) self.context_ = nullptr;
   self.deadlines_.clear();
   if (self.state_ == State::stopped) return;
-  if (self.state_ == State::connected) spdlog::warn("redis {}: connection lost", self.options_.address);
+  if (self.state_ == State::connected && !self.asking_sentinel_)
+    spdlog::warn("redis {}: connection lost", self.current_);
   self.state_ = State::idle;
+  if (!self.primary_.empty()) {
+    // A Sentinel just named the primary: connect to it now, not after a backoff.
+    boost::asio::post(self.io_, [&self, alive = self.alive_] {
+      if (*alive && self.state_ == State::idle) self.connect();
+    });
+    return;
+  }
   self.schedule_reconnect();
 }
 
 void RedisClient::handshake() {
+  if (asking_sentinel_) {
+    const std::string_view ask[] = {"SENTINEL", "get-master-addr-by-name", options_.sentinel_master};
+    send(ask, [](void* user, const redisReply* r) {
+      auto& self = *static_cast<RedisClient*>(user);
+      if (r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+          r->element[1]->type == REDIS_REPLY_STRING) {
+        const std::string host(r->element[0]->str, r->element[0]->len);
+        self.primary_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                        std::string(r->element[1]->str, r->element[1]->len);
+        spdlog::info("redis: Sentinel {} names {} as the primary of {}", self.current_, self.primary_,
+                     self.options_.sentinel_master);
+        return self.drop_connection(nullptr);
+      }
+      self.drop_connection("this Sentinel does not name a primary (unknown master name, or no answer)");
+    }, this);
+    return;
+  }
   if (!options_.password.empty()) {
     const std::string_view auth[] = {"AUTH", options_.password};
     command(auth, nullptr, nullptr);
@@ -209,8 +241,19 @@ void RedisClient::handshake() {
     const std::string_view select[] = {"SELECT", db};
     command(select, nullptr, nullptr);
   }
+  if (!options_.sentinels.empty()) {
+    // What a Sentinel named may have been demoted since (a failover in progress): check.
+    const std::string_view role[] = {"ROLE"};
+    send(role, [](void* user, const redisReply* r) {
+      auto& self = *static_cast<RedisClient*>(user);
+      if (r == nullptr) return;
+      const bool primary = r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING &&
+                           std::string_view(r->element[0]->str, r->element[0]->len) == "master";
+      if (!primary) self.drop_connection("is not a primary (any more): asking the Sentinels again");
+    }, this);
+  }
   if (!channel_.empty() && context_ != nullptr) {
-    if (options_.address.rfind("unix:", 0) != 0) redisEnableKeepAlive(&context_->c);  // TCP only
+    if (current_.rfind("unix:", 0) != 0) redisEnableKeepAlive(&context_->c);  // TCP only
     // No deadline: the confirmation and the messages come whenever they come.
     redisAsyncCommand(context_, &RedisClient::on_message, this, "SUBSCRIBE %b", channel_.data(), channel_.size());
   }
@@ -246,6 +289,19 @@ void RedisClient::schedule_reconnect() {
 }
 
 bool RedisClient::command(std::span<const std::string_view> args, Callback callback, void* user) {
+  if (asking_sentinel_) return false;  // connected, but to a Sentinel
+  return send(args, callback, user);
+}
+
+void RedisClient::drop_connection(const char* why) {
+  if (why != nullptr) spdlog::warn("redis {}: {}", current_, why);
+  if (context_ == nullptr) return;
+  auto* context = context_;
+  context_ = nullptr;
+  redisAsyncFree(context);  // deferred by hiredis when inside its callback; on_disconnect reconnects
+}
+
+bool RedisClient::send(std::span<const std::string_view> args, Callback callback, void* user) {
   if (state_ != State::connected || context_ == nullptr) return false;
   constexpr std::size_t kMaxArgs = 16;
   const char* argv[kMaxArgs];
@@ -282,11 +338,14 @@ void RedisClient::on_reply(redisAsyncContext*, void* reply, void* privdata) {
   if (!self.deadlines_.empty()) self.deadlines_.pop_front();
   auto* r = static_cast<const redisReply*>(reply);
   if (r == nullptr) ++self.counters_.failed;
+  if (r != nullptr && r->type == REDIS_REPLY_ERROR && !self.options_.sentinels.empty() &&
+      std::string_view(r->str, r->len).rfind("READONLY", 0) == 0)
+    self.drop_connection("answers READONLY (demoted by a failover): asking the Sentinels again");
   if (pending->callback != nullptr) {
     pending->callback(pending->user, r);
   } else if (r != nullptr && r->type == REDIS_REPLY_ERROR && self.context_ != nullptr) {
     // A handshake command (AUTH, SELECT) failed: nothing after it can work.
-    spdlog::error("redis {}: {}", self.options_.address, std::string_view(r->str, r->len));
+    spdlog::error("redis {}: {}", self.current_, std::string_view(r->str, r->len));
     auto* context = self.context_;
     self.context_ = nullptr;
     self.state_ = State::idle;
@@ -310,7 +369,7 @@ void RedisClient::on_timer() {
   if (state_ == State::connecting) {
     if (timer_.expiry() > now) return arm_timer();
     ++counters_.connect_failures;
-    spdlog::warn("redis {}: connect timed out after {} ms", options_.address, options_.connect_timeout.count());
+    spdlog::warn("redis {}: connect timed out after {} ms", current_, options_.connect_timeout.count());
     auto* context = context_;
     context_ = nullptr;
     state_ = State::idle;
@@ -323,7 +382,7 @@ void RedisClient::on_timer() {
     return arm_timer();
   }
   ++counters_.timeouts;
-  spdlog::warn("redis {}: no reply within {} ms; reconnecting", options_.address, options_.command_timeout.count());
+  spdlog::warn("redis {}: no reply within {} ms; reconnecting", current_, options_.command_timeout.count());
   auto* context = context_;
   context_ = nullptr;
   state_ = State::idle;

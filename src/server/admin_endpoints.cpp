@@ -263,7 +263,7 @@ admin::Response AdminEndpoints::health() const {
 }
 
 admin::Response AdminEndpoints::ready() const {
-  const bool redis = !config_.redis.address.empty();
+  const bool redis = config_.redis.enabled();
   const auto& requires_list = config_.admin.ready_requires;
   const bool redis_required = std::find(requires_list.begin(), requires_list.end(), "redis") != requires_list.end();
   // Redis counts as down when no worker has a connection to it (at the last 1 s sample).

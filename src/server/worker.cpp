@@ -27,7 +27,7 @@ std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_conte
   bool any_global = has_global(snapshot.rate_limits);
   for (const auto& m : snapshot.manifests.manifests()) any_global = any_global || has_global(m.rate_limits);
   const auto& redis = snapshot.config.redis;
-  if (!any_global || redis.address.empty()) return nullptr;
+  if (!any_global || !redis.enabled()) return nullptr;
   return std::make_unique<ratelimit::GlobalRateLimiter>(io, store::redis_options(redis), redis.key_prefix);
 }
 }  // namespace

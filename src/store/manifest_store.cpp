@@ -101,7 +101,7 @@ void ManifestStore::start(std::shared_ptr<const snapshot::Snapshot> base) {
   reads_ = std::make_unique<BlockingPool>("fd-pg", dsn_.replica.empty() ? dsn_.primary : dsn_.replica, pg.pool_size);
   if (!dsn_.replica.empty()) primary_ = std::make_unique<BlockingPool>("fd-pg-primary", dsn_.primary, 1);
   prepare_ = std::make_unique<BlockingPool>("fd-manifests", std::string(), 1);
-  if (!config_.redis.address.empty()) {
+  if (config_.redis.enabled()) {
     redis_ = std::make_unique<io::RedisClient>(control_, redis_options(config_.redis));
     redis_->start();
     // Changes also come through Redis, for a replica that cannot reach PostgreSQL.

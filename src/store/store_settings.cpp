@@ -105,6 +105,8 @@ std::optional<ConnectionStrings> connection_strings(const config::PostgresConfig
 io::RedisOptions redis_options(const config::RedisConfig& redis) {
   io::RedisOptions options;
   options.address = redis.address;
+  options.sentinels = redis.sentinels;
+  options.sentinel_master = redis.sentinel_master;
   if (!redis.password_env.empty())
     if (const char* password = std::getenv(redis.password_env.c_str())) options.password = password;
   options.database = redis.database;

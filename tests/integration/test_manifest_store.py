@@ -380,3 +380,79 @@ def test_a_change_announced_in_redis_reaches_a_daemon_cut_off_from_postgres(fron
     redis.command("PUBLISH", "frontdoor:manifest-changes", "put shop cart * 9")
     time.sleep(0.5)
     assert upstream_of(fd.port, "/shop/cart/1") == (200, "v2")  # the last good copy, not the stale Redis one
+
+
+class _RedisProc:
+    """A redis-server (or Sentinel) on a loopback TCP port, stopped by PID."""
+
+    def __init__(self, tmp, name, port, extra_config=""):
+        import subprocess as sp
+        self.port = port
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "redis.conf")
+        with open(self.conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir %s\n%s" % (port, self.dir, extra_config))
+        self.log = open(os.path.join(self.dir, "log"), "ab")
+        argv = ["/usr/bin/redis-server", self.conf] + (["--sentinel"] if "sentinel monitor" in extra_config else [])
+        self.proc = sp.Popen(argv, stdout=self.log, stderr=sp.STDOUT, stdin=sp.DEVNULL)
+        assert wait_for(lambda: self.cli("PING") == "PONG", timeout=10), "redis on %d did not start" % port
+
+    def cli(self, *args):
+        import subprocess as sp
+        r = sp.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=5)
+        return r.stdout.strip()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_redis_behind_sentinel_follows_a_failover(frontdoor, upstreams, pg, tmp_path):
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    pa, pb, ps = _free_ports(3)
+    a = _RedisProc(str(tmp_path), "a", pa)
+    b = _RedisProc(str(tmp_path), "b", pb, "replicaof 127.0.0.1 %d\n" % pa)
+    s = _RedisProc(str(tmp_path), "sentinel", ps,
+                   "sentinel monitor mymaster 127.0.0.1 %d 1\nsentinel down-after-milliseconds mymaster 300\n"
+                   "sentinel failover-timeout mymaster 2000\n" % pa)
+    try:
+        cfg = store_config(pg.dsn)
+        cfg["redis"] = {"sentinels": ["127.0.0.1:%d" % ps], "sentinel_master": "mymaster", "command_timeout": "200ms"}
+        store = Store(tmp_path, cfg)
+        store.run("migrate")
+        store.put(manifest("shop", "cart", [v1]))
+        assert a.cli("GET", "frontdoor:manifest:shop/cart/*").startswith("1")  # the CLI found the primary
+        before = pg.count_in_log(DOCUMENT_QUERY)
+        fd = frontdoor(cfg, name="first")
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+        assert pg.count_in_log(DOCUMENT_QUERY) == before  # read from Redis, found through the Sentinel
+        # The primary dies; the Sentinel promotes the replica.
+        a.stop()
+        assert wait_for(lambda: s.cli("SENTINEL", "get-master-addr-by-name", "mymaster").endswith(str(pb)),
+                        timeout=15), "no failover"
+        assert wait_for(lambda: b.cli("ROLE").startswith("master"), timeout=10)
+        store.put(manifest("shop", "cart", [v2]))
+        assert b.cli("GET", "frontdoor:manifest:shop/cart/*").startswith("2")
+        assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "v2"), timeout=5)
+        # PostgreSQL gone too: a new daemon gets the index and the document from the new primary.
+        pg.stop()
+        fd2 = frontdoor(cfg, name="second")
+        assert wait_for(lambda: upstream_of(fd2.port, "/shop/cart/1") == (200, "v2"), timeout=10), fd2.logs()
+        assert "names 127.0.0.1:%d as the primary" % pb in fd2.stderr()
+    finally:
+        for r in (s, b, a):
+            r.stop()

@@ -197,6 +197,10 @@ struct LoadSheddingConfig {
 // The Redis server shared by the replicas (global rate limits). Empty address = none.
 struct RedisConfig {
   std::string address;       // "host:port" or "unix:/path/to/socket"
+  // Or: Sentinels that name the primary of `sentinel_master` (asked at every (re)connection; a
+  // failover is followed). Either `address` or `sentinels`, not both.
+  std::vector<std::string> sentinels;  // "host:port" each
+  std::string sentinel_master;
   std::string password_env;  // name of an environment variable holding the AUTH password
   std::uint32_t database = 0;
   Duration connect_timeout{std::chrono::seconds(1)};
@@ -208,6 +212,7 @@ struct RedisConfig {
   // use a random key of their own process.
   std::string key_secret_env;
 
+  bool enabled() const noexcept { return !address.empty() || !sentinels.empty(); }
   friend bool operator==(const RedisConfig&, const RedisConfig&) = default;
 };
 

@@ -31,6 +31,11 @@ namespace frontdoor::io {
 
 struct RedisOptions {
   std::string address;   // "host:port" or "unix:/path/to/socket"
+  // Or Sentinels: at every (re)connection the first that answers names the primary of
+  // `sentinel_master`; the client then connects to it and checks it is a primary (ROLE). A
+  // READONLY error (a primary demoted under us) drops the connection, so the next one asks again.
+  std::vector<std::string> sentinels;
+  std::string sentinel_master;
   std::string password;  // AUTH first when not empty
   std::uint32_t database = 0;
   std::chrono::milliseconds connect_timeout{1000};
@@ -67,7 +72,7 @@ class RedisClient {
   void start();
   // Disconnects for good: pending commands are answered with nullptr.
   void stop();
-  bool connected() const noexcept { return state_ == State::connected; }
+  bool connected() const noexcept { return state_ == State::connected && !asking_sentinel_; }
   // Sends one command (arguments are copied). False, and no callback, when not connected.
   bool command(std::span<const std::string_view> args, Callback callback, void* user);
   const RedisCounters& counters() const noexcept { return counters_; }
@@ -101,6 +106,8 @@ class RedisClient {
   static void on_reply(redisAsyncContext* context, void* reply, void* privdata);
   static void on_handshake_reply(redisAsyncContext* context, void* reply, void* privdata);
   static void on_message(redisAsyncContext* context, void* reply, void* privdata);
+  bool send(std::span<const std::string_view> args, Callback callback, void* user);
+  void drop_connection(const char* why);  // why == nullptr: quietly
 
   boost::asio::io_context& io_;
   RedisOptions options_;
@@ -118,6 +125,11 @@ class RedisClient {
   bool timer_armed_ = false;
   RedisCounters counters_;
   std::string channel_;  // subscribed after each connection when not empty
+  // Sentinel mode: the connection in progress is to a Sentinel (asking), and what it answered.
+  bool asking_sentinel_ = false;
+  std::size_t next_sentinel_ = 0;
+  std::string primary_;  // "host:port" named by a Sentinel, for the next connection
+  std::string current_;  // what the connection in progress is to (for the log)
   MessageCallback on_message_ = nullptr;
   void* message_user_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for handlers that outlive this

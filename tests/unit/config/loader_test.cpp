@@ -1081,5 +1081,33 @@ rate_limits:
     return e.find("global needs the redis section's address") != e.npos;
   }));
 }
+TEST(ConfigLoader, RedisThroughSentinelsOrAnAddressNotBoth) {
+  auto ok = load(std::string(kMinimal) + "redis: {sentinels: [10.0.0.1:26379, s2:26379], sentinel_master: mymaster}\n");
+  ASSERT_TRUE(ok.config) << errors_of(ok).front();
+  EXPECT_TRUE(ok.config->redis.enabled());
+  EXPECT_EQ(ok.config->redis.sentinels.size(), 2u);
+  EXPECT_EQ(errors_of(load(std::string(kMinimal) + "redis: {address: r:6379, sentinels: [s:26379], sentinel_master: m}\n")),
+            Strings{"config.yaml:3:37: redis.sentinels: and redis.address are both set (expected one: the server, or the "
+                    "Sentinels that name it)"});
+  const auto no_master = errors_of(load(std::string(kMinimal) + "redis: {sentinels: [s:26379, nope]}\n"));
+  ASSERT_EQ(no_master.size(), 2u);
+  EXPECT_NE(no_master[0].find("sentinel_master: \"\" is not a master name"), std::string::npos) << no_master[0];
+  EXPECT_NE(no_master[1].find("redis.sentinels[1]: \"nope\" is not host:port"), std::string::npos) << no_master[1];
+}
+
+TEST(ConfigLoader, PostgresTakesOneConnectionStringSource) {
+  auto ok = load(std::string(kMinimal) + "postgres: {dsn_env: PG_DSN, pool_size: 4}\nmanifest_cache: {ttl: 30s}\n");
+  ASSERT_TRUE(ok.config) << errors_of(ok).front();
+  EXPECT_TRUE(ok.config->postgres.enabled());
+  EXPECT_EQ(ok.config->manifest_cache.ttl, std::chrono::seconds(30));
+  const auto both = errors_of(load(std::string(kMinimal) + "postgres: {dsn: x, dsn_file: /y, pool_size: 0}\n"));
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_NE(both[0].find("names more than one of dsn, dsn_env and dsn_file"), std::string::npos) << both[0];
+  EXPECT_NE(both[1].find("pool_size: 0 is out of range"), std::string::npos) << both[1];
+  const auto ready = errors_of(load(std::string(kMinimal) + "admin: {address: 127.0.0.1:0, ready_requires: [postgres]}\n"));
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_NE(ready[0].find("postgres is required for readiness but there is no postgres section"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace frontdoor::config
