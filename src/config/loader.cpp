@@ -289,8 +289,9 @@ void Parser::parse(const YAML::Node& root, Config& c) {
                   duration(v, field);
                 });
          } else if (key == "upstream_pool") {
-           each(f, {"max_idle_per_endpoint", "idle_timeout"}, [&](const std::string& k, const Field& v) {
+           each(f, {"max_idle_per_endpoint", "idle_timeout", "resolve_interval"}, [&](const std::string& k, const Field& v) {
              if (k == "max_idle_per_endpoint") integer(v, c.upstream_pool.max_idle_per_endpoint, "0 or more");
+             else if (k == "resolve_interval") duration(v, c.upstream_pool.resolve_interval);
              else duration(v, c.upstream_pool.idle_timeout);
            });
          } else if (key == "routing") {

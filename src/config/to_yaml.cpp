@@ -171,7 +171,9 @@ std::string to_yaml(const Config& c) {
     << "  tunnel_idle: " << format_duration(t.tunnel_idle) << "  # an upgraded connection (WebSocket) idle\n";
   y << "upstream_pool:\n"
     << "  max_idle_per_endpoint: " << c.upstream_pool.max_idle_per_endpoint << "\n"
-    << "  idle_timeout: " << format_duration(c.upstream_pool.idle_timeout) << "\n";
+    << "  idle_timeout: " << format_duration(c.upstream_pool.idle_timeout) << "\n"
+    << "  resolve_interval: " << format_duration(c.upstream_pool.resolve_interval)
+    << "  # host names resolved again this often; 0s = only at start and reload\n";
   y << "routing:\n"
     << "  environment_header: " << quoted(c.routing.environment_header) << "\n";
   const auto& r = c.resilience;

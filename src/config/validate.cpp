@@ -214,6 +214,8 @@ class Checker {
     if (lim.max_header_count < 1 || lim.max_header_count > kMaxHeaderCount)
       add("limits.max_header_count",
           std::to_string(lim.max_header_count) + " is out of range (expected 1.." + std::to_string(kMaxHeaderCount) + ")");
+    if (const auto r = config_.upstream_pool.resolve_interval; r.count() != 0 && r < std::chrono::seconds(1))
+      add("upstream_pool.resolve_interval", "must be 0s (off) or at least 1s");
     if (config_.upstream_pool.idle_timeout.count() <= 0)
       add("upstream_pool.idle_timeout", "must be greater than 0 (use max_idle_per_endpoint: 0 to disable the pool)");
     const auto& r = config_.resilience;

@@ -1,5 +1,7 @@
 #include "frontdoor/core/address.hpp"
 
+#include <algorithm>
+
 #include <charconv>
 
 namespace frontdoor {
@@ -38,6 +40,32 @@ Expected<boost::asio::ip::tcp::endpoint> resolve_address(boost::asio::ip::tcp::r
     return Expected<boost::asio::ip::tcp::endpoint>::failure("cannot resolve \"" + hp->host + "\": " +
                                                              (ec ? ec.message() : "no address"));
   return results.begin()->endpoint();
+}
+
+Expected<std::vector<boost::asio::ip::tcp::endpoint>> resolve_all(boost::asio::ip::tcp::resolver& resolver,
+                                                                  std::string_view text) {
+  using Result = Expected<std::vector<boost::asio::ip::tcp::endpoint>>;
+  auto hp = split_host_port(text);
+  if (!hp) return Result::failure("expected host:port");
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(hp->host, ec);
+  if (!ec) return std::vector<boost::asio::ip::tcp::endpoint>{{address, hp->port}};
+  auto results = resolver.resolve(hp->host, std::to_string(hp->port), ec);
+  if (ec || results.empty())
+    return Result::failure("cannot resolve \"" + hp->host + "\": " + (ec ? ec.message() : "no address"));
+  std::vector<boost::asio::ip::tcp::endpoint> all;
+  for (const auto& r : results) all.push_back(r.endpoint());
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+bool is_numeric_host(std::string_view text) {
+  auto hp = split_host_port(text);
+  if (!hp) return false;
+  boost::system::error_code ec;
+  (void)boost::asio::ip::make_address(hp->host, ec);
+  return !ec;
 }
 
 }  // namespace frontdoor

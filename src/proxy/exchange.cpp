@@ -180,7 +180,7 @@ void UpstreamExchange::send_request_head() {
   params.client_ip = ctx_->peer_ip;  // each proxy appends the address it received the request from
   params.request_id = ctx_->request_id;
   params.proto = tls_ ? "https" : "http";
-  params.default_host = ctx_->endpoint->name;
+  params.default_host = ctx_->endpoint->authority;
   params.drop_expect = drop_expect_;
   params.upgrade = upgrade_;
   char* scratch = host_.scratch();

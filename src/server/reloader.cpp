@@ -72,7 +72,8 @@ ReloadResult ConfigReloader::attempt() {
   keep("limits.max_header_bytes", next.limits.max_header_bytes, running_.limits.max_header_bytes,
        result.restart_needed);
   std::vector<config::ConfigError> errors;
-  auto snapshot = snapshot::build_snapshot(next, registry_, errors);
+  snapshot::AddressBook used;
+  auto snapshot = snapshot::build_snapshot(next, registry_, errors, nullptr, &used);
   if (!snapshot) {
     std::vector<std::string> messages;
     for (const auto& e : errors) messages.push_back(e.to_string());
@@ -89,6 +90,7 @@ ReloadResult ConfigReloader::attempt() {
   else
     for (const auto& w : workers_) w->install_snapshot(snapshot);
   running_ = std::move(next);
+  book_ = std::move(used);
   result.ok = true;
   result.generation = ++generation_;
   ++succeeded_;
@@ -97,6 +99,35 @@ ReloadResult ConfigReloader::attempt() {
   for (const auto& name : result.restart_needed)
     spdlog::warn("reload: {} changed in the file but needs a restart: the running value stays", name);
   return result;
+}
+
+bool ConfigReloader::refresh_addresses(const snapshot::AddressBook& fresh) {
+  snapshot::AddressBook next = book_;
+  std::vector<std::string> changes;
+  for (const auto& [name, addresses] : fresh) {
+    auto& known = next[name];
+    if (known == addresses) continue;
+    const auto list = [](const std::vector<boost::asio::ip::tcp::endpoint>& a) {
+      std::string out;
+      for (const auto& e : a) out += (out.empty() ? "" : ", ") + e.address().to_string();
+      return out.empty() ? std::string("none") : out;
+    };
+    changes.push_back(name + ": " + list(known) + " -> " + list(addresses));
+    known = addresses;
+  }
+  if (changes.empty()) return false;
+  std::vector<config::ConfigError> errors;
+  auto snapshot = snapshot::build_snapshot(running_, registry_, errors, &next);
+  if (!snapshot) {
+    for (const auto& e : errors) spdlog::warn("endpoints re-resolved but not installed: {}", e.to_string());
+    return false;
+  }
+  for (const auto& c : changes) spdlog::info("endpoint {}", c);
+  book_ = std::move(next);
+  if (install_) install_(snapshot);
+  else
+    for (const auto& w : workers_) w->install_snapshot(snapshot);
+  return true;
 }
 
 }  // namespace frontdoor::server

@@ -198,7 +198,8 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   config.server.max_connections = connection_limit(config.server.max_connections);
   snapshot::EndpointRegistry registry;
   std::vector<config::ConfigError> errors;
-  auto snapshot = snapshot::build_snapshot(config, registry, errors);
+  snapshot::AddressBook address_book;
+  auto snapshot = snapshot::build_snapshot(config, registry, errors, nullptr, &address_book);
   if (!snapshot) {
     for (const auto& e : errors) spdlog::error("{}", e.to_string());
     return 1;
@@ -371,6 +372,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
       spdlog::error("manifest store off: {}; the embedded manifests serve alone", error);
   }
   ConfigReloader reloader(options.config_path, config, registry, workers, apply_listeners);
+  reloader.set_address_book(std::move(address_book));
   if (manifest_store) {
     for (auto& w : workers) w->set_manifest_store(manifest_store.get(), &control);
     reloader.set_installer([&](std::shared_ptr<const snapshot::Snapshot> next) { manifest_store->rebase(std::move(next)); });
@@ -399,6 +401,30 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     });
   };
   await_hangup();
+
+  // Endpoints named by host name, resolved again on an interval (a headless Service's pods come and
+  // go), on a thread of their own; a changed answer compiles the running config again.
+  store::BlockingPool resolver_thread("fd-resolver", {}, 1);
+  asio::steady_timer resolve_timer(control);
+  std::function<void()> schedule_resolve = [&] {
+    const auto every = reloader.running().upstream_pool.resolve_interval;
+    if (every.count() == 0) return;
+    resolve_timer.expires_after(every);
+    resolve_timer.async_wait([&](const error_code& ec) {
+      if (ec) return;
+      if (manifest_store) manifest_store->refresh_addresses();
+      resolver_thread.submit([&, names = snapshot::host_names(reloader.running().manifests)](auto*, const auto&) {
+        std::vector<std::string> failed;
+        auto book = snapshot::resolve_names(names, failed);
+        asio::post(control, [&, book = std::move(book), failed = std::move(failed)] {
+          for (const auto& f : failed) spdlog::warn("endpoint {}: its last addresses stay", f);
+          reloader.refresh_addresses(book);
+          schedule_resolve();
+        });
+      });
+    });
+  };
+  schedule_resolve();
 
   std::unique_ptr<upstream::HealthChecker> checker;
   asio::signal_set signals(control, SIGINT, SIGTERM);
@@ -482,6 +508,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   if (admin) admin->stop();
   control.stop();
   control_thread.join();
+  resolver_thread.stop();
   if (manifest_store) manifest_store->stop();
   checker.reset();
   workers.clear();  // their access logs hand the writer their last lines

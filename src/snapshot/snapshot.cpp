@@ -87,7 +87,8 @@ resilience::ResiliencePolicy policy_of(const config::ResilienceConfig& r) {
 }  // namespace
 
 std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
-                                               std::vector<config::ConfigError>& errors) {
+                                               std::vector<config::ConfigError>& errors, const AddressBook* book,
+                                               AddressBook* used) {
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->config = config;
   const auto& limits = config.limits;
@@ -128,9 +129,12 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   std::vector<manifest::Manifest> manifests;
   for (const auto& mc : config.manifests) {
     std::vector<std::string> problems;
-    const auto addresses = resolve_endpoints(mc, problems);
+    const auto addresses = resolve_endpoints(mc, problems, book);
     for (auto& p : problems) errors.push_back({config.source, 0, 0, std::move(p)});
     if (problems.empty()) manifests.push_back(compile_manifest(mc, addresses, *snapshot, registry));
+    if (used != nullptr && problems.empty())
+      for (std::size_t i = 0; i < mc.endpoints.size(); ++i)
+        if (!is_numeric_host(mc.endpoints[i].address)) (*used)[mc.endpoints[i].address] = addresses[i];
   }
   snapshot->embedded_manifests = manifests.size();
   snapshot->manifests = manifest::ManifestTable(std::move(manifests));
@@ -139,13 +143,19 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   return snapshot;
 }
 
-std::vector<boost::asio::ip::tcp::endpoint> resolve_endpoints(const config::ManifestConfig& mc,
-                                                              std::vector<std::string>& errors) {
+ResolvedEndpoints resolve_endpoints(const config::ManifestConfig& mc, std::vector<std::string>& errors,
+                                    const AddressBook* book) {
   boost::asio::io_context resolver_context;
   boost::asio::ip::tcp::resolver resolver(resolver_context);
-  std::vector<boost::asio::ip::tcp::endpoint> addresses;
+  ResolvedEndpoints addresses;
   for (const auto& ec : mc.endpoints) {
-    auto resolved = resolve_address(resolver, ec.address);
+    if (book != nullptr) {
+      if (const auto it = book->find(ec.address); it != book->end()) {
+        addresses.push_back(it->second);
+        continue;
+      }
+    }
+    auto resolved = resolve_all(resolver, ec.address);
     if (!resolved) {
       errors.push_back("manifest " + mc.project + "/" + mc.module + "/" + mc.environment + ": endpoint \"" +
                        ec.address + "\": " + resolved.error());
@@ -156,9 +166,30 @@ std::vector<boost::asio::ip::tcp::endpoint> resolve_endpoints(const config::Mani
   return addresses;
 }
 
-manifest::Manifest compile_manifest(const config::ManifestConfig& mc,
-                                    const std::vector<boost::asio::ip::tcp::endpoint>& addresses, Snapshot& snapshot,
-                                    EndpointRegistry& registry) {
+AddressBook resolve_names(const std::vector<std::string>& names, std::vector<std::string>& errors) {
+  boost::asio::io_context resolver_context;
+  boost::asio::ip::tcp::resolver resolver(resolver_context);
+  AddressBook book;
+  for (const auto& name : names) {
+    auto resolved = resolve_all(resolver, name);
+    if (resolved) book[name] = *resolved;
+    else errors.push_back("\"" + name + "\": " + resolved.error());
+  }
+  return book;
+}
+
+std::vector<std::string> host_names(const std::vector<config::ManifestConfig>& manifests) {
+  std::vector<std::string> names;
+  for (const auto& m : manifests)
+    for (const auto& e : m.endpoints)
+      if (!is_numeric_host(e.address)) names.push_back(e.address);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const ResolvedEndpoints& addresses,
+                                    Snapshot& snapshot, EndpointRegistry& registry) {
   manifest::Manifest m;
   m.project = mc.project;
   m.module = mc.module;
@@ -188,7 +219,18 @@ manifest::Manifest compile_manifest(const config::ManifestConfig& mc,
                                       : manifest::Manifest::Priority::normal;
   for (std::size_t i = 0; i < mc.endpoints.size() && i < addresses.size(); ++i) {
     const auto& ec = mc.endpoints[i];
-    m.endpoints.push_back({registry.id_for(ec.address), ec.address, addresses[i], ec.weight, ec.priority});
+    if (is_numeric_host(ec.address) && addresses[i].size() == 1) {
+      m.endpoints.push_back({registry.id_for(ec.address), ec.address, addresses[i][0], ec.weight, ec.priority, ec.address});
+      continue;
+    }
+    // A host name: an endpoint per address, each with state of its own that stays while the address
+    // does (a headless Service's pods come and go).
+    for (const auto& address : addresses[i]) {
+      const auto ip = address.address();
+      std::string name = ec.address + "@" + (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string());
+      const auto id = registry.id_for(name);
+      m.endpoints.push_back({id, std::move(name), address, ec.weight, ec.priority, ec.address});
+    }
   }
   for (const auto& e : m.endpoints) m.has_priorities = m.has_priorities || e.priority > 0;
   const auto& o = m.policy->outliers;

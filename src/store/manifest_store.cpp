@@ -47,7 +47,7 @@ struct ManifestStore::Prepared {
   std::string error;  // the query failed (tier error), or empty
   std::vector<std::string> problems;  // the document is invalid
   config::ManifestConfig manifest;
-  std::vector<asio::ip::tcp::endpoint> addresses;
+  snapshot::ResolvedEndpoints addresses;
 };
 
 struct ManifestStore::Entry {
@@ -59,7 +59,7 @@ struct ManifestStore::Entry {
   std::uint64_t version = 0;
   std::size_t bytes = 0;
   config::ManifestConfig manifest;
-  std::vector<asio::ip::tcp::endpoint> addresses;
+  snapshot::ResolvedEndpoints addresses;
   Clock::time_point loaded_at{};
   Clock::time_point refresh_at{};
   Clock::time_point expires_at{};  // loaded: then a request waits; not loaded: embedded until then
@@ -196,6 +196,31 @@ void ManifestStore::refresh(const std::string& key) {
   if (it == entries_.end() || it->second->fetching || stopped_) return;
   ++counters_.refreshes;
   start_fetch(*it->second);
+}
+
+void ManifestStore::refresh_addresses() {
+  if (stopped_) return;
+  for (const auto& [joined, e] : entries_) {
+    if (!e->loaded || snapshot::host_names({e->manifest}).empty()) continue;
+    prepare_->submit([this, alive = alive_, joined = joined, manifest = e->manifest, version = e->version](
+                         pqxx::connection_base*, const std::string&) {
+      std::vector<std::string> problems;
+      auto addresses = snapshot::resolve_endpoints(manifest, problems);
+      asio::post(control_, [this, alive, joined, version, addresses = std::move(addresses), problems] {
+        if (!*alive) return;
+        const auto it = entries_.find(joined);
+        if (it == entries_.end() || !it->second->loaded || it->second->version != version) return;
+        if (!problems.empty()) {  // a DNS blip: the addresses it had stay
+          for (const auto& p : problems) spdlog::warn("manifest store: {}: its last addresses stay", p);
+          return;
+        }
+        if (it->second->addresses == addresses) return;
+        spdlog::info("manifest store: {}: endpoints re-resolved to other addresses", joined);
+        it->second->addresses = addresses;
+        schedule_publish();
+      });
+    });
+  }
 }
 
 void ManifestStore::start_fetch(Entry& e) {

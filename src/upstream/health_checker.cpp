@@ -41,7 +41,7 @@ HealthChecker::HealthChecker(asio::io_context& io, const snapshot::Snapshot& sna
       p->name = e.name;
       p->address = e.address;
       p->settings = m.health_check;
-      p->request = "GET " + p->settings.path + " HTTP/1.1\r\nHost: " + e.name +
+      p->request = "GET " + p->settings.path + " HTTP/1.1\r\nHost: " + e.authority +
                    "\r\nUser-Agent: frontdoor-health-check\r\nConnection: close\r\n\r\n";
       probes_.push_back(std::move(p));
     }

@@ -70,7 +70,8 @@ REASONS = {
 
 
 class ScriptedUpstream:
-    def __init__(self, name: str, script: Union[None, Action, Callable[[Request], Action]] = None, port: int = 0):
+    def __init__(self, name: str, script: Union[None, Action, Callable[[Request], Action]] = None, port: int = 0,
+                 host: str = LOCALHOST):
         self.name = name
         self.script = script if script is not None else Action()
         self.requests: list[Request] = []
@@ -79,11 +80,11 @@ class ScriptedUpstream:
         self.stop_event = threading.Event()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((LOCALHOST, port))
+        self.listener.bind((host, port))
         self.listener.listen(128)
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
-        self.address = "%s:%d" % (LOCALHOST, self.port)
+        self.address = "%s:%d" % (host, self.port)
         self.conns: dict[int, socket.socket] = {}
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []

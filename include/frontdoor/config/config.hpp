@@ -81,6 +81,8 @@ struct TimeoutsConfig {
 struct UpstreamPoolConfig {
   std::uint32_t max_idle_per_endpoint = 64;  // per worker
   Duration idle_timeout{std::chrono::seconds(60)};
+  // Endpoints named by host name are resolved again this often (0s: only at start and reload).
+  Duration resolve_interval{std::chrono::seconds(30)};
 
   friend bool operator==(const UpstreamPoolConfig&, const UpstreamPoolConfig&) = default;
 };

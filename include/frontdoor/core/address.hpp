@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace frontdoor {
 
@@ -35,5 +36,12 @@ class Expected {
 // Resolves to the first address (numeric addresses need no DNS).
 Expected<boost::asio::ip::tcp::endpoint> resolve_address(boost::asio::ip::tcp::resolver& resolver,
                                                          std::string_view text);
+
+// Every address a name resolves to (a headless Service: one per pod), sorted, without duplicates;
+// a numeric address is itself.
+Expected<std::vector<boost::asio::ip::tcp::endpoint>> resolve_all(boost::asio::ip::tcp::resolver& resolver,
+                                                                  std::string_view text);
+// True when `text`'s host is a numeric address (no DNS involved).
+bool is_numeric_host(std::string_view text);
 
 }  // namespace frontdoor

@@ -25,10 +25,13 @@ enum class Balancing : std::uint8_t { round_robin, weighted, least_connections, 
 
 struct EndpointSpec {
   EndpointId id;
-  std::string name;  // "host:port" as configured, used in logs and Host for HTTP/1.0 requests
+  // Its identity in logs, metrics, hashing and sticky cookies: "host:port" as configured for a
+  // numeric address; "host:port@address" for each address a host name resolves to.
+  std::string name;
   boost::asio::ip::tcp::endpoint address;
   std::uint32_t weight;
   std::uint32_t priority = 0;  // failover level, 0 first
+  std::string authority;  // "host:port" as configured: Host for HTTP/1.0 requests and health checks
 };
 
 struct Manifest {

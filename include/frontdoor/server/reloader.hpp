@@ -47,6 +47,13 @@ class ConfigReloader {
   }
 
   ReloadResult reload();
+
+  // Host names re-resolved (the control thread's timer): when what any of them resolves to
+  // changed, the running config is compiled again with `fresh` (names missing from it keep their
+  // addresses) and installed. True when it was.
+  bool refresh_addresses(const snapshot::AddressBook& fresh);
+  void set_address_book(snapshot::AddressBook book) { book_ = std::move(book); }
+  const config::Config& running() const noexcept { return running_; }
   std::uint64_t generation() const noexcept { return generation_; }
   std::uint64_t succeeded() const noexcept { return succeeded_; }
   std::uint64_t failed() const noexcept { return failed_; }
@@ -66,6 +73,7 @@ class ConfigReloader {
   const std::vector<std::unique_ptr<Worker>>& workers_;
   ApplyListeners apply_listeners_;
   std::function<void(std::shared_ptr<const snapshot::Snapshot>)> install_;
+  snapshot::AddressBook book_;  // what the host names of the running config resolved to
   std::uint64_t generation_ = 1;
   std::uint64_t succeeded_ = 0;
   std::uint64_t failed_ = 0;

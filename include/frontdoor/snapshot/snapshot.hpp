@@ -2,6 +2,7 @@
 // Snapshot: a validated Config compiled for the data plane — resolved endpoints, the manifest table,
 // limits as the parsers want them. Immutable; the control thread builds it, workers pin it per request.
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -56,20 +57,33 @@ struct Snapshot {
   bool legacy_rate_limit_headers = false;
 };
 
-// Resolves host names (blocking: control thread or CLI only). Errors name the manifest and endpoint.
+// What host names resolved to: "host:port" as configured -> every address (sorted).
+using AddressBook = std::map<std::string, std::vector<boost::asio::ip::tcp::endpoint>>;
+
+// Resolves host names (blocking: control thread or CLI only), except those `book` has; `used`, when
+// given, receives what every host name resolved to. Errors name the manifest and endpoint.
 std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, EndpointRegistry& registry,
-                                               std::vector<config::ConfigError>& errors);
+                                               std::vector<config::ConfigError>& errors,
+                                               const AddressBook* book = nullptr, AddressBook* used = nullptr);
 
-// One manifest's endpoint addresses, resolved (blocking: never on a worker). Errors, one per
-// endpoint that does not resolve, name the manifest and the endpoint.
-std::vector<boost::asio::ip::tcp::endpoint> resolve_endpoints(const config::ManifestConfig& mc,
-                                                              std::vector<std::string>& errors);
+// Resolves `names` ("host:port"), blocking (a thread of its own). A name that does not resolve is
+// left out, with its error in `errors`: the caller keeps what it resolved to before.
+AddressBook resolve_names(const std::vector<std::string>& names, std::vector<std::string>& errors);
+// The host names (not numeric addresses) of these manifests' endpoints.
+std::vector<std::string> host_names(const std::vector<config::ManifestConfig>& manifests);
 
-// The data-plane form of `mc` (its endpoints already resolved, in order): endpoint ids from
-// `registry`, its rate limits' counters appended to `snapshot.rate_limit_labels`. Control thread.
-manifest::Manifest compile_manifest(const config::ManifestConfig& mc,
-                                    const std::vector<boost::asio::ip::tcp::endpoint>& addresses, Snapshot& snapshot,
-                                    EndpointRegistry& registry);
+// One manifest's endpoint addresses, resolved (blocking: never on a worker), one list per
+// configured endpoint (a host name may have several); names `book` has are taken from it. Errors,
+// one per endpoint that does not resolve, name the manifest and the endpoint.
+using ResolvedEndpoints = std::vector<std::vector<boost::asio::ip::tcp::endpoint>>;
+ResolvedEndpoints resolve_endpoints(const config::ManifestConfig& mc, std::vector<std::string>& errors,
+                                    const AddressBook* book = nullptr);
+
+// The data-plane form of `mc` (its endpoints already resolved, in order): one EndpointSpec per
+// numeric endpoint and per address of a host name, endpoint ids from `registry`, its rate limits'
+// counters appended to `snapshot.rate_limit_labels`. Control thread.
+manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const ResolvedEndpoints& addresses,
+                                    Snapshot& snapshot, EndpointRegistry& registry);
 
 // endpoint_count and endpoint_names from the registry and the table's manifests.
 void name_endpoints(Snapshot& snapshot, const EndpointRegistry& registry);

@@ -99,6 +99,9 @@ class ManifestStore {
   void fetch(const std::string& key, std::function<void()> done);
   // A worker saw `key` due for refresh: fetched in the background, requests keep the copy they have.
   void refresh(const std::string& key);
+  // Resolves the host names of the loaded manifests again (off the loop); a changed answer is
+  // published. The server's resolve timer calls it.
+  void refresh_addresses();
 
   const StoreCounters& counters() const noexcept { return counters_; }
   StoreStatus status() const;

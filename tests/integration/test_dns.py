@@ -1,0 +1,83 @@
+"""Endpoints named by host name are resolved again on an interval: a headless Service's pods come
+and go. The daemon runs with its own /etc/hosts (a private mount namespace, bind-mounted), which the
+test rewrites: the real resolver (glibc's files backend) answers, nothing is mocked."""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from fdtest import ScriptedUpstream, make_config, request
+
+NAME = "fd-test-upstream.internal"
+
+
+def _can_bind_mount():
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    r = subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=10)
+    return r.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _can_bind_mount(),
+                                reason="needs root and unshare -m (a private /etc/hosts for the daemon)")
+
+
+def _hosts(path, *addresses):
+    with open(path, "w") as f:  # in place: the bind mount keeps the inode
+        f.write("127.0.0.1 localhost\n")
+        for a in addresses:
+            f.write("%s %s\n" % (a, NAME))
+
+
+def _wait(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def private_hosts(tmp_path, monkeypatch):
+    hosts = str(tmp_path / "hosts")
+    _hosts(hosts)
+    real = os.path.abspath(os.environ.get("FRONTDOOR_BIN", ""))
+    wrapper = str(tmp_path / "frontdoor-with-hosts")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec unshare -m -- sh -c 'mount --bind \"$1\" /etc/hosts && shift && exec \"$@\"' "
+                "sh %s %s \"$@\"\n" % (hosts, real))
+    os.chmod(wrapper, 0o755)
+    monkeypatch.setenv("FRONTDOOR_BIN", wrapper)
+    return hosts
+
+
+def test_a_host_name_is_resolved_again_and_its_addresses_come_and_go(frontdoor, private_hosts):
+    a = ScriptedUpstream("a", host="127.0.0.2")
+    b = ScriptedUpstream("b", port=a.port, host="127.0.0.3")
+    try:
+        _hosts(private_hosts, "127.0.0.2")
+        cfg = make_config([{"project": "*", "module": "*", "environment": "*",
+                            "endpoints": [{"address": "%s:%d" % (NAME, a.port)}]}],
+                          upstream_pool={"resolve_interval": "1s"})
+        fd = frontdoor(cfg)
+        assert {request(fd.port, "GET", "/x").headers.get("X-Upstream") for _ in range(6)} == {"a"}
+        # A second pod: both take requests once the name is resolved again.
+        _hosts(private_hosts, "127.0.0.2", "127.0.0.3")
+        assert _wait(lambda: request(fd.port, "GET", "/x").headers.get("X-Upstream") == "b", 5)
+        assert {request(fd.port, "GET", "/x").headers.get("X-Upstream") for _ in range(6)} == {"a", "b"}
+        b_connections = {r.conn_id for r in b.request_list()}
+        # The first pod goes: everything to the second, on the pooled connection it already had.
+        _hosts(private_hosts, "127.0.0.3")
+        assert _wait(lambda: {request(fd.port, "GET", "/x").headers.get("X-Upstream") for _ in range(4)} == {"b"}, 5)
+        assert {r.conn_id for r in b.request_list()} == b_connections, "the remaining endpoint's state was kept"
+        assert "endpoint %s:%d: 127.0.0.2, 127.0.0.3 -> 127.0.0.3" % (NAME, a.port) in fd.stderr()
+        # The name stops resolving (a DNS outage): the last addresses keep serving.
+        _hosts(private_hosts)
+        assert _wait(lambda: "its last addresses stay" in fd.stderr(), 5)
+        assert {request(fd.port, "GET", "/x").headers.get("X-Upstream") for _ in range(4)} == {"b"}
+    finally:
+        a.stop()
+        b.stop()
