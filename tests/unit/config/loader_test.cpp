@@ -284,7 +284,7 @@ manifests:
                 "config.yaml:5:12: unknown key \"connect\" in timeouts (expected one of: client_header, client_idle, "
                 "client_body, upstream_connect, upstream_response, request_total, tunnel_idle)",
                 "config.yaml:6:17: unknown key \"size\" in upstream_pool (expected one of: max_idle_per_endpoint, "
-                "idle_timeout)",
+                "idle_timeout, resolve_interval)",
                 "config.yaml:7:11: unknown key \"header\" in routing (expected one of: environment_header)",
                 "config.yaml:8:24: unknown key \"path\" in logging.access_log (expected one of: destination, format)",
                 "config.yaml:12:32: unknown key \"wieght\" in manifests[0].endpoints[0] (expected one of: address, "
