@@ -26,5 +26,6 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ $sanitize -eq 1 ]; then
   echo "== build + tests (ASan + UBSan)" >&2
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS=suppressions=$root/tests/lsan.supp \
     run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DFRONTDOOR_SANITIZE=ON
 fi

@@ -273,6 +273,12 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
   ctx.environment = environment_of(ctx);
   ctx.manifest = nullptr;
   if (const auto* stored = ctx.snapshot->stored.get()) {
+    if (!stored->known() && !ctx.manifest_waited && fetcher != nullptr) {
+      // Just started: the index of stored keys is being read. "" is the index's own key.
+      ctx.manifest_waited = ctx.repin_snapshot = true;
+      fetcher->await(std::string(), ctx.lease_waiter);
+      return Verdict::Suspend;
+    }
     if (const auto* entry = stored->find(ctx.project, ctx.module, ctx.environment)) {
       const bool fresh = ctx.now < entry->expires_at;
       if (entry->manifest >= 0 && (fresh || ctx.manifest_waited)) {

@@ -174,13 +174,24 @@ void store_metrics(Exposition& x, const Metrics& m, const store::ManifestStore& 
         s.redis_breaker_open ? 1 : 0);
 }
 
-std::string store_json(const store::ManifestStore* manifest_store) {
+// The store's state, and per tier (l1: the workers' lookups; redis, postgres: the fetches) its
+// figures; `lookups` from the last collection (null: left out).
+std::string store_json(const store::ManifestStore* manifest_store, const pipeline::ManifestCounts* lookups) {
   if (manifest_store == nullptr) return "{\"configured\":false}";
   const auto s = manifest_store->status();
+  const auto& c = manifest_store->counters();
+  std::string tiers;
+  if (lookups != nullptr)
+    tiers = fmt::format("{{\"tier\":\"l1\",\"up\":true,\"hits\":{},\"misses\":{},\"errors\":0}},",
+                        lookups->stored_hits, lookups->stored_misses);
+  tiers += fmt::format("{{\"tier\":\"redis\",\"up\":{},\"hits\":{},\"misses\":{},\"errors\":{}}},"
+                       "{{\"tier\":\"postgres\",\"up\":{},\"hits\":{},\"misses\":{},\"errors\":{}}}",
+                       s.redis_connected, c.redis.hits, c.redis.misses, c.redis.errors, s.postgres_ok && s.listening,
+                       c.postgres.hits, c.postgres.misses, c.postgres.errors);
   return fmt::format("{{\"configured\":true,\"index_known\":{},\"index_source\":{},\"keys\":{},\"loaded\":{},"
-                     "\"loaded_bytes\":{},\"postgres_ok\":{},\"listening\":{},\"redis_connected\":{}}}",
+                     "\"loaded_bytes\":{},\"postgres_ok\":{},\"listening\":{},\"redis_connected\":{},\"tiers\":[{}]}}",
                      s.index_known, json_string(s.index_source), s.keys, s.loaded, s.loaded_bytes, s.postgres_ok,
-                     s.listening, s.redis_connected);
+                     s.listening, s.redis_connected, tiers);
 }
 
 }  // namespace
@@ -240,6 +251,9 @@ void AdminEndpoints::sample() {
   // Keep one sample at or beyond the window's far edge: the rate spans the whole window.
   while (samples_.size() > 2 && samples_[1].at <= now - config_.admin.rate_window) samples_.pop_front();
   redis_connected_ = m.redis_connected;
+  upstream_endpoints_ = m.endpoints.size();
+  upstream_endpoints_open_ = static_cast<std::size_t>(
+      std::count_if(m.endpoints.begin(), m.endpoints.end(), [](const auto& e) { return e.breakers_open > 0; }));
   const double cpu = cpu_seconds();
   cpu_percent_ = 100.0 * (cpu - cpu_seconds_) / 1.0;
   cpu_seconds_ = cpu;
@@ -279,9 +293,11 @@ admin::Response AdminEndpoints::ready() const {
                                                                                        : "ready";
   const std::string body = fmt::format(
       "{{\"status\":\"{}\",\"workers\":{},\"redis\":{{\"configured\":{},\"connected_workers\":{},"
-      "\"required\":{}}},\"postgres\":{{\"configured\":{},\"up\":{},\"required\":{}}},\"manifest_store\":{}}}\n",
+      "\"required\":{}}},\"postgres\":{{\"configured\":{},\"up\":{},\"required\":{}}},\"manifest_store\":{},"
+      "\"upstreams\":{{\"endpoints\":{},\"breaker_open\":{}}}}}\n",
       status, workers_.size(), redis ? "true" : "false", redis_connected_, redis_required ? "true" : "false",
-      store_ != nullptr, !postgres_down, postgres_required, store_json(store_));
+      store_ != nullptr, !postgres_down, postgres_required, store_json(store_, nullptr), upstream_endpoints_,
+      upstream_endpoints_open_);
   return {std::string_view(status) == "ready" ? 200u : 503u, "application/json", body};
 }
 
@@ -310,7 +326,7 @@ admin::Response AdminEndpoints::status_json() {
     j += fmt::format("{}{{\"limit\":{},\"manifest\":{},\"allowed\":{},\"refused\":{}}}", i ? "," : "",
                      json_string(r.limit), json_string(r.manifest), r.allowed, r.refused);
   }
-  j += "],\"manifest_store\":" + store_json(store_) + ",\"reloads\":[";
+  j += "],\"manifest_store\":" + store_json(store_, &m.manifest_lookups) + ",\"reloads\":[";
   if (reloader_ != nullptr) {
     bool first = true;
     for (const auto& entry : reloader_->history()) {

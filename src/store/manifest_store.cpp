@@ -174,6 +174,14 @@ StoreStatus ManifestStore::status() const {
 // Fetching one document
 
 void ManifestStore::fetch(const std::string& key, std::function<void()> done) {
+  if (key.empty()) {  // the index: answered once it was read, or given up on for now
+    if (index_settled_ || stopped_) {
+      after_publish_.push_back(std::move(done));
+      return schedule_publish();
+    }
+    index_waiters_.push_back(std::move(done));
+    return;
+  }
   const auto it = entries_.find(key);
   if (it == entries_.end() || stopped_) {
     // Not (or no longer) stored: the worker's view is older than the index. It looks again.
@@ -574,7 +582,7 @@ void ManifestStore::load_index(const char* why) {
       spdlog::warn("manifest store: cannot read the index from PostgreSQL ({}, {}){}", why, error,
                    index_known_ ? ": keeping the one known" : redis_ ? ": trying Redis" : "");
       retry(kRetryAfterFailure);
-      if (index_known_ || !redis_ || !redis_->connected()) return;
+      if (index_known_ || !redis_ || !redis_->connected()) return settle_index();
       const std::string key = redis_index_key(config_.redis.key_prefix);
       const std::string_view args[] = {"GET", key};
       auto* self = new std::pair<ManifestStore*, std::shared_ptr<bool>>(this, alive_);
@@ -583,8 +591,9 @@ void ManifestStore::load_index(const char* why) {
               [](void* user, const redisReply* reply) {
                 std::unique_ptr<std::pair<ManifestStore*, std::shared_ptr<bool>>> s(
                     static_cast<std::pair<ManifestStore*, std::shared_ptr<bool>>*>(user));
-                if (!*s->second || reply == nullptr || reply->type != REDIS_REPLY_STRING || s->first->index_known_)
-                  return;
+                if (!*s->second) return;
+                if (reply == nullptr || reply->type != REDIS_REPLY_STRING || s->first->index_known_)
+                  return s->first->settle_index();
                 std::vector<std::pair<StoredKey, std::uint64_t>> from_redis;
                 std::string_view text(reply->str, reply->len);
                 while (!text.empty()) {
@@ -601,15 +610,26 @@ void ManifestStore::load_index(const char* why) {
                              from_redis.size());
                 s->first->on_index(std::move(from_redis), "redis", s->first->changes_heard_);
               },
-              self))
+              self)) {
         delete self;
+        settle_index();
+      }
     });
   });
+}
+
+void ManifestStore::settle_index() {
+  if (index_settled_) return;
+  index_settled_ = true;  // requests stop waiting for the index (the embedded manifests serve)
+  for (auto& w : index_waiters_) after_publish_.push_back(std::move(w));
+  index_waiters_.clear();
+  schedule_publish();
 }
 
 void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> index, const char* source,
                              std::uint64_t seq) {
   const bool first = !index_known_;
+  settle_index();
   const bool from_postgres = std::string_view(source) == "postgres";
   index_known_ = true;
   index_source_ = source;
@@ -730,6 +750,7 @@ void ManifestStore::publish_now() {
     s.refresh_asked = e->refresh_asked;
     index->add(e->key.project, e->key.module, e->key.environment, std::move(s));
   }
+  index->set_known(index_settled_);
   next->stored = std::move(index);
   for (auto& [joined, e] : entries_) e->pinned = false;
   snapshot::name_endpoints(*next, registry_);

@@ -86,6 +86,7 @@ class ScriptedUpstream:
         self.port = self.listener.getsockname()[1]
         self.address = "%s:%d" % (host, self.port)
         self.conns: dict[int, socket.socket] = {}
+        self.peak_connections = 0  # most connections open at once
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
         self.accept_thread = threading.Thread(target=self._accept_loop, name="upstream-" + name, daemon=True)
@@ -150,6 +151,7 @@ class ScriptedUpstream:
             with self.lock:
                 self.accepted += 1
                 self.conns[conn_id] = sock
+                self.peak_connections = max(self.peak_connections, len(self.conns))
             t = threading.Thread(target=self._serve, args=(sock, conn_id), daemon=True)
             self.threads.append(t)
             t.start()

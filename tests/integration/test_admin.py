@@ -33,6 +33,13 @@ def test_health_ready_and_unknown_paths(frontdoor, upstream):
     assert json.loads(body) == {"status": "ok", "workers": 2}
     status, _, body = _get(admin, "/ready")
     assert status == 200 and json.loads(body)["status"] == "ready"
+    # Each dependency's state: Redis, PostgreSQL (the manifest store), the upstream endpoints.
+    deadline = time.monotonic() + 3
+    while json.loads(_get(admin, "/ready")[2])["upstreams"]["endpoints"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # sampled once a second
+    ready = json.loads(_get(admin, "/ready")[2])
+    assert ready["upstreams"] == {"endpoints": 1, "breaker_open": 0}
+    assert ready["postgres"]["configured"] is False and ready["manifest_store"] == {"configured": False}
     assert _get(admin, "/nope")[0] == 404
     assert _get(admin, "/metrics", "POST")[0] == 405
 

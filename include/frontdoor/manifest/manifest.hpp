@@ -108,6 +108,10 @@ class StoredIndex {
   const StoredEntry* find(std::string_view project, std::string_view module,
                           std::string_view environment) const noexcept;
   std::size_t size() const noexcept { return entries_.size(); }
+  // False until the store first read its index (or gave up for now): a request then waits for it
+  // rather than take the embedded manifests for a key the store may hold.
+  bool known() const noexcept { return known_; }
+  void set_known(bool known) noexcept { known_ = known; }
 
  private:
   struct KeyHash {
@@ -115,6 +119,7 @@ class StoredIndex {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, StoredEntry, KeyHash, std::equal_to<>> entries_;
+  bool known_ = true;
   std::uint8_t patterns_present_ = 0;
 };
 

@@ -65,7 +65,8 @@ using ManifestRateLimitStage = BasicRateLimitStage<LimitScope::manifest>;
 // worker, which asks the store on the control thread. Worker thread only.
 class ManifestFetcher {
  public:
-  // Wakes `waiter` once the store has published what it knows of `key` (a stored key, "p/m/e").
+  // Wakes `waiter` once the store has published what it knows of `key` (a stored key, "p/m/e"; ""
+  // for the index itself, before it was first read).
   virtual void await(const std::string& key, Waiter& waiter) = 0;
   // `key`'s copy is due for refresh: the store fetches it in the background.
   virtual void refresh(const std::string& key) = 0;

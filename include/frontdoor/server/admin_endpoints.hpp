@@ -69,6 +69,8 @@ class AdminEndpoints {
   bool draining_ = false;
   ConfigReloader* reloader_ = nullptr;
   const store::ManifestStore* store_ = nullptr;
+  std::size_t upstream_endpoints_ = 0;       // at the last sample
+  std::size_t upstream_endpoints_open_ = 0;  // of which with a breaker open on some worker
   bool stopped_ = false;
   // Requests served so far, once a second over admin.rate_window: http_requests_per_second.
   struct Sample {

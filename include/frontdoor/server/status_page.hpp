@@ -36,6 +36,8 @@ inline constexpr std::string_view kStatusPage = R"html(<!doctype html>
 <tbody></tbody></table>
 <h2>Caches</h2>
 <p id="caches">Manifests come from the configuration's embedded defaults (no manifest store configured).</p>
+<table id="tiers" hidden><thead><tr><th>tier</th><th>state</th><th>hits</th><th>misses</th><th>errors</th></tr></thead>
+<tbody></tbody></table>
 <h2>Reloads</h2>
 <table id="reloads"><thead><tr><th>when</th><th>result</th><th>generation</th><th>details</th></tr></thead>
 <tbody></tbody></table>
@@ -75,6 +77,16 @@ async function refresh() {
     fill("limits", s.rate_limits, (tr, l) => {
       cell(tr, l.limit); cell(tr, l.manifest || "(top level)"); cell(tr, l.allowed, "n"); cell(tr, l.refused, "n");
     });
+    const st = s.manifest_store;
+    if (st && st.configured) {
+      document.getElementById("caches").textContent = "Manifest store: " + st.keys + " stored key(s), " + st.loaded +
+          " in memory (" + st.loaded_bytes + " bytes); index from " + (st.index_source || "nowhere yet") + ".";
+      document.getElementById("tiers").hidden = false;
+      fill("tiers", st.tiers, (tr, t) => {
+        cell(tr, t.tier); cell(tr, t.up ? "up" : "down", t.up ? "good" : "bad");
+        cell(tr, t.hits, "n"); cell(tr, t.misses, "n"); cell(tr, t.errors, "n");
+      });
+    }
     fill("reloads", s.reloads, (tr, r) => {
       cell(tr, new Date(r.at_ms).toLocaleString());
       cell(tr, r.status, r.status === "reloaded" ? "good" : "bad");

@@ -127,6 +127,7 @@ class ManifestStore {
   void on_index(std::vector<std::pair<StoredKey, std::uint64_t>> index, const char* source, std::uint64_t seq);
   void on_change(const std::string& payload);
   void on_listen_state(bool connected, const std::string& error);
+  void settle_index();
   void schedule_publish();
   void publish_now();
   void count_fetch(Tier tier, std::chrono::steady_clock::time_point started);
@@ -147,6 +148,8 @@ class ManifestStore {
   std::uint64_t next_fetch_id_ = 0;
   std::uint64_t changes_heard_ = 0;  // announcements applied
   bool index_known_ = false;
+  bool index_settled_ = false;  // read once, or the first read failed: requests no longer wait for it
+  std::vector<std::function<void()>> index_waiters_;
   std::string index_source_;
   bool listening_ = false;
   bool postgres_ok_ = false;
