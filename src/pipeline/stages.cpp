@@ -273,9 +273,9 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
   ctx.environment = environment_of(ctx);
   ctx.manifest = nullptr;
   if (const auto* stored = ctx.snapshot->stored.get()) {
-    if (!stored->known() && !ctx.manifest_waited && fetcher != nullptr) {
+    if (!stored->known() && !ctx.index_waited && fetcher != nullptr) {
       // Just started: the index of stored keys is being read. "" is the index's own key.
-      ctx.manifest_waited = ctx.repin_snapshot = true;
+      ctx.index_waited = ctx.repin_snapshot = true;
       fetcher->await(std::string(), ctx.lease_waiter);
       return Verdict::Suspend;
     }

@@ -68,6 +68,7 @@ struct RequestContext {
   // The manifest stage waited for the store: on resuming, the session pins the worker's newest
   // snapshot (it holds what was fetched) and the stage does not wait again.
   bool manifest_waited = false;
+  bool index_waited = false;  // for the store's index, just after start (then the key may wait too)
   bool repin_snapshot = false;
   // Leaky-bucket limits: hold the request until then before proxying (a time, not a delay, so that a
   // wait for Redis in between counts towards it).
@@ -118,7 +119,7 @@ struct RequestContext {
     legacy_limit = 0;
     shape_until = {};
     lease_waiter.unlink();
-    manifest_waited = repin_snapshot = false;
+    manifest_waited = index_waited = repin_snapshot = false;
     project = module = environment = {};
     attempt = 0;
     reply = Error::ok;

@@ -59,7 +59,7 @@ struct StoreHarness {
     snapshot->stored = index;
   }
 
-  Verdict request(const std::string& target, bool waited = false) {
+  Verdict request(const std::string& target, bool waited = false, bool index_waited = false) {
     text = "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n";
     head.headers = &headers;
     http::HeadScanner scanner;
@@ -67,6 +67,7 @@ struct StoreHarness {
     EXPECT_EQ(http::parse_request_head(text, snapshot->request_limits, scanner, head, error), http::ParseStatus::complete);
     ctx.reset();
     ctx.manifest_waited = waited;
+    ctx.index_waited = index_waited;
     ctx.snapshot = snapshot.get();
     ctx.request = &head;
     ctx.default_environment = "production";
@@ -125,8 +126,12 @@ TEST(ManifestStageWithStore, BeforeTheIndexIsKnownARequestWaitsForIt) {
   h.publish(false, h.now + 60s, h.now + 100s);
   EXPECT_EQ(h.request("/blog/x"), Verdict::Suspend);
   EXPECT_EQ(h.fetcher.awaited, std::vector<std::string>{""});
-  ASSERT_EQ(h.request("/blog/x", true), Verdict::Continue);
+  ASSERT_EQ(h.request("/blog/x", false, true), Verdict::Continue);
   EXPECT_EQ(h.port(), 9000);
+  // A stored key not loaded yet still gets its own wait after the index's.
+  h.publish(true, h.now + 60s, h.now + 100s);
+  EXPECT_EQ(h.request("/shop/search/1", false, true), Verdict::Suspend);
+  EXPECT_EQ(h.fetcher.awaited.back(), "shop/search/*");
 }
 
 TEST(ManifestStageWithStore, KnownUnavailableServesTheEmbeddedWithoutWaiting) {
