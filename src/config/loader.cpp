@@ -2,7 +2,6 @@
 // walk is fixed whatever the input), records each value's position, then runs the shared checks.
 #include "frontdoor/config/loader.hpp"
 
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,226 +16,10 @@
 #include <set>
 #include <utility>
 
-#include "source_map.hpp"
-#include "yaml_documents.hpp"
+#include "parser.hpp"
 
 namespace frontdoor::config {
-namespace {
-
-using detail::after_first_document;
-using detail::mark_position;
-using detail::Position;
-using detail::shown;
-using detail::SourceMap;
-
-std::string join(std::initializer_list<std::string_view> keys) {
-  std::string out;
-  for (auto k : keys) {
-    if (!out.empty()) out += ", ";
-    out += k;
-  }
-  return out;
-}
-
-Position position_of(const YAML::Node& node) {
-  const auto mark = node.Mark();
-  if (mark.is_null() || mark.line < 0 || mark.column < 0) return {};
-  return {mark.line + 1, mark.column + 1};
-}
-
-// What a node is, for "expected X, found Y".
-std::string found(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return (node.Tag() == "!" ? "the quoted string " : "") + shown(node.Scalar());
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    default:
-      return "nothing";
-  }
-}
-
-// One value of the document, with the dotted path that names it in messages.
-struct Field {
-  const YAML::Node& node;
-  std::string path;
-  Position pos;  // of the value; of its key when the value is empty (`key:` has no position of its own)
-};
-
-class Parser {
- public:
-  Parser(std::string file, std::vector<ConfigError>& errors, SourceMap& map)
-      : file_(std::move(file)), errors_(errors), map_(map) {}
-
-  void parse(const YAML::Node& root, Config& c);
-
- private:
-  // An error about a key: the value it names is simply not read.
-  void report(Position pos, std::string message) { errors_.push_back({file_, pos.line, pos.column, std::move(message)}); }
-  // An error about a value: it keeps its default (or a placeholder), which the checks must not judge.
-  void error(const Field& f, std::string message) {
-    report(f.pos, f.path.empty() ? std::move(message) : f.path + ": " + std::move(message));
-    map_.failed.push_back(f.path);
-  }
-
-  // Calls on_key(name, field) for each entry of a mapping whose key is allowed; reports the others.
-  template <class F>
-  void each(const Field& f, std::initializer_list<std::string_view> keys, F&& on_key) {
-    if (f.node.IsNull()) return;  // `section:` with nothing under it: all defaults
-    const std::string where = f.path.empty() ? "at the top level" : "in " + f.path;
-    if (!f.node.IsMap()) {
-      error(f, "expected a mapping with keys " + join(keys) + ", found " + found(f.node));
-      return;
-    }
-    std::set<std::string, std::less<>> seen;
-    for (const auto& entry : f.node) {
-      const YAML::Node& key = entry.first;
-      const Position key_pos = position_of(key);
-      if (!key.IsScalar()) {
-        report(key_pos, "unexpected key " + found(key) + " " + where + " (expected one of: " + join(keys) + ")");
-        continue;
-      }
-      const std::string& name = key.Scalar();
-      if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
-        report(key_pos, "unknown key " + shown(name) + " " + where + " (expected one of: " + join(keys) + ")");
-        continue;
-      }
-      const std::string path = f.path.empty() ? name : f.path + "." + name;
-      if (!seen.insert(name).second) {
-        report(key_pos, "duplicate key " + shown(name) + " " + where + " (each key may appear once)");
-        continue;
-      }
-      const YAML::Node& value = entry.second;
-      Position pos = value.IsNull() ? key_pos : position_of(value);
-      if (pos.line == 0) pos = key_pos;
-      map_.positions[path] = pos;
-      on_key(name, Field{value, path, pos});
-    }
-  }
-
-  // Calls on_item(field) for each item of a list (`key:` with nothing is an empty list).
-  template <class F>
-  void list(const Field& f, std::string_view what, F&& on_item) {
-    if (f.node.IsNull()) return;
-    if (!f.node.IsSequence()) {
-      error(f, "expected a list of " + std::string(what) + ", found " + found(f.node));
-      return;
-    }
-    std::size_t i = 0;
-    for (const auto& item : f.node) {
-      const std::string path = f.path + "[" + std::to_string(i++) + "]";
-      Position pos = position_of(item);
-      if (pos.line == 0) pos = f.pos;
-      map_.positions[path] = pos;
-      on_item(Field{item, path, pos});
-    }
-  }
-
-  bool scalar(const Field& f, std::string_view expected) {
-    if (f.node.IsScalar()) return true;
-    error(f, "expected " + std::string(expected) + ", found " + found(f.node));
-    return false;
-  }
-
-  // A quoted "4" or "true" is a string: the number or boolean must be written plain.
-  bool plain(const Field& f, std::string_view expected) {
-    if (!scalar(f, expected)) return false;
-    if (f.node.Tag() != "!") return true;
-    error(f, "expected " + std::string(expected) + ", found the quoted string " + shown(f.node.Scalar()) +
-                 " (write it without quotes)");
-    return false;
-  }
-
-  // Control bytes (NUL, CR, LF, escape...) and bytes that are not UTF-8 are refused in every string:
-  // "[::\0x]:8443" must not load as "[::]", no name or path may carry a byte that cuts a log line
-  // or a header, and to_yaml must be able to write every value back unchanged.
-  void string(const Field& f, std::string& out) {
-    out.clear();  // on error the checks then see an empty value, and stay quiet about this path
-    if (!scalar(f, "a string")) return;
-    const std::string& text = f.node.Scalar();
-    if (auto problem = detail::text_problem(text); !problem.empty()) return error(f, shown(text) + " " + problem);
-    out = text;
-  }
-
-  template <class Int>
-  void integer(const Field& f, Int& out, std::string_view expected) {
-    if (!plain(f, "an integer")) return;
-    const std::string& text = f.node.Scalar();
-    std::uint64_t value = 0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ptr != text.data() + text.size() || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
-      error(f, shown(text) + " is not a whole number (expected " + std::string(expected) + ")");
-      return;
-    }
-    if (ec == std::errc::result_out_of_range || value > std::numeric_limits<Int>::max()) {
-      error(f, text + " is too large (expected " + std::string(expected) + ")");
-      return;
-    }
-    out = static_cast<Int>(value);
-  }
-
-  template <class Int>
-  void size(const Field& f, Int& out) {
-    if (!scalar(f, "a size")) return;
-    std::uint64_t value = 0;
-    if (!parse_size(f.node.Scalar(), value)) {
-      error(f, shown(f.node.Scalar()) + " is not a size (expected bytes, or e.g. 8KiB, 1MiB, 1GiB)");
-      return;
-    }
-    if (value > std::numeric_limits<Int>::max()) {
-      error(f, shown(f.node.Scalar()) + " is too large (at most " + std::to_string(std::numeric_limits<Int>::max()) +
-                   " bytes)");
-      return;
-    }
-    out = static_cast<Int>(value);
-  }
-
-  void duration(const Field& f, Duration& out) {
-    if (!scalar(f, "a duration")) return;
-    if (!parse_duration(f.node.Scalar(), out))
-      error(f, shown(f.node.Scalar()) + " is not a duration (expected e.g. 250ms, 10s, 2m)");
-  }
-
-  void boolean(const Field& f, bool& out) {
-    if (!plain(f, "true or false")) return;
-    bool value = false;
-    if (!YAML::convert<bool>::decode(f.node, value)) {
-      error(f, shown(f.node.Scalar()) + " is not a boolean (expected true or false)");
-      return;
-    }
-    out = value;
-  }
-
-  void listener(const Field& f, ListenerConfig& l);
-  void manifest(const Field& f, ManifestConfig& m);
-  void rate_limit(const Field& f, RateLimitConfig& limit);
-  void resilience(const Field& f, ResilienceConfig& r);
-
-  // A manifest's resilience block overrides the top-level one, which may come later in the file:
-  // read once the whole document is.
-  struct Deferred {
-    YAML::Node node;
-    std::string path;
-    Position pos;
-    std::size_t manifest;
-  };
-  std::vector<Deferred> deferred_;
-  std::size_t manifest_index_ = 0;
-  void endpoint(const Field& f, EndpointConfig& e);
-
- public:
-  // The manifests of a stored document or a `manifests:` file (load_manifests_string); `items` gets
-  // each manifest's node, in order.
-  void parse_manifests(const YAML::Node& root, ManifestsForm form, Config& c, std::vector<YAML::Node>& items);
-
- private:
-
-  std::string file_;
-  std::vector<ConfigError>& errors_;
-  SourceMap& map_;
-};
+namespace detail {
 
 void Parser::parse(const YAML::Node& root, Config& c) {
   const Field top{root, "", position_of(root)};
@@ -507,33 +290,6 @@ void Parser::rate_limit(const Field& item, RateLimitConfig& limit) {
        });
 }
 
-void Parser::parse_manifests(const YAML::Node& root, ManifestsForm form, Config& c,
-                             std::vector<YAML::Node>& items) {
-  const Field top{root, "", position_of(root)};
-  if (form == ManifestsForm::one) {
-    items.push_back(root);
-    manifest_index_ = 0;
-    manifest(Field{root, "manifests[0]", top.pos}, c.manifests.emplace_back());
-  } else if (!root.IsMap()) {
-    error(top, "expected a mapping with one key, manifests (a list of manifests), found " + found(root));
-  } else {
-    each(top, {"manifests"}, [&](const std::string&, const Field& f) {
-      if (!f.node.IsSequence()) return list(f, "manifests", [](const Field&) {});
-      for (const auto& item : f.node) items.push_back(item);
-      list(f, "manifests", [&](const Field& item) {
-        manifest_index_ = c.manifests.size();
-        manifest(item, c.manifests.emplace_back());
-      });
-    });
-    if (c.manifests.empty() && errors_.empty()) error(top, "no manifests (expected manifests: with at least one)");
-  }
-  for (const auto& d : deferred_) {
-    auto& m = c.manifests[d.manifest];
-    m.resilience = c.resilience;
-    resilience(Field{d.node, d.path, d.pos}, *m.resilience);
-  }
-}
-
 void Parser::manifest(const Field& f, ManifestConfig& m) {
   static const std::initializer_list<std::string_view> kKeys = {
       "project",  "module",       "environment",        "endpoints",   "balancing",  "strip_path_prefix",
@@ -583,11 +339,8 @@ void Parser::endpoint(const Field& f, EndpointConfig& e) {
   });
 }
 
-std::vector<ConfigError> failure(const std::string& file, Position pos, std::string message) {
-  return {{file, pos.line, pos.column, std::move(message)}};
-}
 
-}  // namespace
+}  // namespace detail
 
 LoadResult load_config_string(std::string_view yaml, const std::string& source_name) {
   LoadResult result;
@@ -614,41 +367,6 @@ LoadResult load_config_string(std::string_view yaml, const std::string& source_n
   } catch (const std::exception& e) {
     result.config.reset();
     result.errors = failure(source_name, {}, std::string("cannot load the configuration: ") + e.what());
-  }
-  return result;
-}
-
-ManifestsResult load_manifests_string(std::string_view text, const std::string& source_name, const Config& base,
-                                      ManifestsForm form) {
-  ManifestsResult result;
-  try {
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
-      result.errors = failure(source_name, mark_position(e.mark), "invalid YAML or JSON: " + e.msg);
-      return result;
-    }
-    if (auto trailing = after_first_document(text)) {
-      result.errors = failure(source_name, trailing->first, trailing->second);
-      return result;
-    }
-    Config config = base;
-    config.source = source_name;
-    config.manifests.clear();
-    SourceMap map;
-    std::vector<YAML::Node> items;
-    Parser(source_name, result.errors, map).parse_manifests(root, form, config, items);
-    // Only what the manifests brought: the base was checked when it was loaded.
-    for (auto& e : detail::check(config, &map))
-      if (e.message.rfind("manifests[", 0) == 0) result.errors.push_back(std::move(e));
-    detail::sort_errors(result.errors);
-    if (!result.errors.empty()) return result;
-    for (const auto& item : items) result.documents.push_back(detail::to_json(item));
-    result.manifests = std::move(config.manifests);
-  } catch (const std::exception& e) {
-    result = {};
-    result.errors = failure(source_name, {}, std::string("cannot load the manifests: ") + e.what());
   }
   return result;
 }
