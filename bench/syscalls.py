@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""System calls per request, frontdoor against nginx and HAProxy, side by side: each proxy (one
+worker, the bench's own configs) in front of the bench's nginx backend, `wrk -c16` keep-alive for a
+few seconds with `strace -c -f` attached to the proxy's processes. strace slows every call down, so
+only the counts mean anything here, not the rate.
+
+  python3 bench/syscalls.py [--frontdoor build/frontdoor] [--seconds 3] [--only nginx,haproxy,frontdoor]
+
+Prints, per contender, the calls per request by system call (those above 0.01), and the total.
+Loopback only; every process it starts is stopped by PID."""
+import argparse
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import bench as B  # noqa: E402  (the harness: its configs, render, start/wait helpers)
+
+PORTS = {"backend": 18181, "nginx": 18182, "haproxy": 18183, "frontdoor": 18184}
+
+
+def strace_counts(pids, seconds, port):
+    out = tempfile.mktemp(prefix="fd-strace-")
+    argv = ["strace", "-f", "-c", "-o", out]
+    for pid in pids:
+        argv += ["-p", str(pid)]
+    tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    wrk = subprocess.run(["wrk", "-t1", "-c16", "-d%ds" % seconds, "http://127.0.0.1:%d/" % port],
+                         capture_output=True, text=True, timeout=seconds + 30)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    requests = int(re.search(r"(\d+) requests in", wrk.stdout).group(1))
+    calls = collections.Counter()
+    errors = collections.Counter()
+    with open(out) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                calls[parts[-1]] += int(parts[3])
+                if len(parts) == 6:
+                    errors[parts[-1]] += int(parts[4])
+    os.unlink(out)
+    return requests, calls, errors
+
+
+def children(pid):
+    pids = [pid]
+    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    for child in r.stdout.split():
+        pids += children(int(child))
+    return pids
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frontdoor", default=os.path.join(B.BENCH, "..", "build", "frontdoor"))
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--only", default="nginx,haproxy,frontdoor")
+    args = ap.parse_args()
+    run = tempfile.mkdtemp(prefix="fd-syscalls-")
+    os.makedirs(os.path.join(run, "tmp"), exist_ok=True)
+    www = os.path.join(run, "www")
+    os.makedirs(www)
+    with open(os.path.join(www, "16k"), "wb") as f:
+        f.write(B.BIG_BODY)
+    for d in (run, www):
+        os.chmod(d, 0o755)
+    procs = []
+    try:
+        be = PORTS["backend"]
+        conf = B.render("backend-nginx.conf.in", os.path.join(run, "backend.conf"),
+                        {"RUN": run, "PORT": str(be), "WWW": www, "SMALL_BODY": B.SMALL_BODY.replace("\n", "\\n")})
+        procs.append(B.start_server("backend", ["nginx", "-p", run, "-c", conf], "", run))
+        B.wait_ready(procs[-1], be, 10)
+        wanted = args.only.split(",")
+        contenders = {}
+        if "nginx" in wanted:
+            conf = B.render("proxy-nginx.conf.in", os.path.join(run, "nginx.conf"),
+                            {"RUN": run, "PORT": str(PORTS["nginx"]), "UPSTREAM_SERVERS": "server 127.0.0.1:%d;" % be})
+            contenders["nginx"] = ["nginx", "-p", run, "-c", conf]
+        if "haproxy" in wanted:
+            cfg = B.render("proxy-haproxy.cfg.in", os.path.join(run, "haproxy.cfg"),
+                           {"RUN": run, "PORT": str(PORTS["haproxy"]), "HAPROXY_SERVERS": "server s1 127.0.0.1:%d" % be})
+            contenders["haproxy"] = ["haproxy", "-db", "-f", cfg]
+        if "frontdoor" in wanted:
+            contenders["frontdoor"] = [os.path.abspath(args.frontdoor), "proxy", "--listen",
+                                       "127.0.0.1:%d" % PORTS["frontdoor"], "--to", "127.0.0.1:%d" % be,
+                                       "--workers", "1", "--access-log", "off"]
+        rows = {}
+        for name, argv in contenders.items():
+            p = B.start_server(name, argv, "", run)
+            procs.append(p)
+            B.wait_ready(p, PORTS[name], 10)
+            requests, calls, errors = strace_counts(children(p.pid), args.seconds, PORTS[name])
+            rows[name] = (requests, calls, errors)
+        names = sorted({c for _, calls, _ in rows.values() for c, n in calls.items()})
+        print("system calls per request (wrk -c16 keep-alive, strace -c -f on the proxy; counts only)\n")
+        print("| system call | " + " | ".join(rows) + " |")
+        print("|---|" + "---:|" * len(rows))
+        for c in names:
+            values = [rows[r][1][c] / rows[r][0] for r in rows]
+            if max(values) < 0.01:
+                continue
+            cells = []
+            for r in rows:
+                n = rows[r][1][c] / rows[r][0]
+                e = rows[r][2][c] / rows[r][0]
+                cells.append("%.2f" % n + (" (%.2f EAGAIN/err)" % e if e >= 0.01 else ""))
+            print("| %s | %s |" % (c, " | ".join(cells)))
+        print("| **total** | " + " | ".join("**%.2f**" % (sum(rows[r][1].values()) / rows[r][0]) for r in rows) + " |")
+        print("| requests traced | " + " | ".join(str(rows[r][0]) for r in rows) + " |")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()
