@@ -81,3 +81,32 @@ def test_a_host_name_is_resolved_again_and_its_addresses_come_and_go(frontdoor, 
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_stored_manifests_host_name_is_resolved_again(frontdoor, private_hosts, tmp_path):
+    from fdtest import PostgresServer, run_cli, to_yaml
+    a = ScriptedUpstream("a", host="127.0.0.2")
+    b = ScriptedUpstream("b", port=a.port, host="127.0.0.3")
+    pg = PostgresServer().start()
+    try:
+        _hosts(private_hosts, "127.0.0.2")
+        cfg = make_config([], upstream_pool={"resolve_interval": "1s"}, postgres={"dsn": pg.dsn})
+        cli_cfg = str(tmp_path / "cli.yaml")
+        with open(cli_cfg, "w") as f:
+            f.write(to_yaml(cfg))
+        put = str(tmp_path / "put.yaml")
+        with open(put, "w") as f:
+            f.write(to_yaml({"manifests": [{"project": "shop", "module": "*",
+                                            "endpoints": [{"address": "%s:%d" % (NAME, a.port)}]}]}))
+        for args in (["manifests", "migrate", "-c", cli_cfg], ["manifests", "put", put, "-c", cli_cfg]):
+            r = run_cli(args)
+            assert r.returncode == 0, r.stderr
+        fd = frontdoor(cfg)
+        assert _wait(lambda: request(fd.port, "GET", "/shop/cart/1").headers.get("X-Upstream") == "a", 5)
+        _hosts(private_hosts, "127.0.0.3")
+        assert _wait(lambda: request(fd.port, "GET", "/shop/cart/1").headers.get("X-Upstream") == "b", 5)
+        assert "endpoints re-resolved to other addresses" in fd.stderr()
+    finally:
+        a.stop()
+        b.stop()
+        pg.cleanup()

@@ -237,6 +237,14 @@ def test_redis_holds_what_postgres_served(frontdoor, upstreams, pg, redis, tmp_p
     fd2 = frontdoor(cfg, name="b")
     assert upstream_of(fd2.port, "/shop/cart/1") == (200, "stored")
     assert pg.count_in_log(DOCUMENT_QUERY) == before + 1
+    # Redis back (empty): the daemons reconnect and fill it again from PostgreSQL — here a change
+    # written around the CLI, so only a daemon can have put version 2 there.
+    redis.start()
+    time.sleep(1.5)  # the reconnect backoff
+    pg.sql("UPDATE manifests SET version = 2 WHERE project = 'shop'; "
+           "SELECT pg_notify('frontdoor_manifests', 'put shop cart * 2')")
+    assert wait_for(lambda: (redis.command("GET", "frontdoor:manifest:shop/cart/*") or "").startswith("2\n"),
+                    timeout=5)
 
 
 def test_postgres_down_served_from_memory_then_redis(frontdoor, upstreams, pg, redis, tmp_path):
