@@ -3,6 +3,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -136,10 +137,21 @@ void write(std::string& out, const YAML::Node& node) {
       return;
     }
     case YAML::NodeType::Scalar: {
+      // A plain scalar the loader may read as a whole number or a boolean must stay one (quoted, it
+      // would be refused): canonical form, so that what is stored loads back the same.
       const auto& s = node.Scalar();
       const bool plain = node.Tag() == "?";
-      if (plain && (is_json_number(s) || s == "true" || s == "false" || s == "null")) out += s;
-      else write_string(out, s);
+      bool flag = false;
+      if (plain && !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        const auto first = s.find_first_not_of('0');
+        out += first == std::string::npos ? std::string("0") : s.substr(first);
+      } else if (plain && (is_json_number(s) || s == "null")) {
+        out += s;
+      } else if (plain && YAML::convert<bool>::decode(node, flag)) {
+        out += flag ? "true" : "false";
+      } else {
+        write_string(out, s);
+      }
       return;
     }
     default:

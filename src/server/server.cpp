@@ -336,7 +336,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
       if (now != after.end() && now->second->address == lc->address) continue;
       for (auto& w : workers) w->remove_listener(live_listeners[name]);  // its connections stay
       live_listeners.erase(name);
-      std::erase_if(ports, [&](const auto& p) { return p.first == name; });
+      std::erase_if(ports, [&name = name](const auto& p) { return p.first == name; });  // clang 14: no binding capture
       spdlog::info("reload: listener {} closed", name);
     }
     for (auto& [from, to] : retargeted) {
