@@ -7,6 +7,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -27,6 +28,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _stop(proc: Optional[subprocess.Popen], sig: int, wait: float):
+    """Stops a process we started, by its PID: `sig`, then SIGKILL if it is still there after `wait`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 class _AsServiceUser:
@@ -99,13 +112,7 @@ class PostgresServer:
 
     def stop(self):
         """Fast shutdown (SIGINT): clients are disconnected at once."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(2)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop(self.proc, signal.SIGINT, 20)
         self.proc = None
 
     def cleanup(self):
@@ -173,13 +180,7 @@ class PgBouncer:
         raise AssertionError("pgbouncer did not listen within %.0f s" % wait)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop(self.proc, signal.SIGTERM, 10)
         self.proc = None
 
     def cleanup(self):
