@@ -74,10 +74,12 @@ class Store:
     """`frontdoor manifests` on a config file of the test's."""
 
     def __init__(self, tmp_path, cfg):
+        """Writes the config and applies the schema (`manifests migrate`)."""
         self.dir = str(tmp_path)
         self.path = os.path.join(self.dir, "cli.yaml")
         with open(self.path, "w") as f:
             f.write(to_yaml(cfg))
+        self.run("migrate")
 
     def run(self, *args, ok=True):
         r = run_cli(["manifests", *args, "-c", self.path])
@@ -110,7 +112,6 @@ def test_stored_manifest_is_fetched_once_then_served_from_memory(frontdoor, upst
     stored, embedded = upstreams("stored"), upstreams("embedded")
     cfg = store_config(pg.dsn, [manifest("shop", "*", [embedded]), manifest("*", "*", [embedded])])
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [stored]))
     cfg["admin"] = {"address": "127.0.0.1:0"}
     fd = frontdoor(cfg, listeners=("main", "admin"))
@@ -147,7 +148,6 @@ def test_stored_manifest_is_fetched_once_then_served_from_memory(frontdoor, upst
 def test_no_store_match_and_no_embedded_is_404(frontdoor, upstreams, pg, tmp_path):
     cfg = store_config(pg.dsn)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [upstreams("stored")], environment="staging"))
     fd = frontdoor(cfg)
     assert request(fd.port, "GET", "/shop/cart/1").status == 404  # production: no match
@@ -158,7 +158,6 @@ def test_a_put_reaches_two_running_daemons(frontdoor, upstreams, pg, tmp_path):
     v1, v2 = upstreams("v1"), upstreams("v2")
     cfg = store_config(pg.dsn)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [v1]))
     a, b = frontdoor(cfg, name="a"), frontdoor(cfg, name="b")
     for fd in (a, b):
@@ -186,7 +185,6 @@ def test_thousand_concurrent_requests_for_a_cold_key_make_one_query(frontdoor, u
     cfg = store_config(pg.dsn)
     cfg["server"]["workers"] = 2
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     # At most 50 connections to the (Python) upstream; the rest wait for one: the stored manifest's
     # cluster limits apply as an embedded one's would.
     store.put(manifest("shop", "cart", [stored], max_connections=50, max_pending=1000))
@@ -224,7 +222,6 @@ def test_redis_holds_what_postgres_served(frontdoor, upstreams, pg, redis, tmp_p
     stored = upstreams("stored")
     cfg = store_config(pg.dsn, redis_address=redis.address)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [stored]))
     # The CLI wrote through to Redis: a daemon reads the document there, not in PostgreSQL.
     assert redis.command("GET", "frontdoor:manifest:shop/cart/*").startswith("1\n")
@@ -251,7 +248,6 @@ def test_postgres_down_served_from_memory_then_redis(frontdoor, upstreams, pg, r
     stored, embedded = upstreams("stored"), upstreams("embedded")
     cfg = store_config(pg.dsn, [manifest("*", "*", [embedded])], redis_address=redis.address)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [stored]))
     warm = frontdoor(cfg, name="warm")
     assert upstream_of(warm.port, "/shop/cart/1") == (200, "stored")
@@ -279,7 +275,6 @@ def test_a_change_made_while_the_daemon_was_not_listening_is_picked_up(frontdoor
     v1, v2 = upstreams("v1"), upstreams("v2")
     cfg = store_config(pg.dsn)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [v1]))
     fd = frontdoor(cfg)
     assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
@@ -296,7 +291,6 @@ def test_a_malformed_document_is_never_served(frontdoor, upstreams, pg, tmp_path
     v1 = upstreams("v1")
     cfg = store_config(pg.dsn)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [v1]))
     fd = frontdoor(cfg)
     assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
@@ -322,7 +316,6 @@ def test_through_pgbouncer_in_transaction_pooling(frontdoor, upstreams, pg, tmp_
         cfg["postgres"]["listen_dsn"] = pg.tcp_dsn  # LISTEN needs a direct connection
         cfg["postgres"]["pool_size"] = 4
         store = Store(tmp_path, cfg)
-        store.run("migrate")
         store.put(manifest("shop", "cart", [v1]))
         fd = frontdoor(cfg)
         assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
@@ -345,7 +338,6 @@ def test_through_pgbouncer_in_transaction_pooling(frontdoor, upstreams, pg, tmp_
 def test_cli_refuses_a_bad_file_and_writes_nothing(pg, tmp_path):
     cfg = store_config(pg.dsn)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     path = os.path.join(str(tmp_path), "bad.yaml")
     with open(path, "w") as f:
         f.write("manifests:\n  - {project: a, module: b, endpoints: [10.0.0.1:80]}\n"
@@ -361,7 +353,7 @@ def test_cli_refuses_a_bad_file_and_writes_nothing(pg, tmp_path):
 def test_readiness_can_require_postgres(frontdoor, upstreams, pg, tmp_path):
     cfg = store_config(pg.dsn, [manifest("*", "*", [upstreams("embedded")])])
     cfg["admin"] = {"address": "127.0.0.1:0", "ready_requires": ["postgres"]}
-    Store(tmp_path, cfg).run("migrate")
+    Store(tmp_path, cfg)
     fd = frontdoor(cfg, listeners=("main", "admin"))
     assert wait_for(lambda: admin_get(fd.ports["admin"], "/ready")[0] == 200, timeout=5)
     pg.stop()
@@ -377,7 +369,6 @@ def test_a_change_announced_in_redis_reaches_a_daemon_cut_off_from_postgres(fron
     v1, v2 = upstreams("v1"), upstreams("v2")
     cfg = store_config(pg.dsn, redis_address=redis.address)
     store = Store(tmp_path, cfg)
-    store.run("migrate")
     store.put(manifest("shop", "cart", [v1]))
     fd = frontdoor(cfg)
     assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
@@ -444,7 +435,6 @@ def test_redis_behind_sentinel_follows_a_failover(frontdoor, upstreams, pg, tmp_
         cfg = store_config(pg.dsn)
         cfg["redis"] = {"sentinels": ["127.0.0.1:%d" % ps], "sentinel_master": "mymaster", "command_timeout": "200ms"}
         store = Store(tmp_path, cfg)
-        store.run("migrate")
         store.put(manifest("shop", "cart", [v1]))
         assert a.cli("GET", "frontdoor:manifest:shop/cart/*").startswith("1")  # the CLI found the primary
         before = pg.count_in_log(DOCUMENT_QUERY)
