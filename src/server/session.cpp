@@ -56,9 +56,9 @@ void Session::attach(const ListenerInfo& listener) {
   recursion_ = 0;
 }
 
-void Session::resume(asio::ip::tcp::socket socket, const ListenerInfo& listener, const asio::ip::address& peer,
-                     std::string_view peer_text, std::string_view first_bytes) {
-  client_.reset(std::move(socket), nullptr);
+void Session::resume(asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
+                     const asio::ip::address& peer, std::string_view peer_text, std::string_view first_bytes) {
+  client_.reset(std::move(socket), nullptr, reader);
   attach(listener);
   peer_address_ = peer;
   std::memcpy(peer_ip_.data(), peer_text.data(), peer_text.size());
@@ -80,7 +80,7 @@ bool Session::can_park() const noexcept {
 void Session::park() {
   phase_ = Phase::closed;  // the connection lives on in the worker's parked list
   worker_.mark_busy(this);
-  worker_.park(client_.release_tcp(), *listener_, peer_address_, ctx_.peer_ip);
+  worker_.park(client_.release_tcp(), client_.reader(), *listener_, peer_address_, ctx_.peer_ip);
   snapshot_.reset();
   worker_.return_client_buffer(std::move(buffer_));
   worker_.session_parked(this);  // may recycle `this`: nothing after this line
@@ -209,8 +209,11 @@ void Session::read_client() {
   } else if (phase_ == Phase::proxying) {
     set_deadline(timeouts.client_body);  // the exchange waits for more of the body
   }
+  // Only a read for a new request may wait for the socket's next edge (core/drain_aware_reader.hpp).
+  const bool new_request = phase_ == Phase::reading_head && !head_started_;
   client_read_pending_ = true;
   client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
+                          new_request ? core::ReadStart::on_readiness : core::ReadStart::at_once,
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 
@@ -246,7 +249,8 @@ void Session::watch_client() noexcept {
   const bool waiting = phase_ == Phase::limiting || (phase_ == Phase::proxying && body_.done());
   if (!waiting || client_read_pending_ || end_ == capacity_) return;
   client_read_pending_ = true;
-  client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
+  // The request is whole: this read waits for pipelined bytes or the client leaving, like an idle one.
+  client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_), core::ReadStart::on_readiness,
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 
@@ -555,7 +559,7 @@ void Session::linger() {
   if (client_read_pending_) return;  // a watch read outstanding: its completion lingers on
   begin_ = end_ = 0;
   client_read_pending_ = true;
-  client_.async_read_some(asio::buffer(buffer_.get(), capacity_),
+  client_.async_read_some(asio::buffer(buffer_.get(), capacity_), core::ReadStart::at_once,
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 

@@ -211,8 +211,8 @@ Session* Worker::new_session() {
   return s;
 }
 
-void Worker::park(asio::ip::tcp::socket socket, const ListenerInfo& listener, const asio::ip::address& peer,
-                  std::string_view peer_text) {
+void Worker::park(asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
+                  const asio::ip::address& peer, std::string_view peer_text) {
   IdleConnection* c;
   if (!free_parked_.empty()) {
     c = free_parked_.back().release();
@@ -234,7 +234,8 @@ void Worker::park(asio::ip::tcp::socket socket, const ListenerInfo& listener, co
   parked_newest_ = c;
   ++parked_count_;
   c->read_pending = true;
-  c->socket.async_read_some(asio::buffer(c->first_bytes),
+  c->reader = reader;
+  c->reader.async_read_some(c->socket, asio::buffer(c->first_bytes), core::ReadStart::on_readiness,
                             [this, c](const error_code& ec, std::size_t n) { on_parked_read(c, ec, n); });
 }
 
@@ -253,7 +254,7 @@ void Worker::on_parked_read(IdleConnection* c, const error_code& ec, std::size_t
   }
   // Its next request: a session takes the connection back (the IdleConnection is recycled after:
   // the session copied what it needs).
-  new_session()->resume(std::move(c->socket), *c->listener, c->peer, c->peer_text(),
+  new_session()->resume(std::move(c->socket), c->reader, *c->listener, c->peer, c->peer_text(),
                         std::string_view(c->first_bytes.data(), n));
   recycle_parked(c);
 }

@@ -23,14 +23,14 @@ void UpstreamConnection::connect(const asio::ip::tcp::endpoint& address, Connect
     if (!ec) {
       socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
       socket_.non_blocking(true, ignored);
-      read();
+      read(core::ReadStart::on_readiness);  // nothing can be there before the request is sent
     }
     if (owner_ != nullptr) owner_->on_upstream_connected(ec);
     else close();
   });
 }
 
-void UpstreamConnection::read() {
+void UpstreamConnection::read(core::ReadStart start) {
   if (read_pending_ || closed_ || eof_) return;
   if (begin_ == end_) begin_ = end_ = 0;
   if (end_ == capacity_) {
@@ -40,7 +40,7 @@ void UpstreamConnection::read() {
     begin_ = 0;
   }
   read_pending_ = true;
-  socket_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
+  reader_.async_read_some(socket_, asio::buffer(buffer_.get() + end_, capacity_ - end_), start,
                           [this](const boost::system::error_code& ec, std::size_t n) { on_read(ec, n); });
 }
 
@@ -119,7 +119,7 @@ void UpstreamPool::release(UpstreamConnection* conn, std::uint32_t max_idle,
   }
   conn->idle_since = now;
   idle_.push_back(conn);
-  conn->read();
+  conn->read(core::ReadStart::on_readiness);
 }
 
 void UpstreamPool::forget(UpstreamConnection* conn) noexcept {

@@ -47,6 +47,7 @@ class Action:
       "reset"                read the request, answer nothing, reset
       "close"                read the request, answer nothing, close
       "never"                read the request, never answer (until the upstream stops)
+      "raw_with_fin"         send `body` as the raw answer and the FIN in one TCP segment
     """
     status: int = 200
     reason: Optional[str] = None
@@ -216,6 +217,9 @@ class ScriptedUpstream:
             return False
         if a.mode == "close":
             return False
+        if a.mode == "raw_with_fin":
+            send_with_fin(sock, a.body or b"")
+            return False
         if a.echo:
             body = req.body
         elif a.body is not None:
@@ -269,6 +273,14 @@ class ScriptedUpstream:
         if a.close or (not chunked and not a.content_length and send_body):
             return False
         return True
+
+
+def send_with_fin(sock: socket.socket, data: bytes):
+    """`data` and the FIN in one TCP segment (TCP_CORK), as a peer that writes its last bytes and
+    closes can send them."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
 
 
 def _reset(sock: socket.socket):

@@ -9,15 +9,20 @@
 #include <optional>
 #include <string_view>
 
+#include "frontdoor/core/drain_aware_reader.hpp"
+
 namespace frontdoor::server {
 
 class ClientStream {
  public:
   explicit ClientStream(boost::asio::io_context& io) : socket_(io) {}
 
-  // Takes a freshly accepted socket; with a TLS context the stream speaks TLS (handshake first).
-  void reset(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls) {
+  // Takes a freshly accepted socket (or a parked one with the reader it was read through); with a TLS
+  // context the stream speaks TLS (handshake first).
+  void reset(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls,
+             core::DrainAwareReader reader = {}) {
     tls_.reset();
+    reader_ = reader;
     if (tls != nullptr) tls_.emplace(std::move(socket), *tls);
     else socket_ = std::move(socket);
   }
@@ -25,6 +30,7 @@ class ClientStream {
   bool is_tls() const noexcept { return tls_.has_value(); }
   // Plain TCP only: the socket, to park the connection without its session (no operation pending).
   boost::asio::ip::tcp::socket release_tcp() noexcept { return std::move(socket_); }
+  core::DrainAwareReader reader() const noexcept { return reader_; }
   boost::asio::ip::tcp::socket& tcp() noexcept { return tls_ ? tls_->next_layer() : socket_; }
 
   template <class Handler>
@@ -32,10 +38,12 @@ class ClientStream {
     tls_->async_handshake(boost::asio::ssl::stream_base::server, std::forward<Handler>(handler));
   }
 
+  // Plain TCP reads go through core::DrainAwareReader (`start` says whether the read waits for a new
+  // request); TLS reads are Asio's own.
   template <class Handler>
-  void async_read_some(boost::asio::mutable_buffer buffer, Handler&& handler) {
+  void async_read_some(boost::asio::mutable_buffer buffer, core::ReadStart start, Handler&& handler) {
     if (tls_) tls_->async_read_some(buffer, std::forward<Handler>(handler));
-    else socket_.async_read_some(buffer, std::forward<Handler>(handler));
+    else reader_.async_read_some(socket_, buffer, start, std::forward<Handler>(handler));
   }
 
   // What the kernel takes now without blocking (plain TCP); TLS reports would_block so the caller
@@ -68,6 +76,7 @@ class ClientStream {
 
  private:
   boost::asio::ip::tcp::socket socket_;
+  core::DrainAwareReader reader_;
   std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_;
 };
 

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "frontdoor/core/drain_aware_reader.hpp"
+
 namespace frontdoor::server {
 
 struct ListenerInfo;
@@ -23,6 +25,7 @@ struct IdleConnection {
   std::string_view peer_text() const noexcept { return {peer_text_bytes.data(), peer_text_size}; }
 
   boost::asio::ip::tcp::socket socket;
+  core::DrainAwareReader reader;  // handed to the session with the socket
   const ListenerInfo* listener = nullptr;
   boost::asio::ip::address peer;
   std::array<char, 46> peer_text_bytes{};

@@ -44,9 +44,9 @@ class Session final : private proxy::ClientSide {
   void start(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
              const ListenerInfo& listener);
   // A parked keep-alive connection (IdleConnection) whose next request began: `first_bytes` of it
-  // were read already.
-  void resume(boost::asio::ip::tcp::socket socket, const ListenerInfo& listener, const boost::asio::ip::address& peer,
-              std::string_view peer_text, std::string_view first_bytes);
+  // were read already, through `reader`.
+  void resume(boost::asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
+              const boost::asio::ip::address& peer, std::string_view peer_text, std::string_view first_bytes);
 
   // Called by the worker's tick when `deadline()` has passed.
   void on_deadline(pipeline::Clock::time_point now);

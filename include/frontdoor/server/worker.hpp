@@ -112,8 +112,8 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   void mark_busy(Session* session) noexcept;
   // A plain keep-alive connection between requests, parked without its session (IdleConnection);
   // the session then calls session_parked() and is recycled, the connection staying open.
-  void park(boost::asio::ip::tcp::socket socket, const ListenerInfo& listener, const boost::asio::ip::address& peer,
-            std::string_view peer_text);
+  void park(boost::asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
+            const boost::asio::ip::address& peer, std::string_view peer_text);
   void session_parked(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept override { return pipeline::Clock::now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string_view>
 
+#include "frontdoor/core/drain_aware_reader.hpp"
 #include "frontdoor/manifest/manifest.hpp"
 
 namespace frontdoor::upstream {
@@ -43,8 +44,9 @@ class UpstreamConnection {
   UpstreamPool& pool() noexcept { return pool_; }
 
   void connect(const boost::asio::ip::tcp::endpoint& address, ConnectionOwner* owner);
-  // Issues the standing read unless one is outstanding.
-  void read();
+  // Issues the standing read unless one is outstanding: `at_once` for more of a response (the end of
+  // the stream is seen without delay), `on_readiness` while idle (see core/drain_aware_reader.hpp).
+  void read(core::ReadStart start = core::ReadStart::at_once);
   bool read_outstanding() const noexcept { return read_pending_; }
   // Asynchronous write of what a non-blocking write could not send; completion goes to the owner.
   void async_write(std::string_view head, std::string_view body);
@@ -79,6 +81,7 @@ class UpstreamConnection {
   void maybe_destroy() noexcept;
 
   boost::asio::ip::tcp::socket socket_;
+  core::DrainAwareReader reader_;
   UpstreamPool& pool_;
   std::unique_ptr<char[]> buffer_;
   std::uint32_t capacity_;
