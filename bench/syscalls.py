@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """System calls per request, frontdoor against nginx and HAProxy, side by side: each proxy (one
-worker, the bench's own configs) in front of the bench's nginx backend, `wrk -c16` keep-alive for a
-few seconds with `strace -c -f` attached to the proxy's processes. strace slows every call down, so
-only the counts mean anything here, not the rate.
+worker, the bench's own configs) in front of the bench's nginx backend, `wrk -c16` for a few seconds
+with a tracer attached to the proxy's processes.
 
   python3 bench/syscalls.py [--frontdoor build/frontdoor] [--seconds 3] [--only nginx,haproxy,frontdoor]
+                            [--tracer perf|strace] [--close]
 
-Prints, per contender, the calls per request by system call (those above 0.01), and the total.
-Loopback only; every process it starts is stopped by PID."""
+Tracers: `perf` (the default where perf can open tracepoints) counts kernel tracepoints
+(syscalls:sys_enter_*, and raw_syscalls:sys_exit filtered on -EAGAIN) at little cost, so the proxy
+keeps its real timing; `strace -c -f` stops the proxy at every call, which changes what is ready
+when (a client's next request has often arrived by the time a traced proxy reads), so its counts
+can hide a receive that would find nothing. `--close` sends `Connection: close` (a connection per
+request). Prints, per contender, the calls per request by system call (those above 0.01), and the
+total. Loopback only; every process it starts is stopped by PID."""
 import argparse
 import collections
 import os
@@ -24,18 +29,71 @@ import bench as B  # noqa: E402  (the harness: its configs, render, start/wait h
 PORTS = {"backend": 18181, "nginx": 18182, "haproxy": 18183, "frontdoor": 18184}
 
 
-def strace_counts(pids, seconds, port):
+# The calls a proxy makes per request or per connection; perf counts each through its tracepoint.
+PERF_CALLS = ["accept4", "read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg",
+              "epoll_wait", "epoll_pwait", "epoll_ctl", "getsockopt", "setsockopt", "ioctl", "fcntl", "close",
+              "shutdown", "futex", "io_uring_enter", "clock_gettime", "timerfd_settime", "getpid"]
+
+
+def wrk(seconds, port, close):
+    argv = ["wrk", "-t1", "-c16", "-d%ds" % seconds]
+    if close:
+        argv += ["-H", "Connection: close"]
+    out = subprocess.run(argv + ["http://127.0.0.1:%d/" % port], capture_output=True, text=True,
+                         timeout=seconds + 30).stdout
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def perf_usable():
+    try:
+        r = subprocess.run(["perf", "stat", "-x,", "-e", "syscalls:sys_enter_getpid", "--", "true"],
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and "not supported" not in r.stderr and "<not" not in r.stderr
+
+
+def perf_counts(pids, seconds, port, close):
+    out = tempfile.mktemp(prefix="fd-perf-")
+    argv = ["perf", "stat", "-x,", "-o", out, "-p", ",".join(map(str, pids)),
+            "-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit", "--filter", "ret == -11"]
+    for call in PERF_CALLS:
+        argv += ["-e", "syscalls:sys_enter_" + call]
+    tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    requests = wrk(seconds, port, close)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    calls = collections.Counter()
+    errors = collections.Counter()
+    total = 0
+    with open(out) as f:
+        for line in f:
+            fields = line.strip().split(",")
+            if len(fields) < 3 or not fields[0].isdigit():
+                continue
+            n, event = int(fields[0]), fields[2]
+            if event == "raw_syscalls:sys_enter":
+                total = n
+            elif event == "raw_syscalls:sys_exit":
+                errors["EAGAIN (any call)"] = n
+            elif event.startswith("syscalls:sys_enter_"):
+                calls[event[len("syscalls:sys_enter_"):]] = n
+    os.unlink(out)
+    calls["(other calls)"] = max(0, total - sum(calls.values()))
+    return requests, calls, errors
+
+
+def strace_counts(pids, seconds, port, close):
     out = tempfile.mktemp(prefix="fd-strace-")
     argv = ["strace", "-f", "-c", "-o", out]
     for pid in pids:
         argv += ["-p", str(pid)]
     tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    wrk = subprocess.run(["wrk", "-t1", "-c16", "-d%ds" % seconds, "http://127.0.0.1:%d/" % port],
-                         capture_output=True, text=True, timeout=seconds + 30)
+    requests = wrk(seconds, port, close)
     tracer.send_signal(signal.SIGINT)
     tracer.wait(30)
-    requests = int(re.search(r"(\d+) requests in", wrk.stdout).group(1))
     calls = collections.Counter()
     errors = collections.Counter()
     with open(out) as f:
@@ -62,7 +120,13 @@ def main():
     ap.add_argument("--frontdoor", default=os.path.join(B.BENCH, "..", "build", "frontdoor"))
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--only", default="nginx,haproxy,frontdoor")
+    ap.add_argument("--tracer", choices=["perf", "strace"], default=None,
+                    help="default: perf where it can open tracepoints, else strace")
+    ap.add_argument("--close", action="store_true", help="Connection: close (a connection per request)")
     args = ap.parse_args()
+    if args.tracer is None:
+        args.tracer = "perf" if perf_usable() else "strace"
+    count = perf_counts if args.tracer == "perf" else strace_counts
     run = tempfile.mkdtemp(prefix="fd-syscalls-")
     os.makedirs(os.path.join(run, "tmp"), exist_ok=True)
     www = os.path.join(run, "www")
@@ -97,10 +161,12 @@ def main():
             p = B.start_server(name, argv, "", run)
             procs.append(p)
             B.wait_ready(p, PORTS[name], 10)
-            requests, calls, errors = strace_counts(children(p.pid), args.seconds, PORTS[name])
+            requests, calls, errors = count(children(p.pid), args.seconds, PORTS[name], args.close)
             rows[name] = (requests, calls, errors)
         names = sorted({c for _, calls, _ in rows.values() for c, n in calls.items()})
-        print("system calls per request (wrk -c16 keep-alive, strace -c -f on the proxy; counts only)\n")
+        print("system calls per request (wrk -c16 %s, %s on the proxy)\n" %
+              ("Connection: close" if args.close else "keep-alive",
+               "perf stat on syscall tracepoints" if args.tracer == "perf" else "strace -c -f; counts only"))
         print("| system call | " + " | ".join(rows) + " |")
         print("|---|" + "---:|" * len(rows))
         for c in names:
@@ -113,6 +179,9 @@ def main():
                 e = rows[r][2][c] / rows[r][0]
                 cells.append("%.2f" % n + (" (%.2f EAGAIN/err)" % e if e >= 0.01 else ""))
             print("| %s | %s |" % (c, " | ".join(cells)))
+        if args.tracer == "perf":
+            print("| EAGAIN (any call) | " + " | ".join("%.2f" % (rows[r][2]["EAGAIN (any call)"] / rows[r][0])
+                                                       for r in rows) + " |")
         print("| **total** | " + " | ".join("**%.2f**" % (sum(rows[r][1].values()) / rows[r][0]) for r in rows) + " |")
         print("| requests traced | " + " | ".join(str(rows[r][0]) for r in rows) + " |")
     finally:
