@@ -4,7 +4,7 @@ worker, the bench's own configs) in front of the bench's nginx backend, `wrk -c1
 with a tracer attached to the proxy's processes.
 
   python3 bench/syscalls.py [--frontdoor build/frontdoor] [--seconds 3] [--only nginx,haproxy,frontdoor]
-                            [--tracer perf|strace] [--close]
+                            [--tracer perf|strace] [--close] [--path /16k]
 
 Tracers: `perf` (the default where perf can open tracepoints) counts kernel tracepoints
 (syscalls:sys_enter_*, and raw_syscalls:sys_exit filtered on -EAGAIN) at little cost, so the proxy
@@ -35,11 +35,11 @@ PERF_CALLS = ["accept4", "read", "write", "readv", "writev", "recvfrom", "sendto
               "shutdown", "futex", "io_uring_enter", "clock_gettime", "timerfd_settime", "getpid"]
 
 
-def wrk(seconds, port, close):
+def wrk(seconds, port, close, path):
     argv = ["wrk", "-t1", "-c16", "-d%ds" % seconds]
     if close:
         argv += ["-H", "Connection: close"]
-    out = subprocess.run(argv + ["http://127.0.0.1:%d/" % port], capture_output=True, text=True,
+    out = subprocess.run(argv + ["http://127.0.0.1:%d%s" % (port, path)], capture_output=True, text=True,
                          timeout=seconds + 30).stdout
     return int(re.search(r"(\d+) requests in", out).group(1))
 
@@ -53,7 +53,7 @@ def perf_usable():
     return r.returncode == 0 and "not supported" not in r.stderr and "<not" not in r.stderr
 
 
-def perf_counts(pids, seconds, port, close):
+def perf_counts(pids, seconds, port, close, path):
     out = tempfile.mktemp(prefix="fd-perf-")
     argv = ["perf", "stat", "-x,", "-o", out, "-p", ",".join(map(str, pids)),
             "-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit", "--filter", "ret == -11"]
@@ -61,7 +61,7 @@ def perf_counts(pids, seconds, port, close):
         argv += ["-e", "syscalls:sys_enter_" + call]
     tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    requests = wrk(seconds, port, close)
+    requests = wrk(seconds, port, close, path)
     tracer.send_signal(signal.SIGINT)
     tracer.wait(30)
     calls = collections.Counter()
@@ -84,14 +84,14 @@ def perf_counts(pids, seconds, port, close):
     return requests, calls, errors
 
 
-def strace_counts(pids, seconds, port, close):
+def strace_counts(pids, seconds, port, close, path):
     out = tempfile.mktemp(prefix="fd-strace-")
     argv = ["strace", "-f", "-c", "-o", out]
     for pid in pids:
         argv += ["-p", str(pid)]
     tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    requests = wrk(seconds, port, close)
+    requests = wrk(seconds, port, close, path)
     tracer.send_signal(signal.SIGINT)
     tracer.wait(30)
     calls = collections.Counter()
@@ -123,6 +123,7 @@ def main():
     ap.add_argument("--tracer", choices=["perf", "strace"], default=None,
                     help="default: perf where it can open tracepoints, else strace")
     ap.add_argument("--close", action="store_true", help="Connection: close (a connection per request)")
+    ap.add_argument("--path", default="/", help="what to ask for: / (100 bytes) or /16k (16 KiB)")
     args = ap.parse_args()
     if args.tracer is None:
         args.tracer = "perf" if perf_usable() else "strace"
@@ -161,11 +162,11 @@ def main():
             p = B.start_server(name, argv, "", run)
             procs.append(p)
             B.wait_ready(p, PORTS[name], 10)
-            requests, calls, errors = count(children(p.pid), args.seconds, PORTS[name], args.close)
+            requests, calls, errors = count(children(p.pid), args.seconds, PORTS[name], args.close, args.path)
             rows[name] = (requests, calls, errors)
         names = sorted({c for _, calls, _ in rows.values() for c, n in calls.items()})
-        print("system calls per request (wrk -c16 %s, %s on the proxy)\n" %
-              ("Connection: close" if args.close else "keep-alive",
+        print("system calls per request (wrk -c16 %s %s, %s on the proxy)\n" %
+              (args.path, "Connection: close" if args.close else "keep-alive",
                "perf stat on syscall tracepoints" if args.tracer == "perf" else "strace -c -f; counts only"))
         print("| system call | " + " | ".join(rows) + " |")
         print("|---|" + "---:|" * len(rows))
