@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 
+#include "frontdoor/core/accepted_socket.hpp"
 #include "frontdoor/server/session.hpp"
 #include "frontdoor/store/store_settings.hpp"
 
@@ -71,30 +72,34 @@ Worker::~Worker() {
   pools_.clear();
 }
 
+// TCP_NODELAY is set on the listening socket: accepted sockets inherit it (Linux), which saves a
+// setsockopt per connection.
+std::unique_ptr<Worker::Listener> Worker::make_listener(int fd, bool v6, const ListenerInfo* info) {
+  asio::ip::tcp::acceptor acceptor(io_);
+  error_code ec;
+  acceptor.assign(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+  if (!ec) acceptor.non_blocking(true, ec);
+  error_code ignored;
+  if (!ec) acceptor.set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (ec) {
+    spdlog::error("worker {}: listener {}: {}", index_, info->name, ec.message());
+    if (!acceptor.is_open()) ::close(fd);
+    return nullptr;
+  }
+  return std::make_unique<Listener>(
+      Listener{std::move(acceptor), info, asio::ip::tcp::socket(io_), {}, asio::steady_timer(io_)});
+}
+
 void Worker::adopt_listener(int fd, bool v6, const ListenerInfo* info, bool live) {
   const auto adopt = [this, fd, v6, info] {
-    asio::ip::tcp::acceptor acceptor(io_);
-    error_code ec;
-    acceptor.assign(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
-    if (!ec) acceptor.non_blocking(true, ec);
-    if (ec) {
-      spdlog::error("worker {}: listener {}: {}", index_, info->name, ec.message());
-      ::close(fd);
-      return;
-    }
-    listeners_.push_back(std::make_unique<Listener>(
-        Listener{std::move(acceptor), info, asio::ip::tcp::socket(io_), {}, asio::steady_timer(io_)}));
-    return accept(*listeners_.back());
+    auto listener = make_listener(fd, v6, info);
+    if (listener == nullptr) return;
+    listeners_.push_back(std::move(listener));
+    accept(*listeners_.back());
   };
   if (!live) {
     // Before run(): the loop's first turn starts accepting (run() walks the listeners).
-    asio::ip::tcp::acceptor acceptor(io_);
-    error_code ec;
-    acceptor.assign(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
-    if (!ec) acceptor.non_blocking(true, ec);
-    if (!ec)
-      listeners_.push_back(std::make_unique<Listener>(
-          Listener{std::move(acceptor), info, asio::ip::tcp::socket(io_), {}, asio::steady_timer(io_)}));
+    if (auto listener = make_listener(fd, v6, info)) listeners_.push_back(std::move(listener));
     return;
   }
   asio::post(io_, adopt);
@@ -187,8 +192,8 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     listener.socket.close(ignored);
   } else {
     error_code ignored;
-    listener.socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    listener.socket.non_blocking(true, ignored);
+    listener.socket.non_blocking(true, ignored);  // TCP_NODELAY came from the listener
+    core::forget_possible_dup(listener.socket);
     new_session()->start(std::move(listener.socket), listener.peer, *listener.info);
     listener.socket = asio::ip::tcp::socket(io_);
   }

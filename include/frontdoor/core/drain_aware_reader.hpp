@@ -16,25 +16,21 @@
 // connection that did is found closed when reused (the stale-connection retry).
 //
 // The reactor half is an explicit specialisation of one Asio member for our buffer type only, so no
-// other receive changes. It is checked against the Boost whose internals it was read from (1.81);
-// with any other Boost the buffer is an ordinary one (kDrainAwareReceives is false) and reads behave
-// as Asio's own.
+// other receive changes. It exists only where core/asio_internals.hpp allows (Boost 1.81, epoll);
+// elsewhere the buffer is an ordinary one (kDrainAwareReceives is false) and reads are Asio's own.
 #include <sys/socket.h>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/version.hpp>
 #include <cerrno>
 #include <cstddef>
 #include <utility>
 
-#if BOOST_VERSION == 108100 && defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
-#define FRONTDOOR_DRAIN_AWARE_RECEIVES 1
+#include "frontdoor/core/asio_internals.hpp"
+#if FRONTDOOR_ASIO_INTERNALS
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
-#else
-#define FRONTDOOR_DRAIN_AWARE_RECEIVES 0
 #endif
 
 namespace frontdoor::core {
@@ -44,7 +40,7 @@ struct DrainAwareBuffer : boost::asio::mutable_buffer {
   DrainAwareBuffer(void* data, std::size_t size) noexcept : mutable_buffer(data, size) {}
 };
 
-inline constexpr bool kDrainAwareReceives = FRONTDOOR_DRAIN_AWARE_RECEIVES != 0;
+inline constexpr bool kDrainAwareReceives = FRONTDOOR_ASIO_INTERNALS != 0;
 
 // How a read begins; see the top of this file.
 enum class ReadStart {
@@ -110,7 +106,7 @@ class DrainAwareReader {
 
 }  // namespace frontdoor::core
 
-#if FRONTDOOR_DRAIN_AWARE_RECEIVES
+#if FRONTDOOR_ASIO_INTERNALS
 namespace boost::asio::detail {
 
 // Asio 1.81's own do_perform (reactive_socket_recv_op.hpp) with one change: a short receive on a

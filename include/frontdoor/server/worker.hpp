@@ -140,6 +140,7 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
     boost::asio::steady_timer retry;
   };
 
+  std::unique_ptr<Listener> make_listener(int fd, bool v6, const ListenerInfo* info);
   void accept(Listener& listener);
   void on_accept(Listener& listener, const boost::system::error_code& ec);
   void tick();
