@@ -6,7 +6,6 @@
 
 #include "frontdoor/core/network.hpp"
 #include "frontdoor/core/partial_write.hpp"
-#include "frontdoor/http/proxy_protocol.hpp"
 #include "frontdoor/server/client_address.hpp"
 #include "frontdoor/server/worker.hpp"
 
@@ -104,52 +103,6 @@ void Session::set_peer(const boost::asio::ip::address& address) noexcept {
   const std::size_t n = format_address(address, peer_ip_.data(), peer_ip_.size());
   ctx_.peer_ip = ctx_.client_ip = std::string_view(peer_ip_.data(), n);
   ctx_.client_address = address;
-}
-
-// The PROXY header is peeked, never read past: what follows it (a TLS handshake, a request) stays in
-// the socket for the stream that reads it next. A partial header waits for more bytes to arrive.
-void Session::read_proxy_header(bool wait_for_more) {
-  client_read_pending_ = true;
-  const auto peek = asio::buffer(buffer_.get(), std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes));
-  if (!wait_for_more) {
-    client_.tcp().async_receive(peek, asio::socket_base::message_peek, [this](const error_code& ec, std::size_t n) {
-      client_read_pending_ = false;
-      if (phase_ == Phase::closed) return maybe_destroy();
-      if (ec) return close_now();
-      on_proxy_header(n);
-    });
-    return;
-  }
-  client_.tcp().async_wait(asio::socket_base::wait_read, [this, peek](const error_code& ec) {
-    client_read_pending_ = false;
-    if (phase_ == Phase::closed) return maybe_destroy();
-    error_code peek_ec;
-    const std::size_t n = ec ? 0 : client_.tcp().receive(peek, asio::socket_base::message_peek, peek_ec);
-    if (ec || peek_ec) return close_now();
-    on_proxy_header(n);
-  });
-}
-
-void Session::on_proxy_header(std::size_t peeked) {
-  http::ProxyHeader header;
-  switch (http::parse_proxy_header(std::string_view(buffer_.get(), peeked), header)) {
-    case http::ProxyHeaderStatus::incomplete:
-      if (peeked < std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes)) return read_proxy_header(true);
-      [[fallthrough]];
-    case http::ProxyHeaderStatus::error:
-      // Not from the balancer this listener expects (or it speaks something else): no request to answer.
-      ++worker_.counters()[Counter::proxy_protocol_errors];
-      spdlog::debug("listener {}: connection from {} without a valid PROXY protocol header", listener_->name,
-                    ctx_.peer_ip);
-      return close_now();
-    case http::ProxyHeaderStatus::complete: break;
-  }
-  error_code ec;
-  const std::size_t consumed = client_.tcp().receive(asio::buffer(buffer_.get(), header.bytes), 0, ec);
-  if (ec || consumed != header.bytes) return close_now();
-  if (!header.local) set_peer(header.source);
-  phase_ = Phase::reading_head;
-  begin_connection();
 }
 
 void Session::begin_connection() {

@@ -9,7 +9,7 @@ answer must come within 3 s."""
 import socket
 import time
 
-from fdtest import Action, build_request, make_config, manifest, send_with_fin
+from fdtest import Action, Client, build_request, make_config, manifest, send_with_fin
 
 PROMPT = 3.0
 PATIENT = {"client_header": "30s", "client_idle": "30s", "client_body": "30s", "upstream_response": "30s"}
@@ -86,9 +86,8 @@ def test_a_client_leaving_in_the_middle_of_its_body_is_let_go_at_once(frontdoor,
 
 def test_a_client_that_half_closes_after_its_request_gets_the_answer(frontdoor, upstream):
     fd = frontdoor(make_config([manifest("p", "m", [upstream])], timeouts=PATIENT))
-    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as c:
-        send_with_fin(c, build_request("GET", "/p/m/half"))
-        c.settimeout(PROMPT)
-        data = c.recv(65536)
-    assert data.startswith(b"HTTP/1.1 200"), data
-    assert b"target=/p/m/half" in data, data
+    with Client(fd.port, timeout=PROMPT) as c:
+        send_with_fin(c.sock, build_request("GET", "/p/m/half"))
+        r = c.read_response()
+    assert r.status == 200, r
+    assert b"target=/p/m/half" in r.body, r.body
