@@ -310,8 +310,12 @@ void UpstreamExchange::process_response_head() {
   }
   if (policy().retries_status(response_.status) && try_again(AttemptFailure::retryable_status, Error::ok, response_.status))
     return;
-  ctx_->status = response_.status;
   const bool client_http10 = request_->version == http::Version::http10;
+  if (client_http10 && has_other_transfer_codings(response_)) {
+    // Relayed undeclared, a gzip (say) body would reach the client as if it were the content.
+    return fail(Error::upstream_bad_response, "a transfer coding an HTTP/1.0 client cannot take");
+  }
+  ctx_->status = response_.status;
   dechunk_ = false;
   switch (response_.framing) {
     case BodyFraming::none: client_framing_ = ClientFraming::none; break;

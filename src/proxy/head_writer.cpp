@@ -62,6 +62,14 @@ void write_other_codings(BufferWriter& w, const http::ResponseHead& response, bo
 
 }  // namespace
 
+bool has_other_transfer_codings(const http::ResponseHead& response) noexcept {
+  char none[1];
+  BufferWriter discard(none, 0);
+  bool any = false;
+  write_other_codings(discard, response, any);
+  return any;
+}
+
 std::size_t write_upstream_request_head(const http::RequestHead& request, const UpstreamRequestParams& params,
                                         char* out, std::size_t capacity) noexcept {
   BufferWriter w(out, capacity);
@@ -154,7 +162,8 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
       break;
     }
     case ClientFraming::until_close: {
-      // A close-delimited body keeps its codings too (an HTTP/1.0 client is sent none: RFC 9112 §6.1).
+      // A close-delimited body keeps its codings too (an HTTP/1.0 client is never relayed one: the
+      // exchange answers 502 instead, see has_other_transfer_codings).
       if (params.client_http10) break;
       char codings[512];
       BufferWriter list(codings, sizeof codings);

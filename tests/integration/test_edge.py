@@ -87,6 +87,23 @@ def test_transfer_codings_other_than_chunked_reach_the_client(frontdoor, upstrea
     assert body == b"\x1f\x8bz"
 
 
+def test_a_transfer_coding_is_never_relayed_undeclared_to_an_http10_client(frontdoor, upstream):
+    # HTTP/1.0 has no Transfer-Encoding (RFC 9112 6.1): de-chunked and sent on, a gzip-coded body
+    # would reach the client as if it were the content. 502 instead; plain chunked still de-chunks.
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    for chunked in (True, False):
+        upstream.set_script(Action(headers=[("Transfer-Encoding", "gzip")], chunked=chunked,
+                                   content_length=False, body=b"\x1f\x8bgzipped"))
+        r, c = raw_exchange(fd.port, b"GET /p/m/gz HTTP/1.0\r\nHost: fd.test\r\n\r\n")
+        c.close()
+        assert r.status == 502, (chunked, r)
+        assert b"transfer coding" in r.body, r.body
+    upstream.set_script(Action(chunked=True, body=b"plain"))
+    r, c = raw_exchange(fd.port, b"GET /p/m/plain HTTP/1.0\r\nHost: fd.test\r\n\r\n")
+    c.close()
+    assert r.status == 200 and r.body == b"plain", r
+
+
 def test_absolute_form_target_goes_upstream_in_origin_form_with_its_host(frontdoor, upstream):
     fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
     r = request(fd.port, "GET", "http://api.example.com:8080/p/m/items?id=7", headers=(("Host", "other.example"),))

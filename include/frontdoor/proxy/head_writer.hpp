@@ -72,6 +72,10 @@ struct ClientResponseParams {
 std::size_t write_client_response_head(const http::ResponseHead& response, const ClientResponseParams& params,
                                        char* out, std::size_t capacity) noexcept;
 
+// Whether the response's body carries a transfer coding besides its framing "chunked" (gzip, ...):
+// one an HTTP/1.0 client cannot be told about (RFC 9112 §6.1), so it cannot be relayed to one.
+bool has_other_transfer_codings(const http::ResponseHead& response) noexcept;
+
 // A complete local reply: status line, text/plain body "<status> <reason>: <message> (request id <id>)".
 // `retry_after_seconds` > 0 adds Retry-After.
 std::size_t write_local_reply(Error error, std::string_view detail, std::string_view request_id, bool close,
