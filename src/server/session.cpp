@@ -207,6 +207,14 @@ void Session::watch_client() noexcept {
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 
+// A tunnel lives as long as its two peers want: it is not held to request_total, and it leaves the
+// requests in flight that load shedding counts (a thousand idle WebSockets are not an overload).
+void Session::tunnel_started() noexcept {
+  request_deadline_ = pipeline::Clock::time_point::max();
+  if (counted_in_flight_) --worker_.load().inflight;
+  counted_in_flight_ = false;
+}
+
 void Session::start_head_clock() {
   head_started_ = true;
   set_deadline(snapshot_->config.timeouts.client_header);
@@ -257,6 +265,7 @@ bool Session::parse_request() {
   request_deadline_ = total.count() > 0 ? ctx_.started + total : pipeline::Clock::time_point::max();
   ++worker_.counters()[Counter::requests];
   request_active_ = true;
+  counted_in_flight_ = true;
   ++worker_.load().inflight;
   if (status == http::ParseStatus::error) {
     method_ = stats::RequestTally::method_index({});  // "other": the head could not be read
@@ -484,7 +493,8 @@ void Session::finish_request() {
   watch_at_ = pipeline::Clock::time_point::max();
   if (!request_active_) return;
   request_active_ = false;
-  --worker_.load().inflight;
+  if (counted_in_flight_) --worker_.load().inflight;
+  counted_in_flight_ = false;
   auto& counters = worker_.counters();
   counters.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
   counters.errors[static_cast<std::size_t>(ctx_.outcome)]++;

@@ -9,7 +9,7 @@ import time
 import pytest
 import websockets
 
-from fdtest import make_config, manifest
+from fdtest import make_config, manifest, request
 
 
 class EchoServer:
@@ -129,3 +129,28 @@ def test_tunnels_close_when_the_drain_is_done(frontdoor, echo):
 
     assert run(session()) < 2, "a tunnel held the drain"
     assert fd.wait(5) == 0
+
+
+def test_open_tunnels_do_not_count_as_requests_in_flight(frontdoor, echo, upstream):
+    # Load shedding guards against requests piling up; idle WebSockets are not that. Three tunnels
+    # open on a worker that sheds low-priority traffic past one request in flight: still served.
+    cfg = make_config([manifest("p", "m", [echo.address]), manifest("batch", "*", [upstream], priority="low")])
+    cfg["load_shedding"] = {"max_inflight_requests": 1}
+    fd = frontdoor(cfg)
+
+    async def session():
+        sockets = [await websockets.connect("ws://127.0.0.1:%d/p/m/chat%d" % (fd.port, i), ping_interval=None)
+                   for i in range(3)]
+        try:
+            for ws in sockets:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+            status = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: request(fd.port, "GET", "/batch/job").status)
+        finally:
+            for ws in sockets:
+                await ws.close()
+        return status
+
+    assert run(session()) == 200
+

@@ -117,7 +117,7 @@ class Session final : private proxy::ClientSide {
   void cap_deadline(pipeline::Clock::time_point at) noexcept override { deadline_ = std::min(deadline_, at); }
   void exchange_done(const proxy::ExchangeEnd& end) override;
   void exchange_released() noexcept override;
-  void tunnel_started() noexcept override { request_deadline_ = pipeline::Clock::time_point::max(); }
+  void tunnel_started() noexcept override;
 
   Worker& worker_;
   ClientStream client_;
@@ -140,6 +140,7 @@ class Session final : private proxy::ClientSide {
   http::BodyCursor body_;
   bool head_started_ = false;    // some bytes of the next head have arrived
   bool request_active_ = false;  // parsed and not yet finished (counted, logged)
+  bool counted_in_flight_ = false;  // in the worker's load (load shedding): a request, not a tunnel
   bool close_after_reply_ = false;
   std::uint8_t method_ = 0;  // RequestTally::method_index of the request in flight
   pipeline::RequestContext ctx_;
