@@ -21,14 +21,12 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr std::size_t kMaxFreeSessions = 256;  // sessions and client buffers kept for reuse, per worker
 
+// Whenever Redis is configured, not only when the start config has a global limit: a global limit
+// may arrive later (a stored manifest, a reload), and must not act as a local one then. The worker's
+// Redis connection is also what /ready reports for `redis`.
 std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_context& io, const snapshot::Snapshot& snapshot) {
-  const auto has_global = [](const std::vector<ratelimit::CompiledRateLimit>& limits) {
-    return std::any_of(limits.begin(), limits.end(), [](const ratelimit::CompiledRateLimit& limit) { return limit.global; });
-  };
-  bool any_global = has_global(snapshot.rate_limits);
-  for (const auto& m : snapshot.manifests.manifests()) any_global = any_global || has_global(m.rate_limits);
   const auto& redis = snapshot.config.redis;
-  if (!any_global || !redis.enabled()) return nullptr;
+  if (!redis.enabled()) return nullptr;
   return std::make_unique<ratelimit::GlobalRateLimiter>(io, store::redis_options(redis), redis.key_prefix);
 }
 }  // namespace

@@ -244,6 +244,21 @@ def test_redis_holds_what_postgres_served(frontdoor, upstreams, pg, redis, tmp_p
                     timeout=5)
 
 
+def test_a_stored_global_limit_is_shared_by_replicas(frontdoor, upstreams, pg, redis, tmp_path):
+    # Nothing global in the daemons' own config: the limit arrives with the stored manifest, and is
+    # still one budget for both replicas (each worker had no global limiter before: it acted as local).
+    stored = upstreams("stored")
+    cfg = store_config(pg.dsn, redis_address=redis.address, server={"workers": 2})
+    store = Store(tmp_path, cfg)
+    cart = manifest("shop", "cart", [stored])
+    cart["rate_limits"] = [{"name": "cart", "requests_per_second": 1, "burst": 4, "scope": "global"}]
+    store.put(cart)
+    a = frontdoor(cfg, name="a")
+    b = frontdoor(cfg, name="b")
+    statuses = [request(port, "GET", "/shop/cart/x").status for port in (a.port, b.port) * 4]
+    assert statuses.count(200) == 4, statuses
+
+
 def test_postgres_down_served_from_memory_then_redis(frontdoor, upstreams, pg, redis, tmp_path):
     stored, embedded = upstreams("stored"), upstreams("embedded")
     cfg = store_config(pg.dsn, [manifest("*", "*", [embedded])], redis_address=redis.address)
