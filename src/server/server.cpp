@@ -228,9 +228,11 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   // Shared by every worker: 2^16 slots (512 KiB), constant whatever the number of clients.
   resilience::LocalLimitTables limiter(std::size_t{1} << 16);  // 512 KiB each
   // Room for the manifest store's slots too (they follow the embedded manifests), so that their
-  // max_requests / max_connections apply as the embedded ones' do.
-  upstream::ClusterLoad clusters(snapshot->manifests.manifests().size() +
-                                 (config.postgres.enabled() ? config.manifest_cache.max_entries + 1 : 0));
+  // max_requests / max_connections apply as the embedded ones' do; and for manifests a reload adds
+  // (16 bytes each). Beyond that, a reload warns (ConfigReloader::set_cluster_capacity).
+  constexpr std::size_t kManifestsAReloadMayAdd = 1024;
+  const std::size_t store_slots = config.postgres.enabled() ? config.manifest_cache.max_entries + 1 : 0;
+  upstream::ClusterLoad clusters(snapshot->manifests.manifests().size() + store_slots + kManifestsAReloadMayAdd);
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < worker_count; ++i)
     workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter, &clusters));
@@ -373,6 +375,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   }
   ConfigReloader reloader(options.config_path, config, registry, workers, apply_listeners);
   reloader.set_address_book(std::move(address_book));
+  reloader.set_cluster_capacity(clusters.size(), store_slots);
   if (manifest_store) {
     for (auto& w : workers) w->set_manifest_store(manifest_store.get(), &control);
     reloader.set_installer([&](std::shared_ptr<const snapshot::Snapshot> next) { manifest_store->rebase(std::move(next)); });

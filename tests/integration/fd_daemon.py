@@ -100,6 +100,17 @@ class Frontdoor:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def reload(self, cfg: dict, timeout: float = 10.0):
+        """Writes `cfg` to the config file, sends SIGHUP and waits until the daemon logs the reload."""
+        done = self.stderr().count("config reloaded")
+        with open(self.config_path, "w") as f:
+            f.write(to_yaml(cfg))
+        self.signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.stderr().count("config reloaded") == done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.stderr().count("config reloaded") > done, self.stderr()[-2000:]
+
     def signal(self, sig=signal.SIGTERM):
         if self.running():
             self.proc.send_signal(sig)

@@ -91,3 +91,32 @@ def test_an_idle_connection_gives_its_slot_to_a_request_for_another_endpoint(fro
         assert time.monotonic() - t0 < 0.5  # no waiting for the idle connection's timeout
         seen.append(r.headers.get("X-Upstream"))
     assert sorted(set(seen)) == ["a", "b"]
+
+
+def test_a_manifest_added_by_a_reload_gets_its_limits(frontdoor, upstreams, tmp_path):
+    # Cluster limits are counted in a table sized at start: a manifest a reload adds must still find
+    # a slot (it went unlimited before).
+    slow = upstreams("slow", Action(delay_ms=700))
+    cfg = make_config([manifest("first", "*", [slow])])
+    fd = frontdoor(cfg)
+    added = manifest("added", "*", [slow])
+    added["max_requests"] = 1
+    cfg["manifests"].append(added)
+    fd.reload(cfg)
+    first = threading.Thread(target=lambda: request(fd.port, "GET", "/added/1"))
+    first.start()
+    slow.wait_requests(1, timeout=3)
+    r = request(fd.port, "GET", "/added/2")
+    first.join(5)
+    assert r.status == 503, r
+    assert "unlimited" not in fd.stderr()
+
+
+def test_a_reload_beyond_the_room_sized_at_start_says_so(frontdoor, upstream):
+    cfg = make_config([manifest("p0", "*", [upstream])])
+    fd = frontdoor(cfg)
+    cfg["manifests"] = [manifest("p%d" % i, "*", [upstream]) for i in range(1 + 1024 + 1)]
+    fd.reload(cfg)
+    assert "1026 manifests, but cluster limits (max_requests, max_connections, max_pending) were sized at start " \
+           "for 1025: the last ones go unlimited until a restart" in fd.stderr(), fd.stderr()[-2000:]
+    assert request(fd.port, "GET", "/p1025/x").status == 200  # installed all the same

@@ -48,6 +48,14 @@ class ConfigReloader {
 
   ReloadResult reload();
 
+  // How many manifests the process-wide cluster limits (upstream::ClusterLoad) were sized for at
+  // start, and how many of those slots the manifest store's follow the embedded ones with: a reload
+  // with more embedded manifests than fit is installed, and warns that the extra ones go unlimited.
+  void set_cluster_capacity(std::size_t capacity, std::size_t store_slots) noexcept {
+    cluster_capacity_ = capacity;
+    store_slots_ = store_slots;
+  }
+
   // Host names re-resolved (the control thread's timer): when what any of them resolves to
   // changed, the running config is compiled again with `fresh` (names missing from it keep their
   // addresses) and installed. True when it was.
@@ -74,6 +82,8 @@ class ConfigReloader {
   ApplyListeners apply_listeners_;
   std::function<void(std::shared_ptr<const snapshot::Snapshot>)> install_;
   snapshot::AddressBook book_;  // what the host names of the running config resolved to
+  std::size_t cluster_capacity_ = 0;  // 0: not told (no check)
+  std::size_t store_slots_ = 0;
   std::uint64_t generation_ = 1;
   std::uint64_t succeeded_ = 0;
   std::uint64_t failed_ = 0;
