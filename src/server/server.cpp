@@ -361,15 +361,17 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   };
   // The manifest store: PostgreSQL, Redis, L1 (docs/manifests.md). Without it (or without its
   // connection string) the embedded manifests serve alone.
+  // Every snapshot goes out through here (control thread): to the workers, and to the active health
+  // checks, which follow the endpoints a reload or a stored manifest brings (created below).
+  std::unique_ptr<upstream::HealthChecker> checker;
+  const auto publish = [&workers, &checker](std::shared_ptr<const snapshot::Snapshot> next) {
+    for (auto& w : workers) w->install_snapshot(next);
+    if (checker) checker->update(*next);
+  };
   std::unique_ptr<store::ManifestStore> manifest_store;
   if (config.postgres.enabled()) {
     std::string error;
-    manifest_store = store::ManifestStore::create(
-        control, config, registry,
-        [&workers](std::shared_ptr<const snapshot::Snapshot> next) {
-          for (auto& w : workers) w->install_snapshot(next);
-        },
-        error);
+    manifest_store = store::ManifestStore::create(control, config, registry, publish, error);
     if (!manifest_store)
       spdlog::error("manifest store off: {}; the embedded manifests serve alone", error);
   }
@@ -381,6 +383,8 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     reloader.set_installer([&](std::shared_ptr<const snapshot::Snapshot> next) { manifest_store->rebase(std::move(next)); });
     manifest_store->start(snapshot);
     if (admin) admin->set_manifest_store(manifest_store.get());
+  } else {
+    reloader.set_installer(publish);
   }
   if (admin) {
     std::string token;
@@ -429,7 +433,6 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   };
   schedule_resolve();
 
-  std::unique_ptr<upstream::HealthChecker> checker;
   asio::signal_set signals(control, SIGINT, SIGTERM);
   asio::steady_timer drain_delay(control);
   const auto begin_drain = [&] {
@@ -496,13 +499,13 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   // Active health checks run on the control thread; verdicts go to every worker.
   {
     checker = std::make_unique<upstream::HealthChecker>(
-        control, *snapshot, [&workers](manifest::EndpointId id, bool healthy) {
+        control, [&workers](manifest::EndpointId id, bool healthy) {
           for (auto& worker : workers) {
             Worker* w = worker.get();
             asio::post(w->io(), [w, id, healthy] { w->health().set_checked_healthy(id, healthy); });
           }
         });
-    checker->start();
+    checker->update(*snapshot);
   }
 
   if (admin) admin->start();

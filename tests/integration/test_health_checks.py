@@ -50,3 +50,39 @@ def test_health_check_set_by_one_manifest_only(frontdoor, upstreams):
     assert not [r for r in c.request_list() if r.target.startswith("/health")]  # never probed
     served = {request(fd.port, "GET", "/shop/search/x").headers.get("X-Upstream") for _ in range(6)}
     assert served == {"c", "d"}
+
+
+def _probes(upstream, path):
+    return [r for r in upstream.request_list() if r.target == path]
+
+
+def _wait(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_health_checks_follow_a_reload(frontdoor, upstreams):
+    # Added by a reload: probed, and out of the rotation when it fails. Removed by the next one:
+    # no longer probed, and its verdict lifted (it serves again, passive checks only).
+    sick = lambda req: Action(status=503) if req.target == "/hz" else Action()  # noqa: E731
+    a, b = upstreams("a", sick), upstreams("b")
+    cfg = make_config([manifest("shop", "*", [a, b])])
+    fd = frontdoor(cfg)
+    checked = manifest("shop", "*", [a, b])
+    checked["resilience"] = {"health_check": {"path": "/hz", "interval": "100ms", "unhealthy_threshold": 1}}
+    cfg["manifests"] = [checked]
+    fd.reload(cfg)
+    assert _wait(lambda: len(_probes(a, "/hz")) >= 2), "an endpoint a reload asked to check is never probed"
+    served = [request(fd.port, "GET", "/shop/x").headers.get("X-Upstream") for _ in range(6)]
+    assert served == ["b"] * 6, served
+
+    cfg["manifests"] = [manifest("shop", "*", [a, b])]
+    fd.reload(cfg)
+    time.sleep(0.3)
+    probed = len(_probes(a, "/hz"))
+    served = {request(fd.port, "GET", "/shop/x").headers.get("X-Upstream") for _ in range(8)}
+    assert served == {"a", "b"}, served
+    time.sleep(0.3)
+    assert len(_probes(a, "/hz")) == probed, "still probed after the reload removed the check"

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from fdtest import (PgBouncer, PostgresServer, RedisServer, make_config, manifest, request, run_cli, to_yaml)
+from fdtest import (Action, PgBouncer, PostgresServer, RedisServer, make_config, manifest, request, run_cli,
+                    to_yaml)
 
 DOCUMENT_QUERY = "FROM manifests WHERE project = $1"  # the one statement that reads a document
 
@@ -257,6 +258,21 @@ def test_a_stored_global_limit_is_shared_by_replicas(frontdoor, upstreams, pg, r
     b = frontdoor(cfg, name="b")
     statuses = [request(port, "GET", "/shop/cart/x").status for port in (a.port, b.port) * 4]
     assert statuses.count(200) == 4, statuses
+
+
+def test_a_stored_manifests_health_check_runs(frontdoor, upstreams, pg, tmp_path):
+    sick = upstreams("sick", lambda req: Action(status=503) if req.target == "/hz" else Action())
+    well = upstreams("well")
+    cfg = store_config(pg.dsn)
+    store = Store(tmp_path, cfg)
+    cart = manifest("shop", "cart", [sick, well])
+    cart["resilience"] = {"health_check": {"path": "/hz", "interval": "100ms", "unhealthy_threshold": 1}}
+    store.put(cart)
+    fd = frontdoor(cfg)
+    assert request(fd.port, "GET", "/shop/cart/0").status == 200  # loads it
+    assert wait_for(lambda: len([r for r in sick.request_list() if r.target == "/hz"]) >= 2, timeout=5)
+    served = [upstream_of(fd.port, "/shop/cart/%d" % i)[1] for i in range(6)]
+    assert served == ["well"] * 6, served
 
 
 def test_postgres_down_served_from_memory_then_redis(frontdoor, upstreams, pg, redis, tmp_path):
