@@ -89,6 +89,7 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
   client_.reset(std::move(socket), listener.tls_context.get());
   attach(listener);
   set_peer(peer.address());
+  just_accepted_ = !listener.proxy_protocol && listener.tls_context == nullptr;
   if (listener.proxy_protocol) {
     // The header counts against the header timeout, like the head it precedes.
     phase_ = Phase::reading_proxy_header;
@@ -164,9 +165,12 @@ void Session::read_client() {
   }
   // Only a read for a new request may wait for the socket's next edge (core/drain_aware_reader.hpp).
   const bool new_request = phase_ == Phase::reading_head && !head_started_;
+  const auto start = just_accepted_ ? core::ReadStart::first
+                     : new_request  ? core::ReadStart::on_readiness
+                                    : core::ReadStart::at_once;
+  just_accepted_ = false;
   client_read_pending_ = true;
-  client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_),
-                          new_request ? core::ReadStart::on_readiness : core::ReadStart::at_once,
+  client_.async_read_some(asio::buffer(buffer_.get() + end_, capacity_ - end_), start,
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 

@@ -137,11 +137,9 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     error_code ignored;
     listener.socket.close(ignored);
   } else {
-    error_code ignored;
-    listener.socket.non_blocking(true, ignored);  // TCP_NODELAY came from the listener
-    core::forget_possible_dup(listener.socket);
-    new_session()->start(std::move(listener.socket), listener.peer, *listener.info);
-    listener.socket = asio::ip::tcp::socket(io_);
+    // Non-blocking by accept4, TCP_NODELAY from the listener: no system call here.
+    new_session()->start(core::adopt_accepted(std::move(listener.socket)), listener.peer, *listener.info);
+    listener.socket = core::AcceptedSocket(io_);
   }
   accept(listener);
 }

@@ -38,6 +38,7 @@ namespace frontdoor::core {
 // One contiguous buffer (a MutableBufferSequence, like asio::mutable_buffer).
 struct DrainAwareBuffer : boost::asio::mutable_buffer {
   DrainAwareBuffer(void* data, std::size_t size) noexcept : mutable_buffer(data, size) {}
+  bool wait_for_edge = false;  // skip the reactor's first try: only when an edge is certain (ReadStart::first)
 };
 
 inline constexpr bool kDrainAwareReceives = FRONTDOOR_ASIO_INTERNALS != 0;
@@ -46,6 +47,10 @@ inline constexpr bool kDrainAwareReceives = FRONTDOOR_ASIO_INTERNALS != 0;
 enum class ReadStart {
   on_readiness,  // waiting for a new message: when the socket is drained, wait for its next edge
   at_once,       // in the middle of a message: the end of the stream must be seen without delay
+  // The first read of a socket just accepted (and registered with epoll after it was): whatever is
+  // there already was reported when it was registered, so even the first try is left to the edge.
+  // A client that connects and then sends costs no receive that finds nothing (nginx reads so too).
+  first,
 };
 
 // One receive that never blocks: the bytes received; 0 with `ec` = eof at the end of the stream, or
@@ -88,7 +93,9 @@ class DrainAwareReader {
         return;
       }
     }
-    socket.async_read_some(DrainAwareBuffer(buffer.data(), buffer.size()),
+    DrainAwareBuffer drain_aware(buffer.data(), buffer.size());
+    drain_aware.wait_for_edge = start == ReadStart::first;
+    socket.async_read_some(drain_aware,
                            [this, asked = buffer.size(), handler = std::forward<Handler>(handler)](
                                const boost::system::error_code& ec, std::size_t n) mutable {
                              note(ec, n, asked);
@@ -109,13 +116,18 @@ class DrainAwareReader {
 #if FRONTDOOR_ASIO_INTERNALS
 namespace boost::asio::detail {
 
-// Asio 1.81's own do_perform (reactive_socket_recv_op.hpp) with one change: a short receive on a
+// Asio 1.81's own do_perform (reactive_socket_recv_op.hpp) with two changes: a short receive on a
 // stream socket reports done_and_exhausted, which makes the epoll reactor clear try_speculative_
-// for reads until the descriptor's next event (epoll_reactor.ipp, start_op and perform_io).
+// for reads until the descriptor's next event (epoll_reactor.ipp, start_op and perform_io); and a
+// buffer marked wait_for_edge declines the first try, so the operation is queued for the edge.
 template <>
 inline reactor_op::status reactive_socket_recv_op_base<frontdoor::core::DrainAwareBuffer>::do_perform(
     reactor_op* base) {
   auto* o = static_cast<reactive_socket_recv_op_base*>(base);
+  if (o->buffers_.wait_for_edge) {
+    o->buffers_.wait_for_edge = false;  // start_op's speculative try: queued with no system call
+    return not_done;
+  }
   const boost::asio::mutable_buffer& buffer = o->buffers_;
   const bool stream = (o->state_ & socket_ops::stream_oriented) != 0;
   if (!socket_ops::non_blocking_recv1(o->socket_, buffer.data(), buffer.size(), o->flags_, stream, o->ec_,

@@ -141,6 +141,7 @@ class Session final : private proxy::ClientSide {
   bool head_started_ = false;    // some bytes of the next head have arrived
   bool request_active_ = false;  // parsed and not yet finished (counted, logged)
   bool counted_in_flight_ = false;  // in the worker's load (load shedding): a request, not a tunnel
+  bool just_accepted_ = false;      // plain TCP, nothing read yet: the first read is ReadStart::first
   bool close_after_reply_ = false;
   std::uint8_t method_ = 0;  // RequestTally::method_index of the request in flight
   pipeline::RequestContext ctx_;

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "frontdoor/core/accepted_socket.hpp"
 #include "frontdoor/core/network.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/core/waiter.hpp"
@@ -135,7 +136,7 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   struct Listener {
     boost::asio::ip::tcp::acceptor acceptor;
     const ListenerInfo* info;
-    boost::asio::ip::tcp::socket socket;
+    core::AcceptedSocket socket;  // the next connection accepted
     boost::asio::ip::tcp::endpoint peer;
     boost::asio::steady_timer retry;
   };

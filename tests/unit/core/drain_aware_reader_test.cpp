@@ -156,6 +156,49 @@ TEST_F(DrainAwareReaderTest, AReaderHandedOverWithItsSocketKeepsWhatTheLastRecei
   EXPECT_EQ(done_->ec, asio::error::eof);
 }
 
+TEST_F(DrainAwareReaderTest, TheFirstReadOfAnAcceptedSocketWaitsForDataWithoutTrying) {
+  read(ReadStart::first);
+  EXPECT_FALSE(completes_within(std::chrono::milliseconds(20)));
+  if (kDrainAwareReceives) {
+    EXPECT_EQ(receives, 0) << "a receive was tried before any data came";
+  }
+  peer_sends("GET / HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(completes_within(std::chrono::seconds(5)));
+  EXPECT_EQ(done_->n, 18u);
+  EXPECT_EQ(would_blocks, 0);
+}
+
+TEST_F(DrainAwareReaderTest, TheFirstReadFindsWhatCameBeforeIt) {
+  // Sent after the accept but before the read began: the edge came while nothing was queued.
+  peer_sends("early");
+  read(ReadStart::first);
+  ASSERT_TRUE(completes_within(std::chrono::seconds(5))) << "data that came before the first read was lost";
+  EXPECT_EQ(done_->n, 5u);
+}
+
+TEST(DrainAwareFirstRead, FindsWhatCameBeforeTheAccept) {
+  // Sent before the socket was even accepted: epoll reports it when the socket is registered.
+  asio::io_context io;
+  auto keep_running = asio::make_work_guard(io);
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket client(io);
+  client.connect(acceptor.local_endpoint());
+  asio::write(client, asio::buffer("before accept", 13));
+  tcp::socket accepted(io);
+  acceptor.accept(accepted);
+  DrainAwareReader reader;
+  std::array<char, 64> buffer{};
+  std::size_t got = 0;
+  reader.async_read_some(accepted, asio::buffer(buffer), ReadStart::first,
+                         [&](const boost::system::error_code& ec, std::size_t n) {
+                           EXPECT_FALSE(ec);
+                           got = n;
+                         });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (got == 0 && std::chrono::steady_clock::now() < until) io.run_one_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(got, 13u) << "data that came before the accept was lost";
+}
+
 TEST(ReceiveNow, ReportsDataEndAndNothing) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
