@@ -44,6 +44,16 @@ def wrk(seconds, port, close, path):
     return int(re.search(r"(\d+) requests in", out).group(1))
 
 
+def under_tracer(argv, seconds, port, close, path):
+    """Runs wrk with the tracer `argv` attached (given half a second to attach); the requests served."""
+    tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    requests = wrk(seconds, port, close, path)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    return requests
+
+
 def perf_usable():
     try:
         r = subprocess.run(["perf", "stat", "-x,", "-e", "syscalls:sys_enter_getpid", "--", "true"],
@@ -59,11 +69,7 @@ def perf_counts(pids, seconds, port, close, path):
             "-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit", "--filter", "ret == -11"]
     for call in PERF_CALLS:
         argv += ["-e", "syscalls:sys_enter_" + call]
-    tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    requests = wrk(seconds, port, close, path)
-    tracer.send_signal(signal.SIGINT)
-    tracer.wait(30)
+    requests = under_tracer(argv, seconds, port, close, path)
     calls = collections.Counter()
     errors = collections.Counter()
     total = 0
@@ -89,11 +95,7 @@ def strace_counts(pids, seconds, port, close, path):
     argv = ["strace", "-f", "-c", "-o", out]
     for pid in pids:
         argv += ["-p", str(pid)]
-    tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    requests = wrk(seconds, port, close, path)
-    tracer.send_signal(signal.SIGINT)
-    tracer.wait(30)
+    requests = under_tracer(argv, seconds, port, close, path)
     calls = collections.Counter()
     errors = collections.Counter()
     with open(out) as f:
