@@ -40,6 +40,12 @@ UpstreamHealth::EndpointLoad& UpstreamHealth::load(manifest::EndpointId id) {
   return loads_[id];
 }
 
+void UpstreamHealth::forget(manifest::EndpointId id) noexcept {
+  if (id < breakers_.size()) breakers_[id].reset();
+  if (id < loads_.size()) loads_[id] = EndpointLoad{};
+  if (id < down_.size()) down_[id] = false;
+}
+
 void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
   if (installed_ == &snapshot) return;
   installed_ = &snapshot;

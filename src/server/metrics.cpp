@@ -95,6 +95,8 @@ Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers, con
   Metrics m = std::move(collection->metrics);
   const unsigned missing = static_cast<unsigned>(workers.size()) - collection->answers;
   m.workers_missing = missing;
+  // Ids no manifest lists now (an address gone, its id not yet given to another): no series.
+  std::erase_if(m.endpoints, [](const EndpointMetrics& e) { return e.endpoint.empty(); });
   for (std::size_t i = 0; i < m.manifests.size() && i < clusters.size(); ++i) {
     m.manifests[i].requests_in_flight = clusters.requests(i);
     m.manifests[i].connections = clusters.connections(i);

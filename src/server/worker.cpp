@@ -53,6 +53,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapsho
                           pipeline::Clock::now().time_since_epoch()).count(),
                       std::memory_order_relaxed);
   health_.install(*snapshot_);
+  endpoint_incarnations_ = snapshot_->endpoint_incarnations;
 }
 
 Worker::~Worker() {
@@ -403,6 +404,29 @@ void Worker::wake_connection_queue(std::uint32_t manifest) {
   });
 }
 
+void Worker::forget_reassigned_endpoints() {
+  // An id goes to another name only once no snapshot lists its old one and no request pinned to
+  // such a snapshot is left (snapshot::EndpointRegistry), so nothing here is in use: idle
+  // connections to the old address, its breaker and its load belong to no one now.
+  const auto& current = snapshot_->endpoint_incarnations;
+  for (std::size_t id = 0; id < current.size(); ++id) {
+    const std::uint32_t before = id < endpoint_incarnations_.size() ? endpoint_incarnations_[id] : 0;
+    if (current[id] == before) continue;
+    const auto endpoint = static_cast<manifest::EndpointId>(id);
+    health_.forget(endpoint);
+    if (id >= pools_.size() || !pools_[id]) continue;
+    pools_[id]->close_all();
+    if (pools_[id]->open_count() != 0) {  // not expected; never reused for the new address, though
+      spdlog::warn("worker {}: endpoint id {} reassigned with {} connection(s) still out", index_, id,
+                   pools_[id]->open_count());
+      pools_[id]->retire();
+      retired_pools_.push_back(std::move(pools_[id]));
+    }
+    pools_[id].reset();
+  }
+  endpoint_incarnations_ = current;
+}
+
 upstream::UpstreamPool& Worker::pool(manifest::EndpointId id) {
   if (id >= pools_.size()) pools_.resize(id + 1);
   if (!pools_[id]) pools_[id] = std::make_unique<upstream::UpstreamPool>(io_, id);
@@ -475,6 +499,7 @@ void Worker::tick() {
   const auto cutoff = now - snapshot_->config.upstream_pool.idle_timeout;
   for (auto& pool : pools_)
     if (pool) pool->close_idle_before(cutoff);
+  std::erase_if(retired_pools_, [](const auto& pool) { return pool->open_count() == 0; });
   // Connection slots freed on other workers are not announced here: every waiter tries again.
   // By index: a woken request may queue for another manifest and grow the vector.
   for (std::size_t i = 0; i < connection_queues_.size(); ++i) {
@@ -540,6 +565,7 @@ void Worker::install_snapshot(std::shared_ptr<const snapshot::Snapshot> snapshot
   asio::post(io_, [this, snapshot = std::move(snapshot)]() mutable {
     snapshot_ = std::move(snapshot);
     health_.install(*snapshot_);
+    forget_reassigned_endpoints();
     // Counters by position in the new list of limits (the stages hold a pointer to this vector).
     if (rate_limit_counts_.size() < snapshot_->rate_limit_labels.size())
       rate_limit_counts_.resize(snapshot_->rate_limit_labels.size());

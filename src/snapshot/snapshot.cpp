@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <random>
 
 #include <boost/asio/io_context.hpp>
@@ -14,9 +15,62 @@
 
 namespace frontdoor::snapshot {
 
-manifest::EndpointId EndpointRegistry::id_for(const std::string& name) {
-  auto [it, inserted] = ids_.try_emplace(name, static_cast<manifest::EndpointId>(ids_.size()));
-  return it->second;
+struct EndpointRegistry::State {
+  struct Held {
+    std::weak_ptr<const Lease> lease;
+    manifest::EndpointId id;
+  };
+  mutable std::mutex mutex;
+  std::unordered_map<std::string, Held> by_name;
+  std::vector<manifest::EndpointId> free;  // released ids, the last released first
+  std::vector<std::uint32_t> incarnations;  // by id; its size is the number of ids handed out
+};
+
+EndpointRegistry::EndpointRegistry() : state_(std::make_shared<State>()) {}
+EndpointRegistry::~EndpointRegistry() = default;
+
+std::shared_ptr<const EndpointRegistry::Lease> EndpointRegistry::lease(const std::string& name) {
+  std::lock_guard lock(state_->mutex);
+  auto& held = state_->by_name[name];
+  if (auto live = held.lease.lock()) return live;
+  // New, or its last lease is being dropped right now on another thread: that one frees its own
+  // id (and leaves this entry alone, since the id here will differ).
+  Lease* fresh = nullptr;
+  if (!state_->free.empty()) {
+    const auto id = state_->free.back();
+    state_->free.pop_back();
+    fresh = new Lease{id, ++state_->incarnations[id]};
+  }
+  else {
+    fresh = new Lease{static_cast<manifest::EndpointId>(state_->incarnations.size()), 0};
+    state_->incarnations.push_back(0);
+  }
+  std::shared_ptr<const Lease> lease(fresh, [state = state_, name](const Lease* l) {
+    {
+      std::lock_guard lock(state->mutex);
+      const auto it = state->by_name.find(name);
+      if (it != state->by_name.end() && it->second.id == l->id) state->by_name.erase(it);
+      state->free.push_back(l->id);
+    }
+    delete l;
+  });
+  held = {lease, fresh->id};
+  return lease;
+}
+
+std::size_t EndpointRegistry::size() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->incarnations.size();
+}
+
+std::size_t EndpointRegistry::live() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->incarnations.size() - state_->free.size();
+}
+
+std::vector<std::uint32_t> EndpointRegistry::incarnations() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->incarnations;
 }
 
 namespace {
@@ -220,7 +274,8 @@ manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const Reso
   for (std::size_t i = 0; i < mc.endpoints.size() && i < addresses.size(); ++i) {
     const auto& ec = mc.endpoints[i];
     if (is_numeric_host(ec.address) && addresses[i].size() == 1) {
-      m.endpoints.push_back({registry.id_for(ec.address), ec.address, addresses[i][0], ec.weight, ec.priority, ec.address});
+      auto lease = registry.lease(ec.address);
+      m.endpoints.push_back({lease->id, ec.address, addresses[i][0], ec.weight, ec.priority, ec.address, lease});
       continue;
     }
     // A host name: an endpoint per address, each with state of its own that stays while the address
@@ -228,8 +283,8 @@ manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const Reso
     for (const auto& address : addresses[i]) {
       const auto ip = address.address();
       std::string name = ec.address + "@" + (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string());
-      const auto id = registry.id_for(name);
-      m.endpoints.push_back({id, std::move(name), address, ec.weight, ec.priority, ec.address});
+      auto lease = registry.lease(name);
+      m.endpoints.push_back({lease->id, std::move(name), address, ec.weight, ec.priority, ec.address, lease});
     }
   }
   for (const auto& e : m.endpoints) m.has_priorities = m.has_priorities || e.priority > 0;
@@ -247,8 +302,9 @@ manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const Reso
 }
 
 void name_endpoints(Snapshot& snapshot, const EndpointRegistry& registry) {
-  snapshot.endpoint_count = registry.size();
-  snapshot.endpoint_names.assign(registry.size(), {});
+  snapshot.endpoint_incarnations = registry.incarnations();
+  snapshot.endpoint_count = snapshot.endpoint_incarnations.size();
+  snapshot.endpoint_names.assign(snapshot.endpoint_count, {});
   for (const auto& m : snapshot.manifests.manifests())
     for (const auto& e : m.endpoints) snapshot.endpoint_names[e.id] = e.name;
 }

@@ -113,7 +113,7 @@ UpstreamConnection* UpstreamPool::create(std::uint32_t buffer_bytes) {
 void UpstreamPool::release(UpstreamConnection* conn, std::uint32_t max_idle,
                            std::chrono::steady_clock::time_point now) noexcept {
   conn->set_owner(nullptr);
-  if (idle_.size() >= max_idle || !conn->data().empty() || conn->eof()) {
+  if (retired_ || idle_.size() >= max_idle || !conn->data().empty() || conn->eof()) {
     conn->close();
     return;
   }

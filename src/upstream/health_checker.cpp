@@ -43,6 +43,10 @@ void HealthChecker::update(const snapshot::Snapshot& snapshot) {
     for (const auto& e : m.endpoints) {
       if (!listed.insert(e.id).second) continue;
       ProbePtr& p = probes_[e.id];
+      if (p != nullptr && p->name != e.name) {  // the id went to another endpoint: a probe of its own
+        retire(*p);
+        p = nullptr;
+      }
       const bool fresh = p == nullptr;
       if (fresh) p = std::make_shared<Probe>(io_);
       p->id = e.id;

@@ -110,3 +110,31 @@ def test_a_stored_manifests_host_name_is_resolved_again(frontdoor, private_hosts
         a.stop()
         b.stop()
         pg.cleanup()
+
+
+def test_addresses_that_go_leave_no_state_behind_and_their_ids_serve_the_next_ones(frontdoor, private_hosts):
+    """A headless Service rolled over and over: each new pod's address reuses the id of one gone, and
+    must get none of its state. The old pods keep running, so a pooled keep-alive connection to one
+    of them, handed to its successor, would answer with the old name."""
+    pods = []
+    try:
+        for i in range(5):
+            pods.append(ScriptedUpstream("pod%d" % i, port=pods[0].port if pods else 0, host="127.0.0.%d" % (i + 2)))
+        port = pods[0].port
+        _hosts(private_hosts, "127.0.0.2")
+        cfg = make_config([{"project": "*", "module": "*", "environment": "*",
+                            "endpoints": [{"address": "%s:%d" % (NAME, port)}]}],
+                          upstream_pool={"resolve_interval": "1s"})
+        fd = frontdoor(cfg)
+        for i, pod in enumerate(pods):
+            _hosts(private_hosts, "127.0.0.%d" % (i + 2))
+            assert _wait(lambda: request(fd.port, "GET", "/x").headers.get("X-Upstream") == pod.name, 8), \
+                "pod%d never took over\n%s" % (i, fd.logs())
+            # Every request now reaches this pod, several over one pooled upstream connection.
+            assert [request(fd.port, "GET", "/x").headers.get("X-Upstream") for _ in range(8)] == [pod.name] * 8
+        # Metrics name only the endpoint listed now: five addresses came, four went.
+        names = [e["endpoint"] for e in fd.metrics()["endpoints"]]
+        assert names == ["%s:%d@127.0.0.6" % (NAME, port)], names
+    finally:
+        for p in pods:
+            p.stop()

@@ -32,6 +32,8 @@ struct EndpointSpec {
   std::uint32_t weight;
   std::uint32_t priority = 0;  // failover level, 0 first
   std::string authority;  // "host:port" as configured: Host for HTTP/1.0 requests and health checks
+  // Keeps `id` this name's while the spec lives (snapshot::EndpointRegistry::Lease; opaque here).
+  std::shared_ptr<const void> lease;
 };
 
 struct Manifest {

@@ -60,6 +60,9 @@ class UpstreamHealth {
               resilience::Duration latency, resilience::TimePoint now) noexcept;
 
   EndpointLoad& load(manifest::EndpointId id);
+  // The id now names another endpoint (snapshot::EndpointRegistry): its breaker, load and health
+  // verdict start over.
+  void forget(manifest::EndpointId id) noexcept;
   // Active health check verdicts, fanned out by the control thread (posted to this worker).
   void set_checked_healthy(manifest::EndpointId id, bool healthy);
   bool checked_down(manifest::EndpointId id) const noexcept { return id < down_.size() && down_[id]; }

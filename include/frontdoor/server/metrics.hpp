@@ -62,7 +62,7 @@ struct Metrics {
   std::uint64_t shed = 0;        // load shedding refusals
   pipeline::ManifestCounts manifest_lookups;  // stored manifests: L1 hits and misses
   std::vector<RateLimitMetrics> rate_limits;
-  std::vector<EndpointMetrics> endpoints;
+  std::vector<EndpointMetrics> endpoints;  // those the current snapshot lists (collect_metrics)
   std::vector<ManifestMetrics> manifests;
   ratelimit::GlobalLimiterCounters global_limiter;
   io::RedisCounters redis;

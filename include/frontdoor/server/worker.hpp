@@ -155,6 +155,7 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   void schedule_tick();
   void check_drained();
   void manifest_ready(const std::string& key);
+  void forget_reassigned_endpoints();
 
   unsigned index_;
   boost::asio::io_context io_;
@@ -175,7 +176,10 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   AccessLog access_log_;
   RequestIdGenerator request_ids_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
+  std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;  // by EndpointId
+  std::vector<std::uint32_t> endpoint_incarnations_;  // of snapshot_ (Snapshot::endpoint_incarnations)
+  // Pools of reassigned ids that still had connections out: each comes back here and is closed.
+  std::vector<std::unique_ptr<upstream::UpstreamPool>> retired_pools_;
   std::vector<std::unique_ptr<Waiter>> connection_queues_;  // sentinels; pointers stay put
   std::vector<Worker*> peers_;
   std::size_t next_peer_ = 0;

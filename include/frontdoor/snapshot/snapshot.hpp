@@ -18,14 +18,37 @@
 
 namespace frontdoor::snapshot {
 
-// Hands out stable endpoint ids by "host:port" name. Control thread only.
+// Hands out endpoint ids by name ("host:port", or "host:port@address" for each address of a host
+// name). A name keeps its id while any manifest of any live snapshot lists it: the lease stored in
+// each EndpointSpec holds it. Once the last lease is gone (every snapshot listing the name retired,
+// and every request pinned to one finished), the id is free for another name. Without that, a
+// headless Service's address churn would grow every by-id table (pools, breakers, metric series)
+// for good. A reused id comes with a new incarnation: a worker seeing one reset what it kept for
+// the id (see Snapshot::endpoint_incarnations).
+// lease() and the counters: control thread. Leases may be dropped on any thread.
 class EndpointRegistry {
  public:
-  manifest::EndpointId id_for(const std::string& name);
-  std::size_t size() const noexcept { return ids_.size(); }
+  struct Lease {
+    manifest::EndpointId id;
+    std::uint32_t incarnation;
+  };
+  EndpointRegistry();
+  ~EndpointRegistry();
+  EndpointRegistry(const EndpointRegistry&) = delete;
+  EndpointRegistry& operator=(const EndpointRegistry&) = delete;
+
+  // The id of `name`, held for as long as the returned lease (or a copy of it) lives.
+  std::shared_ptr<const Lease> lease(const std::string& name);
+  // Ids handed out so far: every id is below it (the size of the by-id tables).
+  std::size_t size() const;
+  // Names holding an id now.
+  std::size_t live() const;
+  // Incarnation of each id below size(): bumped each time the id goes to another name.
+  std::vector<std::uint32_t> incarnations() const;
 
  private:
-  std::unordered_map<std::string, manifest::EndpointId> ids_;
+  struct State;
+  std::shared_ptr<State> state_;  // shared with the leases: one dropped after the registry is safe
 };
 
 struct Snapshot {
@@ -39,6 +62,9 @@ struct Snapshot {
   std::shared_ptr<const manifest::StoredIndex> stored;
   std::shared_ptr<const resilience::ResiliencePolicy> default_policy;  // the top level's
   std::size_t endpoint_count = 0;  // every EndpointId in this snapshot is below it
+  // By EndpointId (endpoint_count of them): which name's turn of the id this is. A worker that
+  // finds an id's incarnation changed forgets its pool, breaker and load for it (EndpointRegistry).
+  std::vector<std::uint32_t> endpoint_incarnations;
   std::uint32_t client_buffer_bytes = 0;
   std::uint32_t upstream_buffer_bytes = 0;
   resilience::ResiliencePolicy resilience;
@@ -46,7 +72,7 @@ struct Snapshot {
   // For metrics: every rate limit (top level first, then each manifest's) as {limit, manifest}, in
   // the order of ratelimit::CompiledRateLimit::counter; endpoint names by EndpointId.
   std::vector<std::pair<std::string, std::string>> rate_limit_labels;
-  std::vector<std::string> endpoint_names;
+  std::vector<std::string> endpoint_names;  // "" for an id no manifest here lists
   // Keys of the rate-limit key hash (SipHash): local limits use a random key of this process (the
   // same across reloads), global ones the replicas' shared secret (redis.key_secret_env) or, without
   // one, a fixed key.
@@ -85,7 +111,7 @@ ResolvedEndpoints resolve_endpoints(const config::ManifestConfig& mc, std::vecto
 manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const ResolvedEndpoints& addresses,
                                     Snapshot& snapshot, EndpointRegistry& registry);
 
-// endpoint_count and endpoint_names from the registry and the table's manifests.
+// endpoint_count, endpoint_incarnations and endpoint_names from the registry and the table's manifests.
 void name_endpoints(Snapshot& snapshot, const EndpointRegistry& registry);
 
 }  // namespace frontdoor::snapshot

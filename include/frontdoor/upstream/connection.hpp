@@ -120,6 +120,8 @@ class UpstreamPool {
   // Closes the oldest idle connection that holds a slot of `manifest`'s max_connections; false if none.
   bool close_idle_counted_for(std::uint32_t manifest) noexcept;
   void close_all() noexcept;
+  // Its endpoint id now names another address: connections coming back are closed, not kept.
+  void retire() noexcept { retired_ = true; }
 
   std::size_t idle_count() const noexcept { return idle_.size(); }
   std::size_t open_count() const noexcept { return open_; }
@@ -129,6 +131,7 @@ class UpstreamPool {
   manifest::EndpointId id_;
   std::vector<UpstreamConnection*> idle_;
   std::size_t open_ = 0;
+  bool retired_ = false;
 };
 
 }  // namespace frontdoor::upstream

@@ -9,7 +9,7 @@ manifest::Manifest with_endpoints(std::size_t n, std::uint64_t identity) {
   manifest::Manifest m;
   m.index = 4;
   m.identity = identity;
-  for (std::size_t i = 0; i < n; ++i) m.endpoints.push_back({static_cast<manifest::EndpointId>(i), "e", {}, 1, 0, "e"});
+  for (std::size_t i = 0; i < n; ++i) m.endpoints.push_back({static_cast<manifest::EndpointId>(i), "e", {}, 1, 0, "e", {}});
   return m;
 }
 
