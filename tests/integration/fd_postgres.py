@@ -63,6 +63,8 @@ class PostgresServer:
     """A private PostgreSQL cluster: user `frontdoor` (trust auth, loopback and the socket only),
     database `frontdoor`, every statement logged (tests count queries in the log)."""
 
+    creates_database = True
+
     def __init__(self):
         self._as = _AsServiceUser()
         self.dir = tempfile.mkdtemp(prefix="fd-pg-")
@@ -82,11 +84,14 @@ class PostgresServer:
     def tcp_dsn(self) -> str:
         return "host=127.0.0.1 port=%d user=frontdoor dbname=frontdoor" % self.port
 
+    def _init_data(self):
+        subprocess.run(self._as.argv([_pg_bin("initdb"), "-D", self.data, "-U", "frontdoor", "--auth=trust",
+                                      "-E", "UTF8", "--no-sync"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
     def start(self, wait: float = 30.0) -> "PostgresServer":
         if not self._initialized:
-            subprocess.run(self._as.argv([_pg_bin("initdb"), "-D", self.data, "-U", "frontdoor", "--auth=trust",
-                                          "-E", "UTF8", "--no-sync"]),
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+            self._init_data()
             self._initialized = True
         log = open(self.log_path, "ab")
         self._as.own(self.log_path)
@@ -103,7 +108,7 @@ class PostgresServer:
             r = subprocess.run([_pg_bin("pg_isready"), "-h", self.dir, "-p", str(self.port), "-U", "frontdoor",
                                 "-d", "postgres"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
             if r.returncode == 0:
-                if not os.path.exists(os.path.join(self.dir, ".created")):
+                if self.creates_database and not os.path.exists(os.path.join(self.dir, ".created")):
                     self.sql("CREATE DATABASE frontdoor", db="postgres")
                     open(os.path.join(self.dir, ".created"), "w").close()
                 return self
@@ -132,6 +137,27 @@ class PostgresServer:
 
     def count_in_log(self, text: str) -> int:
         return self.logs().count(text)
+
+
+class PostgresReplica(PostgresServer):
+    """A hot standby streaming from `primary` (pg_basebackup -R over its socket; a fast checkpoint,
+    not a spread one that would take 90 s): read-only, every statement logged, its WAL replay
+    pausable to make it lag on purpose."""
+
+    creates_database = False  # it has the primary's
+
+    def __init__(self, primary: PostgresServer):
+        super().__init__()
+        self.primary = primary
+
+    def _init_data(self):
+        subprocess.run(self._as.argv([_pg_bin("pg_basebackup"), "-D", self.data, "-h", self.primary.dir,
+                                      "-p", str(self.primary.port), "-U", "frontdoor", "-R", "-X", "stream",
+                                      "--checkpoint=fast", "--no-sync"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def pause_replay(self):
+        self.sql("SELECT pg_wal_replay_pause()")
 
 
 class PgBouncer:
