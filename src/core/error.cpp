@@ -31,6 +31,10 @@ constexpr std::array<ErrorInfo, static_cast<std::size_t>(Error::internal) + 1> k
      FailureKind::upstream_protocol},
     {502, "Bad Gateway", "upstream sent an invalid response", "upstream_bad_response",
      FailureKind::upstream_protocol},
+    // Says nothing of the endpoint (an HTTP/1.1 client gets the same response): the breaker and
+    // the outlier detector leave it alone.
+    {502, "Bad Gateway", "the response cannot be relayed in the request's HTTP version", "unrelayable_response",
+     FailureKind::client},
     {504, "Gateway Timeout", "upstream response timed out", "upstream_timeout", FailureKind::upstream_timeout},
     {504, "Gateway Timeout", "request exceeded its total time limit", "request_timeout",
      FailureKind::upstream_timeout},

@@ -309,7 +309,8 @@ ParseStatus parse_request_head(std::string_view data, const HeadLimits& limits, 
         if (!parse_connection(h.value, out.connection)) return error = Error::bad_request, ParseStatus::error;
         break;
       case HeaderKind::expect:
-        if (iequals(h.value, "100-continue")) out.expect_continue = true;
+        // An HTTP/1.0 client cannot take a 1xx: its expectation is ignored (RFC 9110 §10.1.1).
+        if (out.version == Version::http11 && iequals(h.value, "100-continue")) out.expect_continue = true;
         break;
       case HeaderKind::x_request_id:
         if (out.request_id.empty() && is_valid_request_id(h.value)) out.request_id = h.value;

@@ -309,9 +309,10 @@ void UpstreamExchange::process_response_head() {
   if (policy().retries_status(response_.status) && try_again(AttemptFailure::retryable_status, Error::ok, response_.status))
     return;
   const bool client_http10 = request_->version == http::Version::http10;
-  if (client_http10 && has_other_transfer_codings(response_)) {
-    // Relayed undeclared, a gzip (say) body would reach the client as if it were the content.
-    return fail(Error::upstream_bad_response, "a transfer coding an HTTP/1.0 client cannot take");
+  if (client_http10 && response_.framing != BodyFraming::none && has_other_transfer_codings(response_)) {
+    // Relayed undeclared, a gzip (say) body would reach the client as if it were the content. (A
+    // HEAD or 304 answer has no body: its Transfer-Encoding is only dropped.)
+    return fail(Error::unrelayable_response, "a transfer coding an HTTP/1.0 client cannot take");
   }
   ctx_->status = response_.status;
   dechunk_ = false;

@@ -25,6 +25,10 @@ bool is_hop_by_hop(const http::Header& h, const http::ConnectionOptions& connect
     case HeaderKind::upgrade:
     case HeaderKind::transfer_encoding:
       return true;
+    case HeaderKind::host:
+      // Never dropped because the client's Connection names it: the upstream would see the
+      // endpoint's authority instead of the Host the request was routed by.
+      return false;
     default:
       return connection.named_count != 0 && connection.names(h.name);
   }
@@ -88,7 +92,8 @@ std::size_t write_upstream_request_head(const http::RequestHead& request, const 
       case HeaderKind::x_forwarded_host:
         continue;
       case HeaderKind::expect:
-        if (params.drop_expect) continue;
+        // Ignored for HTTP/1.0 (RFC 9110 §10.1.1): forwarded in our HTTP/1.1 request it would count.
+        if (params.drop_expect || request.version == http::Version::http10) continue;
         break;
       case HeaderKind::x_forwarded_for:
         if (forwarded_for_first.empty()) forwarded_for_first = h.value;

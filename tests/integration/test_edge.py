@@ -104,6 +104,70 @@ def test_a_transfer_coding_is_never_relayed_undeclared_to_an_http10_client(front
     assert r.status == 200 and r.body == b"plain", r
 
 
+def test_a_bodiless_response_with_transfer_encoding_reaches_an_http10_client(frontdoor, upstream):
+    # A HEAD answer carries the Transfer-Encoding: chunked its GET would (RFC 9110 9.3.2), and a 304
+    # may: no body, nothing to de-chunk. Each was a 502 counted against the endpoint, so five
+    # HTTP/1.0 HEAD requests from anyone opened its breaker for every client.
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    upstream.set_script(Action(chunked=True))
+    for _ in range(8):
+        r, c = raw_exchange(fd.port, b"HEAD /p/m/x HTTP/1.0\r\nHost: fd.test\r\n\r\n", method="HEAD")
+        c.close()
+        assert r is not None and r.status == 200, r
+        assert r.headers.get("Transfer-Encoding") is None, r.raw_head
+    upstream.set_script(Action(status=304, headers=[("Transfer-Encoding", "chunked")]))
+    r, c = raw_exchange(fd.port, b"GET /p/m/x HTTP/1.0\r\nHost: fd.test\r\n\r\n")
+    c.close()
+    assert r is not None and r.status == 304, r
+    upstream.set_script(Action())
+    assert request(fd.port, "GET", "/p/m/x", version="HTTP/1.1").status == 200
+
+
+def test_a_response_an_http10_client_cannot_take_does_not_count_against_the_endpoint(frontdoor, upstream):
+    # The 502 depends on the client's HTTP version, not on the endpoint's health: many such requests
+    # must not open its breaker for HTTP/1.1 clients.
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    upstream.set_script(Action(headers=[("Transfer-Encoding", "gzip")], chunked=True, body=b"\x1f\x8bgz"))
+    for _ in range(8):
+        r, c = raw_exchange(fd.port, b"GET /p/m/gz HTTP/1.0\r\nHost: fd.test\r\n\r\n")
+        c.close()
+        assert r is not None and r.status == 502, r
+    r = request(fd.port, "GET", "/p/m/gz")
+    assert r.status == 200 and r.body == b"\x1f\x8bgz", r
+
+
+def test_a_client_cannot_drop_the_host_it_was_routed_by_through_connection(frontdoor, upstream):
+    # Fields the Connection header names are hop-by-hop and dropped, but not Host: the upstream
+    # would see the endpoint's authority instead of the Host the request was routed by.
+    fd = frontdoor(make_config([manifest("*", "*", [upstream])]))
+    r = request(fd.port, "GET", "/x", headers=(("Connection", "host, x-drop-me"), ("X-Drop-Me", "1")),
+                host="public.example")
+    assert r.status == 200
+    seen = upstream.request_list()[-1]
+    assert seen.headers.get_all("Host") == ["public.example"], seen.raw_head
+    assert seen.headers.get("X-Drop-Me") is None, seen.raw_head  # named fields still go
+
+
+def test_an_http10_clients_expect_100_continue_is_ignored(frontdoor, upstream):
+    # RFC 9110 10.1.1 and 15.2: no 1xx to an HTTP/1.0 client (it would take the 100 as the final
+    # response and misread the real one), and the expectation is not forwarded either.
+    upstream.set_script(Action(echo=True))
+    fd = frontdoor(make_config([manifest("*", "*", [upstream])]))
+    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as s:
+        s.sendall(b"POST /x HTTP/1.0\r\nHost: fd.test\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
+        data = b""
+        while True:
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert data.endswith(b"\r\n\r\nabc"), data[-200:]
+    seen = upstream.request_list()[-1]
+    assert seen.headers.get("Expect") is None, seen.raw_head
+    assert seen.body == b"abc"
+
+
 def test_absolute_form_target_goes_upstream_in_origin_form_with_its_host(frontdoor, upstream):
     fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
     r = request(fd.port, "GET", "http://api.example.com:8080/p/m/items?id=7", headers=(("Host", "other.example"),))

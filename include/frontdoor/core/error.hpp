@@ -28,6 +28,7 @@ enum class Error : std::uint8_t {
   upstream_connect_timeout,  // 504
   upstream_reset,            // 502 closed or reset before a complete response
   upstream_bad_response,     // 502 unparsable response head
+  unrelayable_response,      // 502 a sound response this client's HTTP version cannot carry
   upstream_timeout,          // 504 response did not come in time
   request_timeout,           // 504 the whole exchange took longer than timeouts.request_total
   rate_limited,              // 429 (Retry-After)

@@ -74,7 +74,7 @@ struct RequestHead {
   std::string_view host;
   std::string_view request_id;  // X-Request-Id as sent by the client, may be empty
   ConnectionOptions connection;
-  bool expect_continue = false;
+  bool expect_continue = false;  // HTTP/1.1 only: an HTTP/1.0 request's expectation is ignored
   // The client sent absolute-form ("http://host/path"): `target` is its path and query (origin-form,
   // which may lack its leading "/") and `host` its authority, which wins over the Host header
   // (RFC 9112 §3.2.2).
