@@ -354,6 +354,18 @@ def raw_exchange(port: int, data: bytes, timeout: float = DEFAULT_TIMEOUT, metho
         return None, c
 
 
+def exchange_until_close(port: int, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """Sends exact bytes on a fresh connection; returns every byte read until the daemon closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        received = b""
+        while True:
+            part = s.recv(65536)
+            if not part:
+                return received
+            received += part
+
+
 def chunk_encode(chunks: Iterable[bytes], trailers: str = "") -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c) + b"0\r\n" + trailers.encode() + b"\r\n"
 

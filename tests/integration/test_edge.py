@@ -6,7 +6,8 @@ import signal
 import socket
 import time
 
-from fdtest import Action, Client, build_request, make_config, manifest, raw_exchange, request
+from fdtest import (Action, Client, build_request, exchange_until_close, make_config, manifest, raw_exchange,
+                    request)
 
 TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -74,14 +75,7 @@ def test_transfer_codings_other_than_chunked_reach_the_client(frontdoor, upstrea
     assert r.body == b"\x1f\x8bgzipped"
     # Close-delimited with a coding: the coding is kept, the body ends with the connection.
     upstream.set_script(Action(headers=[("Transfer-Encoding", "gzip")], content_length=False, body=b"\x1f\x8bz"))
-    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as s:
-        s.sendall(build_request("GET", "/p/m/close"))
-        data = b""
-        while True:
-            part = s.recv(65536)
-            if not part:
-                break
-            data += part
+    data = exchange_until_close(fd.port, build_request("GET", "/p/m/close"))
     head, _, body = data.partition(b"\r\n\r\n")
     assert re.search(rb"(?im)^transfer-encoding: gzip\r?$", head), head
     assert body == b"\x1f\x8bz"
@@ -153,14 +147,8 @@ def test_an_http10_clients_expect_100_continue_is_ignored(frontdoor, upstream):
     # response and misread the real one), and the expectation is not forwarded either.
     upstream.set_script(Action(echo=True))
     fd = frontdoor(make_config([manifest("*", "*", [upstream])]))
-    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as s:
-        s.sendall(b"POST /x HTTP/1.0\r\nHost: fd.test\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
-        data = b""
-        while True:
-            part = s.recv(65536)
-            if not part:
-                break
-            data += part
+    data = exchange_until_close(
+        fd.port, b"POST /x HTTP/1.0\r\nHost: fd.test\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
     assert data.startswith(b"HTTP/1.1 200 "), data[:200]
     assert data.endswith(b"\r\n\r\nabc"), data[-200:]
     seen = upstream.request_list()[-1]
