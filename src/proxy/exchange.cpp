@@ -380,12 +380,13 @@ void UpstreamExchange::relay_response_body(std::string_view head) {
     }
     case BodyFraming::until_close:
       take = data.size();
-      done = upstream_->eof();
+      done = upstream_->eof() && !upstream_->broken();  // a reset is no end of the body
       break;
   }
   bool truncated = false;
-  if (!done && take == data.size() && upstream_->eof() && response_.framing != BodyFraming::until_close) {
-    // The upstream closed in the middle of a framed body: the client must not take it as complete.
+  if (!done && take == data.size() && upstream_->eof()) {
+    // The upstream closed (or reset) in the middle of the body: the client must not take it as
+    // complete (cut() resets the client's connection).
     ctx_->outcome = Error::upstream_reset;
     upstream_reusable_ = false;
     truncated = true;

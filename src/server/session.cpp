@@ -418,7 +418,11 @@ void Session::exchange_done(const proxy::ExchangeEnd& end) {
       if (end.close_client) return close_now();
       return next_request();
     case proxy::ExchangeEnd::Kind::failed: return reply(end.error, end.detail, end.close_client);
-    case proxy::ExchangeEnd::Kind::cut: return close_now();
+    case proxy::ExchangeEnd::Kind::cut:
+      // The response is incomplete and its head is out: only a reset tells the client so when the
+      // body is delimited by the close (and a reset is plainer than a short body in any framing).
+      client_.abort();
+      return close_now();
   }
 }
 

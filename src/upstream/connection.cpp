@@ -48,7 +48,10 @@ void UpstreamConnection::on_read(const boost::system::error_code& ec, std::size_
   read_pending_ = false;
   if (closed_) return maybe_destroy();
   end_ += static_cast<std::uint32_t>(n);
-  if (ec) eof_ = true;
+  if (ec) {
+    eof_ = true;
+    broken_ = ec != asio::error::eof;
+  }
   if (owner_ == nullptr) {
     // Idle: the upstream closed it, or sent bytes nobody asked for. Either way it cannot be reused.
     close();

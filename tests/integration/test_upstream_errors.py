@@ -1,4 +1,5 @@
 """Upstream failures: refused -> 502, silent -> 504, reset/close mid-way -> 502 or a cut connection."""
+import socket
 import time
 
 import pytest
@@ -96,6 +97,45 @@ def test_chunked_upstream_dies_mid_body_never_completes(frontdoor, upstream, mod
     with Client(fd.port) as c:
         c.send(b"GET /p/m/cut HTTP/1.1\r\nHost: fd.test\r\n\r\n")
         _assert_502_or_cut(c, 50_000)
+
+
+def _ends_with_a_reset(port: int, raw_request: bytes) -> tuple:
+    """(bytes read, True if the connection ended with a reset rather than a clean close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw_request)
+        data = b""
+        try:
+            while True:
+                part = s.recv(65536)
+                if not part:
+                    return data, False
+                data += part
+        except ConnectionResetError:
+            return data, True
+
+
+def test_a_close_delimited_body_the_upstream_resets_is_not_presented_as_complete(frontdoor, upstream):
+    # No length, no chunks: the end of the connection ends the body. An upstream reset is no end:
+    # relayed as a clean close, the client would take the cut body as all of it.
+    upstream.set_script(Action(mode="reset_mid_body", content_length=False, body=b"z" * 100_000))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    data, reset = _ends_with_a_reset(fd.port, b"GET /p/m/cut HTTP/1.1\r\nHost: fd.test\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 "), data[:100]
+    assert reset, "a cut close-delimited body ended like a complete one (%d bytes)" % len(data)
+    # A clean close still ends it normally.
+    upstream.set_script(Action(content_length=False, body=b"z" * 1000))
+    data, reset = _ends_with_a_reset(fd.port, b"GET /p/m/whole HTTP/1.1\r\nHost: fd.test\r\n\r\n")
+    assert not reset and data.endswith(b"\r\n\r\n" + b"z" * 1000), data[-100:]
+
+
+def test_an_http10_client_sees_a_cut_chunked_body_as_cut(frontdoor, upstream):
+    # An HTTP/1.0 client gets the de-chunked body delimited by the close: cut mid-chunk, it must see a
+    # reset, not the clean close that ends a whole body.
+    upstream.set_script(Action(mode="close_mid_body", chunks=[b"a" * 1000] * 50))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
+    data, reset = _ends_with_a_reset(fd.port, b"GET /p/m/cut HTTP/1.0\r\nHost: fd.test\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 "), data[:100]
+    assert reset, "a cut body ended like a complete one (%d bytes)" % len(data)
 
 
 def test_upstream_invalid_response_is_502(frontdoor, upstream):

@@ -74,6 +74,13 @@ class ClientStream {
     tcp().close(ignored);
   }
 
+  // The next close() resets the connection (RST) instead of ending it cleanly: what is still unsent
+  // is dropped, and the client cannot take what it got for all of it.
+  void abort() noexcept {
+    boost::system::error_code ignored;
+    tcp().set_option(boost::asio::socket_base::linger(true, 0), ignored);
+  }
+
  private:
   boost::asio::ip::tcp::socket socket_;
   core::DrainAwareReader reader_;

@@ -58,6 +58,8 @@ class UpstreamConnection {
   void shrink_data(std::size_t n) noexcept { end_ = begin_ + static_cast<std::uint32_t>(n); }
   bool buffer_full() const noexcept { return begin_ == 0 && end_ == capacity_; }
   bool eof() const noexcept { return eof_; }
+  // The stream ended with an error (a reset) rather than the peer's FIN: no end of a body.
+  bool broken() const noexcept { return broken_; }
 
   void set_owner(ConnectionOwner* owner) noexcept { owner_ = owner; }
   // Counted in a cluster's max_connections: given back when the connection closes.
@@ -96,6 +98,7 @@ class UpstreamConnection {
   bool connect_pending_ = false;
   bool closed_ = false;
   bool eof_ = false;
+  bool broken_ = false;
 };
 
 // The idle connections of one endpoint on one worker, most recently used on top (it is the warmest
