@@ -169,6 +169,7 @@ void UpstreamExchange::on_upstream_connected(const error_code& ec) {
 
 void UpstreamExchange::send_request_head() {
   phase_ = Phase::sending;
+  response_scanner_.reset();  // an answer may come before the request is out (upstream_answered_early)
   client_.set_deadline(snapshot().config.timeouts.upstream_response);
   UpstreamRequestParams params;
   params.target = request_->target;
@@ -237,6 +238,8 @@ void UpstreamExchange::send_upstream(std::string_view head, std::string_view bod
 }
 
 void UpstreamExchange::on_upstream_write(const error_code& ec) {
+  // An upload stopped by an early answer (upstream_answered_early): the response path owns the exchange.
+  if (phase_ == Phase::awaiting_response || phase_ == Phase::relaying) return;
   if (ec) return upstream_write_failed(ec);
   (this->*after_upstream_write_)();
 }
@@ -264,12 +267,44 @@ std::string_view UpstreamExchange::keep_unsent(std::string_view head, std::strin
 void UpstreamExchange::on_upstream_read(const error_code&) {
   // The error (end of stream, reset) is remembered by the connection as eof().
   switch (phase_) {
-    case Phase::sending: upstream_early_event_ = true; return;  // handled once the upload stops
+    case Phase::sending: return upstream_answered_early();
     case Phase::awaiting_response:
     case Phase::relaying: return process_upstream();
     case Phase::tunneling: return tunnel_down();
     default: return;
   }
+}
+
+// The upstream spoke before the whole request went out. An interim 1xx is no answer: skipped, the
+// upload goes on. An answer that refuses the rest (an error status, or one closing the connection:
+// RFC 9112 §9.6), or the upstream's end, stops the upload at once and is relayed, whether we were
+// waiting for the client's body or for the upstream to take ours. Any other answer is relayed once
+// the body has gone out (no full duplex: the upload completes first).
+void UpstreamExchange::upstream_answered_early() {
+  for (;;) {
+    const std::string_view data = upstream_->data();
+    if (data.empty()) {
+      if (!upstream_->eof()) return upstream_->read();
+      break;
+    }
+    Error error = Error::ok;
+    const auto status = http::parse_response_head(data, snapshot().response_limits, response_scanner_,
+                                                  request_->is_head, response_, error);
+    if (status == http::ParseStatus::incomplete && !upstream_->eof() && !upstream_->buffer_full())
+      return upstream_->read();
+    if (status != http::ParseStatus::complete) break;  // broken or cut short: the response path says so
+    if (response_.status >= 200 || response_.status == 101) {
+      if (response_.status < 400 && response_.keep_alive()) return;  // it reads on: relayed after the upload
+      break;
+    }
+    upstream_->consume(response_.head_bytes);
+    response_scanner_.reset();
+  }
+  upstream_early_event_ = true;
+  // Body bytes still to come stay unread (the client connection closes after the answer); an
+  // upstream write in flight is left to end with the connection (on_upstream_write ignores it).
+  waiting_for_client_ = false;
+  request_sent();
 }
 
 void UpstreamExchange::process_upstream() {

@@ -415,7 +415,9 @@ void Session::exchange_done(const proxy::ExchangeEnd& end) {
   switch (end.kind) {
     case proxy::ExchangeEnd::Kind::complete:
       finish_request();
-      if (end.close_client) return close_now();
+      // Answered before the client's whole body came (an early answer): closing with its bytes
+      // unread would reset the connection and could destroy the answer on its way.
+      if (end.close_client) return body_.done() ? close_now() : linger();
       return next_request();
     case proxy::ExchangeEnd::Kind::failed: return reply(end.error, end.detail, end.close_client);
     case proxy::ExchangeEnd::Kind::cut:

@@ -252,11 +252,14 @@ def test_a_client_that_stops_reading_is_cut_never_answered_twice(frontdoor, upst
     s.sendall(build_request("GET", "/p/m/big", headers=(("Expect", "100-continue"),)))
     time.sleep(2.5)  # past client_idle without reading a byte
     data = b""
-    while True:
-        part = s.recv(1 << 20)
-        if not part:
-            break
-        data += part
+    try:
+        while True:
+            part = s.recv(1 << 20)
+            if not part:
+                break
+            data += part
+    except ConnectionResetError:
+        pass  # a cut resets the connection: what was received before stays readable
     s.close()
     assert data.count(b"HTTP/1.1 ") == 1, data[:200]
     assert data.startswith(b"HTTP/1.1 200")

@@ -155,6 +155,7 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   void send_request_head();
   void upload_more();
   void request_sent();
+  void upstream_answered_early();
   void upstream_write_failed(const boost::system::error_code& ec);
   // Response phases.
   void process_upstream();
@@ -207,7 +208,9 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   bool request_bytes_sent_ = false;  // some byte of this attempt's request was written
   bool counted_inflight_ = false;    // this attempt counts in its endpoint's in-flight load
   manifest::EndpointId inflight_endpoint_ = 0;
-  bool upstream_early_event_ = false;  // the upstream answered or closed while we were uploading
+  // The upstream refused the rest of the request (an error answer or its end) while we were
+  // uploading: the upload stops, the connection is not reused.
+  bool upstream_early_event_ = false;
   bool connection_slot_ = false;  // counted in the manifest's max_connections, not yet given to a connection
   bool holds_pending_ = false;    // counted in the manifest's max_pending
   Waiter connection_waiter_;      // in the worker's queue for the manifest while Phase::queued
