@@ -188,7 +188,7 @@ class Parser {
   void duration(const Field& f, Duration& out) {
     if (!scalar(f, "a duration")) return;
     if (!parse_duration(f.node.Scalar(), out))
-      error(f, shown(f.node.Scalar()) + " is not a duration (expected e.g. 250ms, 10s, 2m)");
+      error(f, shown(f.node.Scalar()) + " is not a duration (expected e.g. 250ms, 10s, 2m; at most 87600h)");
   }
 
   void boolean(const Field& f, bool& out) {

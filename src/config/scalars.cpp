@@ -39,7 +39,7 @@ bool parse_duration(std::string_view text, Duration& out) {
   else if (unit == "h") factor = 3'600'000;
   else if (unit.empty() && value == 0) factor = 1;  // a bare 0 needs no unit; any other number does
   else return false;
-  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max());
+  constexpr auto kMax = static_cast<std::uint64_t>(kMaxDuration.count());
   if (value > kMax / factor) return false;
   out = Duration(static_cast<Duration::rep>(value * factor));
   return true;

@@ -51,6 +51,10 @@ std::vector<ConfigError> validate(const Config& config);
 std::string to_yaml(const Config& config);
 
 // Parsers for the scalar forms, exposed for the CLI and tests. Return false on bad input.
+// The longest duration the configuration takes: 10 years. Deadlines are steady_clock time points in
+// nanoseconds (292 years from boot at most), so a longer "never" (99999999h) would wrap them into
+// the past and time out everything at once.
+inline constexpr Duration kMaxDuration = std::chrono::hours(24 * 3650);
 bool parse_duration(std::string_view text, Duration& out);
 bool parse_size(std::string_view text, std::uint64_t& out);
 std::string format_duration(Duration d);  // largest exact unit: "250ms", "30s", "2m", "1h"; 0 -> "0s"

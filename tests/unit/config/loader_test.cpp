@@ -201,7 +201,7 @@ TEST(ConfigLoader, BadDurationPointsAtTheValue) {
   const auto r = load(std::string(kMinimal) + "timeouts:\n  client_header: 10x\n");
   EXPECT_FALSE(r.config);
   EXPECT_EQ(errors_of(r),
-            Strings{"config.yaml:4:18: timeouts.client_header: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)"});
+            Strings{"config.yaml:4:18: timeouts.client_header: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m; at most 87600h)"});
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].file, "config.yaml");
   EXPECT_EQ(r.errors[0].line, 4);
@@ -320,7 +320,7 @@ manifests:
   EXPECT_FALSE(r.config);
   EXPECT_EQ(errors_of(r),
             (Strings{
-                "config.yaml:2:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)",
+                "config.yaml:2:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m; at most 87600h)",
                 "config.yaml:3:12: server.workers: 2000 is too many (expected 0..1024; 0 = one per core)",
                 "config.yaml:7:5: unknown key \"bogus_key\" in listeners[0] (expected one of: name, address, "
                 "default_environment, environments, proxy_protocol, trusted_proxies, tls)",
@@ -561,7 +561,7 @@ TEST(ConfigLoader, ErrorInAFileCarriesItsName) {
   TempDir dir;
   const auto path = dir.write("bad.yaml", std::string(kMinimal) + "server:\n  drain_timeout: 10x\n");
   EXPECT_EQ(errors_of(load_config_file(path)),
-            Strings{path + ":4:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m)"});
+            Strings{path + ":4:18: server.drain_timeout: \"10x\" is not a duration (expected e.g. 250ms, 10s, 2m; at most 87600h)"});
 }
 
 TEST(ConfigLoader, NeverThrowsOnOddInput) {
@@ -591,7 +591,7 @@ TEST(ConfigScalars, ParseDuration) {
   const std::pair<const char*, Duration> good[] = {
       {"0", 0ms},     {"0s", 0ms},      {"0ms", 0ms},      {"250ms", 250ms}, {"10s", 10s},
       {"2m", 120s},   {"1h", 3600s},    {"007s", 7s},      {"1000ms", 1s},   {"36h", 36h},
-      {"9223372036854775807ms", Duration(INT64_MAX)},
+      {"87600h", kMaxDuration}, {"315360000000ms", kMaxDuration},
   };
   for (const auto& [text, expected] : good) {
     Duration d{-1};
@@ -601,6 +601,8 @@ TEST(ConfigScalars, ParseDuration) {
   const char* bad[] = {"",    "10",  "1",     "s",    "-1s",  "+1s",  "1.5s", "10 s", " 10s", "10s ",
                        "10S", "1d",  "1sec",  "ms",   "10x",  "1h1m", "0x10s", "9223372036854775808ms",
                        "2562047788016h",  // > INT64_MAX ms
+                       "87601h", "315360000001ms",
+                       "99999999h",  // a "never" that would wrap every deadline into the past
                        "99999999999999999999s"};
   for (const char* text : bad) {
     Duration d{42};
