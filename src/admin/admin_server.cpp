@@ -4,6 +4,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <optional>
+#include <spdlog/spdlog.h>
 
 namespace frontdoor::admin {
 
@@ -12,16 +14,17 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
-  Connection(asio::ip::tcp::socket socket, const AdminServer& server, std::shared_ptr<unsigned> open)
-      : stream(std::move(socket)), server(server), open(std::move(open)) {
-    ++*this->open;
+  Connection(asio::ip::tcp::socket socket, const AdminServer& server, std::shared_ptr<OpenList> open)
+      : stream(std::move(socket)), server(server), open(std::move(open)) {}
+  ~Connection() {
+    if (place) open->erase(*place);
   }
-  ~Connection() { --*open; }
 
   void start() {
+    place = open->insert(open->end(), weak_from_this());
     parser.header_limit(8 * 1024);
     parser.body_limit(1024);
-    stream.expires_after(std::chrono::seconds(5));
+    stream.expires_after(kRequestTime);
     http::async_read(stream, buffer, parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->on_read(ec);
     });
@@ -41,6 +44,7 @@ struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
     response.keep_alive(false);
     response.body() = std::move(r.body);
     response.prepare_payload();
+    stream.expires_after(kAnswerTime);
     http::async_write(stream, response, [self = shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
       self->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
@@ -49,7 +53,8 @@ struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
 
   beast::tcp_stream stream;
   const AdminServer& server;
-  std::shared_ptr<unsigned> open;
+  std::shared_ptr<OpenList> open;
+  std::optional<OpenList::iterator> place;  // in `open` from start() on
   beast::flat_buffer buffer;
   http::request_parser<http::string_body> parser;
   http::response<http::string_body> response;
@@ -76,9 +81,31 @@ void AdminServer::stop() noexcept {
 void AdminServer::accept() {
   acceptor_.async_accept([this](beast::error_code ec, asio::ip::tcp::socket socket) {
     if (stopped_ || ec == asio::error::operation_aborted) return;
-    if (!ec && *open_ < kMaxConnections) std::make_shared<Connection>(std::move(socket), *this, open_)->start();
-    accept();  // beyond kMaxConnections the socket is closed as it goes out of scope
+    if (!ec) {
+      if (open_->size() >= kMaxConnections) make_room();
+      std::make_shared<Connection>(std::move(socket), *this, open_)->start();
+    }
+    accept();
   });
+}
+
+void AdminServer::make_room() {
+  // The oldest still open goes; it leaves the list once its cancelled operation has ended.
+  for (const auto& entry : *open_) {
+    const auto connection = entry.lock();
+    if (!connection || !connection->stream.socket().is_open()) continue;
+    beast::error_code ignored;
+    connection->stream.socket().close(ignored);
+    break;
+  }
+  ++evicted_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_eviction_log_ >= std::chrono::minutes(1)) {
+    last_eviction_log_ = now;
+    spdlog::warn("admin listener: {} connections open, closing the oldest to take a new one ({} so far): "
+                 "something holds connections without sending requests",
+                 open_->size(), evicted_);
+  }
 }
 
 Response AdminServer::answer(const Request& request) const {

@@ -4,6 +4,7 @@ import http.client
 import json
 import re
 import signal
+import socket
 import time
 
 from fdtest import make_config, manifest, request
@@ -108,6 +109,33 @@ def test_ready_turns_503_at_once_on_sigterm_while_traffic_is_still_served(frontd
     assert _get(admin, "/health")[0] == 200, "still alive while draining"
     assert request(fd.port, "GET", "/p/m/during-the-delay").status == 200, "traffic still served"
     assert fd.wait(10) == 0
+
+
+def test_idle_connections_cannot_lock_the_probes_out(frontdoor, upstream):
+    # The listener takes a bounded number of connections. Before, connections that never send a
+    # request filled it and every probe was refused: kubelet would restart or unroute a healthy pod.
+    fd = frontdoor(_admin_config(upstream), listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    idle = []
+    try:
+        for _ in range(100):
+            idle.append(socket.create_connection(("127.0.0.1", admin), timeout=5))
+        for _ in range(5):
+            assert _get(admin, "/health")[0] == 200
+            assert _get(admin, "/ready")[0] == 200
+        assert "closing the oldest to take a new one" in fd.stderr()
+    finally:
+        for s in idle:
+            s.close()
+    # A connection that sends no request is closed once its time to send one is up.
+    with socket.create_connection(("127.0.0.1", admin), timeout=5) as s:
+        started = time.monotonic()
+        s.settimeout(5)
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 4
 
 
 def test_no_admin_section_no_admin_listener(frontdoor, upstream):

@@ -1,13 +1,17 @@
 #pragma once
 // AdminServer: the operators' HTTP endpoint (probes, metrics), on its own listener and its own
 // io_context — the control thread's — so that a stuck worker cannot hide from /health. It serves
-// GET on the paths it was given, one request per connection (Connection: close), with a 5 s limit
-// on each connection and at most kMaxConnections at once: a probe or a scrape, never a client.
+// GET on the paths it was given, one request per connection (Connection: close): the request must
+// come within kRequestTime and the answer be taken within kAnswerTime. At most kMaxConnections are
+// open; one more makes the oldest go, so idle connections cannot lock probes out (kubelet would
+// then restart or unroute a healthy pod): a probe or a scrape lives milliseconds, never a client.
 // What each path answers is its handler's business (server/ provides them). Control thread only.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,6 +33,8 @@ struct Response {
 class AdminServer {
  public:
   static constexpr unsigned kMaxConnections = 64;
+  static constexpr std::chrono::seconds kRequestTime{2};
+  static constexpr std::chrono::seconds kAnswerTime{5};
   using Handler = std::function<Response(const Request&)>;
 
   AdminServer(boost::asio::io_context& io, boost::asio::ip::tcp::acceptor acceptor);
@@ -42,6 +48,7 @@ class AdminServer {
   void start();
   void stop() noexcept;
   std::uint16_t port() const;
+  std::size_t open_connections() const noexcept { return open_->size(); }
 
   // Answers one request: what a connection gets.
   Response answer(const Request& request) const;
@@ -49,12 +56,17 @@ class AdminServer {
  private:
   struct Connection;
   void accept();
+  void make_room();
 
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::map<std::string, Handler, std::less<>> routes_;
   std::map<std::string, Handler, std::less<>> post_routes_;
-  std::shared_ptr<unsigned> open_ = std::make_shared<unsigned>(0);
+  // Open connections, oldest first; shared with them (one may outlive the server by a handler).
+  using OpenList = std::list<std::weak_ptr<Connection>>;
+  std::shared_ptr<OpenList> open_ = std::make_shared<OpenList>();
+  std::uint64_t evicted_ = 0;
+  std::chrono::steady_clock::time_point last_eviction_log_{};
   bool stopped_ = false;
 };
 
