@@ -94,6 +94,7 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
     // The header counts against the header timeout, like the head it precedes.
     phase_ = Phase::reading_proxy_header;
     set_deadline(snapshot_->config.timeouts.client_header);
+    proxy_header_taken_ = 0;
     return read_proxy_header(false);
   }
   begin_connection();

@@ -13,10 +13,13 @@ using boost::system::error_code;
 using stats::Counter;
 
 // The PROXY header is peeked, never read past: what follows it (a TLS handshake, a request) stays in
-// the socket for the stream that reads it next. A partial header waits for more bytes to arrive.
+// the socket for the stream that reads it next. A partial header is taken out of the socket (all of
+// it is header) and the rest peeked after it once more bytes arrive: left in the socket, it would
+// keep the socket readable and the wait for more would spin until the header timeout.
 void Session::read_proxy_header(bool wait_for_more) {
   client_read_pending_ = true;
-  const auto peek = asio::buffer(buffer_.get(), std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes));
+  const std::size_t room = std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes) - proxy_header_taken_;
+  const auto peek = asio::buffer(buffer_.get() + proxy_header_taken_, room);
   if (!wait_for_more) {
     client_.tcp().async_receive(peek, asio::socket_base::message_peek, [this](const error_code& ec, std::size_t n) {
       client_read_pending_ = false;
@@ -31,6 +34,8 @@ void Session::read_proxy_header(bool wait_for_more) {
     if (phase_ == Phase::closed) return maybe_destroy();
     error_code peek_ec;
     const std::size_t n = ec ? 0 : client_.tcp().receive(peek, asio::socket_base::message_peek, peek_ec);
+    // A readiness event from before the bytes were taken can end the wait with nothing new: wait again.
+    if (!ec && peek_ec == asio::error::would_block) return read_proxy_header(true);
     if (ec || peek_ec) return close_now();
     on_proxy_header(n);
   });
@@ -38,9 +43,16 @@ void Session::read_proxy_header(bool wait_for_more) {
 
 void Session::on_proxy_header(std::size_t peeked) {
   http::ProxyHeader header;
-  switch (http::parse_proxy_header(std::string_view(buffer_.get(), peeked), header)) {
+  const std::size_t have = proxy_header_taken_ + peeked;
+  switch (http::parse_proxy_header(std::string_view(buffer_.get(), have), header)) {
     case http::ProxyHeaderStatus::incomplete:
-      if (peeked < std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes)) return read_proxy_header(true);
+      if (have < std::min<std::size_t>(capacity_, http::kMaxProxyV2Bytes)) {
+        error_code ec;
+        const std::size_t taken = client_.tcp().receive(asio::buffer(buffer_.get() + proxy_header_taken_, peeked), 0, ec);
+        if (ec || taken != peeked) return close_now();
+        proxy_header_taken_ += static_cast<std::uint32_t>(taken);
+        return read_proxy_header(true);
+      }
       [[fallthrough]];
     case http::ProxyHeaderStatus::error:
       // Not from the balancer this listener expects (or it speaks something else): no request to answer.
@@ -51,8 +63,9 @@ void Session::on_proxy_header(std::size_t peeked) {
     case http::ProxyHeaderStatus::complete: break;
   }
   error_code ec;
-  const std::size_t consumed = client_.tcp().receive(asio::buffer(buffer_.get(), header.bytes), 0, ec);
-  if (ec || consumed != header.bytes) return close_now();
+  const std::size_t rest = header.bytes - proxy_header_taken_;
+  const std::size_t consumed = client_.tcp().receive(asio::buffer(buffer_.get() + proxy_header_taken_, rest), 0, ec);
+  if (ec || consumed != rest) return close_now();
   if (!header.local) set_peer(header.source);
   phase_ = Phase::reading_head;
   begin_connection();

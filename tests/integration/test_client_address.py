@@ -1,5 +1,6 @@
 """The real client address behind a load balancer: the PROXY protocol (v1, v2) on a listener, and
 X-Forwarded-For from trusted proxies only. Rate limits keyed on client_ip and X-Forwarded-For use it."""
+import os
 import socket
 import struct
 import time
@@ -38,6 +39,31 @@ def test_proxy_protocol_v1_and_v2_name_the_client(frontdoor, upstream):
         assert c.read_response().status == 200
     forwarded = [q.headers.get("X-Forwarded-For") for q in upstream.wait_requests(4)]
     assert forwarded == ["192.0.2.9", "192.0.2.9", "198.51.100.4", "203.0.113.5"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_partial_proxy_header_waits_without_spinning(frontdoor, upstream):
+    # Left in the socket, a partial header kept it readable: the wait for more completed at once,
+    # again and again, and each such connection spun a worker until the header timeout.
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], **_listener(proxy_protocol=True)))
+    with Client(fd.port) as v1, Client(fd.port) as v2:
+        v1.send(b"PROXY TCP4 203.0.")
+        v2.send(_v2("198.51.100.7")[:20])
+        before = _cpu_seconds(fd.pid)
+        time.sleep(1.5)
+        spent = _cpu_seconds(fd.pid) - before
+        assert spent < 0.3, "%.2f s of CPU in 1.5 s while two PROXY headers waited" % spent
+        v1.send(b"113.5 127.0.0.1 51000 80\r\n" + build_request("GET", "/p/m/late"))
+        v2.send(_v2("198.51.100.7")[20:] + build_request("GET", "/p/m/late2"))
+        assert v1.read_response().status == 200
+        assert v2.read_response().status == 200
+    forwarded = sorted(q.headers.get("X-Forwarded-For") for q in upstream.wait_requests(2))
+    assert forwarded == ["198.51.100.7", "203.0.113.5"]
 
 
 def test_a_connection_without_a_proxy_header_is_closed(frontdoor, upstream):

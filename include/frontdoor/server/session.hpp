@@ -165,6 +165,7 @@ class Session final : private proxy::ClientSide {
   pipeline::Clock::time_point head_deadline_{};
   pipeline::Clock::time_point request_deadline_ = pipeline::Clock::time_point::max();
   std::uint32_t linger_budget_ = 0;
+  std::uint32_t proxy_header_taken_ = 0;  // bytes of an incomplete PROXY header already read (buffer_)
   std::uint8_t recursion_ = 0;
 
   // Worker's intrusive lists: every session, and the idle ones.
