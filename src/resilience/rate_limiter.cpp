@@ -163,6 +163,13 @@ SlidingWindow::State sw_unpack(std::uint64_t word, std::int64_t now_index, bool&
   if (!live) return {now_index, 0, 0};
   return {now_index - behind, (word >> 16) & 0xffff, word & 0xffff};
 }
+
+// How many requests a live slot still counts (its sliding estimate now, `f` into the current window).
+double sw_remembered(const SlidingWindow::State& s, std::int64_t now_index, double f) noexcept {
+  const double prev = static_cast<double>(s.previous), cur = static_cast<double>(s.current);
+  if (s.index >= now_index) return prev * (1.0 - f) + cur;
+  return cur * (1.0 - f);  // last window's count is the fading one now
+}
 }  // namespace
 
 SlidingWindowTable::SlidingWindowTable(std::size_t slots, std::uint32_t max_probe) : slots_(slots, max_probe) {}
@@ -173,9 +180,11 @@ LimitDecision SlidingWindowTable::acquire(std::uint64_t key, const SlidingWindow
   const std::uint64_t tag = std::max<std::uint64_t>(h >> (64 - kSwTagBits), 1);
   const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
   const std::int64_t now_index = floor_div(now.time_since_epoch().count(), config.window.count());
+  const double f = window_fraction(config, now_index, now);
   for (int attempt = 0; attempt < kSwMaxAttempts; ++attempt) {
     std::size_t found = SIZE_MAX, free_slot = SIZE_MAX, victim = SIZE_MAX;
     std::uint64_t found_word = 0, free_word = 0, victim_word = 0;
+    double victim_remembers = 0;
     for (std::uint32_t i = 0; i < slots_.max_probe; ++i) {
       const std::size_t slot = (home + i) & slots_.mask;
       const std::uint64_t word = slots_.words[slot].load(std::memory_order_acquire);
@@ -189,9 +198,15 @@ LimitDecision SlidingWindowTable::acquire(std::uint64_t key, const SlidingWindow
       if (!live && free_slot == SIZE_MAX) {
         free_slot = slot;
         free_word = word;
-      } else if (live && (victim == SIZE_MAX || s.index < now_index)) {
-        victim = slot;  // prefer one whose counts are already fading
-        victim_word = word;
+      } else if (live) {
+        // The victim is the key remembering least: a flood of new keys pushes out its own, never a
+        // key held at its limit (forgetting that one would hand it a fresh quota).
+        const double remembers = sw_remembered(s, now_index, f);
+        if (victim == SIZE_MAX || remembers < victim_remembers) {
+          victim = slot;
+          victim_word = word;
+          victim_remembers = remembers;
+        }
       }
     }
     std::size_t target = found;

@@ -178,6 +178,23 @@ TEST(SlidingWindowTable, IdleKeysFreeTheirSlots) {
   EXPECT_FALSE(table.acquire(100, config, clock.now()).allowed);
 }
 
+// A key at its limit is not written while refused, so its slot looked "fading" and was the first
+// to go when new keys filled the probe window: a flood of fresh keys handed it a new quota.
+TEST(SlidingWindowTable, AFloodOfNewKeysNeverEvictsAKeyHeldAtItsLimit) {
+  ManualClock clock;
+  const SlidingWindowConfig config{.limit = 3, .window = 10s};
+  SlidingWindowTable table(16, 16);  // one probe window for everything
+  const std::uint64_t blocked = 424242;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(table.acquire(blocked, config, clock.now()).allowed);
+  ASSERT_FALSE(table.acquire(blocked, config, clock.now()).allowed);
+  for (int step = 0; step < 2; ++step) {
+    clock.advance(step == 0 ? 10s : 2s);  // the next window: its count fades from 3
+    for (std::uint64_t key = 1; key <= 2000; ++key) table.acquire(key * 7919 + step, config, clock.now());
+    EXPECT_GT(table.counters().evictions, 0u);
+    EXPECT_FALSE(table.acquire(blocked, config, clock.now()).allowed) << "evicted, its limit reset, at step " << step;
+  }
+}
+
 TEST(SlidingWindowTable, ALaggingClockCountsIntoTheNewerWindow) {
   ManualClock clock;
   const SlidingWindowConfig config{.limit = 4, .window = 1s};
