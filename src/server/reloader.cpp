@@ -73,7 +73,7 @@ ReloadResult ConfigReloader::attempt() {
        result.restart_needed);
   std::vector<config::ConfigError> errors;
   snapshot::AddressBook used;
-  auto snapshot = snapshot::build_snapshot(next, registry_, errors, nullptr, &used);
+  auto snapshot = snapshot::build_snapshot(next, registry_, errors, &book_, &used);
   if (!snapshot) {
     std::vector<std::string> messages;
     for (const auto& e : errors) messages.push_back(e.to_string());
@@ -98,6 +98,7 @@ ReloadResult ConfigReloader::attempt() {
                snapshot->manifests.manifests().size());
   for (const auto& name : result.restart_needed)
     spdlog::warn("reload: {} changed in the file but needs a restart: the running value stays", name);
+  if (after_reload_) after_reload_();
   const std::size_t manifests = snapshot->manifests.manifests().size();
   if (cluster_capacity_ != 0 && manifests + store_slots_ > cluster_capacity_)
     spdlog::warn("reload: {} manifests{}, but cluster limits (max_requests, max_connections, max_pending) were "

@@ -410,28 +410,33 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   await_hangup();
 
   // Endpoints named by host name, resolved again on an interval (a headless Service's pods come and
-  // go), on a thread of their own; a changed answer compiles the running config again.
+  // go) and after each reload, on a thread of their own; a changed answer compiles the running
+  // config again.
   store::BlockingPool resolver_thread("fd-resolver", {}, 1);
   asio::steady_timer resolve_timer(control);
-  std::function<void()> schedule_resolve = [&] {
-    const auto every = reloader.running().upstream_pool.resolve_interval;
-    if (every.count() == 0) return;
-    resolve_timer.expires_after(every);
-    resolve_timer.async_wait([&](const error_code& ec) {
-      if (ec) return;
-      if (manifest_store) manifest_store->refresh_addresses();
-      resolver_thread.submit([&, names = snapshot::host_names(reloader.running().manifests)](auto*, const auto&) {
-        std::vector<std::string> failed;
-        auto book = snapshot::resolve_names(names, failed);
-        asio::post(control, [&, book = std::move(book), failed = std::move(failed)] {
-          for (const auto& f : failed) spdlog::warn("endpoint {}: its last addresses stay", f);
-          reloader.refresh_addresses(book);
-          schedule_resolve();
-        });
+  std::function<void()> schedule_resolve;
+  const std::function<void()> resolve_now = [&] {
+    if (manifest_store) manifest_store->refresh_addresses();
+    resolver_thread.submit([&, names = snapshot::host_names(reloader.running().manifests)](auto*, const auto&) {
+      std::vector<std::string> failed;
+      auto book = snapshot::resolve_names(names, failed);
+      asio::post(control, [&, book = std::move(book), failed = std::move(failed)] {
+        for (const auto& f : failed) spdlog::warn("endpoint {}: its last addresses stay", f);
+        reloader.refresh_addresses(book);
+        schedule_resolve();
       });
     });
   };
+  schedule_resolve = [&] {
+    const auto every = reloader.running().upstream_pool.resolve_interval;
+    if (every.count() == 0) return;
+    resolve_timer.expires_after(every);  // a round already scheduled is replaced
+    resolve_timer.async_wait([&](const error_code& ec) {
+      if (!ec) resolve_now();
+    });
+  };
   schedule_resolve();
+  reloader.set_after_reload(resolve_now);
 
   asio::signal_set signals(control, SIGINT, SIGTERM);
   asio::steady_timer drain_delay(control);

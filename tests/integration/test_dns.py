@@ -138,3 +138,32 @@ def test_addresses_that_go_leave_no_state_behind_and_their_ids_serve_the_next_on
     finally:
         for p in pods:
             p.stop()
+
+
+def test_a_reload_during_a_dns_outage_keeps_the_last_addresses_and_resolves_again_after(frontdoor, private_hosts):
+    """A reload takes the running config's host names from what they last resolved to: a DNS outage
+    neither refuses it nor blocks the control thread (where /health is answered). The names are
+    resolved again off that thread right after each reload, even with resolve_interval 0."""
+    a = ScriptedUpstream("a", host="127.0.0.2")
+    b = ScriptedUpstream("b", port=a.port, host="127.0.0.3")
+    try:
+        _hosts(private_hosts, "127.0.0.2")
+        cfg = make_config([{"project": "*", "module": "*", "environment": "*",
+                            "endpoints": [{"address": "%s:%d" % (NAME, a.port)}]}],
+                          upstream_pool={"resolve_interval": "0s"})
+        fd = frontdoor(cfg)
+        assert request(fd.port, "GET", "/x").headers.get("X-Upstream") == "a"
+        _hosts(private_hosts)  # the name stops resolving
+        cfg["timeouts"] = {"client_idle": "30s"}
+        fd.reload(cfg)
+        assert "reload refused" not in fd.stderr()
+        assert request(fd.port, "GET", "/x").headers.get("X-Upstream") == "a"
+        assert _wait(lambda: "its last addresses stay" in fd.stderr(), 5), "not resolved again after the reload"
+        # The name comes back with another address: the next reload's background resolution finds it.
+        _hosts(private_hosts, "127.0.0.3")
+        cfg["timeouts"] = {"client_idle": "31s"}
+        fd.reload(cfg)
+        assert _wait(lambda: request(fd.port, "GET", "/x").headers.get("X-Upstream") == "b", 5)
+    finally:
+        a.stop()
+        b.stop()

@@ -5,6 +5,10 @@
 // ones get the new; connections stay open; per-endpoint state (breakers, pools, health) carries
 // over for the endpoints that stay (stable endpoint ids). A bad file changes nothing.
 // Settings that cannot change live keep their running values, and the result names them.
+// Host names the running config already resolved keep their addresses here: no DNS lookup on the
+// control thread (where /health is answered), and a DNS outage cannot refuse a reload. They are
+// resolved again off it right after (the after-reload hook); a new name is resolved at once, and
+// one that does not resolve refuses the reload.
 // Control thread only.
 #include <chrono>
 #include <cstdint>
@@ -47,6 +51,8 @@ class ConfigReloader {
   }
 
   ReloadResult reload();
+  // Called after each reload that was installed (the server resolves the host names again).
+  void set_after_reload(std::function<void()> hook) { after_reload_ = std::move(hook); }
 
   // How many manifests the process-wide cluster limits (upstream::ClusterLoad) were sized for at
   // start, and how many of those slots the manifest store's follow the embedded ones with: a reload
@@ -82,6 +88,7 @@ class ConfigReloader {
   ApplyListeners apply_listeners_;
   std::function<void(std::shared_ptr<const snapshot::Snapshot>)> install_;
   snapshot::AddressBook book_;  // what the host names of the running config resolved to
+  std::function<void()> after_reload_;
   std::size_t cluster_capacity_ = 0;  // 0: not told (no check)
   std::size_t store_slots_ = 0;
   std::uint64_t generation_ = 1;
