@@ -31,6 +31,13 @@ def _hosts(path, *addresses):
             f.write("%s %s\n" % (a, NAME))
 
 
+def _service_config(port, resolve_interval):
+    """Every request to NAME:port (a headless Service), resolved again every `resolve_interval`."""
+    return make_config([{"project": "*", "module": "*", "environment": "*",
+                         "endpoints": [{"address": "%s:%d" % (NAME, port)}]}],
+                       upstream_pool={"resolve_interval": resolve_interval})
+
+
 def _wait(predicate, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,9 +66,7 @@ def test_a_host_name_is_resolved_again_and_its_addresses_come_and_go(frontdoor, 
     b = ScriptedUpstream("b", port=a.port, host="127.0.0.3")
     try:
         _hosts(private_hosts, "127.0.0.2")
-        cfg = make_config([{"project": "*", "module": "*", "environment": "*",
-                            "endpoints": [{"address": "%s:%d" % (NAME, a.port)}]}],
-                          upstream_pool={"resolve_interval": "1s"})
+        cfg = _service_config(a.port, "1s")
         fd = frontdoor(cfg)
         assert {request(fd.port, "GET", "/x").headers.get("X-Upstream") for _ in range(6)} == {"a"}
         # A second pod: both take requests once the name is resolved again.
@@ -122,9 +127,7 @@ def test_addresses_that_go_leave_no_state_behind_and_their_ids_serve_the_next_on
             pods.append(ScriptedUpstream("pod%d" % i, port=pods[0].port if pods else 0, host="127.0.0.%d" % (i + 2)))
         port = pods[0].port
         _hosts(private_hosts, "127.0.0.2")
-        cfg = make_config([{"project": "*", "module": "*", "environment": "*",
-                            "endpoints": [{"address": "%s:%d" % (NAME, port)}]}],
-                          upstream_pool={"resolve_interval": "1s"})
+        cfg = _service_config(port, "1s")
         fd = frontdoor(cfg)
         for i, pod in enumerate(pods):
             _hosts(private_hosts, "127.0.0.%d" % (i + 2))
@@ -148,9 +151,7 @@ def test_a_reload_during_a_dns_outage_keeps_the_last_addresses_and_resolves_agai
     b = ScriptedUpstream("b", port=a.port, host="127.0.0.3")
     try:
         _hosts(private_hosts, "127.0.0.2")
-        cfg = make_config([{"project": "*", "module": "*", "environment": "*",
-                            "endpoints": [{"address": "%s:%d" % (NAME, a.port)}]}],
-                          upstream_pool={"resolve_interval": "0s"})
+        cfg = _service_config(a.port, "0s")
         fd = frontdoor(cfg)
         assert request(fd.port, "GET", "/x").headers.get("X-Upstream") == "a"
         _hosts(private_hosts)  # the name stops resolving
