@@ -120,6 +120,10 @@ void HealthChecker::run(const ProbePtr& p) {
                          if (n < 12 || (rec && rec != asio::error::eof)) return finish(p, false);
                          const std::string_view head(p->response.data(), n);
                          if (head.substr(0, 7) != "HTTP/1." || head[8] != ' ') return finish(p, false);
+                         // Three digits, then the reason's space or the line's end: "0F0" is no 220.
+                         const auto digit = [&](std::size_t i) { return head[i] >= '0' && head[i] <= '9'; };
+                         if (!digit(9) || !digit(10) || !digit(11) || (n > 12 && head[12] != ' ' && head[12] != '\r'))
+                           return finish(p, false);
                          unsigned status = 0;
                          for (int i = 9; i < 12; ++i) status = status * 10 + static_cast<unsigned>(head[i] - '0');
                          finish(p, status >= p->settings.expected_status_min && status <= p->settings.expected_status_max);

@@ -86,3 +86,17 @@ def test_health_checks_follow_a_reload(frontdoor, upstreams):
     assert served == {"a", "b"}, served
     time.sleep(0.3)
     assert len(_probes(a, "/hz")) == probed, "still probed after the reload removed the check"
+
+
+def test_a_malformed_status_line_fails_the_health_check(frontdoor, upstreams):
+    # "0F0" was read digit by digit with unsigned wrap-around (220): healthy.
+    bad = b"HTTP/1.1 0F0 garbage\r\nContent-Length: 0\r\n\r\n"
+    a = upstreams("a", lambda req: Action(mode="raw_with_fin", body=bad) if req.target == "/healthz" else Action())
+    b = upstreams("b")
+    cfg = make_config([manifest("*", "*", [a, b])])
+    cfg["resilience"] = {"health_check": {"path": "/healthz", "interval": "100ms", "timeout": "500ms",
+                                          "unhealthy_threshold": 1, "healthy_threshold": 1}}
+    fd = frontdoor(cfg)
+    assert _wait(lambda: len(_probes(a, "/healthz")) >= 2)
+    served = [request(fd.port, "GET", "/page").headers.get("X-Upstream") for _ in range(6)]
+    assert served == ["b"] * 6, served
