@@ -336,15 +336,28 @@ Verdict BreakerStage::on_request(RequestContext& ctx) noexcept {
 }
 
 void BreakerStage::on_complete(RequestContext& ctx) noexcept {
-  if (clusters_ != nullptr && ctx.manifest != nullptr) {
-    if (ctx.holds_request_slot) clusters_->remove_request(ctx.manifest->index);
-    if (ctx.holds_retry_slot) clusters_->remove_retry(ctx.manifest->index);
-    ctx.holds_request_slot = ctx.holds_retry_slot = false;
-  }
+  release_slots(ctx);
+  report(ctx, ctx.outcome, ctx.status);
+}
+
+void BreakerStage::on_tunnel(RequestContext& ctx) noexcept {
+  release_slots(ctx);
+  report(ctx, Error::ok, 101);
+}
+
+void BreakerStage::release_slots(RequestContext& ctx) noexcept {
+  if (clusters_ == nullptr || ctx.manifest == nullptr) return;
+  if (ctx.holds_request_slot) clusters_->remove_request(ctx.manifest->index);
+  if (ctx.holds_retry_slot) clusters_->remove_retry(ctx.manifest->index);
+  ctx.holds_request_slot = ctx.holds_retry_slot = false;
+}
+
+void BreakerStage::report(RequestContext& ctx, Error outcome, unsigned status) noexcept {
   if (ctx.endpoint == nullptr || ctx.manifest == nullptr || ctx.attempt_reported) return;
   const auto latency = ctx.response_started == Clock::time_point{} ? resilience::Duration::zero()
                                                                     : ctx.response_started - ctx.upstream_started;
-  health_->report(*ctx.manifest, ctx.endpoint_index, ctx.outcome, ctx.status, latency, ctx.now);
+  health_->report(*ctx.manifest, ctx.endpoint_index, outcome, status, latency, ctx.now);
+  ctx.attempt_reported = true;
 }
 
 namespace {

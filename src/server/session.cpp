@@ -95,6 +95,7 @@ void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&
     phase_ = Phase::reading_proxy_header;
     set_deadline(snapshot_->config.timeouts.client_header);
     proxy_header_taken_ = 0;
+    worker_.mark_idle(this);  // reclaimable until its header is in, like a TLS handshake
     return read_proxy_header(false);
   }
   begin_connection();
@@ -109,11 +110,15 @@ void Session::set_peer(const boost::asio::ip::address& address) noexcept {
 
 void Session::begin_connection() {
   if (client_.is_tls()) {
-    // The handshake counts against the header timeout, like the head it precedes.
+    // The handshake counts against the header timeout, like the head it precedes. Until it is done
+    // the connection is as reclaimable as an idle one: silent connects to a TLS port must not hold
+    // max_connections against everyone until the timeout.
     set_deadline(snapshot_->config.timeouts.client_header);
+    worker_.mark_idle(this);
     client_read_pending_ = true;
     client_.async_handshake([this](const error_code& ec) {
       client_read_pending_ = false;
+      worker_.mark_busy(this);
       if (phase_ == Phase::closed) return maybe_destroy();
       if (ec) {
         spdlog::debug("TLS handshake from {}: {}", ctx_.client_ip, ec.message());
@@ -213,11 +218,14 @@ void Session::watch_client() noexcept {
 }
 
 // A tunnel lives as long as its two peers want: it is not held to request_total, and it leaves the
-// requests in flight that load shedding counts (a thousand idle WebSockets are not an overload).
+// requests in flight that load shedding and max_requests count (a thousand idle WebSockets are not
+// an overload); its endpoint's breaker learns of the 101 now, not when the tunnel closes.
 void Session::tunnel_started() noexcept {
   request_deadline_ = pipeline::Clock::time_point::max();
   if (counted_in_flight_) --worker_.load().inflight;
   counted_in_flight_ = false;
+  ctx_.now = worker_.now();
+  worker_.pipeline().stage<pipeline::BreakerStage>().on_tunnel(ctx_);
 }
 
 void Session::start_head_clock() {
@@ -356,13 +364,15 @@ void Session::run_pipeline() {
       start_hold(delay);
       return;
     }
-    // Woken by the limiter when its Redis fetch answers (or fails: it then decides without Redis),
-    // or by the manifest store. The deadline is only a backstop: their own timeouts end the wait
-    // sooner (the store's: Redis's command timeout, then PostgreSQL's connect and query timeouts).
+    // Woken by the limiter when its Redis fetch answers (or fails: it then decides without Redis,
+    // as on_redis_failure says), or by the manifest store. The deadline is only a backstop, past
+    // their own timeouts: the limiter's (Redis's connect and command timeouts), the store's (Redis's
+    // command timeout, then PostgreSQL's connect and query timeouts). A fixed one would cut a slow
+    // Redis's wait short and answer 503 where the limit fails open.
     const auto& c = snapshot_->config;
     set_deadline(ctx_.repin_snapshot ? c.redis.command_timeout + c.postgres.connect_timeout + c.postgres.query_timeout +
                                            std::chrono::seconds(1)
-                                     : std::chrono::seconds(2));
+                                     : c.redis.connect_timeout + c.redis.command_timeout + std::chrono::seconds(1));
     return;
   }
   if (verdict == pipeline::Verdict::Continue) return start_upstream();

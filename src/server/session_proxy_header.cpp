@@ -67,6 +67,7 @@ void Session::on_proxy_header(std::size_t peeked) {
   const std::size_t consumed = client_.tcp().receive(asio::buffer(buffer_.get() + proxy_header_taken_, rest), 0, ec);
   if (ec || consumed != rest) return close_now();
   if (!header.local) set_peer(header.source);
+  worker_.mark_busy(this);
   phase_ = Phase::reading_head;
   begin_connection();
 }

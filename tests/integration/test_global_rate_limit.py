@@ -68,10 +68,12 @@ def test_limit_holds_across_two_processes(frontdoor, upstream, redis_server):
     keys = redis_server.command("KEYS", "fdtest:rl:*")
     assert len(keys) == 1, keys
     assert 0 < redis_server.command("PTTL", keys[0]) <= 1000
-    # Each replica leased tokens in batches: far fewer Redis calls than requests.
+    # Each replica leased tokens in batches: far fewer Redis calls than requests. (A refusal is
+    # remembered for a short while only, so a slow build on a busy machine asks more often: one
+    # fetch per 4.6 requests was seen under ASan with other work running; per request would be 1.)
     m = a.metrics()
     assert m["redis"]["connected"] == 2 and m["global_rate_limit"]["fetch_failures"] == 0, m
-    assert 0 < m["global_rate_limit"]["fetches"] < sum(counts[a.port].values()) / 5, m
+    assert 0 < m["global_rate_limit"]["fetches"] < sum(counts[a.port].values()) / 3, m
 
 
 def test_refusal_carries_headers_and_retry_after(frontdoor, upstream, redis_server):
@@ -158,6 +160,28 @@ def test_slow_redis_fails_over_within_the_command_timeout(frontdoor, upstream, r
     assert elapsed < 1.2, elapsed  # never waits for the stalled Redis
     assert r.status in (200, 503)
     assert 503 in statuses, statuses
+
+
+def test_a_redis_slower_than_two_seconds_within_its_command_timeout_still_fails_open(frontdoor, upstream,
+                                                                                    redis_server):
+    # A request waiting for Redis had a fixed 2 s backstop: with command_timeout 2500ms it got a 503
+    # at 2 s where the limit fails open (on_redis_failure: allow).
+    import threading
+    cfg = global_config(upstream, redis_server.address, workers=1, key="header:X-Key", on_redis_failure="allow")
+    cfg["redis"]["command_timeout"] = "2500ms"
+    fd = frontdoor(cfg)
+    assert request(fd.port, "GET", "/a/b", headers=[("X-Key", "warm")]).status == 200  # connected
+    stall = threading.Thread(target=lambda: redis_server.command("DEBUG", "SLEEP", "4", timeout=8))
+    stall.start()
+    time.sleep(0.1)
+    try:
+        t0 = time.monotonic()
+        r = request(fd.port, "GET", "/a/b", headers=[("X-Key", "cold")], timeout=10)  # needs a fetch
+        elapsed = time.monotonic() - t0
+    finally:
+        stall.join(10)
+    assert r.status == 200, r
+    assert 2.3 < elapsed < 3.8, elapsed  # the command timeout, then the fallback
 
 
 def test_manifest_global_limit_is_shared_by_replicas(frontdoor, upstream, redis_server):

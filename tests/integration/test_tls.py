@@ -63,6 +63,30 @@ def test_plain_http_on_tls_listener_is_closed(frontdoor, upstream, certificate):
     assert upstream.request_list() == []
 
 
+def test_silent_connects_to_a_tls_port_cannot_lock_clients_out(frontdoor, upstream, certificate):
+    # A connection still in its handshake was not reclaimable: a few bare connects held every slot
+    # of max_connections (evicting idle clients) until timeouts.client_header.
+    import socket
+    cert, key = certificate
+    cfg = tls_config(upstream, cert, key)
+    cfg["server"] = {"workers": 1, "max_connections": 4}
+    fd = frontdoor(cfg)
+    context = ssl.create_default_context(cafile=cert)
+    silent = [socket.create_connection(("127.0.0.1", fd.port), timeout=5) for _ in range(8)]
+    try:
+        for i in range(3):
+            conn = http.client.HTTPSConnection("localhost", fd.port, context=context, timeout=5)
+            try:
+                conn.request("GET", "/a/b/%d" % i)
+                assert conn.getresponse().status == 200
+            finally:
+                conn.close()
+    finally:
+        for s in silent:
+            s.close()
+    assert fd.metrics()["connections_reclaimed"] >= 4
+
+
 def test_bad_certificate_path_fails_at_start(tmp_path, upstream):
     from fdtest import Frontdoor
     cfg = tls_config(upstream, str(tmp_path / "missing.pem"), str(tmp_path / "missing.key"))

@@ -13,9 +13,10 @@ from fdtest import make_config, manifest, request
 
 
 class EchoServer:
-    """A WebSocket server on 127.0.0.1 in a thread of its own: echoes every message."""
+    """A WebSocket server on 127.0.0.1 in a thread of its own: echoes every message.
+    `process_request(path, headers)` may answer a request itself (websockets' hook): plain HTTP."""
 
-    def __init__(self):
+    def __init__(self, process_request=None):
         self.loop = asyncio.new_event_loop()
         self.paths = []
         ready = threading.Event()
@@ -26,7 +27,8 @@ class EchoServer:
                 await ws.send(message)
 
         async def start():
-            self.server = await websockets.serve(handler, "127.0.0.1", 0, ping_interval=None)
+            self.server = await websockets.serve(handler, "127.0.0.1", 0, ping_interval=None,
+                                                 process_request=process_request)
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
 
@@ -154,3 +156,46 @@ def test_open_tunnels_do_not_count_as_requests_in_flight(frontdoor, echo, upstre
 
     assert run(session()) == 200
 
+
+
+def test_a_websocket_holds_neither_its_endpoints_breaker_probe_nor_a_request_slot(frontdoor):
+    # The breaker heard of an upgrade only when its tunnel closed: a WebSocket that was the half-open
+    # probe kept every other request out (503) for the tunnel's life; and open tunnels held
+    # max_requests slots, so two WebSockets made every plain request of the manifest a 503.
+    from http import HTTPStatus
+
+    def plain(path, headers):
+        if "Upgrade" in headers:
+            return None
+        if path.startswith("/p/m/fail"):
+            return HTTPStatus.INTERNAL_SERVER_ERROR, [], b"fail\n"
+        return HTTPStatus.OK, [], b"ok\n"
+
+    server = EchoServer(process_request=plain)
+    try:
+        cfg = make_config([manifest("p", "m", [server.address], max_requests=2)])
+        cfg["resilience"] = {"circuit_breaker": {"consecutive_failures": 2, "open_duration": "1s",
+                                                 "failures": ["connect_error", "timeout", "bad_response", "5xx"]},
+                             "outlier_detection": {"consecutive_failures": 0},
+                             "retries": {"max_attempts": 1}}
+        fd = frontdoor(cfg)
+        assert [request(fd.port, "GET", "/p/m/fail").status for _ in range(2)] == [500, 500]
+        assert request(fd.port, "GET", "/p/m/ok").status == 503  # open
+        time.sleep(1.3)  # half-open: the next request is the probe
+
+        async def session():
+            probe = await websockets.connect("ws://127.0.0.1:%d/p/m/chat" % fd.port, ping_interval=None)
+            other = await websockets.connect("ws://127.0.0.1:%d/p/m/chat2" % fd.port, ping_interval=None)
+            try:
+                await probe.send("hi")
+                assert await probe.recv() == "hi"
+                statuses = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: [request(fd.port, "GET", "/p/m/ok").status for _ in range(3)])
+            finally:
+                await probe.close()
+                await other.close()
+            return statuses
+
+        assert run(session()) == [200, 200, 200]
+    finally:
+        server.stop()

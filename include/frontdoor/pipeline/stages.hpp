@@ -126,9 +126,16 @@ class BreakerStage {
   BreakerStage(UpstreamHealth& health, upstream::ClusterLoad* clusters) : health_(&health), clusters_(clusters) {}
   Verdict on_request(RequestContext& ctx) noexcept;
   void on_complete(RequestContext& ctx) noexcept;
+  // The upstream answered 101: the attempt is a success for the breaker now (a half-open probe
+  // must not stay taken for the tunnel's whole life) and the request leaves max_requests; the
+  // tunnel that follows is no request in flight. on_complete later has nothing left to do.
+  void on_tunnel(RequestContext& ctx) noexcept;
   upstream::ClusterLoad* clusters() noexcept { return clusters_; }
 
  private:
+  void release_slots(RequestContext& ctx) noexcept;
+  void report(RequestContext& ctx, Error outcome, unsigned status) noexcept;
+
   UpstreamHealth* health_;
   upstream::ClusterLoad* clusters_;
 };
