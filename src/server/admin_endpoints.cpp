@@ -414,7 +414,7 @@ admin::Response AdminEndpoints::metrics() {
   x.add("fd_cpu_usage_percent", "CPU used by the process over the last second, percent of one core.",
         MetricType::Gauge, "", {}, cpu_percent_);
   x.add("fd_build_info", "The running build: always 1.", MetricType::Gauge, "version", {kVersion}, 1);
-  x.add("fd_ready", "1 while /ready answers 200.", MetricType::Gauge, "", {}, draining_ ? 0 : 1);
+  x.add("fd_ready", "1 while /ready answers 200.", MetricType::Gauge, "", {}, ready().status == 200 ? 1 : 0);
   if (reloader_ != nullptr) {
     x.add("fd_config_reloads_total", "Configuration reloads (SIGHUP, POST /reload), by result.", MetricType::Counter,
           "result=\"ok\"", {}, static_cast<double>(reloader_->succeeded()));

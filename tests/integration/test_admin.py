@@ -158,3 +158,6 @@ def test_readiness_can_require_redis(frontdoor, upstream):
     status, _, body = _get(fd2.ports["admin"], "/ready")
     assert status == 503 and json.loads(body)["status"] == "dependency_down", body
     assert request(fd2.port, "GET", "/p/m/still-served").status == 200, "readiness only: traffic still served"
+    # The gauge says what /ready says (it followed only the drain before).
+    assert re.search(r"^fd_ready 0$", _get(fd2.ports["admin"], "/metrics")[2], re.M)
+    assert re.search(r"^fd_ready 1$", _get(fd.ports["admin"], "/metrics")[2], re.M)
