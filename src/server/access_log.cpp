@@ -86,8 +86,14 @@ void AccessLog::write(const AccessRecord& r) {
     append_text_safe(buffer_, r.method);
     buffer_.push_back(' ');
     append_text_safe(buffer_, r.target);
-    fmt::format_to(std::back_inserter(buffer_), "\" {} {} {} {}/{}/{} {} {:.3f}ms {:.3f}ms {}\n", ctx.status,
-                   ctx.request_body_bytes, ctx.response_bytes, project, module, environment,
+    fmt::format_to(std::back_inserter(buffer_), "\" {} {} {} ", ctx.status, ctx.request_body_bytes, ctx.response_bytes);
+    // Without a manifest, the route's parts are the client's path segments: no quote may pass.
+    append_text_safe(buffer_, project);
+    buffer_.push_back('/');
+    append_text_safe(buffer_, module);
+    buffer_.push_back('/');
+    append_text_safe(buffer_, environment);
+    fmt::format_to(std::back_inserter(buffer_), " {} {:.3f}ms {:.3f}ms {}\n",
                    r.upstream.empty() ? std::string_view("-") : r.upstream, total, upstream_ms, error);
   }
   if (buffer_.size() >= kFlushAt) flush();

@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -12,6 +15,11 @@
 #include <vector>
 
 namespace frontdoor::server {
+
+std::atomic<std::uint64_t>& LogWriter::lost_lines_total() noexcept {
+  static std::atomic<std::uint64_t> lost{0};
+  return lost;
+}
 
 struct LogWriter::State {
   std::mutex mutex;
@@ -25,6 +33,8 @@ struct LogWriter::State {
   bool done = false;
   std::string path;  // empty for stdout / stderr
   int fd = -1;
+  bool mid_line = false;  // a failed write left the destination in the middle of a line
+  std::chrono::steady_clock::time_point last_warning{};
 
   void run() noexcept {
     std::unique_lock lock(mutex);
@@ -55,15 +65,44 @@ struct LogWriter::State {
     finished.notify_all();
   }
 
-  void write_all(const std::string& buffer) noexcept {
-    std::size_t off = 0;
-    while (fd >= 0 && off < buffer.size()) {
-      const ssize_t n = ::write(fd, buffer.data() + off, buffer.size() - off);
+  bool write_fully(std::string_view data, std::size_t& written) noexcept {
+    written = 0;
+    while (fd >= 0 && written < data.size()) {
+      const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
       if (n < 0) {
         if (errno == EINTR) continue;
-        return;  // a full disk or a closed pipe must not take the proxy down: these lines are lost
+        return false;
       }
-      off += static_cast<std::size_t>(n);
+      written += static_cast<std::size_t>(n);
+    }
+    return fd >= 0;
+  }
+
+  // A full disk or a closed pipe must not take the proxy down: the lines that did not go out are
+  // lost, but counted (access_log_dropped_lines) and logged; and a line cut short by the failure is
+  // ended before the next buffer, which would otherwise be glued to it (a broken JSON line).
+  void write_all(const std::string& buffer) noexcept {
+    std::size_t written = 0;
+    if (mid_line) {
+      if (!write_fully("\n", written)) return lost(buffer, 0);
+      mid_line = false;
+    }
+    if (write_fully(buffer, written)) return;
+    if (written > 0 && buffer[written - 1] != '\n') mid_line = true;
+    lost(buffer, written);
+  }
+
+  void lost(const std::string& buffer, std::size_t written) noexcept {
+    const int error = errno;
+    const auto lines = static_cast<std::uint64_t>(std::count(buffer.begin() + static_cast<std::ptrdiff_t>(written),
+                                                             buffer.end(), '\n'));
+    lost_lines_total().fetch_add(lines, std::memory_order_relaxed);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_warning >= std::chrono::minutes(1)) {
+      last_warning = now;
+      spdlog::warn("access log {}: write failed ({}): {} line(s) lost (fd_access_log_dropped_lines_total counts "
+                   "them; warned at most once a minute)",
+                   path.empty() ? std::string("stdout/stderr") : path, std::strerror(error), lines);
     }
   }
 

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "frontdoor/server/log_writer.hpp"
 #include "frontdoor/upstream/cluster_load.hpp"
 #include "frontdoor/server/worker.hpp"
 
@@ -95,6 +96,7 @@ Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers, con
   Metrics m = std::move(collection->metrics);
   const unsigned missing = static_cast<unsigned>(workers.size()) - collection->answers;
   m.workers_missing = missing;
+  m.stats[stats::Counter::access_log_dropped_lines] += LogWriter::lost_lines_total().load(std::memory_order_relaxed);
   // Ids no manifest lists now (an address gone, its id not yet given to another): no series.
   std::erase_if(m.endpoints, [](const EndpointMetrics& e) { return e.endpoint.empty(); });
   for (std::size_t i = 0; i < m.manifests.size() && i < clusters.size(); ++i) {

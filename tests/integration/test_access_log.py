@@ -129,3 +129,34 @@ def test_sigusr2_reopens_the_log_file(frontdoor, upstream, tmp_path):
     entries = _read_json_lines(str(log), 1)
     assert [e["path"] for e in entries] == ["/p/m/after"]
     assert [e["path"] for e in _read_json_lines(str(tmp_path / "access.log.1"), 1)] == ["/p/m/before"]
+
+
+def test_a_text_line_keeps_its_quotes_whatever_the_path(frontdoor, upstream, tmp_path):
+    # Without a manifest the route's parts are the client's path segments; they went into the text
+    # line raw, so a '"' in them broke quote-aware parsers (the target is quoted and cleaned).
+    log = str(tmp_path / "access.log")
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])],
+                               logging={"access_log": {"destination": log, "format": "text"}}))
+    assert request(fd.port, "GET", '/x"_200_9_9_fake"/m').status == 404
+    deadline = time.monotonic() + 3
+    text = ""
+    while time.monotonic() < deadline and "404" not in text:
+        text = open(log).read() if os.path.exists(log) else ""
+        time.sleep(0.05)
+    lines = [l for l in text.splitlines() if l.strip()]
+    assert len(lines) == 1, text
+    assert lines[0].count('"') == 2, lines[0]  # the quoted request line only
+
+
+def test_lines_a_full_disk_refuses_are_counted_and_logged(frontdoor, upstream):
+    # /dev/full: every write fails with ENOSPC. The lost lines were neither counted nor logged.
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])],
+                               logging={"access_log": {"destination": "/dev/full", "format": "json"}}))
+    for i in range(5):
+        assert request(fd.port, "GET", "/p/m/%d" % i).status == 200
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and "write failed" not in fd.stderr():
+        time.sleep(0.1)  # the access log is flushed every 100 ms
+    assert "No space left on device" in fd.stderr(), fd.stderr()[-2000:]
+    assert fd.metrics()["access_log_dropped_lines"] == 5
+    assert request(fd.port, "GET", "/p/m/after").status == 200  # requests never wait on the log

@@ -5,7 +5,9 @@
 // behind (a stalled log collector on the other end of a stdout pipe, a slow disk), a buffer is
 // dropped and its lines are counted instead. reopen() makes it reopen a file before its next write
 // (logrotate). Any thread; the thread ends with stop().
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -33,6 +35,9 @@ class LogWriter {
   // Writes what is queued, waiting at most `timeout` for it; a thread still blocked in write(2) then
   // is left to finish or die with the process (a stalled pipe must not hold the exit).
   void stop(std::chrono::milliseconds timeout) noexcept;
+  // Lines the writer could not write (a full disk, a closed pipe), whole process: the metrics add
+  // them to the workers' dropped lines.
+  static std::atomic<std::uint64_t>& lost_lines_total() noexcept;
 
   struct State;
 
