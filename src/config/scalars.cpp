@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "frontdoor/config/loader.hpp"
+#include "frontdoor/core/utf8.hpp"
 #include "source_map.hpp"
 
 namespace frontdoor::config {
@@ -95,47 +96,40 @@ std::string text_problem(std::string_view s) {
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == 0x7f) return "must not contain control characters";
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    char32_t cp = 0;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
-    else return "is not valid UTF-8";
-    if (i + len > s.size()) return "is not valid UTF-8";
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return "is not valid UTF-8";
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    const char32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return "is not valid UTF-8";
-    if (cp >= 0x80 && cp <= 0x9f) return "must not contain control characters";
+    const std::size_t len = core::utf8_sequence(s, i);
+    if (len == 0) return "is not valid UTF-8";
+    if (len == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) <= 0x9f)
+      return "must not contain control characters";  // U+0080..U+009F
     i += len;
   }
   return {};
 }
 
 std::string shown(std::string_view value) {
+  // Echoed into logs and into the JSON of a refused reload: cut on a character boundary, and what
+  // is not UTF-8 shown as \xNN, so that JSON stays valid.
   constexpr std::size_t kMaxShown = 64;
   std::string out = "\"";
-  for (std::size_t i = 0; i < value.size() && i < kMaxShown; ++i) {
+  std::size_t i = 0;
+  while (i < value.size()) {
     const auto c = static_cast<unsigned char>(value[i]);
+    const std::size_t len = core::utf8_sequence(value, i);
+    if (i + std::max<std::size_t>(len, 1) > kMaxShown) break;
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
+    } else if (c < 0x20 || c == 0x7f || len == 0) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "\\x%02x", c);
       out += hex;
     } else {
-      out += static_cast<char>(c);
+      out.append(value.substr(i, len));
+      i += len;
+      continue;
     }
+    ++i;
   }
-  if (value.size() > kMaxShown) out += "...";
+  if (i < value.size()) out += "...";
   return out + "\"";
 }
 

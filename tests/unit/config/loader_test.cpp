@@ -1,4 +1,5 @@
 #include "frontdoor/config/loader.hpp"
+#include "frontdoor/core/utf8.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -611,6 +612,21 @@ TEST(ConfigScalars, ParseDuration) {
   }
 }
 
+// An echoed value is cut at 64 bytes: never inside a character, or a refused reload's JSON
+// (POST /reload, /status.json) would hold a lone byte that is not UTF-8.
+TEST(ConfigScalars, EchoedValuesAreCutOnACharacterBoundary) {
+  const std::string value = std::string(63, 'x') + "\xc3\xa9";
+  auto loaded = load_config_string("timeouts:\n  client_header: \"" + value + "\"\n", "c.yaml");
+  ASSERT_FALSE(loaded.config);
+  std::string message;
+  for (const auto& e : loaded.errors)
+    if (e.message.find("client_header") != std::string::npos) message = e.to_string();
+  ASSERT_FALSE(message.empty());
+  EXPECT_NE(message.find(std::string(63, 'x') + "...\""), std::string::npos) << message;
+  for (std::size_t i = 0; i < message.size(); i += std::max<std::size_t>(core::utf8_sequence(message, i), 1))
+    ASSERT_NE(core::utf8_sequence(message, i), 0u) << "not UTF-8 at byte " << i << ": " << message;
+}
+
 TEST(ConfigScalars, ParseSize) {
   const std::pair<const char*, std::uint64_t> good[] = {
       {"0", 0},
@@ -939,7 +955,7 @@ TEST(ConfigValidate, InvalidUtf8InFreeText) {
   Config c = valid_config();
   c.logging.access_log.destination = "/tmp/\xff.log";
   EXPECT_EQ(errors_of(validate(c)),
-            Strings{"<frontdoor proxy>: logging.access_log.destination: \"/tmp/\xff.log\" is not valid UTF-8"});
+            Strings{"<frontdoor proxy>: logging.access_log.destination: \"/tmp/\\xff.log\" is not valid UTF-8"});
 }
 
 TEST(ConfigError, ToString) {
