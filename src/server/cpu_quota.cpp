@@ -76,6 +76,27 @@ std::optional<double> cgroup_cpu_quota() {
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> parse_memory_max(std::string_view text) noexcept {
+  const auto value = number(text);
+  // v1 reports "no limit" as the largest page-aligned 64-bit value: anything above 2^60 is none.
+  if (!value || *value <= 0 || static_cast<std::uint64_t>(*value) >= (std::uint64_t{1} << 60)) return std::nullopt;
+  return static_cast<std::uint64_t>(*value);
+}
+
+std::optional<std::uint64_t> cgroup_memory_limit() {
+  for (const std::string& dir : {"/sys/fs/cgroup" + own_cgroup(""), std::string("/sys/fs/cgroup")}) {
+    if (auto limit = parse_memory_max(read_file(dir + "/memory.max"))) return limit;
+  }
+  for (const std::string& dir : {"/sys/fs/cgroup/memory" + own_cgroup("memory"), std::string("/sys/fs/cgroup/memory")}) {
+    if (auto limit = parse_memory_max(read_file(dir + "/memory.limit_in_bytes"))) return limit;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t connections_for_memory(std::uint64_t limit, std::uint64_t per_connection) noexcept {
+  return std::max<std::uint64_t>(64, limit / 4 * 3 / std::max<std::uint64_t>(per_connection, 1));
+}
+
 unsigned default_workers(std::optional<double> quota, unsigned cores) noexcept {
   cores = std::max(1u, cores);
   if (!quota) return cores;

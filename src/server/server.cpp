@@ -124,9 +124,10 @@ bool write_ports_file(const std::string& path, const std::vector<std::pair<std::
 }
 
 // The client connections the process may hold: as configured, or (0) half of the file descriptors
-// it may open, less a reserve (the other half is for upstream connections). The soft descriptor
-// limit is raised to the hard one first, as nginx's worker_rlimit_nofile does.
-std::uint32_t connection_limit(std::uint32_t configured) {
+// it may open, less a reserve (the other half is for upstream connections), and no more than fit in
+// its cgroup's memory limit at `per_connection` bytes each. The soft descriptor limit is raised to
+// the hard one first, as nginx's worker_rlimit_nofile does.
+std::uint32_t connection_limit(std::uint32_t configured, std::uint64_t per_connection) {
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < limit.rlim_max) {
@@ -138,11 +139,23 @@ std::uint32_t connection_limit(std::uint32_t configured) {
   const rlim_t fds = limit.rlim_cur == RLIM_INFINITY ? rlim_t{1} << 20 : limit.rlim_cur;
   const auto derived = static_cast<std::uint32_t>(
       std::clamp<rlim_t>(fds > 2 * kReserve ? (fds - kReserve) / 2 : 64, 64, rlim_t{1} << 24));
+  const auto memory = cgroup_memory_limit();
+  const std::uint64_t fit = memory ? connections_for_memory(*memory, per_connection) : UINT64_MAX;
   if (configured == 0) {
+    if (fit < derived) {
+      spdlog::info("server.max_connections: {} (what {} MiB of memory limit holds at {} KiB per connection "
+                   "holding a request head; the {} file descriptors would allow {})",
+                   fit, *memory >> 20, per_connection >> 10, static_cast<std::uint64_t>(fds), derived);
+      return static_cast<std::uint32_t>(fit);
+    }
     spdlog::info("server.max_connections: {} (half of the {} file descriptors this process may open, less {})",
                  derived, static_cast<std::uint64_t>(fds), static_cast<std::uint64_t>(kReserve));
     return derived;
   }
+  if (configured > fit)
+    spdlog::warn("server.max_connections {} is more than the memory limit ({} MiB) holds at {} KiB per connection "
+                 "holding a request head ({}): a flood of such connections may get the process OOM-killed",
+                 configured, *memory >> 20, per_connection >> 10, fit);
   if (configured > derived)
     spdlog::warn("server.max_connections {} is more than the file descriptor limit ({}) leaves for clients ({}): "
                  "accepts may fail for want of descriptors",
@@ -195,7 +208,10 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     spdlog::error("unknown logging.level \"{}\"", config.logging.level);
     return 1;
   }
-  config.server.max_connections = connection_limit(config.server.max_connections);
+  // A connection holding a request head holds its client buffer (snapshot: the head limit, at least
+  // 16 KiB) and about 16 KiB more (the session, the kernel's socket buffers).
+  config.server.max_connections = connection_limit(
+      config.server.max_connections, std::max<std::uint64_t>(config.limits.max_header_bytes, 16 * 1024) + 16 * 1024);
   snapshot::EndpointRegistry registry;
   std::vector<config::ConfigError> errors;
   snapshot::AddressBook address_book;
@@ -276,6 +292,9 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
 
   // The control thread's loop: signals, the admin listener, health checks.
   asio::io_context control(1);
+  // Caught from here on, before anything can see the process (the ports file, the listeners): a
+  // SIGTERM during start-up (a pod deleted as it starts) is queued and drains, not a kill.
+  asio::signal_set signals(control, SIGINT, SIGTERM);
   std::unique_ptr<AdminEndpoints> admin;
   if (!config.admin.address.empty()) {
     asio::ip::tcp::resolver resolver(control);
@@ -438,7 +457,6 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   schedule_resolve();
   reloader.set_after_reload(resolve_now);
 
-  asio::signal_set signals(control, SIGINT, SIGTERM);
   asio::steady_timer drain_delay(control);
   const auto begin_drain = [&] {
     const auto deadline = std::chrono::steady_clock::now() + config.server.drain_timeout;
