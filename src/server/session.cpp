@@ -520,7 +520,7 @@ void Session::finish_request() {
   counters.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
   counters.errors[static_cast<std::size_t>(ctx_.outcome)]++;
   ctx_.now = worker_.now();
-  worker_.requests().record(method_, ctx_.manifest != nullptr ? ctx_.manifest->index + 1 : 0, ctx_.status,
+  worker_.requests().record(method_, ctx_.manifest != nullptr ? ctx_.manifest->route : 0, ctx_.status,
                             std::chrono::duration<double>(ctx_.now - ctx_.started).count());
   worker_.pipeline().on_complete(ctx_);
   if (worker_.access_log().enabled()) {

@@ -312,11 +312,7 @@ void Worker::add_metrics(Metrics& m) const {
   m.requests += requests_;
   m.active_requests += load_.inflight;
   m.open_connections = connections_.load(std::memory_order_relaxed);
-  if (m.routes.empty()) {
-    m.routes.push_back("none");
-    for (const auto& mf : snapshot.manifests.manifests())
-      m.routes.push_back(mf.project + "/" + mf.module + "/" + mf.environment);
-  }
+  if (m.routes.size() < snapshot.route_names.size()) m.routes = snapshot.route_names;
   m.shed += load_.shed;
   m.manifest_lookups.stored_hits += manifest_counts_.stored_hits;
   m.manifest_lookups.stored_misses += manifest_counts_.stored_misses;

@@ -24,6 +24,10 @@ struct EndpointRegistry::State {
   std::unordered_map<std::string, Held> by_name;
   std::vector<manifest::EndpointId> free;  // released ids, the last released first
   std::vector<std::uint32_t> incarnations;  // by id; its size is the number of ids handed out
+  std::unordered_map<std::string, std::uint32_t> routes;
+  std::vector<std::string> route_names{"none"};
+  std::map<std::pair<std::string, std::string>, std::uint32_t> limit_counters;
+  std::vector<std::pair<std::string, std::string>> limit_labels;
 };
 
 EndpointRegistry::EndpointRegistry() : state_(std::make_shared<State>()) {}
@@ -71,6 +75,31 @@ std::size_t EndpointRegistry::live() const {
 std::vector<std::uint32_t> EndpointRegistry::incarnations() const {
   std::lock_guard lock(state_->mutex);
   return state_->incarnations;
+}
+
+std::uint32_t EndpointRegistry::route_for(const std::string& key) {
+  std::lock_guard lock(state_->mutex);
+  const auto [it, added] = state_->routes.try_emplace(key, static_cast<std::uint32_t>(state_->route_names.size()));
+  if (added) state_->route_names.push_back(key);
+  return it->second;
+}
+
+std::vector<std::string> EndpointRegistry::route_names() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->route_names;
+}
+
+std::uint32_t EndpointRegistry::limit_counter_for(const std::string& name, const std::string& scope) {
+  std::lock_guard lock(state_->mutex);
+  const auto [it, added] =
+      state_->limit_counters.try_emplace({name, scope}, static_cast<std::uint32_t>(state_->limit_labels.size()));
+  if (added) state_->limit_labels.emplace_back(name, scope);
+  return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> EndpointRegistry::limit_labels() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->limit_labels;
 }
 
 namespace {
@@ -158,8 +187,7 @@ std::shared_ptr<const Snapshot> build_snapshot(const config::Config& config, End
   const auto default_policy = std::make_shared<const resilience::ResiliencePolicy>(snapshot->resilience);
   for (const auto& rc : config.rate_limits) {
     snapshot->rate_limits.push_back(ratelimit::compile_rate_limit(rc, ""));
-    snapshot->rate_limits.back().counter = static_cast<std::uint32_t>(snapshot->rate_limit_labels.size());
-    snapshot->rate_limit_labels.emplace_back(rc.name, "");
+    snapshot->rate_limits.back().counter = registry.limit_counter_for(rc.name, "");
   }
   snapshot->local_limit_key = process_limit_key();
   snapshot->global_limit_key = kPublicLimitKey;
@@ -260,10 +288,10 @@ manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const Reso
   m.max_connections = mc.max_connections;
   m.max_pending = mc.max_pending;
   const std::string scope = mc.project + "/" + mc.module + "/" + mc.environment;
+  m.route = registry.route_for(scope);
   for (const auto& rc : mc.rate_limits) {
     m.rate_limits.push_back(ratelimit::compile_rate_limit(rc, scope));
-    m.rate_limits.back().counter = static_cast<std::uint32_t>(snapshot.rate_limit_labels.size());
-    snapshot.rate_limit_labels.emplace_back(rc.name, scope);
+    m.rate_limits.back().counter = registry.limit_counter_for(rc.name, scope);
   }
   m.policy = mc.resilience ? std::make_shared<const resilience::ResiliencePolicy>(policy_of(*mc.resilience))
                            : snapshot.default_policy;
@@ -303,6 +331,8 @@ manifest::Manifest compile_manifest(const config::ManifestConfig& mc, const Reso
 
 void name_endpoints(Snapshot& snapshot, const EndpointRegistry& registry) {
   snapshot.endpoint_incarnations = registry.incarnations();
+  snapshot.route_names = registry.route_names();
+  snapshot.rate_limit_labels = registry.limit_labels();
   snapshot.endpoint_count = snapshot.endpoint_incarnations.size();
   snapshot.endpoint_names.assign(snapshot.endpoint_count, {});
   for (const auto& m : snapshot.manifests.manifests())

@@ -138,6 +138,29 @@ def test_idle_connections_cannot_lock_the_probes_out(frontdoor, upstream):
         assert time.monotonic() - started < 4
 
 
+def test_per_route_series_keep_their_names_across_a_reload_that_reorders_manifests(frontdoor, upstream):
+    # Counts were kept by position in the manifest table and named by the current table: swapping
+    # two manifests in a reload moved alpha's history onto beta's name (and a dashboard with it).
+    def config(first, second):
+        cfg = make_config([manifest(first, "*", [upstream]), manifest(second, "*", [upstream])])
+        cfg["admin"] = {"address": "127.0.0.1:0", "rate_window": "5s"}
+        for m in cfg["manifests"]:
+            m["rate_limits"] = [{"name": "per_" + m["project"], "requests_per_second": 1000, "burst": 1000}]
+        return cfg
+
+    fd = frontdoor(config("alpha", "beta"), listeners=("main", "admin"))
+    for _ in range(5):
+        assert request(fd.port, "GET", "/alpha/x").status == 200
+    fd.reload(config("beta", "alpha"))
+    assert request(fd.port, "GET", "/beta/x").status == 200
+    text = _get(fd.ports["admin"], "/metrics")[2]
+    assert re.search(r'^fd_requests_total\{method="GET",endpoint="alpha/\*/\*",status="200"\} 5$', text, re.M), text
+    assert re.search(r'^fd_requests_total\{method="GET",endpoint="beta/\*/\*",status="200"\} 1$', text, re.M), text
+    allowed = re.findall(r'^fd_ratelimit_requests_total\{limit="per_alpha",manifest="alpha/\*/\*",result="allowed"\} (\d+)$',
+                         text, re.M)
+    assert allowed == ["5"], allowed
+
+
 def test_no_admin_section_no_admin_listener(frontdoor, upstream):
     fd = frontdoor(make_config([manifest("p", "m", [upstream])]))
     assert "admin" not in fd.ports

@@ -61,6 +61,7 @@ struct Manifest {
   std::shared_ptr<const resilience::ResiliencePolicy> policy;
   config::HealthCheckSettings health_check;  // its own, else the top level's (path empty: none)
   std::uint32_t index = 0;  // position in its table: per-worker picker state is indexed by it
+  std::uint32_t route = 0;  // its key's stable id for the per-route metrics (0: none)
   // What per-worker manifest state (pickers, outlier detector, retry budget) is built from: key,
   // balancing, endpoints, outlier and budget settings. State found at `index` with another identity
   // belongs to another manifest (a reload, a stored manifest's new version or slot) and is rebuilt.

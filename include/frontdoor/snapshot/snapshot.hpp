@@ -46,6 +46,16 @@ class EndpointRegistry {
   // Incarnation of each id below size(): bumped each time the id goes to another name.
   std::vector<std::uint32_t> incarnations() const;
 
+  // Stable ids for what the metrics count per route and per rate limit, so that a reload that
+  // inserts, removes or reorders manifests (or a manifest-store slot taken by another key) never
+  // moves one's history onto another's name. Never reused: the names stay those ever configured.
+  // A route per manifest key "project/module/environment" (1-based; 0 is "none").
+  std::uint32_t route_for(const std::string& key);
+  std::vector<std::string> route_names() const;  // by route id, "none" first
+  // A counter per rate limit (its name, and its manifest's key; "" at the top level).
+  std::uint32_t limit_counter_for(const std::string& name, const std::string& scope);
+  std::vector<std::pair<std::string, std::string>> limit_labels() const;  // by counter id
+
  private:
   struct State;
   std::shared_ptr<State> state_;  // shared with the leases: one dropped after the registry is safe
@@ -69,10 +79,11 @@ struct Snapshot {
   std::uint32_t upstream_buffer_bytes = 0;
   resilience::ResiliencePolicy resilience;
   std::vector<ratelimit::CompiledRateLimit> rate_limits;
-  // For metrics: every rate limit (top level first, then each manifest's) as {limit, manifest}, in
-  // the order of ratelimit::CompiledRateLimit::counter; endpoint names by EndpointId.
+  // For metrics: every rate limit ever configured as {limit, manifest}, by
+  // ratelimit::CompiledRateLimit::counter (EndpointRegistry::limit_labels); endpoint names by EndpointId.
   std::vector<std::pair<std::string, std::string>> rate_limit_labels;
   std::vector<std::string> endpoint_names;  // "" for an id no manifest here lists
+  std::vector<std::string> route_names;     // by Manifest::route (EndpointRegistry::route_names)
   // Keys of the rate-limit key hash (SipHash): local limits use a random key of this process (the
   // same across reloads), global ones the replicas' shared secret (redis.key_secret_env) or, without
   // one, a fixed key.

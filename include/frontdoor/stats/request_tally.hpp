@@ -2,8 +2,9 @@
 // RequestTally: every finished request by (method, route, status), and its duration by route in
 // fixed histogram buckets — fd_requests_total{method,endpoint,status} and
 // fd_request_duration_seconds{endpoint}. Kept per worker in plain integers, summed when scraped.
-// Labels stay bounded: methods fold to nine, routes are the configuration's manifests (index + 1;
-// 0 when none matched), statuses are the codes answered. Worker thread only (summing: the caller's).
+// Labels stay bounded: methods fold to nine, routes are the manifest keys ever configured (their
+// stable Manifest::route: a reload that reorders manifests keeps each count under its own name; 0
+// when none matched), statuses are the codes answered. Worker thread only (summing: the caller's).
 #include <array>
 #include <cstdint>
 #include <string_view>
