@@ -293,8 +293,12 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   // The control thread's loop: signals, the admin listener, health checks.
   asio::io_context control(1);
   // Caught from here on, before anything can see the process (the ports file, the listeners): a
-  // SIGTERM during start-up (a pod deleted as it starts) is queued and drains, not a kill.
+  // signal during start-up is queued until its handler is armed below. A SIGTERM (a pod deleted as
+  // it starts) drains rather than kills; a SIGHUP reloads rather than being lost.
   asio::signal_set signals(control, SIGINT, SIGTERM);
+  asio::signal_set hangup(control, SIGHUP);
+  asio::signal_set usr1(control, SIGUSR1);
+  asio::signal_set usr2(control, SIGUSR2);
   std::unique_ptr<AdminEndpoints> admin;
   if (!config.admin.address.empty()) {
     asio::ip::tcp::resolver resolver(control);
@@ -417,7 +421,6 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     }
     admin->enable_reload(reloader, std::move(token));
   }
-  asio::signal_set hangup(control, SIGHUP);
   std::function<void()> await_hangup = [&] {
     hangup.async_wait([&](const error_code& ec, int) {
       if (ec) return;
@@ -490,7 +493,6 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   });
 
   // SIGUSR1: every worker's counters, summed, as one JSON line in the log (what /metrics will serve).
-  asio::signal_set usr1(control, SIGUSR1);
   std::function<void()> await_usr1 = [&] {
     usr1.async_wait([&](const error_code& ec, int) {
       if (ec) return;
@@ -501,7 +503,6 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   await_usr1();
 
   // SIGUSR2: reopen the access log file (after logrotate moved it away).
-  asio::signal_set usr2(control, SIGUSR2);
   std::function<void()> await_usr2 = [&] {
     usr2.async_wait([&](const error_code& ec, int) {
       if (ec) return;
