@@ -98,12 +98,12 @@ ReloadResult ConfigReloader::attempt() {
                snapshot->manifests.manifests().size());
   for (const auto& name : result.restart_needed)
     spdlog::warn("reload: {} changed in the file but needs a restart: the running value stays", name);
-  if (after_reload_) after_reload_();
   const std::size_t manifests = snapshot->manifests.manifests().size();
   if (cluster_capacity_ != 0 && manifests + store_slots_ > cluster_capacity_)
     spdlog::warn("reload: {} manifests{}, but cluster limits (max_requests, max_connections, max_pending) were "
                  "sized at start for {}: the last ones go unlimited until a restart",
                  manifests, store_slots_ != 0 ? " plus the manifest store's slots" : "", cluster_capacity_);
+  if (after_reload_) after_reload_();  // last: the reload's own report comes first, together
   return result;
 }
 
