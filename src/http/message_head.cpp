@@ -2,29 +2,10 @@
 
 #include <cstring>
 
+#include "frontdoor/http/field_chars.hpp"
+
 namespace frontdoor::http {
 namespace {
-
-// RFC 9110 §5.6.2 tchar.
-constexpr std::array<bool, 256> make_token_table() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr auto kTokenChar = make_token_table();
-
-// field-vchar / SP / HTAB / obs-text: everything but controls (and DEL).
-constexpr std::array<bool, 256> make_value_table() {
-  std::array<bool, 256> t{};
-  for (int c = 0x20; c < 0x7f; ++c) t[c] = true;
-  for (int c = 0x80; c < 0x100; ++c) t[c] = true;
-  t['\t'] = true;
-  return t;
-}
-constexpr auto kValueChar = make_value_table();
 
 inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -380,6 +361,7 @@ ParseStatus parse_response_head(std::string_view data, const HeadLimits& limits,
   out.content_length = 0;
   out.has_request_id = false;
   bool seen_length = false, chunked = false, seen_te = false;
+  int chunked_codings = 0;
   for (const Header& h : headers) {
     switch (h.kind) {
       case HeaderKind::content_length: {
@@ -393,7 +375,10 @@ ParseStatus parse_response_head(std::string_view data, const HeadLimits& limits,
       case HeaderKind::transfer_encoding:
         seen_te = true;
         chunked = false;
-        for_each_token(h.value, [&](std::string_view t) { chunked = iequals(t, "chunked"); });
+        for_each_token(h.value, [&](std::string_view t) {
+          chunked = iequals(t, "chunked");
+          chunked_codings += chunked ? 1 : 0;
+        });
         break;
       case HeaderKind::connection:
         if (!parse_connection(h.value, out.connection))
@@ -403,6 +388,11 @@ ParseStatus parse_response_head(std::string_view data, const HeadLimits& limits,
       default: break;
     }
   }
+  // Chunked applied twice, or not as the last coding (RFC 9112 §6.1), has no one reading: relaying
+  // it would hand the client a framing it reads another way than we did.
+  if (chunked_codings > 1 || (chunked_codings == 1 && !chunked))
+    return error = Error::upstream_bad_response, ParseStatus::error;
+  out.framing_doubtful = (seen_te && seen_length) || (status == 204 && (seen_te || out.content_length > 0));
   if (request_was_head || status < 200 || status == 204 || status == 304) out.framing = BodyFraming::none;
   else if (seen_te) out.framing = chunked ? BodyFraming::chunked : BodyFraming::until_close;
   else if (seen_length) out.framing = out.content_length > 0 ? BodyFraming::content_length : BodyFraming::none;

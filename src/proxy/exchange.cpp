@@ -362,7 +362,7 @@ void UpstreamExchange::process_response_head() {
   }
   response_body_left_ = response_.content_length;
   response_chunks_.reset();
-  upstream_reusable_ = response_.keep_alive() && response_.framing != BodyFraming::until_close && body_->done() &&
+  upstream_reusable_ = response_.reusable() && response_.framing != BodyFraming::until_close && body_->done() &&
                        !upstream_early_event_;
   close_after_response_ = !request_->keep_alive() || host_.draining() ||
                           client_framing_ == ClientFraming::until_close || !body_->done();

@@ -153,6 +153,8 @@ std::size_t write_client_response_head(const http::ResponseHead& response, const
     // Content-Length passes through for bodiless responses (HEAD, 304 describe the would-be body);
     // otherwise it is re-stated below with the framing.
     if (h.kind == HeaderKind::content_length && params.framing != ClientFraming::none) continue;
+    // ...but never on a 1xx or 204 (RFC 9110 §8.6): a client could wait for that many bytes.
+    if (h.kind == HeaderKind::content_length && (response.status < 200 || response.status == 204)) continue;
     w << h.name << ": " << h.value << "\r\n";
   }
   if (!response.has_request_id) w << "X-Request-Id: " << params.request_id << "\r\n";

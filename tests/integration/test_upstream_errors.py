@@ -1,5 +1,6 @@
 """Upstream failures: refused -> 502, silent -> 504, reset/close mid-way -> 502 or a cut connection."""
 import socket
+import threading
 import time
 
 import pytest
@@ -153,3 +154,81 @@ def test_second_endpoint_still_used_when_one_is_down(frontdoor, upstream):
     assert set(statuses) <= {200, 502}
     assert statuses.count(200) >= 2
     assert len(upstream.request_list()) == statuses.count(200)
+
+
+class _LateBytesUpstream:
+    """Answers its first request with `first` and, `late_s` later, sends `late` on the same connection
+    (a body a 204 should not have had, or bytes past a doubly framed body); any other request gets
+    `200 fresh`. Serves each connection in its own thread until the test stops it."""
+
+    def __init__(self, first: bytes, late: bytes, late_s: float = 0.3):
+        self.first, self.late, self.late_s = first, late, late_s
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.answered_first = False
+        self.connections = 0
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(5)
+        buf = b""
+        try:
+            while not self.stopping:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf[buf.index(b"\r\n\r\n") + 4:]
+                if not self.answered_first:
+                    self.answered_first = True
+                    conn.sendall(self.first)
+                    time.sleep(self.late_s)
+                    conn.sendall(self.late)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+
+
+POISON = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Poison: yes\r\n\r\nPOISON"
+
+
+@pytest.mark.parametrize("first", [
+    b"HTTP/1.1 204 No Content\r\nContent-Length: 6\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+], ids=["204-with-length", "length-and-chunked"])
+def test_a_doubly_framed_response_does_not_reach_the_next_client(frontdoor, first):
+    """A head that frames its body two ways leaves the end of the body a guess: bytes the upstream
+    sends after it must not become the next request's response, so its connection is not pooled."""
+    up = _LateBytesUpstream(first, POISON)
+    try:
+        fd = frontdoor(make_config([manifest("p", "m", ["127.0.0.1:%d" % up.port])]))
+        r = request(fd.port, "GET", "/p/m/first")
+        assert r.status in (200, 204)
+        if r.status == 204:
+            assert r.headers.get("Content-Length") is None, r.headers  # RFC 9110 §8.6
+        r2 = request(fd.port, "GET", "/p/m/second")  # before the late bytes come
+        assert (r2.status, r2.body) == (200, b"fresh"), r2
+        assert up.connections == 2
+    finally:
+        up.stop()

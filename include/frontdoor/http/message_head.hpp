@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "frontdoor/core/error.hpp"
+#include "frontdoor/http/field_chars.hpp"
 
 namespace frontdoor::http {
 
@@ -99,11 +100,15 @@ struct ResponseHead {
   std::uint64_t content_length = 0;
   ConnectionOptions connection;
   bool has_request_id = false;
+  // The head frames its body two ways (Content-Length with Transfer-Encoding; a 204 with either):
+  // where the body really ends is a guess, so the connection carries no further response.
+  bool framing_doubtful = false;
   std::uint32_t head_bytes = 0;
 
   bool keep_alive() const noexcept {
     return version == Version::http11 ? !connection.close : connection.keep_alive && !connection.close;
   }
+  bool reusable() const noexcept { return keep_alive() && !framing_doubtful; }
 };
 
 // Incremental use: call again with the grown buffer and the same `scan_from` (updated in place),
@@ -140,6 +145,7 @@ class ChunkedScanner {
     payload_total_ = 0;
     size_digits_ = 0;
     trailer_bytes_ = 0;
+    trailer_name_seen_ = false;
   }
 
   struct Result {
@@ -160,7 +166,7 @@ class ChunkedScanner {
 
  private:
   enum class State : std::uint8_t { size, size_bws, extension, size_lf, data, data_cr, data_lf, trailer_start,
-                                    trailer_line, trailer_lf, final_lf, done };
+                                    trailer_name, trailer_value, trailer_lf, final_lf, done };
   State state_ = State::size;
   std::uint64_t chunk_left_ = 0;
   std::uint64_t payload_total_ = 0;
@@ -168,6 +174,7 @@ class ChunkedScanner {
   std::uint32_t max_trailer_bytes_;
   std::uint32_t trailer_bytes_ = 0;
   std::uint8_t size_digits_ = 0;
+  bool trailer_name_seen_ = false;
 };
 
 template <class OnPayload>
@@ -241,13 +248,21 @@ ChunkedScanner::Result ChunkedScanner::scan(std::string_view data, OnPayload&& o
         break;
       case State::trailer_start:
         if (c == '\r') { state_ = State::final_lf; ++i; break; }
-        if (c == ' ' || c == '\t' || c == ':') return fail(Error::bad_request);  // obs-fold / empty name
-        state_ = State::trailer_line;
+        state_ = State::trailer_name;
         break;
-      case State::trailer_line:
+      // A trailer line is a field line (token ":" field-value), as strict as a head's: the bytes go
+      // on to the upstream, and one that reads them loosely must not find a request line there.
+      case State::trailer_name:
         if (++trailer_bytes_ > max_trailer_bytes_) return fail(Error::header_too_large);
-        if (c == '\r') { state_ = State::trailer_lf; ++i; break; }
-        if (c == '\n' || c == '\0') return fail(Error::bad_request);
+        if (c == ':' && trailer_name_seen_) { state_ = State::trailer_value; ++i; break; }
+        if (!kTokenChar[static_cast<unsigned char>(c)]) return fail(Error::bad_request);
+        trailer_name_seen_ = true;
+        ++i;
+        break;
+      case State::trailer_value:
+        if (++trailer_bytes_ > max_trailer_bytes_) return fail(Error::header_too_large);
+        if (c == '\r') { state_ = State::trailer_lf; trailer_name_seen_ = false; ++i; break; }
+        if (!kValueChar[static_cast<unsigned char>(c)]) return fail(Error::bad_request);
         ++i;
         break;
       case State::trailer_lf:

@@ -214,6 +214,19 @@ TEST(ResponseHead, Framing) {
   EXPECT_EQ(parse_response("HTTP/1.1 2x0 OK\r\n\r\n", false, r, hs), ParseStatus::error);
   EXPECT_EQ(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false, r, hs),
             ParseStatus::error);
+  // Chunked twice, or not last, is not a framing anyone reads the same way.
+  for (const char* te : {"chunked, chunked", "chunked, gzip", "gzip, chunked, chunked"}) {
+    EXPECT_EQ(parse_response(std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: ") + te + "\r\n\r\n", false, r, hs),
+              ParseStatus::error) << te;
+  }
+  EXPECT_EQ(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                           false, r, hs), ParseStatus::error);
+  ASSERT_EQ(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, r, hs),
+            ParseStatus::complete);
+  EXPECT_EQ(r.framing, BodyFraming::chunked);
+  ASSERT_EQ(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, r, hs),
+            ParseStatus::complete);
+  EXPECT_EQ(r.framing, BodyFraming::until_close);
 }
 
 TEST(RequestHead, AbsoluteFormBecomesOriginFormWithItsAuthority) {
@@ -277,6 +290,23 @@ TEST(ChunkedScanner, RejectsMalformed) {
     ChunkedScanner s;
     EXPECT_NE(s.scan(bad).error, Error::ok) << bad;
   }
+}
+
+// A trailer line reaches the upstream as it came: one that is not a field line (a request line, a
+// name with a space, a control byte) would be read as something else by a loose parser.
+TEST(ChunkedScanner, TrailersAreFieldLines) {
+  for (const char* bad : {"0\r\nGET /admin HTTP/1.1\r\n\r\n", "0\r\nX\r\n\r\n", "0\r\n: v\r\n\r\n",
+                          "0\r\nBad Name: v\r\n\r\n", "0\r\nName : v\r\n\r\n", "0\r\nName: a\x01b\r\n\r\n",
+                          "0\r\nName: a\nb\r\n\r\n", "0\r\n\tfold: v\r\n\r\n"}) {
+    ChunkedScanner s;
+    EXPECT_EQ(s.scan(bad).error, Error::bad_request) << bad;
+  }
+  ChunkedScanner s;
+  const std::string ok = "0\r\nChecksum: abc\r\nX-Empty:\r\nX-Obs: caf\xc3\xa9\t!\r\n\r\n";
+  const auto r = s.scan(ok);
+  EXPECT_EQ(r.error, Error::ok);
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.consumed, ok.size());
 }
 
 TEST(ChunkedScanner, WhitespaceOnlyBeforeAnExtension) {
