@@ -104,6 +104,9 @@ RouteKey split_route(std::string_view target) noexcept {
     const auto slash = path.find('/', pos);
     out = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
     pos = slash == std::string_view::npos ? path.size() + 1 : slash + 1;
+    // A path parameter is not part of the name: Tomcat and Spring serve "/shop/checkout;a/pay" as
+    // "/shop/checkout/pay", so it must take checkout's manifest, not shop/*'s.
+    out = out.substr(0, out.find(';'));
   };
   segment(key.project);
   segment(key.module);

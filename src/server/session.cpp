@@ -6,6 +6,7 @@
 
 #include "frontdoor/core/network.hpp"
 #include "frontdoor/core/partial_write.hpp"
+#include "frontdoor/http/path.hpp"
 #include "frontdoor/server/client_address.hpp"
 #include "frontdoor/server/worker.hpp"
 
@@ -326,7 +327,23 @@ void Session::begin_request() {
   if (limits.max_body_bytes != 0 && request_.framing == http::BodyFraming::content_length &&
       request_.content_length > limits.max_body_bytes)
     return reply(Error::body_too_large, {}, true);
+  if (!normalize_target()) return;
   run_pipeline();
+}
+
+// Routing, the limits and the upstream all read the normalised path (http/path.hpp); false when the
+// target was refused (400, naming what is wrong).
+bool Session::normalize_target() {
+  const auto normalized = http::normalize_path(request_.target, normalized_target_);
+  switch (normalized.verdict) {
+    case http::NormalizedPath::Verdict::unchanged: return true;
+    case http::NormalizedPath::Verdict::rewritten:
+      request_.target = normalized.target;
+      return true;
+    case http::NormalizedPath::Verdict::invalid: break;
+  }
+  reply(Error::bad_request, normalized.why, true);
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------

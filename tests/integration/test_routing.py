@@ -162,3 +162,53 @@ def test_environment_header_is_ignored_unless_the_listener_allows_it(frontdoor, 
     assert who("staging") == "stage"
     assert who("qa") == "prod", "an environment the listener does not list is not reachable"
     assert who("production") == "prod"
+
+
+# Spellings an upstream that normalises its path (nginx, Tomcat, Express...) reads as
+# /shop/checkout/pay: each must take checkout's manifest, and reach the upstream as it was routed.
+SAME_PATH = ["/shop/x/../checkout/pay", "/shop/%63heckout/pay", "/shop/./checkout/pay", "/shop//checkout/pay",
+             "//shop/checkout/pay", "/shop/checkout/./pay", "/shop/%2e/checkout/pay", "/shop/checkout/x/%2E%2E/pay"]
+
+
+def test_a_path_routes_as_the_upstream_will_read_it(frontdoor, upstreams):
+    checkout, rest = upstreams("checkout"), upstreams("rest")
+    fd = frontdoor(make_config([manifest("shop", "checkout", [checkout]), manifest("shop", "*", [rest])]))
+    for sent in SAME_PATH:
+        r = request(fd.port, "GET", sent + "?q=/../x")
+        assert (r.status, r.headers.get("X-Upstream")) == (200, "checkout"), (sent, r)
+        assert checkout.request_list()[-1].target == "/shop/checkout/pay?q=/../x", sent
+    # A path parameter does not rename the module (Tomcat strips it); it is sent on as it came.
+    r = request(fd.port, "GET", "/shop/checkout;jsessionid=1/pay")
+    assert (r.status, r.headers.get("X-Upstream")) == (200, "checkout"), r
+    assert checkout.request_list()[-1].target == "/shop/checkout;jsessionid=1/pay"
+    assert rest.request_list() == []
+
+
+def test_a_path_no_upstream_reads_one_way_is_refused(frontdoor, upstreams):
+    up = upstreams("any")
+    fd = frontdoor(make_config([manifest("shop", "*", [up]), manifest("*", "*", [up])]))
+    cases = {
+        "/shop/../../etc/passwd": "above the root",
+        "/%2e%2e/shop/x": "above the root",
+        "/shop%2Fcheckout/pay": "encoded slash",
+        "/shop/check%5cout/pay": "encoded slash",
+        "/shop/checkout\\..\\admin": "backslash",
+        "/shop/checkout/%zz": "percent-escape",
+        "/shop/checkout/pay#/../../admin": "fragment",
+    }
+    for sent, why in cases.items():
+        with Client(fd.port) as c:
+            c.send(("GET %s HTTP/1.1\r\nHost: fd.test\r\n\r\n" % sent).encode())
+            r = c.read_response()
+            assert r.status == 400 and why in r.text(), (sent, r)
+    assert up.request_list() == []
+
+
+def test_strip_path_prefix_cannot_be_climbed_out_of(frontdoor, upstreams):
+    api, shop = upstreams("api"), upstreams("shop")
+    fd = frontdoor(make_config([manifest("api", "v1", [api], strip_path_prefix=True),
+                                manifest("shop", "checkout", [shop])]))
+    r = request(fd.port, "GET", "/api/v1/../../shop/checkout/pay")
+    assert (r.status, r.headers.get("X-Upstream")) == (200, "shop"), r
+    assert shop.request_list()[-1].target == "/shop/checkout/pay"
+    assert api.request_list() == []

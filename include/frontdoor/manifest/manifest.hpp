@@ -126,7 +126,8 @@ class StoredIndex {
   std::uint8_t patterns_present_ = 0;
 };
 
-// The parts of a request target that route it: /{project}/{module}/rest?query.
+// The parts of a request target that route it: /{project}/{module}/rest?query. A segment's name
+// ends at a ';' (its path parameters). The target's path is normalised first (http/path.hpp).
 struct RouteKey {
   std::string_view project;
   std::string_view module;

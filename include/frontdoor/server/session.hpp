@@ -100,6 +100,7 @@ class Session final : private proxy::ClientSide {
   void start_upstream();
   void start_exchange();
   // Outcomes.
+  bool normalize_target();
   void reply(Error error, std::string_view detail, bool close);
   void reply_done();
   void finish_request();
@@ -152,6 +153,8 @@ class Session final : private proxy::ClientSide {
   // Copies for the access log: the head's bytes are overwritten while the body streams.
   std::string log_method_;
   std::string log_target_;
+  // The request's target when normalising its path changed it (http/path.hpp); sized on first use.
+  std::string normalized_target_;
 
   // Client I/O.
   std::string spill_;  // the unsent part of a head whose write blocked

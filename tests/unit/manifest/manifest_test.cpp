@@ -48,6 +48,11 @@ TEST(SplitRoute, Segments) {
   EXPECT_EQ(k.rest, "/c");
   k = split_route("*");
   EXPECT_EQ(k.project, "");
+  // Path parameters are not part of a segment's name (Tomcat strips them before it routes).
+  k = split_route("/shop;v=1/checkout;jsessionid=x/pay");
+  EXPECT_EQ(k.project, "shop");
+  EXPECT_EQ(k.module, "checkout");
+  EXPECT_EQ(k.rest, "/pay");
 }
 
 }  // namespace
