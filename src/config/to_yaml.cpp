@@ -136,9 +136,11 @@ std::string to_yaml(const Config& c) {
     << "  workers: " << c.server.workers << "  # 0 = one per core (restart to change)\n"
     << "  drain_timeout: " << format_duration(c.server.drain_timeout) << "\n"
     << "  drain_delay: " << format_duration(c.server.drain_delay) << "  # /ready 503 first, then the drain\n"
-    << "  max_connections: " << c.server.max_connections << "  # 0 = from the file descriptor limit\n";
+    << "  max_connections: " << c.server.max_connections << "  # 0 = from the file descriptor limit\n"
+    << "  certificate_check_interval: " << format_duration(c.server.certificate_check_interval)
+    << "  # TLS files read again when renewed; 0 = at start and reload only\n";
   if (c.listeners.empty()) y << "listeners: []\n";
-  else y << "listeners:  # restart to change\n";
+  else y << "listeners:\n";
   for (const auto& l : c.listeners) {
     y << "  - name: " << quoted(l.name) << "\n"
       << "    address: " << quoted(l.address) << "\n"

@@ -180,6 +180,7 @@ class Checker {
       add("server.workers", std::to_string(s.workers) + " is too many (expected 0..1024; 0 = one per core)");
     if (s.drain_timeout.count() < 0) add("server.drain_timeout", "must not be negative");
     if (s.drain_delay.count() < 0) add("server.drain_delay", "must not be negative");
+    if (s.certificate_check_interval.count() < 0) add("server.certificate_check_interval", "must not be negative");
     if (const auto& a = config_.admin; !a.address.empty() && !parse_address(a.address))
       add("admin.address", shown(a.address) + " is not host:port (expected e.g. 0.0.0.0:9901)");
     if (!config_.admin.token_env.empty() && !is_token(config_.admin.token_env))

@@ -79,11 +79,10 @@ ReloadResult ConfigReloader::attempt() {
     for (const auto& e : errors) messages.push_back(e.to_string());
     return refuse(std::move(messages));
   }
-  if (!(next.listeners == running_.listeners)) {
-    // Listeners are bound before anything changes: a port in use refuses the whole reload.
-    if (auto errors = apply_listeners_(next.listeners, running_.listeners); !errors.empty())
-      return refuse(std::move(errors));
-  }
+  // Listeners are bound before anything changes: a port in use refuses the whole reload. Called
+  // with unchanged listeners too: a certificate renewed under the same paths is read again.
+  if (auto errors = apply_listeners_(next.listeners, running_.listeners); !errors.empty())
+    return refuse(std::move(errors));
   keep("postgres", next.postgres, running_.postgres, result.restart_needed);
   keep("manifest_cache", next.manifest_cache, running_.manifest_cache, result.restart_needed);
   if (install_) install_(snapshot);

@@ -21,6 +21,7 @@
 #include "frontdoor/server/admin_endpoints.hpp"
 #include "frontdoor/server/cpu_quota.hpp"
 #include "frontdoor/server/reloader.hpp"
+#include "frontdoor/server/tls_files.hpp"
 #include "frontdoor/server/worker.hpp"
 #include "frontdoor/upstream/health_checker.hpp"
 #include <boost/asio/post.hpp>
@@ -92,22 +93,9 @@ Expected<BoundListener> bind_listener(const config::ListenerConfig& lc, std::siz
 // What workers read of a listener; a reload makes a new one rather than change one in use.
 std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, std::string& error);
 
-// Server-side TLS: TLS 1.2+, the certificate chain and key from PEM files.
-Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(const config::TlsConfig& tls) {
-  using Result = Expected<std::shared_ptr<asio::ssl::context>>;
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  error_code ec;
-  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                           asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
-                       ec);
-  if (!ec) context->use_certificate_chain_file(tls.certificate_file, ec);
-  if (ec) return Result::failure("certificate " + tls.certificate_file + ": " + ec.message());
-  context->use_private_key_file(tls.private_key_file, asio::ssl::context::pem, ec);
-  if (ec) return Result::failure("private key " + tls.private_key_file + ": " + ec.message());
-  if (SSL_CTX_check_private_key(context->native_handle()) != 1)
-    return Result::failure("private key " + tls.private_key_file + " does not match the certificate");
-  return context;
+// The files a TLS listener's context was read from are not those on disk now (a renewal).
+bool tls_files_renewed(const ListenerInfo& info) noexcept {
+  return info.tls && !(stamp_tls_files(info.tls_files) == info.tls_stamp);
 }
 
 bool write_ports_file(const std::string& path, const std::vector<std::pair<std::string, std::uint16_t>>& ports) {
@@ -171,8 +159,10 @@ std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, st
     if (auto network = Network::parse(text)) trusted.push_back(*network);  // validated already
   auto info = std::make_unique<ListenerInfo>(ListenerInfo{lc.name, lc.default_environment, lc.environments,
                                                           lc.proxy_protocol, NetworkSet(std::move(trusted)),
-                                                          lc.tls.has_value(), nullptr});
+                                                          lc.tls.has_value(), nullptr, {}, {}});
   if (lc.tls) {
+    info->tls_files = *lc.tls;
+    info->tls_stamp = stamp_tls_files(*lc.tls);  // before the read: a change during it is seen next time
     auto context = make_tls_context(*lc.tls);
     if (!context) {
       error = "TLS: " + context.error();
@@ -323,6 +313,13 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     return 1;
   }
 
+  // A listener on the same socket with new settings (or a renewed certificate): sessions keep the
+  // info they started with, new ones get this.
+  const auto retarget_listener = [&](const std::string& name, std::unique_ptr<ListenerInfo> info) {
+    for (auto& w : workers) w->retarget_listener(live_listeners[name], info.get());
+    live_listeners[name] = info.get();
+    infos.push_back(std::move(info));
+  };
   // Reloads: SIGHUP, POST /reload (the admin listener), `frontdoor reload`.
   // A reload's new listeners: bound first (all or none), then the workers adopt, retarget or close.
   const auto apply_listeners = [&](const std::vector<config::ListenerConfig>& next,
@@ -336,15 +333,16 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
       BoundListener bound;
     };
     std::vector<Added> added;
-    std::vector<std::pair<ListenerInfo*, std::unique_ptr<ListenerInfo>>> retargeted;
+    std::vector<std::unique_ptr<ListenerInfo>> retargeted;
     std::vector<std::string> errors;
     for (const auto& [name, lc] : after) {
       const auto was = before.find(name);
-      if (was != before.end() && *was->second == *lc) continue;
+      // The same settings: kept, unless its certificate was renewed under the same paths.
+      if (was != before.end() && *was->second == *lc && !tls_files_renewed(*live_listeners[name])) continue;
       std::string error;
       auto info = listener_info(*lc, error);
       if (info && was != before.end() && was->second->address == lc->address) {
-        retargeted.emplace_back(live_listeners[name], std::move(info));  // same socket, new settings
+        retargeted.push_back(std::move(info));  // same socket, new settings
         continue;
       }
       auto bound = info ? bind_listener(*lc, workers.size()) : Expected<BoundListener>::failure(error);
@@ -364,11 +362,10 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
       std::erase_if(ports, [&name = name](const auto& p) { return p.first == name; });  // clang 14: no binding capture
       spdlog::info("reload: listener {} closed", name);
     }
-    for (auto& [from, to] : retargeted) {
-      for (auto& w : workers) w->retarget_listener(from, to.get());
-      live_listeners[to->name] = to.get();
-      spdlog::info("reload: listener {} takes its new settings", to->name);
-      infos.push_back(std::move(to));
+    for (auto& info : retargeted) {
+      spdlog::info("reload: listener {} takes its new settings", info->name);
+      const std::string name = info->name;
+      retarget_listener(name, std::move(info));
     }
     for (auto& a : added) {
       for (std::size_t i = 0; i < workers.size(); ++i)
@@ -458,7 +455,47 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     });
   };
   schedule_resolve();
-  reloader.set_after_reload(resolve_now);
+
+  // Certificates renewed under the same paths are read again (tls_files.hpp): a renewal that
+  // cannot be read (half written, a key for another certificate) is said once, and the previous
+  // certificate serves on.
+  asio::steady_timer certificate_timer(control);
+  std::map<std::string, TlsFilesStamp> unreadable_renewals;  // by listener
+  std::function<void()> watch_certificates = [&] {
+    const auto every = reloader.running().server.certificate_check_interval;
+    if (every.count() == 0) {
+      certificate_timer.cancel();
+      return;
+    }
+    certificate_timer.expires_after(every);  // a wait already armed is replaced
+    certificate_timer.async_wait([&](const error_code& ec) {
+      if (ec) return;
+      for (const auto& lc : reloader.running().listeners) {
+        const auto live = live_listeners.find(lc.name);
+        if (!lc.tls || live == live_listeners.end() || !tls_files_renewed(*live->second)) continue;
+        const auto stamp = stamp_tls_files(*lc.tls);
+        if (auto said = unreadable_renewals.find(lc.name); said != unreadable_renewals.end() && said->second == stamp)
+          continue;
+        std::string error;
+        auto info = listener_info(lc, error);
+        if (!info) {
+          spdlog::warn("listener {}: its certificate files changed, but {}; the previous certificate serves on",
+                       lc.name, error);
+          unreadable_renewals[lc.name] = stamp;
+          continue;
+        }
+        unreadable_renewals.erase(lc.name);
+        retarget_listener(lc.name, std::move(info));
+        spdlog::info("listener {}: certificate renewed, read again from {}", lc.name, lc.tls->certificate_file);
+      }
+      watch_certificates();
+    });
+  };
+  watch_certificates();
+  reloader.set_after_reload([&] {
+    resolve_now();
+    watch_certificates();  // its interval may have changed
+  });
 
   asio::steady_timer drain_delay(control);
   const auto begin_drain = [&] {

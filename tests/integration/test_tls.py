@@ -96,3 +96,111 @@ def test_bad_certificate_path_fails_at_start(tmp_path, upstream):
     fd.stop(timeout=5)
     assert fd.returncode not in (0, None)
     assert "missing.pem" in fd.logs()
+
+
+def _new_certificate(directory):
+    os.makedirs(directory)
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "1", "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+def _served_certificate(port):
+    """The DER certificate a new TLS connection to `port` is shown."""
+    import socket
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.getpeercert(binary_form=True)
+
+
+def _der(cert_path):
+    return ssl.PEM_cert_to_DER_cert(open(cert_path).read())
+
+
+class _MountedSecret:
+    """A Kubernetes Secret as the kubelet mounts it: tls.crt -> ..data/tls.crt, ..data -> ..<version>;
+    an update writes a new version directory and swaps ..data in one rename."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        os.makedirs(self.root)
+        self.version = 0
+        self.cert, self.key = os.path.join(self.root, "tls.crt"), os.path.join(self.root, "tls.key")
+
+    def update(self, cert, key):
+        self.version += 1
+        version_dir = os.path.join(self.root, "..v%d" % self.version)
+        os.makedirs(version_dir)
+        for src, name in ((cert, "tls.crt"), (key, "tls.key")):
+            with open(src, "rb") as f, open(os.path.join(version_dir, name), "wb") as out:
+                out.write(f.read())
+        tmp = os.path.join(self.root, "..data_tmp")
+        os.symlink("..v%d" % self.version, tmp)
+        os.replace(tmp, os.path.join(self.root, "..data"))
+        for name in ("tls.crt", "tls.key"):
+            if not os.path.islink(os.path.join(self.root, name)):
+                os.symlink(os.path.join("..data", name), os.path.join(self.root, name))
+
+
+def _wait_for(predicate, timeout):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_certificate_renewed_under_the_same_paths_is_served(frontdoor, upstream, tmp_path):
+    """cert-manager renews a certificate by rewriting its Secret: the files change under the same
+    paths and nobody sends a SIGHUP. The old certificate must not serve on until it expires."""
+    first, second, third = (_new_certificate(str(tmp_path / n)) for n in ("first", "second", "third"))
+    secret = _MountedSecret(tmp_path / "secret")
+    secret.update(*first)
+    cfg = tls_config(upstream, secret.cert, secret.key)
+    cfg["server"] = {"certificate_check_interval": "100ms"}
+    fd = frontdoor(cfg)
+    assert _served_certificate(fd.port) == _der(first[0])
+    context = ssl.create_default_context(cafile=first[0])
+    kept = http.client.HTTPSConnection("localhost", fd.port, context=context, timeout=5)
+    try:
+        kept.request("GET", "/a/b/1")
+        r = kept.getresponse()
+        assert (r.status, bool(r.read())) == (200, True)
+        secret.update(*second)
+        assert _wait_for(lambda: _served_certificate(fd.port) == _der(second[0]), 5), fd.logs()
+        assert "certificate renewed" in fd.logs()
+        kept.request("GET", "/a/b/2")  # a connection made before the renewal is not cut
+        assert kept.getresponse().status == 200
+    finally:
+        kept.close()
+    # A renewal whose key is not the certificate's: said once, and the previous one serves on.
+    secret.update(third[0], second[1])
+    assert _wait_for(lambda: "the previous certificate serves on" in fd.logs(), 5), fd.logs()
+    import time
+    time.sleep(0.5)
+    assert fd.logs().count("the previous certificate serves on") == 1
+    assert _served_certificate(fd.port) == _der(second[0])
+    secret.update(*third)
+    assert _wait_for(lambda: _served_certificate(fd.port) == _der(third[0]), 5), fd.logs()
+
+
+def test_a_reload_reads_a_renewed_certificate(frontdoor, upstream, tmp_path):
+    first, second = (_new_certificate(str(tmp_path / n)) for n in ("first", "second"))
+    secret = _MountedSecret(tmp_path / "secret")
+    secret.update(*first)
+    cfg = tls_config(upstream, secret.cert, secret.key)
+    cfg["server"] = {"certificate_check_interval": "0s"}  # only a reload reads them
+    fd = frontdoor(cfg)
+    assert _served_certificate(fd.port) == _der(first[0])
+    secret.update(*second)
+    import time
+    time.sleep(0.3)
+    assert _served_certificate(fd.port) == _der(first[0])
+    fd.reload(cfg)
+    assert _served_certificate(fd.port) == _der(second[0])

@@ -22,6 +22,7 @@
 #include "frontdoor/server/idle_connection.hpp"
 #include "frontdoor/server/metrics.hpp"
 #include "frontdoor/server/request_id.hpp"
+#include "frontdoor/server/tls_files.hpp"
 #include "frontdoor/stats/counters.hpp"
 #include "frontdoor/store/manifest_store.hpp"
 #include "frontdoor/upstream/connection.hpp"
@@ -38,6 +39,8 @@ struct ListenerInfo {
   NetworkSet trusted_proxies;   // peers whose X-Forwarded-For says who the client is
   bool tls = false;
   std::shared_ptr<boost::asio::ssl::context> tls_context;  // set iff tls; shared by the workers
+  config::TlsConfig tls_files;  // what tls_context was read from...
+  TlsFilesStamp tls_stamp;      // ...and those files as they were then
 };
 
 class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetcher {

@@ -1,0 +1,38 @@
+#pragma once
+// A TLS listener's certificate and key files. They change under the same paths when a certificate
+// is renewed (cert-manager rewrites the Secret, the kubelet swaps the mounted files), so the
+// control thread stamps them when it reads them and reads them again when the stamp moves.
+#include <boost/asio/ssl/context.hpp>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+
+#include "frontdoor/config/config.hpp"
+#include "frontdoor/core/address.hpp"
+
+namespace frontdoor::server {
+
+// What stat(2) says of one file (through symlinks): another inode, size or time is another file.
+struct FileStamp {
+  dev_t device = 0;
+  ino_t inode = 0;
+  off_t size = -1;  // -1: cannot be read
+  std::timespec modified{};
+  std::timespec changed{};
+
+  friend bool operator==(const FileStamp& a, const FileStamp& b) noexcept;
+};
+FileStamp stamp_file(const std::string& path) noexcept;
+
+struct TlsFilesStamp {
+  FileStamp certificate;
+  FileStamp private_key;
+  friend bool operator==(const TlsFilesStamp&, const TlsFilesStamp&) noexcept = default;
+};
+TlsFilesStamp stamp_tls_files(const config::TlsConfig& tls) noexcept;
+
+// Server-side TLS: TLS 1.2+, the certificate chain and key from PEM files.
+Expected<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const config::TlsConfig& tls);
+
+}  // namespace frontdoor::server

@@ -1,0 +1,44 @@
+#include "frontdoor/server/tls_files.hpp"
+
+#include <sys/stat.h>
+
+namespace frontdoor::server {
+
+namespace asio = boost::asio;
+
+bool operator==(const FileStamp& a, const FileStamp& b) noexcept {
+  const auto same = [](const std::timespec& x, const std::timespec& y) {
+    return x.tv_sec == y.tv_sec && x.tv_nsec == y.tv_nsec;
+  };
+  return a.device == b.device && a.inode == b.inode && a.size == b.size && same(a.modified, b.modified) &&
+         same(a.changed, b.changed);
+}
+
+FileStamp stamp_file(const std::string& path) noexcept {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+}
+
+TlsFilesStamp stamp_tls_files(const config::TlsConfig& tls) noexcept {
+  return {stamp_file(tls.certificate_file), stamp_file(tls.private_key_file)};
+}
+
+Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(const config::TlsConfig& tls) {
+  using Result = Expected<std::shared_ptr<asio::ssl::context>>;
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  boost::system::error_code ec;
+  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                           asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                       ec);
+  if (!ec) context->use_certificate_chain_file(tls.certificate_file, ec);
+  if (ec) return Result::failure("certificate " + tls.certificate_file + ": " + ec.message());
+  context->use_private_key_file(tls.private_key_file, asio::ssl::context::pem, ec);
+  if (ec) return Result::failure("private key " + tls.private_key_file + ": " + ec.message());
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1)
+    return Result::failure("private key " + tls.private_key_file + " does not match the certificate");
+  return context;
+}
+
+}  // namespace frontdoor::server
