@@ -439,10 +439,12 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   auto& state = health_->state(*ctx.manifest);
   const auto now = ctx.now;
   if (ctx.attempt == 0) state.budget.on_request(now);
-  auto bit = [](std::size_t i) { return i < 64 ? std::uint64_t{1} << i : 0; };
-  std::uint64_t refused = 0;  // half-open breakers with no probe slot left, this pick
+  // Half-open breakers with no probe slot left, this pick: rare, so the set is cleared only once one
+  // is met, and sized to the manifest (any number of endpoints).
+  bool any_refused = false;
+  auto refused = [&](std::size_t k) { return any_refused && ((refused_[k / 64] >> (k % 64)) & 1) != 0; };
   auto candidate = [&](std::size_t k, bool skip_ejected, bool ignore_breaker) {
-    return (ctx.tried & bit(k)) == 0 && (refused & bit(k)) == 0 &&
+    return !ctx.tried.contains(static_cast<std::uint32_t>(k)) && !refused(k) &&
            !(skip_ejected && (state.outliers.ejected(k, now) || health_->checked_down(endpoints[k].id))) &&
            (ignore_breaker || health_->breaker(endpoints[k].id).state(now) != resilience::CircuitBreaker::State::open);
   };
@@ -462,7 +464,7 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
   for (int pass = 0; pass < 3 && i == resilience::kNoEndpoint; ++pass) {
     if (pass == 1 && policy.fail_when_all_ejected) continue;
     if (pass == 2 && !policy.try_when_all_open) break;
-    if (pass == 2) refused = 0;  // half-open ones out of probe slots are fair game too
+    if (pass == 2) any_refused = false;  // half-open ones out of probe slots are fair game too
     const bool skip_ejected = pass == 0 || (pass == 2 && policy.fail_when_all_ejected);
     const bool ignore_breaker = pass == 2;
     for (std::size_t round = 0; round < endpoints.size() && i == resilience::kNoEndpoint; ++round) {
@@ -472,8 +474,13 @@ Verdict PickStage::on_request(RequestContext& ctx) noexcept {
       });
       if (k == resilience::kNoEndpoint) break;
       // Admission is asked of the chosen endpoint only: a half-open breaker counts its probes here.
-      if (ignore_breaker || health_->breaker(endpoints[k].id).allow(now)) i = k;
-      else refused |= bit(k);
+      if (ignore_breaker || health_->breaker(endpoints[k].id).allow(now)) {
+        i = k;
+      } else {
+        if (!any_refused) refused_.assign((endpoints.size() + 63) / 64, 0);
+        any_refused = true;
+        refused_[k / 64] |= std::uint64_t{1} << (k % 64);
+      }
     }
   }
   if (i == resilience::kNoEndpoint) {

@@ -11,10 +11,6 @@ namespace frontdoor::proxy {
 using boost::system::error_code;
 using stats::Counter;
 
-namespace {
-constexpr std::uint64_t bit(std::size_t i) noexcept { return i < 64 ? std::uint64_t{1} << i : 0; }
-}  // namespace
-
 // Asks RetryState what follows a failed attempt and carries it out: true when the request goes on
 // (the exchange continues), false when the failure stands.
 bool UpstreamExchange::try_again(AttemptFailure failure, Error error, unsigned status) {
@@ -48,7 +44,7 @@ bool UpstreamExchange::try_again(AttemptFailure failure, Error error, unsigned s
   const auto latency = ctx_->response_started == pipeline::Clock::time_point{}
                            ? resilience::Duration::zero()
                            : ctx_->response_started - ctx_->upstream_started;
-  ctx_->tried |= bit(failed);
+  ctx_->tried.add(failed);
   ++ctx_->attempt;
   const bool picked = host_.picker().on_request(*ctx_) == pipeline::Verdict::Continue;
   if (!picked || !state.budget.try_acquire_retry(now)) {

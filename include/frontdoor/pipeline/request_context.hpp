@@ -30,6 +30,27 @@ enum class Verdict : std::uint8_t {
 
 using Clock = std::chrono::steady_clock;
 
+// Endpoints (indices into the manifest's list) that already failed an attempt of one request. A
+// request makes at most 10 attempts (retries.max_attempts), so a short list: any index, however
+// many endpoints a manifest has (a bitmask stopped at 64, and retries went back to the same one).
+class TriedEndpoints {
+ public:
+  bool contains(std::uint32_t index) const noexcept {
+    for (std::uint8_t i = 0; i < count_; ++i)
+      if (items_[i] == index) return true;
+    return false;
+  }
+  void add(std::uint32_t index) noexcept {
+    if (count_ < items_.size() && !contains(index)) items_[count_++] = index;
+  }
+  void clear() noexcept { count_ = 0; }
+  std::size_t size() const noexcept { return count_; }
+
+ private:
+  std::array<std::uint32_t, 16> items_{};
+  std::uint8_t count_ = 0;
+};
+
 struct RequestContext {
   // Set by the session before the pipeline runs.
   const snapshot::Snapshot* snapshot = nullptr;
@@ -52,7 +73,7 @@ struct RequestContext {
   const manifest::Manifest* manifest = nullptr;
   const manifest::EndpointSpec* endpoint = nullptr;
   std::uint32_t endpoint_index = 0;  // of `endpoint` in manifest->endpoints
-  std::uint64_t tried = 0;           // bit i: endpoint i already failed an attempt of this request
+  TriedEndpoints tried;              // endpoints that already failed an attempt of this request
   std::uint32_t attempt = 0;         // 0 for the first try
   bool attempt_reported = false;     // this attempt's outcome already went to the breaker
   bool holds_request_slot = false;   // counted in its cluster's max_requests
@@ -107,7 +128,7 @@ struct RequestContext {
     manifest = nullptr;
     endpoint = nullptr;
     endpoint_index = 0;
-    tried = 0;
+    tried.clear();
     attempt_reported = false;
     holds_request_slot = holds_retry_slot = false;
     retry_after_seconds = 0;

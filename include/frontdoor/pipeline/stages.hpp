@@ -153,6 +153,7 @@ class PickStage {
 
  private:
   UpstreamHealth* health_;
+  std::vector<std::uint64_t> refused_;  // on_request's scratch: bit k, endpoint k refused this pick
 };
 
 using RequestPipeline =

@@ -218,12 +218,60 @@ TEST(PickStage, TriedEndpointsAreSkippedForTheRetry) {
   Harness h;
   ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
   const auto first = h.ctx.endpoint_index;
-  h.ctx.tried |= std::uint64_t{1} << first;
+  h.ctx.tried.add(first);
   h.ctx.attempt = 1;
   ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
   EXPECT_NE(h.ctx.endpoint_index, first);
-  h.ctx.tried = 0b111;
+  for (std::uint32_t k = 0; k < 3; ++k) h.ctx.tried.add(k);
   EXPECT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Reply);
+}
+
+// A manifest of 70 endpoints (a headless Service's pods): the ones past the 64th are endpoints too.
+std::string seventy_endpoints(const std::string& extra) {
+  std::string endpoints;
+  for (int i = 0; i < 70; ++i) endpoints += std::string(i ? ", " : "") + "\"127.0.0.1:" + std::to_string(9200 + i) + "\"";
+  return "listeners:\n  - address: 127.0.0.1:0\nmanifests:\n  - project: shop\n    module: cart\n"
+         "    balancing: consistent_hash\n    hash_key: header:X-Key\n    endpoints: [" + endpoints + "]\n" + extra;
+}
+
+TEST(PickStage, AnEndpointPastTheSixtyFourthIsNotPickedAgainOnceTried) {
+  Harness h(seventy_endpoints(""));
+  // A key whose ring point falls on an endpoint past the 64th.
+  std::string key;
+  for (int i = 0; i < 5000 && key.empty(); ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "X-Key: k" + std::to_string(i) + "\r\n"), Verdict::Continue);
+    if (h.ctx.endpoint_index >= 64) key = "k" + std::to_string(i);
+  }
+  ASSERT_FALSE(key.empty());
+  ASSERT_EQ(h.request("/shop/cart", "X-Key: " + key + "\r\n"), Verdict::Continue);
+  const auto first = h.ctx.endpoint_index;
+  for (std::uint32_t attempt = 1; attempt < 4; ++attempt) {
+    h.ctx.tried.add(h.ctx.endpoint_index);
+    h.ctx.attempt = attempt;
+    ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
+    EXPECT_NE(h.ctx.endpoint_index, first) << "attempt " << attempt;
+    EXPECT_EQ(h.ctx.tried.size(), attempt);
+  }
+}
+
+TEST(PickStage, AHalfOpenEndpointPastTheSixtyFourthWithoutAProbeSlotSendsTheKeyOn) {
+  Harness h(seventy_endpoints("resilience:\n  circuit_breaker: {consecutive_failures: 1, open_duration: 1s}\n"));
+  std::string key;
+  for (int i = 0; i < 5000 && key.empty(); ++i) {
+    ASSERT_EQ(h.request("/shop/cart", "X-Key: k" + std::to_string(i) + "\r\n"), Verdict::Continue);
+    const bool far = h.ctx.endpoint_index >= 64;
+    h.complete(Error::ok, 200);
+    if (far) key = "k" + std::to_string(i);
+  }
+  ASSERT_FALSE(key.empty());
+  ASSERT_EQ(h.request("/shop/cart", "X-Key: " + key + "\r\n"), Verdict::Continue);
+  const auto far = h.ctx.endpoint_index;
+  h.complete(Error::upstream_connect_failed, 502);  // its breaker opens
+  h.now += 1s;                                      // half-open: one probe...
+  ASSERT_EQ(h.request("/shop/cart", "X-Key: " + key + "\r\n"), Verdict::Continue);
+  ASSERT_EQ(h.ctx.endpoint_index, far);  // ...taken by this request, which is still in flight
+  ASSERT_EQ(h.request("/shop/cart", "X-Key: " + key + "\r\n"), Verdict::Continue);  // not a 503
+  EXPECT_NE(h.ctx.endpoint_index, far);
 }
 
 TEST(PickStage, WhenAllEjectedFailRefusesSuspectEndpoints) {
@@ -593,7 +641,7 @@ TEST(PickStage, StickyRetryReplacesTheCookieInsteadOfAddingOne) {
   const std::string before(h.ctx.extra_response_headers());
   ASSERT_EQ(cookies(), 1u);
   // The first endpoint failed: the retry picks another, whose cookie is the one the client gets.
-  h.ctx.tried |= std::uint64_t{1} << h.ctx.endpoint_index;
+  h.ctx.tried.add(h.ctx.endpoint_index);
   h.ctx.attempt = 1;
   ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
   EXPECT_EQ(cookies(), 1u) << h.ctx.extra_response_headers();
@@ -604,11 +652,11 @@ TEST(PickStage, StickyRetryReplacesTheCookieInsteadOfAddingOne) {
   const std::string token = before.substr(16, 16);
   ASSERT_EQ(h.request("/shop/cart", "Cookie: pin=" + token + "\r\n"), Verdict::Continue);
   ASSERT_EQ(cookies(), 0u);
-  h.ctx.tried |= std::uint64_t{1} << h.ctx.endpoint_index;
+  h.ctx.tried.add(h.ctx.endpoint_index);
   h.ctx.attempt = 1;
   ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
   EXPECT_EQ(cookies(), 1u);
-  h.ctx.tried |= std::uint64_t{1} << h.ctx.endpoint_index;
+  h.ctx.tried.add(h.ctx.endpoint_index);
   h.ctx.attempt = 2;
   ASSERT_EQ(h.pipeline.stage<PickStage>().on_request(h.ctx), Verdict::Continue);
   EXPECT_EQ(cookies(), 1u) << h.ctx.extra_response_headers();
