@@ -66,6 +66,10 @@ void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
         breaker_configs_[e.id] = policy(m).breaker;
       }
   }
+  // Breakers already made take the new settings too (a reload during an incident must be able to
+  // lengthen, shorten or turn off what is cutting an endpoint off).
+  for (std::size_t id = 0; id < breakers_.size() && id < breaker_configs_.size(); ++id)
+    if (breakers_[id]) breakers_[id]->reconfigure(breaker_configs_[id]);
 }
 
 void UpstreamHealth::eject_from_peer(std::uint32_t manifest, std::size_t endpoint, resilience::TimePoint now) {

@@ -19,6 +19,16 @@ CircuitBreakerConfig sanitize(CircuitBreakerConfig c) {
 CircuitBreaker::CircuitBreaker(const CircuitBreakerConfig& config)
     : config_(sanitize(config)), window_(config_.window, config_.window_buckets) {}
 
+void CircuitBreaker::reconfigure(const CircuitBreakerConfig& config) {
+  const CircuitBreakerConfig next = sanitize(config);
+  if (next == config_) return;
+  if (next.window != config_.window || next.window_buckets != config_.window_buckets)
+    window_ = RollingWindow(next.window, next.window_buckets);
+  if (state_ == State::open) half_open_at_ = half_open_at_ - config_.open_duration + next.open_duration;
+  config_ = next;
+  if (config_.consecutive_failures == 0 && config_.failure_rate_threshold <= 0 && state_ != State::closed) close();
+}
+
 void CircuitBreaker::refresh(TimePoint now) noexcept {
   if (state_ == State::open && now >= half_open_at_) {
     state_ = State::half_open;

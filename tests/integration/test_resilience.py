@@ -4,7 +4,7 @@ failures; a slow backend opens its breaker and the 503s that follow are fast; th
 retry amplification; a pool with every breaker open fails fast with 503 and Retry-After."""
 import time
 
-from fdtest import ScriptedUpstream, free_port, request
+from fdtest import ScriptedUpstream, free_port, make_config, manifest, request
 
 
 def proxy_argv(*endpoints):
@@ -146,3 +146,29 @@ def test_retry_budget_caps_amplification(frontdoor, upstreams):
     upstream_requests = sum(len(u.request_list()) for u in ups)
     # Without the budget every request would be tried 3 times (300); with it, retries stay near 20 %.
     assert n <= upstream_requests <= n * 1.25, upstream_requests
+
+
+def test_a_reload_changes_the_breakers_already_running(frontdoor, upstreams):
+    """An operator turns the breaker on (or off, or changes open_duration) during an incident: the
+    reload must reach the breakers that exist, not only ones made later."""
+    b = upstreams("b")
+    dead = "127.0.0.1:%d" % free_port()
+    cfg = make_config([manifest("p", "m", [dead, b])])
+    cfg["resilience"] = {"circuit_breaker": {"consecutive_failures": 0}}
+    fd = frontdoor(cfg)
+
+    def opened():
+        return sum(e.get("breaker_opened", 0) for e in fd.metrics()["endpoints"] if e.get("endpoint") == dead)
+
+    for i in range(10):
+        assert request(fd.port, "GET", "/p/m/%d" % i).status == 200
+    assert opened() == 0
+    cfg["resilience"] = {"circuit_breaker": {"consecutive_failures": 2, "open_duration": "60s"}}
+    fd.reload(cfg)
+    for i in range(10):
+        assert request(fd.port, "GET", "/p/m/%d" % i).status == 200
+    assert opened() == 1, fd.metrics()["endpoints"]
+    # ...and off again: the open breaker lets the endpoint be tried at once.
+    cfg["resilience"] = {"circuit_breaker": {"consecutive_failures": 0}}
+    fd.reload(cfg)
+    assert not any(e.get("breakers_open") for e in fd.metrics()["endpoints"] if e.get("endpoint") == dead)

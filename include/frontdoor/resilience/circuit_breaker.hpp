@@ -30,6 +30,8 @@ struct CircuitBreakerConfig {
   Duration open_duration = std::chrono::seconds(5);  // open -> half-open
   std::uint32_t half_open_max_probes = 1;     // probes admitted at once while half-open (>= 1)
   std::uint32_t half_open_successes_to_close = 1;  // (>= 1)
+
+  friend bool operator==(const CircuitBreakerConfig&, const CircuitBreakerConfig&) = default;
 };
 
 struct CircuitBreakerCounters {
@@ -55,6 +57,11 @@ class CircuitBreaker {
   // Another instance watching the same endpoint (another worker's) opened: a closed breaker opens too,
   // for its own open_duration. A half-open or open one keeps its course.
   void open_from_peer(TimePoint now) noexcept;
+
+  // A reload's settings, applied to a breaker in its course: the state is kept, an open one's time
+  // counts from when it opened under the new open_duration, a new window starts empty, and a breaker
+  // that can no longer trip (both triggers off) closes.
+  void reconfigure(const CircuitBreakerConfig& config);
 
   // The state at `now` (an open breaker whose time is up reports, and becomes, half-open).
   State state(TimePoint now) noexcept;

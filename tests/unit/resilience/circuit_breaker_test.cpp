@@ -87,6 +87,35 @@ TEST(CircuitBreaker, ConsecutiveZeroDisables) {
   EXPECT_EQ(b.state(clock.now()), State::closed);
 }
 
+TEST(CircuitBreaker, ReconfiguredInItsCourse) {
+  ManualClock clock;
+  CircuitBreaker b({.consecutive_failures = 0});
+  // Turned on: the next failures count under the new settings.
+  b.reconfigure({.consecutive_failures = 2, .open_duration = 60s});
+  b.on_failure(clock.now());
+  b.on_failure(clock.now());
+  ASSERT_EQ(b.state(clock.now()), State::open);
+  EXPECT_EQ(b.half_open_at(), clock.now() + 60s);
+  // A shorter open_duration counts from when it opened.
+  clock.advance(10s);
+  b.reconfigure({.consecutive_failures = 2, .open_duration = 15s});
+  EXPECT_EQ(b.half_open_at(), clock.now() + 5s);
+  EXPECT_EQ(b.counters().opened, 1u);
+  // Turned off while open: it lets traffic through at once.
+  b.reconfigure({.consecutive_failures = 0});
+  EXPECT_EQ(b.state(clock.now()), State::closed);
+  EXPECT_TRUE(b.allow(clock.now()));
+  for (int i = 0; i < 100; ++i) b.on_failure(clock.now());
+  EXPECT_EQ(b.state(clock.now()), State::closed);
+  // The same settings again change nothing.
+  b.reconfigure({.consecutive_failures = 3});
+  b.on_failure(clock.now());
+  b.on_failure(clock.now());
+  b.reconfigure({.consecutive_failures = 3});
+  b.on_failure(clock.now());
+  EXPECT_EQ(b.state(clock.now()), State::open);
+}
+
 TEST(CircuitBreaker, HalfOpenAfterRecoveryTimeoutThenClosesOnProbeSuccess) {
   ManualClock clock;
   CircuitBreaker b({.consecutive_failures = 1, .open_duration = 5s});
