@@ -28,7 +28,9 @@ bool UpstreamExchange::try_again(AttemptFailure failure, Error error, unsigned s
   const auto budget = static_cast<std::uint32_t>(std::min<std::uint64_t>(state.budget.available(now), UINT32_MAX));
   const RetryDecision decision = retry_.decide(failure, facts, policy(), ctx_->attempt, budget, health.random());
   switch (decision.action) {
-    case RetryAction::give_up: return false;
+    case RetryAction::give_up:
+      if (decision.budget_refused) state.budget.count_refusal();
+      return false;
     case RetryAction::same_endpoint_now:
       ++host_.counters()[Counter::upstream_stale_retries];
       release_upstream(false);

@@ -146,6 +146,10 @@ def test_retry_budget_caps_amplification(frontdoor, upstreams):
     upstream_requests = sum(len(u.request_list()) for u in ups)
     # Without the budget every request would be tried 3 times (300); with it, retries stay near 20 %.
     assert n <= upstream_requests <= n * 1.25, upstream_requests
+    # The operator sees both sides: the retries admitted, and the ones the budget refused.
+    figures = fd.metrics()["manifests"][0]
+    assert figures["retries"] == upstream_requests - n, figures
+    assert figures["retries_exhausted"] >= n - figures["retries"] - 5, figures
 
 
 def test_a_reload_changes_the_breakers_already_running(frontdoor, upstreams):

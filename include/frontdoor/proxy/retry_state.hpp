@@ -49,6 +49,7 @@ enum class RetryAction : std::uint8_t {
 struct RetryDecision {
   RetryAction action = RetryAction::give_up;
   resilience::Duration delay{};
+  bool budget_refused = false;  // give_up only because the retry budget had nothing left
 };
 
 class RetryState {

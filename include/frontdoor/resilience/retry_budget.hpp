@@ -41,6 +41,8 @@ class RetryBudget {
   bool try_acquire_retry(TimePoint now) noexcept;
   // Retries still available now (for metrics and tests).
   std::uint64_t available(TimePoint now) noexcept;
+  // A retry refused because available() was 0 when it was asked (counted in exhausted).
+  void count_refusal() noexcept { ++counters_.exhausted; }
 
   const RetryBudgetCounters& counters() const noexcept { return counters_; }
 

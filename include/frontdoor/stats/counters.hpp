@@ -106,7 +106,7 @@ inline constexpr std::array<MetricSpec, 31> kMetrics{{
     {"endpoints[].breaker_closed", "fd_breaker_transitions_total", "endpoint,to=\"closed\"", MetricType::counter,
      "Breaker transitions to closed, summed over the workers."},
     {"endpoints[].breaker_rejected", "fd_breaker_rejected_total", "endpoint", MetricType::counter,
-     "Requests an open breaker kept away from the endpoint."},
+     "Requests picked for the endpoint that its half-open breaker refused (probe slots taken)."},
     {"endpoints[].breakers_open", "fd_breaker_open", "endpoint", MetricType::gauge,
      "Workers whose breaker for the endpoint is open now."},
     {"endpoints[].in_flight", "fd_upstream_in_flight", "endpoint", MetricType::gauge,

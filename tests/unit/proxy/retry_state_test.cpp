@@ -47,6 +47,19 @@ TEST(RetryState, ConnectFailureStopsAtMaxAttemptsOrAnEmptyBudget) {
   EXPECT_EQ(decide(state, AttemptFailure::connect_failed, {}, policy_with(3), 0, 0).action, RetryAction::give_up);
 }
 
+// Only a retry the rules allow is "refused by the budget" (fd_retry_budget_total{result="refused"}).
+TEST(RetryState, SaysWhenOnlyTheBudgetRefusedTheRetry) {
+  RetryState state;
+  state.start(true, false);
+  EXPECT_TRUE(decide(state, AttemptFailure::connect_failed, {}, policy_with(3), 0, 0).budget_refused);
+  EXPECT_TRUE(decide(state, AttemptFailure::retryable_status, {}, policy_with(3), 0, 0).budget_refused);
+  EXPECT_FALSE(decide(state, AttemptFailure::retryable_status, {}, policy_with(3), 2, 0).budget_refused);  // last try
+  EXPECT_FALSE(decide(state, AttemptFailure::retryable_status, {}, policy_with(3), 0, 5).budget_refused);
+  RetryState post;
+  post.start(false, true);
+  EXPECT_FALSE(decide(post, AttemptFailure::retryable_status, {}, policy_with(3), 0, 0).budget_refused);  // never retried
+}
+
 TEST(RetryState, StalePooledConnectionIsRetriedOnceOnTheSameEndpoint) {
   RetryState state;
   state.start(true, false);
