@@ -11,6 +11,7 @@ constexpr std::array<ErrorInfo, static_cast<std::size_t>(Error::internal) + 1> k
     {400, "Bad Request", "malformed request", "bad_request", FailureKind::client},
     {400, "Bad Request", "ambiguous request framing rejected", "smuggling", FailureKind::client},
     {400, "Bad Request", "HTTP/1.1 request without Host header", "missing_host", FailureKind::client},
+    {400, "Bad Request", "a header a rate limit counts by is repeated", "repeated_key_header", FailureKind::client},
     {414, "URI Too Long", "request line too long", "request_line_too_long", FailureKind::client},
     {431, "Request Header Fields Too Large", "request header block too large", "header_too_large",
      FailureKind::client},

@@ -1,5 +1,6 @@
 #include "frontdoor/http/message_head.hpp"
 
+#include <cctype>
 #include <cstring>
 
 #include "frontdoor/http/field_chars.hpp"
@@ -182,6 +183,39 @@ bool is_valid_request_id(std::string_view id) noexcept {
   return true;
 }
 
+// Host and an absolute-form authority: uri-host [":" port] (RFC 9112 §3.2, RFC 3986 §3.2.2), or
+// empty (Host only). Anything else is a 400: the value goes on to the upstream, to X-Forwarded-Host
+// and to routing, where "evil.example/../x" or a space would be read as something else.
+bool is_valid_authority(std::string_view a) noexcept {
+  std::size_t i = 0;
+  if (!a.empty() && a.front() == '[') {  // IP-literal: hex digits, ':' and '.' (v4 in v6)
+    const auto close = a.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (i = 1; i < close; ++i) {
+      const char c = a[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+        return false;
+    }
+    i = close + 1;
+  } else {  // reg-name (IPv4 included): unreserved / pct-encoded / sub-delims
+    for (; i < a.size() && a[i] != ':'; ++i) {
+      const char c = a[i];
+      const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                         std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+      if (plain) continue;
+      if (c != '%' || i + 2 >= a.size() || !std::isxdigit(static_cast<unsigned char>(a[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(a[i + 2])))
+        return false;
+      i += 2;
+    }
+  }
+  if (i == a.size()) return true;
+  if (a[i] != ':' || a.size() - i - 1 > 5) return false;  // a port: at most 5 digits, maybe none
+  for (++i; i < a.size(); ++i)
+    if (a[i] < '0' || a[i] > '9') return false;
+  return true;
+}
+
 // absolute-form (RFC 9112 §3.2.2): "http" or "https" "://" authority [path] ["?" query]. The target
 // becomes its path and query, and `host` its authority, which wins over the Host header. Anything
 // else that is not origin-form (authority-form outside CONNECT, a bare word, userinfo) is refused.
@@ -194,8 +228,7 @@ bool to_origin_form(RequestHead& out) noexcept {
   t.remove_prefix(sep + 3);
   const auto authority_end = std::min(t.find('/'), t.find('?'));
   const std::string_view authority = t.substr(0, authority_end);
-  if (authority.empty() || authority.find('@') != std::string_view::npos || authority.find('#') != std::string_view::npos)
-    return false;
+  if (authority.empty() || !is_valid_authority(authority)) return false;
   out.host = authority;
   out.target = authority_end == std::string_view::npos ? std::string_view() : t.substr(authority_end);
   out.absolute_form = true;
@@ -260,7 +293,7 @@ ParseStatus parse_request_head(std::string_view data, const HeadLimits& limits, 
   for (const Header& h : headers) {
     switch (h.kind) {
       case HeaderKind::host:
-        if (seen_host) return error = Error::bad_request, ParseStatus::error;
+        if (seen_host || !is_valid_authority(h.value)) return error = Error::bad_request, ParseStatus::error;
         seen_host = true;
         out.host = h.value;
         break;

@@ -91,8 +91,14 @@ void append_legacy_headers(RequestContext& ctx) noexcept {
 
 namespace {
 
+// A header a limit is keyed on, sent twice: which value the upstream reads (the first, the last,
+// both) is its own business, and counting by any one of them lets a client send a fresh value
+// beside the one the upstream honours. Such a request is refused (400), not counted.
+constexpr std::uint64_t kRepeatedKeyHeader = 2;  // even: no hashed key is (they are | 1)
+
 // The client's key under `limit`, hashed with a key the client does not know (SipHash): it cannot
-// pick values that collide with another client's and spend their quota. 0: not identified.
+// pick values that collide with another client's and spend their quota. 0: not identified;
+// kRepeatedKeyHeader: refused.
 std::uint64_t key_of(const ratelimit::CompiledRateLimit& limit, const RequestContext& ctx) noexcept {
   const auto& key = limit.global ? ctx.snapshot->global_limit_key : ctx.snapshot->local_limit_key;
   const auto hash = [&](std::string_view bytes) { return resilience::siphash24(key, bytes); };
@@ -107,7 +113,13 @@ std::uint64_t key_of(const ratelimit::CompiledRateLimit& limit, const RequestCon
       return hash(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())) | 1;
     }
     case ratelimit::CompiledRateLimit::Key::header: {
-      const auto value = header_value(ctx, limit.header);
+      std::string_view value;
+      int lines = 0;
+      for (const http::Header& h : *ctx.request->headers) {
+        if (!http::iequals(h.name, limit.header)) continue;
+        if (++lines > 1) return kRepeatedKeyHeader;
+        value = h.value;
+      }
       return value.empty() ? 0 : hash(value) | 1;  // 0: not identified, not limited
     }
     case ratelimit::CompiledRateLimit::Key::path:
@@ -175,6 +187,10 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
     const auto& limit = limits[i];
     const std::uint64_t client = key_of(limit, ctx);
     if (client == 0 && limit.key == ratelimit::CompiledRateLimit::Key::header) continue;
+    if (client == kRepeatedKeyHeader) {
+      ctx.reply = Error::repeated_key_header;
+      return Verdict::Reply;
+    }
     const std::uint64_t key = resilience::hash_combine(limit.id, client);
     resilience::LimitDecision decision;
     if (limit.global) {

@@ -47,6 +47,20 @@ def test_header_key_limits_each_api_key(frontdoor, upstream):
     assert anonymous == [200] * 4
 
 
+def test_a_repeated_key_header_is_refused_not_counted_under_a_fresh_value(frontdoor, upstream):
+    """An upstream that reads the last X-Api-Key would serve `realkey` while a limit counting the first
+    value counted `junkN`: a new bucket per request. A repeated key header is a 400, never forwarded."""
+    fd = frontdoor(limited_config(upstream, name="api", key="header:X-Api-Key", burst=2))
+    assert [request(fd.port, "GET", "/x", headers=[("X-Api-Key", "realkey")]).status for _ in range(3)] == [200, 200, 429]
+    for i in range(4):
+        r = request(fd.port, "GET", "/x/%d" % i, headers=[("X-Api-Key", "junk%d" % i), ("X-Api-Key", "realkey")])
+        assert r.status == 400 and "repeated" in r.text(), r
+        r = request(fd.port, "GET", "/x/%d" % i, headers=[("X-Api-Key", ""), ("X-Api-Key", "realkey")])
+        assert r.status == 400, r
+    assert len(upstream.request_list()) == 2
+    assert fd.metrics()["errors"].get("repeated_key_header") == 8
+
+
 def test_manifest_limit_applies_to_its_manifest_only(frontdoor, upstream):
     cart = manifest("shop", "cart", [upstream])
     cart["rate_limits"] = [{"name": "cart", "key": "client_ip", "requests_per_second": 1, "burst": 2}]

@@ -59,6 +59,9 @@ CASES = [
     ("two-hosts", b"GET /p/m/two-hosts HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", {400}),
     ("nul-in-value", b"GET /p/m/nul-in-value HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", {400}),
     ("field-without-colon", b"GET /p/m/field-without-colon HTTP/1.1\r\n" + H + b"X-A b\r\n\r\n", {400}),
+    # Host goes on to the upstream and to X-Forwarded-Host: only an authority (RFC 9112 §3.2).
+    ("host-not-an-authority", b"GET /p/m/host-not-an-authority HTTP/1.1\r\nHost: evil.example/../x @y\r\n\r\n", {400}),
+    ("host-with-userinfo", b"GET /p/m/host-with-userinfo HTTP/1.1\r\nHost: u@fd.test\r\n\r\n", {400}),
     # A trailer section is relayed as it came: a line that is not a field line is a request to a loose reader.
     ("trailer-request-line", b"POST /p/m/trailer-request-line HTTP/1.1\r\n" + H
      + b"Transfer-Encoding: chunked\r\n\r\n1\r\nA\r\n0\r\nX\r\nGET /p/m/trailer-request-line-hidden HTTP/1.1\r\n"

@@ -14,6 +14,7 @@ enum class Error : std::uint8_t {
   bad_request,             // 400 malformed syntax
   smuggling_rejected,      // 400 ambiguous framing (RFC 9112 §6)
   missing_host,            // 400
+  repeated_key_header,     // 400 a header a rate limit counts by comes more than once
   request_line_too_long,   // 414
   header_too_large,        // 431
   too_many_headers,        // 431

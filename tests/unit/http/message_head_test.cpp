@@ -229,6 +229,26 @@ TEST(ResponseHead, Framing) {
   EXPECT_EQ(r.framing, BodyFraming::until_close);
 }
 
+TEST(RequestHead, HostMustBeAnAuthority) {
+  for (const char* good : {"", "a.example", "a.example:8080", "a.example:", "127.0.0.1:1", "[::1]", "[::1]:443",
+                           "[2001:db8::7]", "xn--bcher-kva.example", "under_score.local", "a%2Eb"}) {
+    auto p = parse_ptr(std::string("GET / HTTP/1.1\r\nHost: ") + good + "\r\n\r\n");
+    EXPECT_EQ(p->status, ParseStatus::complete) << good;
+    EXPECT_EQ(p->head.host, good);
+  }
+  for (const char* bad : {"evil.example/../x @y", "a b", "a/b", "user@a.example", "a.example#x", "a.example:80:80",
+                          "a.example:123456", "a.example:8o", "[::1", "[]", "[::g]", "[::1]x", "a%zz", "a%2", "a\\b",
+                          "a?b"}) {
+    auto p = parse_ptr(std::string("GET / HTTP/1.1\r\nHost: ") + bad + "\r\n\r\n");
+    EXPECT_EQ(p->status, ParseStatus::error) << bad;
+    EXPECT_EQ(p->error, Error::bad_request) << bad;
+    auto absolute = parse_ptr(std::string("GET http://") + bad + "/x HTTP/1.1\r\nHost: h\r\n\r\n");
+    if (std::string_view(bad).find_first_of("/?#") == std::string_view::npos) {
+      EXPECT_EQ(absolute->status, ParseStatus::error) << bad;
+    }
+  }
+}
+
 TEST(RequestHead, AbsoluteFormBecomesOriginFormWithItsAuthority) {
   const HeadLimits limits{256, 1024, 8};
   auto p = parse_ptr("GET HTTP://h.example:81?q=1 HTTP/1.1\r\nHost: other\r\n\r\n", limits);
