@@ -218,6 +218,7 @@ void UpstreamExchange::on_client_data() {
 
 void UpstreamExchange::request_sent() {
   phase_ = Phase::awaiting_response;
+  client_.request_sent();
   client_.set_deadline(snapshot().config.timeouts.upstream_response);
   const auto per_try = policy().per_try_timeout;
   if (per_try.count() > 0) client_.cap_deadline(ctx_->upstream_started + per_try);

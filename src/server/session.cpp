@@ -57,6 +57,7 @@ void Session::attach(const ListenerInfo& listener) {
 void Session::resume(asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
                      const asio::ip::address& peer, std::string_view peer_text, std::string_view first_bytes) {
   client_.reset(std::move(socket), nullptr, reader);
+  awaiting_first_request_ = false;
   attach(listener);
   peer_address_ = peer;
   std::memcpy(peer_ip_.data(), peer_text.data(), peer_text.size());
@@ -86,6 +87,7 @@ void Session::park() {
 
 void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const ListenerInfo& listener) {
   client_.reset(std::move(socket), listener.tls_context.get());
+  awaiting_first_request_ = true;
   attach(listener);
   set_peer(peer.address());
   just_accepted_ = !listener.proxy_protocol && listener.tls_context == nullptr;
@@ -141,9 +143,14 @@ void Session::read_client() {
   const auto& timeouts = snapshot_->config.timeouts;
   if (client_read_pending_) {
     // A read armed to watch for a hang-up is still outstanding: it is this read. The buffer must not
-    // move under it.
-    if (phase_ == Phase::reading_head) set_deadline(head_started_ ? timeouts.client_header : timeouts.client_idle);
-    else if (phase_ == Phase::proxying) set_deadline(timeouts.client_body);
+    // move under it. Between requests the connection is idle all the same: reclaimable when the
+    // process is full (a slow request must not pin its connection's slot for client_idle).
+    if (phase_ == Phase::reading_head) {
+      set_deadline(head_started_ || awaiting_first_request_ ? timeouts.client_header : timeouts.client_idle);
+      if (!head_started_) worker_.mark_idle(this);
+    } else if (phase_ == Phase::proxying) {
+      set_deadline(timeouts.client_body);
+    }
     return;
   }
   if (begin_ == end_) {
@@ -162,7 +169,9 @@ void Session::read_client() {
     if (head_started_) {
       deadline_ = head_deadline_;
     } else {
-      set_deadline(timeouts.client_idle);
+      // A new connection has client_header for its first request, as a TLS handshake has: a silent
+      // connect is not a keep-alive client, and must not hold its slot for client_idle.
+      set_deadline(awaiting_first_request_ ? timeouts.client_header : timeouts.client_idle);
       worker_.mark_idle(this);  // between requests: the first to go when the process is full
     }
   } else if (phase_ == Phase::proxying) {
@@ -268,6 +277,7 @@ bool Session::parse_request() {
   const auto status =
       http::parse_request_head(client_data(), snapshot_->request_limits, request_scanner_, request_, error);
   if (status == http::ParseStatus::incomplete) return false;
+  awaiting_first_request_ = false;
   ctx_.reset();
   ctx_.snapshot = snapshot_.get();
   ctx_.request = &request_;

@@ -107,6 +107,12 @@ void Session::start_exchange() {
   exchange_.start(ctx_, request_, body_, listener_->tls);
 }
 
+// A request whose body came after the head: once it is all upstream, a client that hangs up is
+// noticed (and its upstream request cancelled) as for one without a body.
+void Session::request_sent() noexcept {
+  if (body_.done()) watch_at_ = std::min(watch_at_, worker_.now() + kWatchAfter);
+}
+
 void Session::exchange_done(const proxy::ExchangeEnd& end) {
   switch (end.kind) {
     case proxy::ExchangeEnd::Kind::complete:

@@ -124,11 +124,15 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
   ++counters_[stats::Counter::connections_accepted];
   bool admit = connections_.fetch_add(1, std::memory_order_relaxed) < snapshot_->config.server.max_connections;
   if (!admit && (parked_oldest_ != nullptr || idle_oldest_ != nullptr)) {
-    // Full: the longest-idle keep-alive connection makes room (as nginx does), so that idle clients
-    // cannot lock new ones out. This one is counted already (the fetch_add above); the one closed
-    // leaves the count — at once when parked, when its session is freed otherwise.
+    // Full: the longest-idle connection makes room (as nginx does), so that idle clients cannot lock
+    // new ones out: parked or not, one between requests or one that never sent its first (oldest
+    // across both lists, or a few silent connects would evict every keep-alive client first). This
+    // one is counted already (the fetch_add above); the one closed leaves the count — at once when
+    // parked, when its session is freed otherwise.
     ++counters_[stats::Counter::connections_reclaimed];
-    if (parked_oldest_ != nullptr) close_parked(parked_oldest_, true);
+    const bool parked_is_older =
+        parked_oldest_ != nullptr && (idle_oldest_ == nullptr || parked_oldest_->idle_order < idle_oldest_->idle_order_);
+    if (parked_is_older) close_parked(parked_oldest_, true);
     else idle_oldest_->force_close();
     admit = true;
   }
@@ -177,6 +181,7 @@ void Worker::park(asio::ip::tcp::socket socket, core::DrainAwareReader reader, c
   std::memcpy(c->peer_text_bytes.data(), peer_text.data(), c->peer_text_size);
   c->closed = false;
   c->idle_since = now();
+  c->idle_order = ++idle_order_;
   c->older = parked_newest_;
   c->newer = nullptr;
   if (parked_newest_ != nullptr) parked_newest_->newer = c;
@@ -245,6 +250,7 @@ void Worker::session_parked(Session* session) noexcept {
 void Worker::mark_idle(Session* session) noexcept {
   if (session->idle_linked_) return;
   session->idle_linked_ = true;
+  session->idle_order_ = ++idle_order_;
   session->idle_prev_ = idle_newest_;
   session->idle_next_ = nullptr;
   if (idle_newest_ != nullptr) idle_newest_->idle_next_ = session;

@@ -146,3 +146,79 @@ def test_reclaiming_a_parked_connection_keeps_the_count_true(frontdoor, upstream
     assert fd.metrics()["connections_reclaimed"] == 3
     a.close()
     b.close()
+
+
+def test_a_connection_whose_request_was_slow_is_still_reclaimable(frontdoor, upstream):
+    """A request that waited (a watch read was armed for a hang-up) left its connection neither
+    parked nor on the idle list: a few slow requests pinned max_connections for client_idle."""
+    upstream.set_script(Action(delay_ms=500))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"max_connections": 2, "workers": 1}))
+    slow = [Client(fd.port, timeout=5), Client(fd.port, timeout=5)]
+    try:
+        for c in slow:
+            c.send(b"GET /p/m/slow HTTP/1.1\r\nHost: fd.test\r\n\r\n")
+        for c in slow:
+            assert c.read_response().status == 200
+        upstream.set_script(Action())
+        with Client(fd.port, timeout=3) as third:
+            assert third.request("GET", "/p/m/3").status == 200
+            slow[0].assert_closed(3)  # the longest idle went
+        assert fd.metrics()["connections_reclaimed"] == 1
+    finally:
+        for c in slow:
+            c.close()
+
+
+def test_silent_connections_are_not_kept_over_keep_alive_clients(frontdoor, upstream):
+    """The oldest idle connection goes, whichever list it is on: two silent connects made first must
+    not outlive a client that was served (which parked after its request)."""
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"max_connections": 3, "workers": 1}))
+    silent = [socket.create_connection(("127.0.0.1", fd.port), timeout=5) for _ in range(2)]
+    served = Client(fd.port, timeout=5)
+    try:
+        time.sleep(0.1)
+        assert served.request("GET", "/p/m/1").status == 200
+        time.sleep(0.1)  # parked
+        with Client(fd.port, timeout=3) as newcomer:
+            assert newcomer.request("GET", "/p/m/2").status == 200
+        silent[0].settimeout(3)
+        assert silent[0].recv(1) == b"", "the oldest (silent) connection should have been closed"
+        assert served.request("GET", "/p/m/3").status == 200, "the served client should have stayed"
+    finally:
+        served.close()
+        for s in silent:
+            s.close()
+
+
+def test_a_new_connection_has_client_header_for_its_first_request(frontdoor, upstream):
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], timeouts={"client_header": "1s", "client_idle": "30s"}))
+    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as silent:
+        t0 = time.monotonic()
+        try:
+            assert silent.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - t0 < 3, "a connection that never spoke waited client_idle"
+    # A served keep-alive connection waits client_idle for its next request, not client_header.
+    with Client(fd.port, timeout=5) as c:
+        assert c.request("GET", "/p/m/1").status == 200
+        time.sleep(1.5)
+        assert c.request("GET", "/p/m/2").status == 200
+
+
+def test_a_client_gone_after_its_whole_body_is_noticed(frontdoor, upstream):
+    """A POST whose body came after its head, then the client left: the upstream request must be
+    cancelled (as for a GET), not held until upstream_response and counted as its timeout."""
+    upstream.set_script(Action(delay_ms=4000))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], timeouts={"upstream_response": "6s"}))
+    with Client(fd.port, timeout=5) as c:
+        c.send(b"POST /p/m/fire HTTP/1.1\r\nHost: fd.test\r\nContent-Length: 5\r\n\r\n")
+        time.sleep(0.1)
+        c.send(b"hello")
+        upstream.wait_requests(1, timeout=3)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(e["in_flight"] for e in fd.metrics()["endpoints"]):
+        time.sleep(0.1)
+    figures = fd.metrics()
+    assert not any(e["in_flight"] for e in figures["endpoints"]), figures["endpoints"]
+    assert figures["errors"].get("client_closed", 0) >= 1 and "upstream_timeout" not in figures["errors"], figures["errors"]

@@ -98,6 +98,9 @@ class ClientSide {
   // The upstream switched protocols (101): from now on the connection is a tunnel, with no request
   // deadline (timeouts.request_total) — only its idle time counts.
   virtual void tunnel_started() noexcept = 0;
+  // The whole request (head and body) is with the upstream: from now on a client that leaves can
+  // be watched for, as it is for a request without a body.
+  virtual void request_sent() noexcept = 0;
 
  protected:
   ~ClientSide() = default;

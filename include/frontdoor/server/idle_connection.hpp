@@ -33,6 +33,7 @@ struct IdleConnection {
   bool read_pending = false;
   bool closed = false;  // closed while its read was pending: recycled when that read completes
   std::chrono::steady_clock::time_point idle_since{};
+  std::uint64_t idle_order = 0;  // Worker::next_idle_order() when parked: which idle connection is oldest
   IdleConnection* older = nullptr;
   IdleConnection* newer = nullptr;
   std::array<char, kFirstBytes> first_bytes{};

@@ -119,6 +119,7 @@ class Session final : private proxy::ClientSide {
   void exchange_done(const proxy::ExchangeEnd& end) override;
   void exchange_released() noexcept override;
   void tunnel_started() noexcept override;
+  void request_sent() noexcept override;
 
   Worker& worker_;
   ClientStream client_;
@@ -143,6 +144,7 @@ class Session final : private proxy::ClientSide {
   bool request_active_ = false;  // parsed and not yet finished (counted, logged)
   bool counted_in_flight_ = false;  // in the worker's load (load shedding): a request, not a tunnel
   bool just_accepted_ = false;      // plain TCP, nothing read yet: the first read is ReadStart::first
+  bool awaiting_first_request_ = false;  // no head parsed on this connection yet: client_header bounds the wait
   bool close_after_reply_ = false;
   std::uint8_t method_ = 0;  // RequestTally::method_index of the request in flight
   pipeline::RequestContext ctx_;
@@ -177,6 +179,7 @@ class Session final : private proxy::ClientSide {
   Session* idle_prev_ = nullptr;
   Session* idle_next_ = nullptr;
   bool idle_linked_ = false;
+  std::uint64_t idle_order_ = 0;  // Worker's stamp when last marked idle
   friend class Worker;
 };
 

@@ -193,6 +193,7 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   std::vector<std::unique_ptr<Session>> free_sessions_;
   Session* sessions_ = nullptr;  // intrusive list of live sessions
   Session* idle_oldest_ = nullptr;  // intrusive list of idle keep-alive sessions (mark_idle)
+  std::uint64_t idle_order_ = 0;    // stamps idle sessions and parked connections: oldest first across both
   Session* idle_newest_ = nullptr;
   IdleConnection* parked_oldest_ = nullptr;  // parked connections, by idle_since
   IdleConnection* parked_newest_ = nullptr;

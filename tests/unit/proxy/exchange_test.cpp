@@ -86,6 +86,7 @@ struct FakeClient final : ClientSide {
   }
   void exchange_released() noexcept override {}
   void tunnel_started() noexcept override {}
+  void request_sent() noexcept override {}
 };
 
 struct Harness {
