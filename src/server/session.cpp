@@ -117,8 +117,10 @@ void Session::begin_connection() {
     set_deadline(snapshot_->config.timeouts.client_header);
     worker_.mark_idle(this);
     client_read_pending_ = true;
+    handshaking_ = true;
     client_.async_handshake([this](const error_code& ec) {
       client_read_pending_ = false;
+      handshaking_ = false;
       worker_.mark_busy(this);
       if (phase_ == Phase::closed) return maybe_destroy();
       if (ec) {
@@ -277,11 +279,23 @@ bool Session::parse_request() {
   const auto status =
       http::parse_request_head(client_data(), snapshot_->request_limits, request_scanner_, request_, error);
   if (status == http::ParseStatus::incomplete) return false;
+  take_request(status == http::ParseStatus::complete);
+  if (status == http::ParseStatus::error) {
+    take_unreadable_head();
+    reply(error, {}, true);
+    return true;
+  }
+  begin_request();
+  return true;
+}
+
+// A request begins: counted, timed, in flight (finish_request ends it).
+void Session::take_request(bool head_parsed) {
   awaiting_first_request_ = false;
   ctx_.reset();
   ctx_.snapshot = snapshot_.get();
   ctx_.request = &request_;
-  identify_client(status == http::ParseStatus::complete);
+  identify_client(head_parsed);
   ctx_.started = ctx_.now = worker_.now();
   const auto total = snapshot_->config.timeouts.request_total;
   request_deadline_ = total.count() > 0 ? ctx_.started + total : pipeline::Clock::time_point::max();
@@ -289,21 +303,19 @@ bool Session::parse_request() {
   request_active_ = true;
   counted_in_flight_ = true;
   ++worker_.load().inflight;
-  if (status == http::ParseStatus::error) {
-    method_ = stats::RequestTally::method_index({});  // "other": the head could not be read
-    request_.is_head = false;
-    request_.connection.close = true;
-    ctx_.request_id = worker_.request_ids().next();
-    std::memcpy(request_id_.data(), ctx_.request_id.data(), ctx_.request_id.size());
-    ctx_.request_id = std::string_view(request_id_.data(), ctx_.request_id.size());
-    log_method_.clear();
-    log_target_.clear();
-    body_.distrust();  // the stream cannot be trusted past a bad head
-    reply(error, {}, true);
-    return true;
-  }
-  begin_request();
-  return true;
+}
+
+// ...from a head that could not be read (malformed, or too slow): answered, logged and closed.
+void Session::take_unreadable_head() {
+  method_ = stats::RequestTally::method_index({});  // "other": the head could not be read
+  request_.is_head = false;
+  request_.connection.close = true;
+  ctx_.request_id = worker_.request_ids().next();
+  std::memcpy(request_id_.data(), ctx_.request_id.data(), ctx_.request_id.size());
+  ctx_.request_id = std::string_view(request_id_.data(), ctx_.request_id.size());
+  log_method_.clear();
+  log_target_.clear();
+  body_.distrust();  // the stream cannot be trusted past a bad head
 }
 
 // The client of this request: the peer, unless a trusted proxy (the listener's trusted_proxies) names
@@ -462,16 +474,33 @@ void Session::linger() {
 
 void Session::on_deadline(pipeline::Clock::time_point now) {
   switch (phase_) {
-    case Phase::reading_proxy_header: return close_now();  // no header in time: not from our balancer
+    case Phase::reading_proxy_header:  // no header in time: not from our balancer
+      ++worker_.counters()[Counter::proxy_header_timeouts];
+      return close_now();
     case Phase::reading_head:
-      if (!head_started_ || begin_ == end_) return close_now();  // idle keep-alive connection
-      if (!client_write_pending_) {
-        // Too slow to send a head (slowloris): a best-effort 408, no waiting on a slow reader.
-        const std::size_t size = proxy::write_local_reply(Error::client_timeout, {}, worker_.request_ids().next(),
-                                                          true, false, worker_.scratch(), worker_.scratch_size());
-        error_code ignored;
-        client_.try_write(std::string_view(worker_.scratch(), size), {}, ignored);
+      if (handshaking_) {
+        ++worker_.counters()[Counter::tls_handshake_timeouts];
+        return close_now();
       }
+      if (!head_started_ || begin_ == end_) {
+        // An idle keep-alive connection; or one that never began a request (counted: a flood of
+        // silent connects shows here).
+        if (awaiting_first_request_) ++worker_.counters()[Counter::silent_connections_closed];
+        return close_now();
+      }
+      // Too slow to send a head (slowloris): a 408 counted and logged as a request, written at best
+      // effort, no waiting on a slow reader.
+      take_request(false);
+      take_unreadable_head();
+      ctx_.outcome = Error::client_timeout;
+      ctx_.status = error_info(Error::client_timeout).status;
+      if (!client_write_pending_) {
+        const std::size_t size = proxy::write_local_reply(Error::client_timeout, {}, ctx_.request_id, true, false,
+                                                          worker_.scratch(), worker_.scratch_size());
+        error_code ignored;
+        ctx_.response_bytes += client_.try_write(std::string_view(worker_.scratch(), size), {}, ignored);
+      }
+      finish_request();
       return close_now();
     case Phase::limiting:
       ctx_.lease_waiter.unlink();

@@ -66,6 +66,16 @@ def test_a_partial_proxy_header_waits_without_spinning(frontdoor, upstream):
     assert forwarded == ["198.51.100.7", "203.0.113.5"]
 
 
+def test_a_proxy_header_that_never_ends_is_closed_at_client_header_and_counted(frontdoor, upstream):
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], timeouts={"client_header": "500ms"},
+                               **_listener(proxy_protocol=True)))
+    with Client(fd.port) as c:
+        c.send(b"PROXY TCP4 203.0.")
+        closed, _ = c.wait_closed(3)
+        assert closed
+    assert fd.metrics()["proxy_header_timeouts"] == 1
+
+
 def test_a_connection_without_a_proxy_header_is_closed(frontdoor, upstream):
     fd = frontdoor(make_config([manifest("p", "m", [upstream])], **_listener(proxy_protocol=True)))
     with Client(fd.port) as c:

@@ -32,6 +32,9 @@ def test_slowloris_cut_off_by_client_header_timeout(frontdoor, upstream):
         if response:
             assert response.startswith(b"HTTP/1.1 408 "), "only a 408 may precede the close: %r" % response
     assert upstream.request_list() == []
+    # The operator sees it: counted as a 408 client_timeout (and logged, as any request).
+    figures = fd.metrics()
+    assert figures["errors"].get("client_timeout") == 1 and figures["responses"]["4xx"] == 1, figures
 
 
 def test_idle_keep_alive_connection_closed_after_client_idle(frontdoor, upstream):
@@ -199,6 +202,7 @@ def test_a_new_connection_has_client_header_for_its_first_request(frontdoor, ups
         except ConnectionResetError:
             pass
         assert time.monotonic() - t0 < 3, "a connection that never spoke waited client_idle"
+    assert fd.metrics()["silent_connections_closed"] == 1
     # A served keep-alive connection waits client_idle for its next request, not client_header.
     with Client(fd.port, timeout=5) as c:
         assert c.request("GET", "/p/m/1").status == 200

@@ -87,6 +87,23 @@ def test_silent_connects_to_a_tls_port_cannot_lock_clients_out(frontdoor, upstre
     assert fd.metrics()["connections_reclaimed"] >= 4
 
 
+def test_an_unfinished_handshake_is_closed_at_client_header_and_counted(frontdoor, upstream, certificate):
+    import socket
+    import time
+    cert, key = certificate
+    cfg = tls_config(upstream, cert, key)
+    cfg["timeouts"] = {"client_header": "500ms"}
+    fd = frontdoor(cfg)
+    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as silent:
+        t0 = time.monotonic()
+        try:
+            assert silent.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - t0 < 3
+    assert fd.metrics()["tls_handshake_timeouts"] == 1
+
+
 def test_bad_certificate_path_fails_at_start(tmp_path, upstream):
     from fdtest import Frontdoor
     cfg = tls_config(upstream, str(tmp_path / "missing.pem"), str(tmp_path / "missing.key"))

@@ -101,6 +101,8 @@ class Session final : private proxy::ClientSide {
   void start_exchange();
   // Outcomes.
   bool normalize_target();
+  void take_request(bool head_parsed);
+  void take_unreadable_head();
   void reply(Error error, std::string_view detail, bool close);
   void reply_done();
   void finish_request();
@@ -144,6 +146,7 @@ class Session final : private proxy::ClientSide {
   bool request_active_ = false;  // parsed and not yet finished (counted, logged)
   bool counted_in_flight_ = false;  // in the worker's load (load shedding): a request, not a tunnel
   bool just_accepted_ = false;      // plain TCP, nothing read yet: the first read is ReadStart::first
+  bool handshaking_ = false;  // a TLS handshake is in progress
   bool awaiting_first_request_ = false;  // no head parsed on this connection yet: client_header bounds the wait
   bool close_after_reply_ = false;
   std::uint8_t method_ = 0;  // RequestTally::method_index of the request in flight

@@ -31,6 +31,9 @@ enum class Counter : std::uint8_t {
   access_log_dropped_lines,
   tunnels_opened,
   tunnels_closed,
+  silent_connections_closed,
+  tls_handshake_timeouts,
+  proxy_header_timeouts,
 };
 
 enum class MetricType : std::uint8_t { counter, gauge };
@@ -49,7 +52,7 @@ struct CounterSpec {
 };
 
 // In the order of Counter (checked below).
-inline constexpr std::array<CounterSpec, 14> kWorkerCounters{{
+inline constexpr std::array<CounterSpec, 17> kWorkerCounters{{
     {Counter::connections_accepted, {"connections_accepted", "fd_connections_total", "result=\"accepted\"", MetricType::counter,
      "Client connections accepted."}},
     {Counter::connections_rejected, {"connections_rejected", "fd_connections_total", "result=\"rejected\"", MetricType::counter,
@@ -78,6 +81,12 @@ inline constexpr std::array<CounterSpec, 14> kWorkerCounters{{
      "Upgraded connections (WebSocket) tunnelled after the upstream's 101."}},
     {Counter::tunnels_closed, {"tunnels_closed", "fd_tunnels_total", "event=\"closed\"", MetricType::counter,
      "Tunnels closed (either side, idle, drain); open ones = opened - closed."}},
+    {Counter::silent_connections_closed, {"silent_connections_closed", "fd_client_timeouts_total", "phase=\"first_request\"",
+     MetricType::counter, "Connections closed at timeouts.client_header without having begun a request."}},
+    {Counter::tls_handshake_timeouts, {"tls_handshake_timeouts", "fd_client_timeouts_total", "phase=\"tls_handshake\"",
+     MetricType::counter, "TLS connections closed at timeouts.client_header with their handshake unfinished."}},
+    {Counter::proxy_header_timeouts, {"proxy_header_timeouts", "fd_client_timeouts_total", "phase=\"proxy_header\"",
+     MetricType::counter, "Connections closed at timeouts.client_header with their PROXY protocol header unfinished."}},
 }};
 inline constexpr std::size_t kCounterCount = kWorkerCounters.size();
 
