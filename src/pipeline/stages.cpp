@@ -174,6 +174,32 @@ resilience::LimitDecision BasicRateLimitStage<Scope>::acquire_local(const rateli
   return table_->gcra.acquire(key, limit.policy, ctx.now, limit.cost);
 }
 
+// A request refused by a limit takes nothing from the limits that let it through (as nginx's
+// limit_req): limits [0, end) of `limits` give back what they took. A global limit's leased tokens
+// are not given back (they are Redis's, and few).
+template <LimitScope Scope>
+void BasicRateLimitStage<Scope>::refund(const std::vector<ratelimit::CompiledRateLimit>& limits, std::size_t end,
+                                        const RequestContext& ctx) noexcept {
+  for (std::size_t j = 0; j < end && j < limits.size(); ++j) {
+    const auto& limit = limits[j];
+    if (limit.global) continue;
+    const std::uint64_t client = key_of(limit, ctx);
+    if (client == 0 || client == kRepeatedKeyHeader) continue;
+    const std::uint64_t key = resilience::hash_combine(limit.id, client);
+    if (limit.sliding) table_->windows.refund(key, limit.window, ctx.now, limit.cost);
+    else table_->gcra.refund(key, limit.policy, ctx.now, limit.cost);
+  }
+}
+
+// The request is refused here: every limit that let it through, in this stage and (for a
+// manifest's limits) the process-wide ones before it, gives back what it took.
+template <LimitScope Scope>
+void BasicRateLimitStage<Scope>::refund_all_before(const std::vector<ratelimit::CompiledRateLimit>& limits,
+                                                   std::size_t refused_at, const RequestContext& ctx) noexcept {
+  refund(limits, refused_at, ctx);
+  if (Scope == LimitScope::manifest) refund(ctx.snapshot->rate_limits, ctx.snapshot->rate_limits.size(), ctx);
+}
+
 template <LimitScope Scope>
 Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
   const auto& limits = Scope == LimitScope::process ? ctx.snapshot->rate_limits : ctx.manifest->rate_limits;
@@ -188,6 +214,7 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
     const std::uint64_t client = key_of(limit, ctx);
     if (client == 0 && limit.key == ratelimit::CompiledRateLimit::Key::header) continue;
     if (client == kRepeatedKeyHeader) {
+      refund_all_before(limits, i, ctx);
       ctx.reply = Error::repeated_key_header;
       return Verdict::Reply;
     }
@@ -202,6 +229,7 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
       decision = *global;
       if (!decision.allowed && decision.retry_after == resilience::Duration{}) {
         // Fail closed: the limit could not be checked.
+        refund_all_before(limits, i, ctx);
         ctx.retry_after_seconds = 1;
         ctx.reply = Error::rate_limit_unavailable;
         return Verdict::Reply;
@@ -219,14 +247,17 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
     }
     if (!decision.allowed) {
       refused = true;
+      refund_all_before(limits, i, ctx);
       break;
     }
   }
   if (!refused && ctx.shape_until > ctx.now) {
     const auto total = ctx.snapshot->config.timeouts.request_total;
     if (total.count() > 0 && ctx.shape_until > ctx.started + total) {
-      // Its turn would come after the request's time is up: refuse it now rather than hold it.
+      // Its turn would come after the request's time is up: refuse it now rather than hold it, and
+      // without its place in the queue (or a client at the rate would never get through again).
       refused = true;
+      refund_all_before(limits, limits.size(), ctx);
       ctx.limit_decision.allowed = false;
       ctx.limit_decision.retry_after = ctx.shape_until - ctx.now;
     } else {

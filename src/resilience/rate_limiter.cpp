@@ -174,6 +174,33 @@ double sw_remembered(const SlidingWindow::State& s, std::int64_t now_index, doub
 
 SlidingWindowTable::SlidingWindowTable(std::size_t slots, std::uint32_t max_probe) : slots_(slots, max_probe) {}
 
+void SlidingWindowTable::refund(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
+                                std::uint32_t cost) noexcept {
+  const std::uint64_t h = mix64(key);
+  const std::uint64_t tag = std::max<std::uint64_t>(h >> (64 - kSwTagBits), 1);
+  const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
+  const std::int64_t now_index = floor_div(now.time_since_epoch().count(), config.window.count());
+  for (int attempt = 0; attempt < kSwMaxAttempts; ++attempt) {
+    std::size_t found = SIZE_MAX;
+    std::uint64_t word = 0;
+    for (std::uint32_t i = 0; i < slots_.max_probe && found == SIZE_MAX; ++i) {
+      const std::size_t slot = (home + i) & slots_.mask;
+      word = slots_.words[slot].load(std::memory_order_acquire);
+      bool live = false;
+      sw_unpack(word, now_index, live);
+      if (live && sw_tag(word) == tag) found = slot;
+    }
+    if (found == SIZE_MAX) return;
+    bool live = false;
+    auto state = sw_unpack(word, now_index, live);
+    if (state.index != now_index) return;  // counted in a window that has passed: it fades on its own
+    state.current -= std::min<std::uint64_t>(state.current, cost);
+    if (slots_.words[found].compare_exchange_strong(word, sw_pack(tag, state), std::memory_order_acq_rel,
+                                                    std::memory_order_acquire))
+      return;
+  }
+}
+
 LimitDecision SlidingWindowTable::acquire(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
                                           std::uint32_t cost) noexcept {
   const std::uint64_t h = mix64(key);
@@ -360,6 +387,23 @@ LimiterTable::Scan LimiterTable::scan(std::uint64_t tag, std::size_t home, std::
     }
   }
   return s;
+}
+
+void LimiterTable::refund(std::uint64_t key, const GcraPolicy& policy, TimePoint now, std::uint32_t cost) noexcept {
+  const std::uint64_t h = mix64(key);
+  const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
+  const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
+  const std::uint64_t now_units = to_units(now);
+  const std::int64_t inc = policy.interval * static_cast<std::int64_t>(cost);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    Scan s = scan(tag, home, now_units);
+    if (s.found == kNone) return;  // expired or evicted: nothing left to give back
+    const std::int64_t backlog = std::max<std::int64_t>(ahead(s.found_word, now_units), 0);
+    const std::int64_t kept = std::max<std::int64_t>(backlog - inc, 0);
+    if (slots_.words[s.found].compare_exchange_strong(s.found_word, pack(tag, now_units + static_cast<std::uint64_t>(kept)),
+                                                      std::memory_order_acq_rel, std::memory_order_acquire))
+      return;
+  }
 }
 
 LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy, TimePoint now,

@@ -99,3 +99,44 @@ def test_leaky_bucket_spaces_requests_at_the_rate(frontdoor, upstream):
     assert done[-1] - done[0] >= 0.3, done
     refused = [t for s, t in results if s == 429]
     assert max(refused) < 0.3, results  # refusals are immediate, not queued
+
+
+def test_a_request_refused_by_one_limit_takes_nothing_from_the_others(frontdoor, upstream):
+    """As nginx's limit_req: the top-level limit let the refused cart requests through, but they
+    were refused by cart's own limit, so they must not have spent the client's top-level quota."""
+    cart = manifest("shop", "cart", [upstream])
+    cart["rate_limits"] = [{"name": "cart", "key": "client_ip", "requests_per_second": 1, "burst": 1}]
+    cfg = make_config([cart, manifest("shop", "search", [upstream])], server={"workers": 1})
+    cfg["rate_limits"] = [{"name": "per-client", "key": "client_ip", "requests_per_second": 1, "burst": 5},
+                          {"name": "tight-second", "key": "path", "requests_per_second": 1, "burst": 2}]
+    fd = frontdoor(cfg)
+    assert [request(fd.port, "GET", "/shop/cart/x").status for _ in range(5)] == [200] + [429] * 4
+    # Without refunds per-client would have spent all 5 on cart; it spent 1: search still gets in.
+    r = request(fd.port, "GET", "/shop/search/x")
+    assert r.status == 200 and r.headers.get("RateLimit") is not None, r
+    # Refused by the second top-level limit (path): the first (per-client) gives its share back.
+    assert [request(fd.port, "GET", "/shop/search/y").status for _ in range(3)] == [200, 429, 429]
+    assert request(fd.port, "GET", "/other/z").status in (200, 404)  # per-client still has room
+
+
+def test_a_leaky_bucket_refusal_keeps_no_place_in_the_queue(frontdoor, upstream):
+    """Refused because its turn would come after request_total, a request must not keep its place:
+    else a client at the rate never gets through again."""
+    import threading
+    cfg = limited_config(upstream, name="lb", requests_per_second=2, burst=10, algorithm="leaky_bucket")
+    cfg["timeouts"] = {"request_total": "1s"}
+    fd = frontdoor(cfg)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(request(fd.port, "GET", "/a/b", timeout=5).status))
+               for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert 429 in results and 200 in results, results
+    time.sleep(1.5)  # what was admitted has drained
+    paced = []
+    for _ in range(3):
+        paced.append(request(fd.port, "GET", "/a/b", timeout=5).status)
+        time.sleep(0.6)  # under the rate
+    assert paced == [200] * 3, paced

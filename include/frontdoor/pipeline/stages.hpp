@@ -53,6 +53,10 @@ class BasicRateLimitStage {
 
   resilience::LimitDecision acquire_local(const ratelimit::CompiledRateLimit& limit, std::uint64_t key,
                                          const RequestContext& ctx) noexcept;
+  void refund(const std::vector<ratelimit::CompiledRateLimit>& limits, std::size_t end,
+              const RequestContext& ctx) noexcept;
+  void refund_all_before(const std::vector<ratelimit::CompiledRateLimit>& limits, std::size_t refused_at,
+                         const RequestContext& ctx) noexcept;
 
   resilience::LocalLimitTables* table_;
   ratelimit::GlobalRateLimiter* global_;

@@ -118,6 +118,9 @@ class SlidingWindowTable {
   explicit SlidingWindowTable(std::size_t slots, std::uint32_t max_probe = 16);
   LimitDecision acquire(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
                         std::uint32_t cost = 1) noexcept;
+  // Gives back what an allowed acquire counted (the request was refused by something after it):
+  // out of the current window's count, if the key is still there and still in that window.
+  void refund(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now, std::uint32_t cost = 1) noexcept;
   std::size_t capacity() const noexcept { return slots_.capacity(); }
   LimiterTableCounters counters() const noexcept { return slots_.counters(); }
 
@@ -184,6 +187,9 @@ class LimiterTable {
                         std::uint32_t cost = 1) noexcept;
   // The key's state without changing it (remaining, reset_after; allowed = a cost-1 request would pass).
   LimitDecision peek(std::uint64_t key, const GcraPolicy& policy, TimePoint now) const noexcept;
+  // Gives back what an allowed acquire took (the request was refused by something after it): the
+  // key's arrival time moves back by cost x interval, never before now.
+  void refund(std::uint64_t key, const GcraPolicy& policy, TimePoint now, std::uint32_t cost = 1) noexcept;
 
   std::size_t capacity() const noexcept { return slots_.capacity(); }
   std::size_t live_slots(TimePoint now) const noexcept;  // O(capacity): tests and metrics scrapes

@@ -289,6 +289,37 @@ TEST(LimiterTable, GcraPerKey) {
   EXPECT_EQ(t.peek(a, p, clock.now()).remaining, 3u);
 }
 
+TEST(LimiterTable, ARefundGivesBackWhatAnAcquireTook) {
+  ManualClock clock;
+  LimiterTable t(1024);
+  const GcraPolicy p(10, 3);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(t.acquire(7, p, clock.now()).allowed);
+  EXPECT_FALSE(t.acquire(7, p, clock.now()).allowed);
+  t.refund(7, p, clock.now());
+  EXPECT_EQ(t.peek(7, p, clock.now()).remaining, 1u);
+  EXPECT_TRUE(t.acquire(7, p, clock.now()).allowed);
+  // Never below a full quota: refunds beyond what was taken give nothing more.
+  for (int i = 0; i < 10; ++i) t.refund(7, p, clock.now());
+  EXPECT_EQ(t.peek(7, p, clock.now()).remaining, 3u);
+  t.refund(8, p, clock.now());  // a key never seen: nothing happens
+  EXPECT_EQ(t.live_slots(clock.now()), 0u);
+}
+
+TEST(SlidingWindowTable, ARefundGivesBackWhatAnAcquireCounted) {
+  ManualClock clock;
+  const SlidingWindowConfig config{.limit = 2, .window = 10s};
+  SlidingWindowTable table(64);
+  ASSERT_TRUE(table.acquire(1, config, clock.now()).allowed);
+  ASSERT_TRUE(table.acquire(1, config, clock.now()).allowed);
+  EXPECT_FALSE(table.acquire(1, config, clock.now()).allowed);
+  table.refund(1, config, clock.now());
+  EXPECT_TRUE(table.acquire(1, config, clock.now()).allowed);
+  EXPECT_FALSE(table.acquire(1, config, clock.now()).allowed);
+  for (int i = 0; i < 5; ++i) table.refund(1, config, clock.now());
+  EXPECT_TRUE(table.acquire(1, config, clock.now(), 2).allowed);  // back to zero, never below
+  EXPECT_FALSE(table.acquire(1, config, clock.now()).allowed);
+}
+
 TEST(LimiterTable, CollidingKeysProbeAndReclaim) {
   ManualClock clock;
   LimiterTable t(4, 4);  // every key collides
