@@ -1,5 +1,7 @@
 #include "frontdoor/ratelimit/global_limiter.hpp"
 
+#include <algorithm>
+
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
@@ -77,6 +79,8 @@ struct GlobalRateLimiter::Lease {
   bool reclaimable(TimePoint now) const noexcept {
     return !fetching && !waiters.waiting() && expires <= now && denied_until <= now && fallback_until <= now;
   }
+  // When nothing of it counts any more.
+  TimePoint ends() const noexcept { return std::max({expires, denied_until, fallback_until}); }
 };
 
 GlobalRateLimiter::GlobalRateLimiter(boost::asio::io_context& io, io::RedisOptions redis, std::string key_prefix,
@@ -102,12 +106,23 @@ void GlobalRateLimiter::stop() {
 GlobalRateLimiter::Lease* GlobalRateLimiter::find(std::uint64_t key, TimePoint now) noexcept {
   key |= 1;  // 0 marks a slot never used
   Lease* free_slot = nullptr;
+  Lease* victim = nullptr;  // the idle lease nearest its end, should every slot be live
   for (std::size_t i = 0; i < kMaxProbe; ++i) {
     Lease& lease = leases_[(key + i) & mask_];
     if (lease.key == key) return &lease;
     if (free_slot == nullptr && (lease.key == 0 || lease.reclaimable(now))) free_slot = &lease;
+    if (!lease.fetching && !lease.waiters.waiting() && (victim == nullptr || lease.ends() < victim->ends()))
+      victim = &lease;
   }
-  if (free_slot == nullptr) return nullptr;
+  if (free_slot == nullptr) {
+    // A flood of fresh keys must not turn a healthy Redis into the fallback policy for everyone
+    // (503s under `deny`, no limit under `allow`). Evicting a lease is safe: Redis holds the count,
+    // so the evicted key's next request asks it again; its unspent tokens are lost (stricter, never
+    // looser). Only when every slot waits on Redis is there no room (table_full).
+    if (victim == nullptr) return nullptr;
+    ++counters_.evicted;
+    free_slot = victim;
+  }
   Lease& lease = *free_slot;
   lease.key = key;
   lease.tokens = lease.wanted = 0;

@@ -388,6 +388,7 @@ admin::Response AdminEndpoints::metrics() {
   x.add("global_rate_limit.refused_locally", {}, static_cast<double>(g.refused_locally));
   x.add("global_rate_limit.unavailable", {}, static_cast<double>(g.unavailable));
   x.add("global_rate_limit.table_full", {}, static_cast<double>(g.table_full));
+  x.add("global_rate_limit.evicted", {}, static_cast<double>(g.evicted));
   x.add("redis.connected", {}, m.redis_connected);
   x.add("redis.commands", {}, static_cast<double>(m.redis.commands));
   x.add("redis.failed", {}, static_cast<double>(m.redis.failed));

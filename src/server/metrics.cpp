@@ -57,11 +57,11 @@ std::string Metrics::to_json() const {
   }
   j += fmt::format(
       "],\"global_rate_limit\":{{\"fetches\":{},\"fetch_failures\":{},\"waits\":{},\"refused_locally\":{},"
-      "\"unavailable\":{},\"table_full\":{}}},\"redis\":{{\"connected\":{},\"commands\":{},\"failed\":{},"
+      "\"unavailable\":{},\"table_full\":{},\"evicted\":{}}},\"redis\":{{\"connected\":{},\"commands\":{},\"failed\":{},"
       "\"timeouts\":{},\"connects\":{},\"connect_failures\":{}}},\"local_limit_tables\":{{\"evictions\":{},"
       "\"contention\":{}}}}}",
       global_limiter.fetches, global_limiter.fetch_failures, global_limiter.waits, global_limiter.refused_locally,
-      global_limiter.unavailable, global_limiter.table_full, redis_connected, redis.commands, redis.failed,
+      global_limiter.unavailable, global_limiter.table_full, global_limiter.evicted, redis_connected, redis.commands, redis.failed,
       redis.timeouts, redis.connects, redis.connect_failures, local_limit_tables.evictions,
       local_limit_tables.contention);
   return j;

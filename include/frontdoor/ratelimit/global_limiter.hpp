@@ -63,6 +63,7 @@ struct GlobalLimiterCounters {
   std::uint64_t refused_locally = 0; // refused from a cached "none left" without asking Redis
   std::uint64_t unavailable = 0;     // decided by the fallback policy
   std::uint64_t table_full = 0;      // no lease slot free for a key (fallback policy)
+  std::uint64_t evicted = 0;         // leases dropped to make room for another key (Redis is asked again)
 
   GlobalLimiterCounters& operator+=(const GlobalLimiterCounters& o) noexcept {
     fetches += o.fetches;
@@ -71,6 +72,7 @@ struct GlobalLimiterCounters {
     refused_locally += o.refused_locally;
     unavailable += o.unavailable;
     table_full += o.table_full;
+    evicted += o.evicted;
     return *this;
   }
 };

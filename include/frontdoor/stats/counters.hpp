@@ -98,7 +98,7 @@ consteval bool counters_in_order() {
 static_assert(counters_in_order(), "kWorkerCounters must list every Counter, in the enum's order");
 
 // Every other reported figure: kept by other areas, summed by server::collect_metrics.
-inline constexpr std::array<MetricSpec, 31> kMetrics{{
+inline constexpr std::array<MetricSpec, 32> kMetrics{{
     {"workers", "fd_workers", "", MetricType::gauge, "Workers that answered the last collection."},
     {"workers_missing", "fd_workers_missing", "", MetricType::gauge,
      "Workers that did not answer within 1 s (stuck): their share is absent."},
@@ -141,7 +141,9 @@ inline constexpr std::array<MetricSpec, 31> kMetrics{{
     {"global_rate_limit.unavailable", "fd_ratelimit_global_total", "event=\"unavailable\"", MetricType::counter,
      "Decisions left to on_redis_failure."},
     {"global_rate_limit.table_full", "fd_ratelimit_global_total", "event=\"table_full\"", MetricType::counter,
-     "Keys that found no lease slot."},
+     "Keys that found no lease slot: every one in reach was waiting on Redis (on_redis_failure decided)."},
+    {"global_rate_limit.evicted", "fd_ratelimit_global_total", "event=\"evicted\"", MetricType::counter,
+     "Leases dropped to make room for another key (that key's next request asks Redis again)."},
     {"redis.connected", "fd_redis_connected", "", MetricType::gauge, "Worker connections to Redis up."},
     {"redis.commands", "fd_redis_commands_total", "result=\"sent\"", MetricType::counter, "Redis commands sent."},
     {"redis.failed", "fd_redis_commands_total", "result=\"failed\"", MetricType::counter,

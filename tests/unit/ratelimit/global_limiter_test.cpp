@@ -117,6 +117,22 @@ TEST_F(GlobalLimiterTest, RefusesLocallyOnceRedisHasNoneLeft) {
   EXPECT_EQ(take(*limiter, 8, kSmall).outcome, GlobalOutcome::allowed);
 }
 
+// 64 lease slots: a flood of 400 fresh keys (each holding its lease for a second) must not send new
+// keys to the fallback policy while Redis is healthy, nor free a key held at its limit.
+TEST_F(GlobalLimiterTest, AFloodOfFreshKeysEvictsLeasesInsteadOfFallingBack) {
+  auto limiter = connected();
+  constexpr GlobalLimitParams kSlow{10'000'000, 30'000'000, 1};  // 0.1/s, burst 3: no refill during the flood
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(take(*limiter, 7, kSlow).outcome, GlobalOutcome::allowed) << i;
+  ASSERT_EQ(take(*limiter, 7, kSlow).outcome, GlobalOutcome::refused);
+  for (std::uint64_t key = 1000; key < 1400; ++key)
+    ASSERT_EQ(take(*limiter, key, kSmall).outcome, GlobalOutcome::allowed) << key;
+  EXPECT_EQ(limiter->counters().table_full, 0u);
+  EXPECT_EQ(limiter->counters().unavailable, 0u);
+  EXPECT_GT(limiter->counters().evicted, 0u);
+  // The key at its limit is still refused: Redis holds its count, whatever the table forgot.
+  EXPECT_EQ(take(*limiter, 7, kSlow).outcome, GlobalOutcome::refused);
+}
+
 TEST_F(GlobalLimiterTest, TwoLimitersShareOneLimit) {
   auto a = connected();
   auto b = connected();
