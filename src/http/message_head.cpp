@@ -10,8 +10,31 @@ namespace {
 
 inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
+bool iequals_dashed(std::string_view name, std::string_view lower_dashed) noexcept {
+  if (name.size() != lower_dashed.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i] == '_' ? '-' : lower(name[i]);
+    if (c != lower_dashed[i]) return false;
+  }
+  return true;
+}
+
+// What a name with an underscore would be taken for by a gateway interface that maps '-' to '_'.
+HeaderKind classify_underscored(std::string_view n) noexcept {
+  for (std::string_view aliased : {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+                                   "x-forwarded-prefix", "x-real-ip", "x-request-id", "x-original-url",
+                                   "x-rewrite-url", "content-length", "transfer-encoding"})
+    if (iequals_dashed(n, aliased)) return HeaderKind::underscore_alias;
+  return HeaderKind::other;
+}
+
 HeaderKind classify(std::string_view n) noexcept {
   switch (n.size()) {
+    case 9:
+      if (iequals(n, "forwarded")) return HeaderKind::forwarded_claim;
+      if (iequals(n, "x-real-ip")) return HeaderKind::x_real_ip;
+      break;
+    case 13: if (iequals(n, "x-rewrite-url")) return HeaderKind::forwarded_claim; break;
     case 2: if (iequals(n, "te")) return HeaderKind::te; break;
     case 3: if (iequals(n, "via")) return HeaderKind::via; break;
     case 4: if (iequals(n, "host")) return HeaderKind::host; break;
@@ -25,7 +48,10 @@ HeaderKind classify(std::string_view n) noexcept {
       if (iequals(n, "keep-alive")) return HeaderKind::keep_alive;
       break;
     case 12: if (iequals(n, "x-request-id")) return HeaderKind::x_request_id; break;
-    case 14: if (iequals(n, "content-length")) return HeaderKind::content_length; break;
+    case 14:
+      if (iequals(n, "content-length")) return HeaderKind::content_length;
+      if (iequals(n, "x-original-url")) return HeaderKind::forwarded_claim;
+      break;
     case 15: if (iequals(n, "x-forwarded-for")) return HeaderKind::x_forwarded_for; break;
     case 16:
       if (iequals(n, "proxy-connection")) return HeaderKind::proxy_connection;
@@ -37,6 +63,8 @@ HeaderKind classify(std::string_view n) noexcept {
       break;
     default: break;
   }
+  if (n.size() > 12 && iequals(n.substr(0, 12), "x-forwarded-")) return HeaderKind::forwarded_claim;
+  if (n.find('_') != std::string_view::npos) return classify_underscored(n);
   return HeaderKind::other;
 }
 

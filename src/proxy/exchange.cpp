@@ -177,6 +177,8 @@ void UpstreamExchange::send_request_head() {
   // A stripped route, or absolute-form without a path ("http://h?q"), still goes out in origin-form.
   if ((params.target.empty() || params.target.front() != '/') && params.target != "*") params.target_prefix = "/";
   params.client_ip = ctx_->peer_ip;  // each proxy appends the address it received the request from
+  params.real_client_ip = ctx_->client_ip;
+  params.peer_trusted = ctx_->peer_trusted;
   params.request_id = ctx_->request_id;
   params.proto = tls_ ? "https" : "http";
   params.default_host = ctx_->endpoint->authority;

@@ -90,7 +90,12 @@ std::size_t write_upstream_request_head(const http::RequestHead& request, const 
       case HeaderKind::x_request_id:
       case HeaderKind::x_forwarded_proto:
       case HeaderKind::x_forwarded_host:
+      case HeaderKind::x_real_ip:
+      case HeaderKind::underscore_alias:
         continue;
+      case HeaderKind::forwarded_claim:
+        if (!params.peer_trusted) continue;
+        break;
       case HeaderKind::expect:
         // Ignored for HTTP/1.0 (RFC 9110 §10.1.1): forwarded in our HTTP/1.1 request it would count.
         if (params.drop_expect || request.version == http::Version::http10) continue;
@@ -129,6 +134,7 @@ std::size_t write_upstream_request_head(const http::RequestHead& request, const 
   emit_list("X-Forwarded-For", HeaderKind::x_forwarded_for, forwarded_for_first, forwarded_for_many,
             params.client_ip);
   w << "X-Forwarded-Proto: " << params.proto << "\r\n";
+  if (!params.real_client_ip.empty()) w << "X-Real-IP: " << params.real_client_ip << "\r\n";
   if (!request.host.empty()) w << "X-Forwarded-Host: " << request.host << "\r\n";
   emit_list("Via", HeaderKind::via, via_first, via_many,
             request.version == http::Version::http10 ? "1.0 frontdoor" : "1.1 frontdoor");

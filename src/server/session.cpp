@@ -324,6 +324,7 @@ void Session::identify_client(bool head_parsed) noexcept {
   const auto client = head_parsed ? client_address(peer_address_, request_headers_, listener_->trusted_proxies)
                                   : peer_address_;
   ctx_.client_address = client;
+  ctx_.peer_trusted = !listener_->trusted_proxies.empty() && listener_->trusted_proxies.contains(peer_address_);
   if (client == peer_address_) {
     ctx_.client_ip = ctx_.peer_ip;
     return;

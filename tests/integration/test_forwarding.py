@@ -105,6 +105,39 @@ def test_x_forwarded_for_and_via_are_appended(proxy):
     assert h.joined("Via") == "1.0 edge-cache, 1.1 frontdoor"
 
 
+CLAIMS = [("Forwarded", "for=6.6.6.6;proto=https;host=evil"), ("X-Forwarded-Port", "1"),
+          ("X-Forwarded-Prefix", "/admin"), ("X-Original-URL", "/admin"), ("X-Rewrite-URL", "/admin")]
+
+
+def test_an_untrusted_client_cannot_claim_an_address_a_scheme_or_a_url(proxy):
+    """Upstreams read these as the proxy's word (Symfony routes on X-Original-URL; CGI reads
+    X_Forwarded_For as X-Forwarded-For): from a peer that is not a trusted proxy they are dropped,
+    and X-Real-IP is always the client frontdoor identified."""
+    fd, up = proxy
+    sent = CLAIMS + [("X-Real-IP", "6.6.6.6"), ("X_Forwarded_For", "6.6.6.6"), ("x_real_ip", "6.6.6.6"),
+                     ("Content_Length", "5"), ("X_Custom", "kept")]
+    r = request(fd.port, "GET", "/p/m/claims", headers=sent)
+    assert r.status == 200
+    h = up.request_list()[0].headers
+    for name, _ in CLAIMS + [("X_Forwarded_For", ""), ("x_real_ip", ""), ("Content_Length", "")]:
+        assert h.get(name) is None, (name, h)
+    assert h.get_all("X-Real-IP") == ["127.0.0.1"]
+    assert h.get("X_Custom") == "kept"  # an underscore alone is not a claim
+
+
+def test_a_trusted_proxy_passes_its_claims_on(frontdoor, upstream):
+    cfg = make_config([manifest("p", "m", [upstream])])
+    cfg["listeners"][0]["trusted_proxies"] = ["127.0.0.0/8"]
+    fd = frontdoor(cfg)
+    r = request(fd.port, "GET", "/p/m/claims", headers=CLAIMS + [("X-Forwarded-For", "203.0.113.9"),
+                                                                 ("X-Real-IP", "6.6.6.6")])
+    assert r.status == 200
+    h = upstream.request_list()[0].headers
+    for name, value in CLAIMS:
+        assert h.get(name) == value, (name, h)
+    assert h.get_all("X-Real-IP") == ["203.0.113.9"]  # the client the trusted proxy named
+
+
 def test_request_id_generated_and_returned(proxy):
     fd, up = proxy
     r1 = request(fd.port, "GET", "/p/m/1")

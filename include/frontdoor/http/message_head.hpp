@@ -35,6 +35,13 @@ enum class HeaderKind : std::uint8_t {
   x_forwarded_proto,
   x_forwarded_host,
   via,
+  // Claims about the client or the URL that only a proxy we trust may make: passed on from a
+  // trusted peer (listeners[].trusted_proxies), dropped from any other.
+  forwarded_claim,  // Forwarded, X-Forwarded-Port/-Prefix/-Server/-Ssl, X-Original-URL, X-Rewrite-URL
+  x_real_ip,        // always replaced by the client frontdoor identified
+  // A name that CGI, WSGI and Rack read as one of the headers above ("X_Forwarded_For" is
+  // HTTP_X_FORWARDED_FOR too): always dropped, as nginx drops every name with an underscore.
+  underscore_alias,
 };
 
 struct Header {

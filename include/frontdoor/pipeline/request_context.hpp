@@ -61,6 +61,7 @@ struct RequestContext {
   // The connection's peer (after a PROXY protocol header, the address it names): X-Forwarded-For
   // gets it appended.
   std::string_view peer_ip;
+  bool peer_trusted = false;  // the peer is one of the listener's trusted_proxies: its forwarded claims pass
   std::string_view default_environment;
   std::span<const std::string> allowed_environments;  // the environment header may choose these ("*": any)
   std::string_view request_id;  // the client's valid X-Request-Id, or one generated for this request

@@ -45,10 +45,13 @@ struct UpstreamRequestParams {
   std::string_view default_host; // Host for HTTP/1.0 requests that sent none (the endpoint's name)
   bool drop_expect;              // we answer 100-continue ourselves
   std::string_view upgrade{};    // offered to the upstream (Connection: upgrade + Upgrade), else empty
+  std::string_view real_client_ip{};  // X-Real-IP: the client identified (trusted proxies' X-Forwarded-For)
+  bool peer_trusted = false;     // the peer is a trusted proxy: its forwarded claims pass
 };
 
 // Hop-by-hop fields (RFC 9110 §7.6.1) and those named in Connection are removed; framing is
-// re-stated; X-Forwarded-For appended; X-Forwarded-Proto/-Host and X-Request-Id set; Via appended.
+// re-stated; X-Forwarded-For appended; X-Forwarded-Proto/-Host, X-Real-IP and X-Request-Id set; Via
+// appended; forwarded claims dropped unless the peer is trusted (HeaderKind::forwarded_claim).
 std::size_t write_upstream_request_head(const http::RequestHead& request, const UpstreamRequestParams& params,
                                         char* out, std::size_t capacity) noexcept;
 
