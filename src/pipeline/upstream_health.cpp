@@ -57,9 +57,10 @@ void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
   // publishes); the rest is rebuilt when first used.
   const auto& manifests = snapshot.manifests.manifests();
   if (manifests_.size() > manifests.size()) manifests_.resize(manifests.size());
+  if (previous_.size() < manifests_.size()) previous_.resize(manifests_.size());
   for (const auto& m : manifests) {
     if (m.index < manifests_.size() && manifests_[m.index] && manifests_[m.index]->identity != m.identity)
-      manifests_[m.index].reset();
+      previous_[m.index] = std::move(manifests_[m.index]);
     for (const auto& e : m.endpoints)
       if (e.id < configured.size() && !configured[e.id]) {
         configured[e.id] = true;
@@ -72,10 +73,13 @@ void UpstreamHealth::install(const snapshot::Snapshot& snapshot) {
     if (breakers_[id]) breakers_[id]->reconfigure(breaker_configs_[id]);
 }
 
-void UpstreamHealth::eject_from_peer(std::uint32_t manifest, std::size_t endpoint, resilience::TimePoint now) {
+void UpstreamHealth::eject_from_peer(std::uint32_t manifest, std::uint64_t identity, std::size_t endpoint,
+                                     resilience::TimePoint now) {
   if (installed_ == nullptr) return;
   const auto& manifests = installed_->manifests.manifests();
-  if (manifest >= manifests.size() || endpoint >= manifests[manifest].endpoints.size()) return;
+  if (manifest >= manifests.size() || manifests[manifest].identity != identity ||
+      endpoint >= manifests[manifest].endpoints.size())
+    return;  // another manifest's list now: its index there is another endpoint
   state(manifests[manifest]).outliers.eject(endpoint, now);  // within max_ejection_percent here too
 }
 
@@ -89,11 +93,20 @@ resilience::CircuitBreaker& UpstreamHealth::breaker(manifest::EndpointId id) {
 
 UpstreamHealth::ManifestState& UpstreamHealth::state(const manifest::Manifest& m) {
   if (m.index >= manifests_.size()) manifests_.resize(m.index + 1);
-  auto& s = manifests_[m.index];
-  // Another manifest's state (a request still on an older snapshot): rebuilt for this one, so a
-  // picker never answers an index beyond this manifest's endpoints.
-  if (!s || s->identity != m.identity) s = std::make_unique<ManifestState>(m, policy(m), rotation_);
-  return *s;
+  if (m.index >= previous_.size()) previous_.resize(m.index + 1);
+  auto& current = manifests_[m.index];
+  if (current && current->identity == m.identity) return *current;
+  auto& previous = previous_[m.index];
+  if (previous && previous->identity == m.identity) return *previous;
+  // A state for this manifest, so a picker never answers an index beyond its endpoints: the current
+  // one when `m` is the installed snapshot's (the older one kept for requests still on it), else
+  // one for a request on an older snapshot, which leaves the current state alone.
+  const bool is_installed = installed_ != nullptr && m.index < installed_->manifests.manifests().size() &&
+                            &installed_->manifests.manifests()[m.index] == &m;
+  auto& slot = is_installed ? current : previous;
+  if (is_installed) previous = std::move(current);
+  slot = std::make_unique<ManifestState>(m, policy(m), rotation_);
+  return *slot;
 }
 
 void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Error outcome, unsigned status,
@@ -122,7 +135,7 @@ void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Erro
     auto& outliers = state(m).outliers;
     const auto ejections = outliers.counters().ejections;
     outliers.on_result(index, bad_answer, now);
-    if (outliers.counters().ejections != ejections && ejected_) ejected_(m.index, index);
+    if (outliers.counters().ejections != ejections && ejected_) ejected_(m.index, m.identity, index);
   }
 }
 

@@ -301,11 +301,11 @@ void Worker::set_peers(std::vector<Worker*> peers) {
       asio::post(peer->io_, [peer, id] { peer->health_.open_breaker_from_peer(id, pipeline::Clock::now()); });
     }
   });
-  health_.on_ejected([this](std::uint32_t manifest, std::size_t endpoint) {
+  health_.on_ejected([this](std::uint32_t manifest, std::uint64_t identity, std::size_t endpoint) {
     for (Worker* peer : peers_) {
       if (peer == this) continue;
-      asio::post(peer->io_, [peer, manifest, endpoint] {
-        peer->health_.eject_from_peer(manifest, endpoint, pipeline::Clock::now());
+      asio::post(peer->io_, [peer, manifest, identity, endpoint] {
+        peer->health_.eject_from_peer(manifest, identity, endpoint, pipeline::Clock::now());
       });
     }
   });

@@ -72,8 +72,12 @@ class UpstreamHealth {
   // tell the other workers), and what they call then.
   void on_breaker_opened(std::function<void(manifest::EndpointId)> hook) { breaker_opened_ = std::move(hook); }
   void open_breaker_from_peer(manifest::EndpointId id, resilience::TimePoint now) { breaker(id).open_from_peer(now); }
-  void on_ejected(std::function<void(std::uint32_t manifest, std::size_t endpoint)> hook) { ejected_ = std::move(hook); }
-  void eject_from_peer(std::uint32_t manifest, std::size_t endpoint, resilience::TimePoint now);
+  // An ejection names its manifest by index and identity: a peer applies it only to the same
+  // manifest (after a reload the index may hold another list, where `endpoint` is someone else).
+  void on_ejected(std::function<void(std::uint32_t manifest, std::uint64_t identity, std::size_t endpoint)> hook) {
+    ejected_ = std::move(hook);
+  }
+  void eject_from_peer(std::uint32_t manifest, std::uint64_t identity, std::size_t endpoint, resilience::TimePoint now);
 
   // For metrics (worker thread): breakers by EndpointId (null: never used), loads, manifest states.
   const std::vector<std::unique_ptr<resilience::CircuitBreaker>>& breakers() const noexcept { return breakers_; }
@@ -87,13 +91,16 @@ class UpstreamHealth {
   std::vector<resilience::CircuitBreakerConfig> breaker_configs_;
   std::vector<std::unique_ptr<resilience::CircuitBreaker>> breakers_;
   std::vector<std::unique_ptr<ManifestState>> manifests_;
+  // The state each index had before its manifest changed: requests still pinned to the older
+  // snapshot report there, rather than rebuilding (and so wiping) the current one at every turn.
+  std::vector<std::unique_ptr<ManifestState>> previous_;
   std::vector<EndpointLoad> loads_;
   std::vector<bool> down_;  // by EndpointId: failing its active health check
   resilience::SplitMix64 random_{0x5eed};
   const snapshot::Snapshot* installed_ = nullptr;
   std::size_t rotation_ = 0;
   std::function<void(manifest::EndpointId)> breaker_opened_;
-  std::function<void(std::uint32_t, std::size_t)> ejected_;
+  std::function<void(std::uint32_t, std::uint64_t, std::size_t)> ejected_;
 };
 
 }  // namespace frontdoor::pipeline
