@@ -106,8 +106,15 @@ std::uint64_t key_of(const ratelimit::CompiledRateLimit& limit, const RequestCon
     case ratelimit::CompiledRateLimit::Key::client_ip: {
       const auto& a = ctx.client_address;
       if (!a.is_v6() || a.to_v6().is_v4_mapped()) return hash(ctx.client_ip) | 1;
-      // An IPv6 host picks its address from a whole network (a /64, usually): count the network.
       auto bytes = a.to_v6().to_bytes();
+      // An IPv4 client behind NAT64 (64:ff9b::/96) or in an IPv4-compatible address (::/96) is one
+      // IPv4 host, not one of a /64's: counted by its 32 bits, or every IPv4 user would share one key.
+      static constexpr std::array<std::uint8_t, 12> kNat64{0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+      static constexpr std::array<std::uint8_t, 12> kCompatible{};
+      if (std::equal(kNat64.begin(), kNat64.end(), bytes.begin()) ||
+          std::equal(kCompatible.begin(), kCompatible.end(), bytes.begin()))
+        return hash(std::string_view(reinterpret_cast<const char*>(bytes.data()) + 12, 4)) | 1;
+      // An IPv6 host picks its address from a whole network (a /64, usually): count the network.
       for (std::size_t bit = limit.ipv6_prefix; bit < 128; ++bit)
         bytes[bit / 8] = static_cast<std::uint8_t>(bytes[bit / 8] & ~(0x80u >> (bit % 8)));
       return hash(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())) | 1;

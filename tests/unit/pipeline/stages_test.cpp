@@ -394,6 +394,20 @@ TEST(RateLimitStage, Ipv6ClientsAreCountedPerPrefix) {
   EXPECT_EQ(per_address.request("/shop/cart"), Verdict::Continue);
 }
 
+TEST(RateLimitStage, Ipv4ClientsInIpv6AddressesAreCountedPerAddress) {
+  // Behind NAT64 (64:ff9b::/96) every IPv4 user shares the /64: each must be its own client.
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - name: per_client
+    requests_per_second: 1
+    burst: 1
+)");
+  for (const char* address : {"64:ff9b::102:304", "64:ff9b::506:708", "::9.9.9.9", "::10.10.10.10"}) {
+    h.ctx.client_address = boost::asio::ip::make_address(address);
+    EXPECT_EQ(h.request("/shop/cart"), Verdict::Continue) << address;
+    EXPECT_EQ(h.request("/shop/cart"), Verdict::Reply) << address;
+  }
+}
+
 TEST(RateLimitStage, CostTakesSeveralUnits) {
   Harness h(std::string(kConfig) + R"(rate_limits:
   - name: heavy
