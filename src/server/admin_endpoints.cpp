@@ -380,6 +380,7 @@ admin::Response AdminEndpoints::metrics() {
     x.add("manifests[].retries_exhausted", {mf.manifest}, static_cast<double>(mf.retries_exhausted));
     x.add("manifests[].requests_in_flight", {mf.manifest}, mf.requests_in_flight);
     x.add("manifests[].connections", {mf.manifest}, mf.connections);
+    x.add("manifests[].pending", {mf.manifest}, mf.pending);
   }
   const auto& g = m.global_limiter;
   x.add("global_rate_limit.fetches", {}, static_cast<double>(g.fetches));

@@ -51,9 +51,9 @@ std::string Metrics::to_json() const {
     const auto& m = manifests[i];
     j += fmt::format(
         "{}{{\"manifest\":{},\"ejections\":{},\"retries\":{},\"retries_exhausted\":{},\"requests_in_flight\":{},"
-        "\"connections\":{}}}",
+        "\"connections\":{},\"pending\":{}}}",
         i ? "," : "", json_string(m.manifest), m.ejections, m.retries, m.retries_exhausted, m.requests_in_flight,
-        m.connections);
+        m.connections, m.pending);
   }
   j += fmt::format(
       "],\"global_rate_limit\":{{\"fetches\":{},\"fetch_failures\":{},\"waits\":{},\"refused_locally\":{},"
@@ -102,6 +102,7 @@ Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers, con
   for (std::size_t i = 0; i < m.manifests.size() && i < clusters.size(); ++i) {
     m.manifests[i].requests_in_flight = clusters.requests(i);
     m.manifests[i].connections = clusters.connections(i);
+    m.manifests[i].pending = clusters.pending(i);
   }
   const auto gcra = tables.gcra.counters();
   const auto windows = tables.windows.counters();

@@ -45,6 +45,8 @@ def test_max_connections_queues_up_to_max_pending(frontdoor, upstreams):
     second = threading.Thread(target=one, args=("second",))
     second.start()
     time.sleep(0.15)  # the second is waiting for the only connection
+    queued = fd.metrics()["manifests"][0]
+    assert (queued["connections"], queued["pending"]) == (1, 1), queued  # fd_cluster_pending
     one("third")      # nothing left: no connection, no room to wait
     first.join(5)
     second.join(5)

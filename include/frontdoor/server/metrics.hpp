@@ -49,6 +49,7 @@ struct ManifestMetrics {
   std::uint64_t retries_exhausted = 0;  // refused by it
   std::uint32_t requests_in_flight = 0;  // gauge, counted for manifests with max_requests
   std::uint32_t connections = 0;         // gauge, counted for manifests with max_connections
+  std::uint32_t pending = 0;             // gauge: requests queued for one of those connections
 };
 
 struct Metrics {

@@ -98,7 +98,7 @@ consteval bool counters_in_order() {
 static_assert(counters_in_order(), "kWorkerCounters must list every Counter, in the enum's order");
 
 // Every other reported figure: kept by other areas, summed by server::collect_metrics.
-inline constexpr std::array<MetricSpec, 32> kMetrics{{
+inline constexpr std::array<MetricSpec, 33> kMetrics{{
     {"workers", "fd_workers", "", MetricType::gauge, "Workers that answered the last collection."},
     {"workers_missing", "fd_workers_missing", "", MetricType::gauge,
      "Workers that did not answer within 1 s (stuck): their share is absent."},
@@ -130,6 +130,8 @@ inline constexpr std::array<MetricSpec, 32> kMetrics{{
      "Requests in flight, whole process, for manifests with max_requests."},
     {"manifests[].connections", "fd_cluster_connections", "manifest", MetricType::gauge,
      "Upstream connections open, whole process, for manifests with max_connections."},
+    {"manifests[].pending", "fd_cluster_pending", "manifest", MetricType::gauge,
+     "Requests waiting for one of those connections (max_pending): a full queue answers 503 upstream_overflow."},
     {"global_rate_limit.fetches", "fd_ratelimit_global_total", "event=\"fetch\"", MetricType::counter,
      "Token leases fetched from Redis."},
     {"global_rate_limit.fetch_failures", "fd_ratelimit_global_total", "event=\"fetch_failure\"",

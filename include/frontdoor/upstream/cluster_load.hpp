@@ -34,6 +34,9 @@ class ClusterLoad {
   std::uint32_t requests(std::size_t manifest) const noexcept {
     return manifest < size_ ? requests_[manifest].load(std::memory_order_relaxed) : 0;
   }
+  std::uint32_t pending(std::size_t manifest) const noexcept {
+    return manifest < size_ ? pending_[manifest].load(std::memory_order_relaxed) : 0;
+  }
   std::size_t size() const noexcept { return size_; }
 
  private:
