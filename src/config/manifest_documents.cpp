@@ -38,6 +38,10 @@ void Parser::parse_manifests(const YAML::Node& root, ManifestsForm form, Config&
 ManifestsResult load_manifests_string(std::string_view text, const std::string& source_name, const Config& base,
                                       ManifestsForm form) {
   ManifestsResult result;
+  if (text.size() > kMaxConfigBytes) {
+    result.errors = too_large(source_name, text.size(), "manifests");
+    return result;
+  }
   try {
     YAML::Node root;
     try {
@@ -48,6 +52,10 @@ ManifestsResult load_manifests_string(std::string_view text, const std::string& 
     }
     if (auto trailing = after_first_document(text)) {
       result.errors = failure(source_name, trailing->first, trailing->second);
+      return result;
+    }
+    if (auto past = values_past(root, kMaxConfigValues)) {
+      result.errors = too_many_values(source_name, *past, "the document");
       return result;
     }
     Config config = base;
