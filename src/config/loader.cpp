@@ -373,6 +373,7 @@ LoadResult load_config_string(std::string_view yaml, const std::string& source_n
     auto semantic = detail::check(config, &map);
     result.errors.insert(result.errors.end(), semantic.begin(), semantic.end());
     detail::sort_errors(result.errors);
+    detail::cap_errors(result.errors, source_name);
     if (result.errors.empty()) result.config = std::move(config);
   } catch (const std::exception& e) {
     result.config.reset();

@@ -68,6 +68,7 @@ ManifestsResult load_manifests_string(std::string_view text, const std::string& 
     for (auto& e : detail::check(config, &map))
       if (e.message.rfind("manifests[", 0) == 0) result.errors.push_back(std::move(e));
     detail::sort_errors(result.errors);
+    detail::cap_errors(result.errors, source_name);
     if (!result.errors.empty()) return result;
     for (const auto& item : items) result.documents.push_back(detail::to_json(item));
     result.manifests = std::move(config.manifests);

@@ -71,7 +71,7 @@ class Parser {
   // An error about a value: it keeps its default (or a placeholder), which the checks must not judge.
   void error(const Field& f, std::string message) {
     report(f.pos, f.path.empty() ? std::move(message) : f.path + ": " + std::move(message));
-    map_.failed.push_back(f.path);
+    map_.failed.insert(f.path);
   }
 
   // Calls on_key(name, field) for each entry of a mapping whose key is allowed; reports the others.

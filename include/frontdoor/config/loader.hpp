@@ -22,9 +22,14 @@ struct ConfigError {
   std::string to_string() const;  // "file:line:col: message"
 };
 
+// A load reports at most this many errors, the first in file order, then one more (line 0) that
+// says how many it left out: a generated file with an error in each of 80,000 manifests should
+// not answer with 80,000 lines.
+inline constexpr std::size_t kMaxReportedErrors = 100;
+
 struct LoadResult {
   std::optional<Config> config;     // set iff errors is empty
-  std::vector<ConfigError> errors;  // all of them, in file order
+  std::vector<ConfigError> errors;  // in file order (see kMaxReportedErrors)
 };
 
 // What one document may cost the loader, whatever its shape. YAML aliases (`*name`) repeat the

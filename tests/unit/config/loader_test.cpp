@@ -537,6 +537,55 @@ TEST(ConfigLoader, BadListItemKeepsTheIndexesOfTheOthers) {
                      "[::]:8080, port 0..65535)"}));
 }
 
+TEST(ConfigLoader, AValueThatFailedToParseSilencesTheChecksOnItAndBelowItOnly) {
+  const auto r = load(R"(listeners:
+  - name: a
+    address: [127.0.0.1:0]
+  - 5
+  - {name: c, address: 127.0.0.1:0, tls: 7}
+  - {name: d, address: 127.0.0.1:0}
+  - {name: e, address: 127.0.0.1:0}
+  - {name: f, address: 127.0.0.1:0}
+  - {name: g, address: 127.0.0.1:0}
+  - {name: h, address: 127.0.0.1:0}
+  - {name: i, address: 127.0.0.1:0}
+  - {name: j, address: 127.0.0.1:0}
+  - {name: k, address: nowhere}
+  - {name: l, address: 127.0.0.1:0, tls: {certificate_file: [x]}}
+)");
+  // Not: listeners[0].address is not host:port, listeners[1].name must not be empty,
+  // listeners[2].tls.certificate_file is required, listeners[12].tls.certificate_file cannot be read.
+  // Still: listeners[10].address (listeners[1] failed, not its prefix "listeners[10]"), and
+  // listeners[12].tls.private_key_file (its sibling failed, not it).
+  EXPECT_EQ(errors_of(r),
+            (Strings{
+                "config.yaml:3:14: listeners[0].address: expected a string, found a list",
+                "config.yaml:4:5: listeners[1]: expected a mapping with keys name, address, default_environment, "
+                "environments, proxy_protocol, trusted_proxies, tls, found \"5\"",
+                "config.yaml:5:42: listeners[2].tls: expected a mapping with keys certificate_file, private_key_file, "
+                "found \"7\"",
+                "config.yaml:13:24: listeners[10].address: \"nowhere\" is not host:port (expected e.g. 0.0.0.0:8080 or "
+                "[::]:8080, port 0..65535)",
+                "config.yaml:14:42: listeners[11].tls.private_key_file: is required (a PEM private key file)",
+                "config.yaml:14:61: listeners[11].tls.certificate_file: expected a string, found a list",
+            }));
+}
+
+TEST(ConfigLoader, ReportsTheFirstHundredErrorsAndHowManyMore) {
+  std::string yaml = std::string(kMinimal) + "manifests:\n";
+  for (int i = 0; i < 250; ++i) yaml += "  - {project: p" + std::to_string(i) + ", module: m, endpoints: [nowhere]}\n";
+  const auto r = load(yaml);
+  ASSERT_EQ(r.errors.size(), kMaxReportedErrors + 1);
+  EXPECT_EQ(r.errors[0].to_string(),
+            "config.yaml:4:42: manifests[0].endpoints[0].address: \"nowhere\" is not host:port (expected e.g. "
+            "10.0.0.5:8080, port 1..65535)");
+  EXPECT_EQ(r.errors[99].line, 103);  // in file order
+  EXPECT_EQ(r.errors[100].to_string(), "config.yaml: and 150 more errors (only the first 100 are shown)");
+  // At the cap exactly: no "more" line.
+  yaml.resize(yaml.find("  - {project: p100,"));
+  EXPECT_EQ(load(yaml).errors.size(), kMaxReportedErrors);
+}
+
 TEST(ConfigLoader, SemanticErrorsCarryThePositionOfTheElement) {
   const auto r = load(R"(listeners:
   - name: ""
