@@ -346,6 +346,10 @@ void Parser::endpoint(const Field& f, EndpointConfig& e) {
 
 LoadResult load_config_string(std::string_view yaml, const std::string& source_name) {
   LoadResult result;
+  if (yaml.size() > kMaxConfigBytes) {
+    result.errors = too_large(source_name, yaml.size(), "a configuration");
+    return result;
+  }
   try {
     Config config;
     config.source = source_name;
@@ -361,10 +365,15 @@ LoadResult load_config_string(std::string_view yaml, const std::string& source_n
       result.errors = failure(source_name, trailing->first, trailing->second);
       return result;
     }
+    if (auto past = values_past(root, kMaxConfigValues)) {
+      result.errors = too_many_values(source_name, *past, "the configuration");
+      return result;
+    }
     Parser(source_name, result.errors, map).parse(root, config);
     auto semantic = detail::check(config, &map);
     result.errors.insert(result.errors.end(), semantic.begin(), semantic.end());
     detail::sort_errors(result.errors);
+    detail::cap_errors(result.errors, source_name);
     if (result.errors.empty()) result.config = std::move(config);
   } catch (const std::exception& e) {
     result.config.reset();
@@ -388,13 +397,21 @@ LoadResult load_config_file(const std::string& path) {
                                             (saved != 0 ? std::strerror(saved) : "unknown error"));
       return result;
     }
-    std::stringstream text;
-    text << in.rdbuf();
+    // Read no further than one byte past the limit: a huge file (or /dev/zero) is never read whole.
+    std::string text;
+    char chunk[64 * 1024];
+    while (text.size() <= kMaxConfigBytes && in.read(chunk, sizeof chunk).gcount() > 0)
+      text.append(chunk, static_cast<std::size_t>(in.gcount()));
     if (in.bad()) {
       result.errors = failure(path, {}, "cannot read the configuration file");
       return result;
     }
-    return load_config_string(text.str(), path);
+    if (text.size() > kMaxConfigBytes) {
+      const auto bytes = std::filesystem::file_size(path, ec);
+      result.errors = too_large(path, ec ? 0 : bytes, "a configuration");
+      return result;
+    }
+    return load_config_string(text, path);
   } catch (const std::exception& e) {
     result.config.reset();
     result.errors = failure(path, {}, std::string("cannot read the configuration file: ") + e.what());

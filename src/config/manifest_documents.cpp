@@ -38,6 +38,10 @@ void Parser::parse_manifests(const YAML::Node& root, ManifestsForm form, Config&
 ManifestsResult load_manifests_string(std::string_view text, const std::string& source_name, const Config& base,
                                       ManifestsForm form) {
   ManifestsResult result;
+  if (text.size() > kMaxConfigBytes) {
+    result.errors = too_large(source_name, text.size(), "manifests");
+    return result;
+  }
   try {
     YAML::Node root;
     try {
@@ -50,6 +54,10 @@ ManifestsResult load_manifests_string(std::string_view text, const std::string& 
       result.errors = failure(source_name, trailing->first, trailing->second);
       return result;
     }
+    if (auto past = values_past(root, kMaxConfigValues)) {
+      result.errors = too_many_values(source_name, *past, "the document");
+      return result;
+    }
     Config config = base;
     config.source = source_name;
     config.manifests.clear();
@@ -60,6 +68,7 @@ ManifestsResult load_manifests_string(std::string_view text, const std::string& 
     for (auto& e : detail::check(config, &map))
       if (e.message.rfind("manifests[", 0) == 0) result.errors.push_back(std::move(e));
     detail::sort_errors(result.errors);
+    detail::cap_errors(result.errors, source_name);
     if (!result.errors.empty()) return result;
     for (const auto& item : items) result.documents.push_back(detail::to_json(item));
     result.manifests = std::move(config.manifests);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <initializer_list>
 #include <limits>
 #include <set>
@@ -70,7 +71,7 @@ class Parser {
   // An error about a value: it keeps its default (or a placeholder), which the checks must not judge.
   void error(const Field& f, std::string message) {
     report(f.pos, f.path.empty() ? std::move(message) : f.path + ": " + std::move(message));
-    map_.failed.push_back(f.path);
+    map_.failed.insert(f.path);
   }
 
   // Calls on_key(name, field) for each entry of a mapping whose key is allowed; reports the others.
@@ -234,12 +235,30 @@ inline std::vector<ConfigError> failure(const std::string& file, Position pos, s
   return {{file, pos.line, pos.column, std::move(message)}};
 }
 
+// Text past kMaxConfigBytes, refused before yaml-cpp reads it. `bytes` 0: the size is not known.
+inline std::vector<ConfigError> too_large(const std::string& file, std::uintmax_t bytes, std::string_view what) {
+  return failure(file, {},
+                 (bytes != 0 ? "is " + std::to_string(bytes) + " bytes, " : std::string("is ")) + "more than the " +
+                     format_size(kMaxConfigBytes) + " " + std::string(what) + " may be");
+}
+
+// A document past kMaxConfigValues (values_past), refused before the walk reads any of it.
+inline std::vector<ConfigError> too_many_values(const std::string& file, Position pos, std::string_view what) {
+  return failure(file, pos,
+                 std::string(what) + " holds more than " + std::to_string(kMaxConfigValues) +
+                     " values once its aliases are expanded (each use of an alias, *name, counts every value of "
+                     "the node it names); nothing was loaded");
+}
+
 }  // namespace frontdoor::config::detail
 
 namespace frontdoor::config {
 // For the loaders' entry points (loader.cpp, manifest_documents.cpp).
 using detail::after_first_document;
 using detail::failure;
+using detail::too_large;
+using detail::too_many_values;
+using detail::values_past;
 using detail::mark_position;
 using detail::Parser;
 using detail::SourceMap;

@@ -140,5 +140,14 @@ void sort_errors(std::vector<ConfigError>& errors) {
   });
 }
 
+void cap_errors(std::vector<ConfigError>& errors, const std::string& file) {
+  if (errors.size() <= kMaxReportedErrors) return;
+  const std::size_t more = errors.size() - kMaxReportedErrors;
+  errors.resize(kMaxReportedErrors);
+  errors.push_back({file, 0, 0,
+                    "and " + std::to_string(more) + " more error" + (more == 1 ? "" : "s") + " (only the first " +
+                        std::to_string(kMaxReportedErrors) + " are shown)"});
+}
+
 }  // namespace detail
 }  // namespace frontdoor::config

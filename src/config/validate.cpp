@@ -117,14 +117,19 @@ class Checker {
   }
 
   // A value that already failed to parse (or lies under one that did) holds a default or a
-  // placeholder: saying more about it would only repeat the first error.
+  // placeholder: saying more about it would only repeat the first error. Looks up the path and
+  // each of its parents ("a[1].b", "a[1]", "a", then "" for the whole document): a few lookups
+  // however many values failed.
   bool suppressed(const std::string& path) const {
-    for (const auto& f : map_->failed) {
-      if (f.empty() || path == f) return true;
-      if (path.size() > f.size() && path.compare(0, f.size(), f) == 0 && (path[f.size()] == '.' || path[f.size()] == '['))
-        return true;
+    const auto& failed = map_->failed;
+    if (failed.empty()) return false;
+    std::string p = path;
+    for (;;) {
+      if (failed.count(p) != 0) return true;
+      if (p.empty()) return false;
+      const auto cut = p.find_last_of(".[");
+      p.resize(cut == std::string::npos ? 0 : cut);
     }
-    return false;
   }
 
   void free_text(const std::string& path, const std::string& value) {
@@ -495,7 +500,9 @@ std::vector<ConfigError> check(const Config& config, const SourceMap* map) { ret
 
 std::vector<ConfigError> validate(const Config& config) {
   try {
-    return detail::check(config, nullptr);
+    auto errors = detail::check(config, nullptr);
+    detail::cap_errors(errors, config.source.empty() ? "<memory>" : config.source);
+    return errors;
   } catch (const std::exception& e) {
     return {{config.source.empty() ? "<memory>" : config.source, 0, 0, std::string("cannot validate: ") + e.what()}};
   }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
+#include <vector>
 
 namespace frontdoor::config::detail {
 namespace {
@@ -63,6 +64,34 @@ std::optional<std::pair<Position, std::string>> after_first_document(std::string
   } catch (const YAML::Exception& e) {
     return std::pair{mark_position(e.mark), "invalid YAML: " + e.msg};
   }
+}
+
+std::optional<Position> values_past(const YAML::Node& root, std::size_t budget) {
+  // Depth first with a stack of iterators: no recursion, memory bounded by kMaxWalkedDepth.
+  struct Level {
+    YAML::const_iterator next, end;
+    bool map;
+  };
+  std::vector<Level> stack;
+  const auto enter = [&](const YAML::Node& node) {
+    if (stack.size() < kMaxWalkedDepth && (node.IsMap() || node.IsSequence()))
+      stack.push_back({node.begin(), node.end(), node.IsMap()});
+  };
+  enter(root);
+  std::size_t values = 0;
+  while (!stack.empty()) {
+    Level& level = stack.back();
+    if (level.next == level.end) {
+      stack.pop_back();
+      continue;
+    }
+    const auto item = *level.next++;
+    const bool map = level.map;
+    const YAML::Node value = map ? item.second : static_cast<const YAML::Node&>(item);
+    if (++values > budget) return mark_position(map ? item.first.Mark() : value.Mark());
+    enter(value);  // (may reallocate the stack: `level` is not used after this)
+  }
+  return std::nullopt;
 }
 
 }  // namespace frontdoor::config::detail

@@ -27,6 +27,19 @@ void keep(const char* name, T& next, const T& running, std::vector<std::string>&
   }
 }
 
+// Errors of the file merged with the running values kept: only the kept values, which the file
+// changed, can have caused them (the file alone was valid), so each error names them.
+std::vector<std::string> with_kept_settings(const std::vector<config::ConfigError>& errors,
+                                            const std::vector<std::string>& kept) {
+  std::string names;
+  for (const auto& name : kept) names += (names.empty() ? "" : ", ") + name;
+  const std::string why = "; a reload keeps the running " + names +
+                          (kept.size() == 1 ? " (it changes" : " (they change") + " only with a restart)";
+  std::vector<std::string> out;
+  for (const auto& e : errors) out.push_back(e.to_string() + why);
+  return out;
+}
+
 }  // namespace
 
 std::string ReloadResult::json() const {
@@ -71,6 +84,13 @@ ReloadResult ConfigReloader::attempt() {
   keep("admin", next.admin, running_.admin, result.restart_needed);
   keep("limits.max_header_bytes", next.limits.max_header_bytes, running_.limits.max_header_bytes,
        result.restart_needed);
+  keep("postgres", next.postgres, running_.postgres, result.restart_needed);
+  keep("manifest_cache", next.manifest_cache, running_.manifest_cache, result.restart_needed);
+  // The file was valid; what would serve is the file with those running values, and that must be
+  // valid too (a global limit needs the redis the running process has; a request line must fit in
+  // the running head limit).
+  if (auto merged = config::validate(next); !merged.empty())
+    return refuse(with_kept_settings(merged, result.restart_needed));
   std::vector<config::ConfigError> errors;
   snapshot::AddressBook used;
   auto snapshot = snapshot::build_snapshot(next, registry_, errors, &book_, &used);
@@ -83,8 +103,6 @@ ReloadResult ConfigReloader::attempt() {
   // with unchanged listeners too: a certificate renewed under the same paths is read again.
   if (auto errors = apply_listeners_(next.listeners, running_.listeners); !errors.empty())
     return refuse(std::move(errors));
-  keep("postgres", next.postgres, running_.postgres, result.restart_needed);
-  keep("manifest_cache", next.manifest_cache, running_.manifest_cache, result.restart_needed);
   if (install_) install_(snapshot);
   else
     for (const auto& w : workers_) w->install_snapshot(snapshot);

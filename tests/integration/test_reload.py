@@ -98,6 +98,43 @@ def test_post_reload_with_a_token_and_the_cli(frontdoor, upstreams, monkeypatch)
     assert 'fd_config_reloads_total{result="ok"} 2' in text and "fd_config_generation 3" in text
 
 
+def test_a_file_that_is_wrong_with_the_settings_a_reload_keeps_is_refused(frontdoor, upstreams):
+    # The file alone is valid; what would serve is the file with the running values of the settings
+    # that need a restart, and that must be valid too.
+    a, b = upstreams("a"), upstreams("b")
+    cfg = make_config([manifest("p", "m", [a])])
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    fd = frontdoor(cfg, listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    # A global limit with the redis it needs: redis cannot be added live, so the limit would run
+    # per process.
+    cfg["redis"] = {"address": "127.0.0.1:1"}
+    cfg["rate_limits"] = [{"name": "g", "scope": "global", "requests_per_second": 1, "burst": 5}]
+    _write(fd, cfg)
+    status, body = _post(admin, "/reload")
+    out = json.loads(body)
+    assert status == 422 and out["status"] == "refused" and out["generation"] == 1, body
+    assert out["errors"] == [
+        fd.config_path + ": rate_limits[0].scope: global needs the redis section's address (the replicas share "
+        "the limit there); a reload keeps the running redis (it changes only with a restart)"], out
+    # A request line longer than the running head limit: the file raises both, a reload keeps the
+    # running head limit.
+    del cfg["redis"], cfg["rate_limits"]
+    cfg["limits"].update(max_request_line_bytes="64KiB", max_header_bytes="128KiB")
+    _write(fd, cfg)
+    status, body = _post(admin, "/reload")
+    assert status == 422 and "a reload keeps the running limits.max_header_bytes" in body, body
+    assert request(fd.port, "GET", "/p/m/still").headers.get("X-Upstream") == "a"
+    # A file that is fine with what a reload keeps still reloads.
+    cfg["limits"].update(max_request_line_bytes="16KiB", max_header_bytes="32KiB")
+    cfg["manifests"] = [manifest("p", "m", [b])]
+    _write(fd, cfg)
+    status, body = _post(admin, "/reload")
+    assert status == 200 and json.loads(body) == {"status": "reloaded", "generation": 2, "errors": [],
+                                                  "restart_needed": []}, body
+    assert request(fd.port, "GET", "/p/m/now").headers.get("X-Upstream") == "b"
+
+
 def test_reloading_every_few_hundred_ms_under_load_fails_no_request(frontdoor, upstreams):
     a, b = upstreams("a"), upstreams("b")
     cfg = make_config([manifest("p", "m", [a, b])], server={"workers": 2})

@@ -1,6 +1,7 @@
 #pragma once
 // Loader: YAML text -> validated Config, or every error found, each as `file:line:col: message`.
 // Runs on the control thread / CLI only; may allocate and use exceptions internally, never throws out.
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,10 +22,24 @@ struct ConfigError {
   std::string to_string() const;  // "file:line:col: message"
 };
 
+// A load reports at most this many errors, the first in file order, then one more (line 0) that
+// says how many it left out: a generated file with an error in each of 80,000 manifests should
+// not answer with 80,000 lines.
+inline constexpr std::size_t kMaxReportedErrors = 100;
+
 struct LoadResult {
   std::optional<Config> config;     // set iff errors is empty
-  std::vector<ConfigError> errors;  // all of them, in file order
+  std::vector<ConfigError> errors;  // in file order (see kMaxReportedErrors)
 };
+
+// What one document may cost the loader, whatever its shape. YAML aliases (`*name`) repeat the
+// node they name at each use without costing text, so the text's size alone bounds nothing: the
+// loader counts the values its walk would read (an alias counts each value it expands to, at each
+// use) and refuses a document past kMaxConfigValues before reading any; it refuses text past
+// kMaxConfigBytes before parsing it. Real configurations are far below both: config/frontdoor.yaml
+// holds 55 values; 80,000 manifests of one endpoint each, 5 MB, hold 400,000.
+inline constexpr std::size_t kMaxConfigBytes = 16u << 20;
+inline constexpr std::size_t kMaxConfigValues = 1'000'000;
 
 LoadResult load_config_file(const std::string& path);
 LoadResult load_config_string(std::string_view yaml, const std::string& source_name);

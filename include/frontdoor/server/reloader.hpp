@@ -4,7 +4,9 @@
 // snapshot, then posted to every worker: requests that started keep the snapshot they pinned, new
 // ones get the new; connections stay open; per-endpoint state (breakers, pools, health) carries
 // over for the endpoints that stay (stable endpoint ids). A bad file changes nothing.
-// Settings that cannot change live keep their running values, and the result names them.
+// Settings that cannot change live keep their running values, and the result names them. The file
+// must be valid with those values too: one that is not (a global rate limit with the redis section
+// it needs, when the process runs without Redis) is refused, naming the kept setting.
 // Host names the running config already resolved keep their addresses here: no DNS lookup on the
 // control thread (where /health is answered), and a DNS outage cannot refuse a reload. They are
 // resolved again off it right after (the after-reload hook); a new name is resolved at once, and

@@ -424,6 +424,71 @@ TEST(ConfigLoader, UndefinedAlias) {
   EXPECT_EQ(errors_of(r), Strings{"config.yaml:1:12: invalid YAML: the referenced anchor is not defined"});
 }
 
+// One anchored manifest with `endpoints` endpoints, then `uses` lines of `- *m`: the loader walks
+// the anchored node again at every use.
+std::string alias_bomb(std::size_t endpoints, std::size_t uses) {
+  std::string yaml = std::string(kMinimal) + "manifests:\n  - &m {project: p, module: m, endpoints: [";
+  for (std::size_t i = 0; i < endpoints; ++i) yaml += (i ? ", " : "") + std::string("127.0.0.1:80");
+  yaml += "]}\n";
+  for (std::size_t i = 0; i < uses; ++i) yaml += "  - *m\n";
+  return yaml;
+}
+
+TEST(ConfigLoader, AliasesAreExpandedWithinTheBudget) {
+  const auto r = load(alias_bomb(3, 2));  // 3 manifests of 3 endpoints (then refused as duplicates)
+  ASSERT_EQ(r.errors.size(), 2u) << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(r.errors[0].line, 4);
+  EXPECT_EQ(r.errors[1].message.rfind("manifests[2]: project/module/environment p/m/", 0), 0u) << r.errors[1].message;
+}
+
+TEST(ConfigLoader, AliasesExpandingPastTheBudgetAreRefusedBeforeTheWalk) {
+  // ~40 KB of text that expands to just over kMaxConfigValues values.
+  const std::size_t endpoints = 1000, uses = kMaxConfigValues / endpoints;
+  const std::string yaml = alias_bomb(endpoints, uses);
+  ASSERT_LT(yaml.size(), 64u * 1024);
+  const auto r = load(yaml);
+  EXPECT_FALSE(r.config);
+  // One error, in the anchored node where the count passed the budget; nothing else is judged.
+  ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(errors_of(r));
+  EXPECT_EQ(r.errors[0].line, 4);
+  EXPECT_EQ(r.errors[0].message,
+            "the configuration holds more than 1000000 values once its aliases are expanded (each use of an "
+            "alias, *name, counts every value of the node it names); nothing was loaded");
+}
+
+TEST(ConfigLoader, ManifestFilesHaveTheSameBudget) {
+  const std::size_t endpoints = 1000, uses = kMaxConfigValues / endpoints;
+  std::string yaml = alias_bomb(endpoints, uses);
+  yaml.erase(0, kMinimal.size());
+  const auto base = load(kMinimal);
+  ASSERT_TRUE(base.config);
+  const auto r = load_manifests_string(yaml, "put.yaml", *base.config, ManifestsForm::list);
+  EXPECT_TRUE(r.manifests.empty());
+  ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(errors_of(r.errors));
+  EXPECT_EQ(r.errors[0].message.rfind("the document holds more than 1000000 values once its aliases are expanded", 0),
+            0u)
+      << r.errors[0].message;
+}
+
+TEST(ConfigLoader, TextPastTheSizeLimitIsNotParsed) {
+  std::string yaml = std::string(kMinimal);
+  yaml.resize(kMaxConfigBytes + 1, '#');  // one long comment
+  EXPECT_EQ(errors_of(load(yaml)),
+            Strings{"config.yaml: is 16777217 bytes, more than the 16MiB a configuration may be"});
+  TempDir dir;
+  const auto path = dir.write("big.yaml", yaml);
+  EXPECT_EQ(errors_of(load_config_file(path)),
+            Strings{path + ": is 16777217 bytes, more than the 16MiB a configuration may be"});
+  yaml.resize(kMaxConfigBytes);
+  const auto at_the_limit = load(yaml);
+  EXPECT_TRUE(at_the_limit.config) << ::testing::PrintToString(errors_of(at_the_limit));
+  const auto base = load(kMinimal);
+  ASSERT_TRUE(base.config);
+  yaml.resize(kMaxConfigBytes + 1, '#');
+  EXPECT_EQ(errors_of(load_manifests_string(yaml, "put.yaml", *base.config, ManifestsForm::list).errors),
+            Strings{"put.yaml: is 16777217 bytes, more than the 16MiB manifests may be"});
+}
+
 TEST(ConfigLoader, EmptyDocument) {
   EXPECT_EQ(errors_of(load("")),
             Strings{"config.yaml: the configuration is empty (expected at least a listeners: section)"});
@@ -470,6 +535,55 @@ TEST(ConfigLoader, BadListItemKeepsTheIndexesOfTheOthers) {
                      "environments, proxy_protocol, trusted_proxies, tls, found \"5\"",
                      "config.yaml:4:14: listeners[1].address: \"bad\" is not host:port (expected e.g. 0.0.0.0:8080 or "
                      "[::]:8080, port 0..65535)"}));
+}
+
+TEST(ConfigLoader, AValueThatFailedToParseSilencesTheChecksOnItAndBelowItOnly) {
+  const auto r = load(R"(listeners:
+  - name: a
+    address: [127.0.0.1:0]
+  - 5
+  - {name: c, address: 127.0.0.1:0, tls: 7}
+  - {name: d, address: 127.0.0.1:0}
+  - {name: e, address: 127.0.0.1:0}
+  - {name: f, address: 127.0.0.1:0}
+  - {name: g, address: 127.0.0.1:0}
+  - {name: h, address: 127.0.0.1:0}
+  - {name: i, address: 127.0.0.1:0}
+  - {name: j, address: 127.0.0.1:0}
+  - {name: k, address: nowhere}
+  - {name: l, address: 127.0.0.1:0, tls: {certificate_file: [x]}}
+)");
+  // Not: listeners[0].address is not host:port, listeners[1].name must not be empty,
+  // listeners[2].tls.certificate_file is required, listeners[12].tls.certificate_file cannot be read.
+  // Still: listeners[10].address (listeners[1] failed, not its prefix "listeners[10]"), and
+  // listeners[12].tls.private_key_file (its sibling failed, not it).
+  EXPECT_EQ(errors_of(r),
+            (Strings{
+                "config.yaml:3:14: listeners[0].address: expected a string, found a list",
+                "config.yaml:4:5: listeners[1]: expected a mapping with keys name, address, default_environment, "
+                "environments, proxy_protocol, trusted_proxies, tls, found \"5\"",
+                "config.yaml:5:42: listeners[2].tls: expected a mapping with keys certificate_file, private_key_file, "
+                "found \"7\"",
+                "config.yaml:13:24: listeners[10].address: \"nowhere\" is not host:port (expected e.g. 0.0.0.0:8080 or "
+                "[::]:8080, port 0..65535)",
+                "config.yaml:14:42: listeners[11].tls.private_key_file: is required (a PEM private key file)",
+                "config.yaml:14:61: listeners[11].tls.certificate_file: expected a string, found a list",
+            }));
+}
+
+TEST(ConfigLoader, ReportsTheFirstHundredErrorsAndHowManyMore) {
+  std::string yaml = std::string(kMinimal) + "manifests:\n";
+  for (int i = 0; i < 250; ++i) yaml += "  - {project: p" + std::to_string(i) + ", module: m, endpoints: [nowhere]}\n";
+  const auto r = load(yaml);
+  ASSERT_EQ(r.errors.size(), kMaxReportedErrors + 1);
+  EXPECT_EQ(r.errors[0].to_string(),
+            "config.yaml:4:42: manifests[0].endpoints[0].address: \"nowhere\" is not host:port (expected e.g. "
+            "10.0.0.5:8080, port 1..65535)");
+  EXPECT_EQ(r.errors[99].line, 103);  // in file order
+  EXPECT_EQ(r.errors[100].to_string(), "config.yaml: and 150 more errors (only the first 100 are shown)");
+  // At the cap exactly: no "more" line.
+  yaml.resize(yaml.find("  - {project: p100,"));
+  EXPECT_EQ(load(yaml).errors.size(), kMaxReportedErrors);
 }
 
 TEST(ConfigLoader, SemanticErrorsCarryThePositionOfTheElement) {
