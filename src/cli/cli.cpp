@@ -11,7 +11,9 @@
 
 #include "frontdoor/config/loader.hpp"
 #include "frontdoor/core/address.hpp"
+#include "frontdoor/server/preflight.hpp"
 #include "frontdoor/server/server.hpp"
+#include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/version.hpp"
 #include "manifests_command.hpp"
 
@@ -169,6 +171,13 @@ int cmd_check(Args& args) {
       if (!r) errors.push_back({config_path, 0, 0, "endpoint \"" + e.address + "\": " + r.error()});
     }
   }
+  // What `run` checks at start beyond the file: the snapshot (environment secrets), TLS files, the
+  // access log, admin.token_env. A file check passes must start.
+  if (errors.empty()) {
+    snapshot::EndpointRegistry registry;
+    snapshot::build_snapshot(*loaded.config, registry, errors);
+  }
+  for (const auto& problem : server::preflight(*loaded.config)) errors.push_back({config_path, 0, 0, problem});
   if (!errors.empty()) {
     print_errors(errors);
     return 1;

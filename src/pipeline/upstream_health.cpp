@@ -104,7 +104,7 @@ UpstreamHealth::ManifestState& UpstreamHealth::state(const manifest::Manifest& m
   const bool is_installed = installed_ != nullptr && m.index < installed_->manifests.manifests().size() &&
                             &installed_->manifests.manifests()[m.index] == &m;
   auto& slot = is_installed ? current : previous;
-  if (is_installed) previous = std::move(current);
+  if (is_installed && current) previous = std::move(current);  // install() may have moved it there already
   slot = std::make_unique<ManifestState>(m, policy(m), rotation_);
   return *slot;
 }

@@ -5,6 +5,7 @@
 
 #include "frontdoor/config/loader.hpp"
 #include "frontdoor/server/json.hpp"
+#include "frontdoor/server/preflight.hpp"
 #include "frontdoor/server/worker.hpp"
 
 namespace frontdoor::server {
@@ -72,6 +73,12 @@ ReloadResult ConfigReloader::attempt() {
     return refuse(std::move(errors));
   }
   config::Config next = std::move(*loaded.config);
+  // A file the process would not start with (a TLS file that is not PEM, an access log it cannot
+  // open, an unset admin.token_env) is refused now, not at the next restart's crash loop.
+  if (auto problems = preflight(next); !problems.empty()) {
+    for (auto& p : problems) p = path_ + ": " + p + " (the process would not start with this file)";
+    return refuse(std::move(problems));
+  }
   // What the process built at start: threads, sockets, connections, files. (max_connections 0 was
   // resolved from the descriptor limit at start: the resolved value stays.)
   if (next.server.max_connections == 0) next.server.max_connections = running_.server.max_connections;

@@ -35,6 +35,44 @@ def test_check_good_config(fd_bin, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def _start_fails(fd_bin, path):
+    """`run` on the file: (exit code, stderr), killing it if it did start."""
+    import subprocess
+    try:
+        p = subprocess.run([fd_bin, "run", "-c", str(path)], capture_output=True, text=True, timeout=3,
+                           stdin=subprocess.DEVNULL)
+        return p.returncode, p.stderr
+    except subprocess.TimeoutExpired:
+        return 0, "started"
+
+
+def test_check_refuses_what_run_refuses(fd_bin, tmp_path):
+    """A file `check` passes must start: the access log's directory, admin.token_env,
+    redis.key_secret_env and the TLS files are checked as `run` checks them at start."""
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n")
+    cases = {
+        "access log": ({"logging": {"level": "info", "access_log": {"destination": str(tmp_path / "no-dir" / "a.log")}}},
+                       "logging.access_log.destination"),
+        "admin token": ({"admin": {"address": "127.0.0.1:0", "token_env": "FD_TEST_UNSET_TOKEN"}}, "admin.token_env"),
+        "key secret": ({"redis": {"address": "127.0.0.1:1", "key_secret_env": "FD_TEST_UNSET_SECRET"}},
+                       "redis.key_secret_env"),
+        "tls": ({"tls": {"certificate_file": str(not_pem), "private_key_file": str(not_pem)}}, "TLS"),
+    }
+    for name, (over, what) in cases.items():
+        cfg = make_config([manifest("p", "m", ["127.0.0.1:9"])])
+        if "tls" in over:
+            cfg["listeners"][0]["tls"] = over["tls"]
+        else:
+            cfg.update(over)
+        path = tmp_path / ("%s.yaml" % name.replace(" ", "-"))
+        path.write_text(to_yaml(cfg))
+        rc, err = _start_fails(fd_bin, path)
+        assert rc != 0, "%s: run started: %s" % (name, err)
+        p = run_cli(["check", "-c", str(path)])
+        assert p.returncode != 0 and what in p.stderr, (name, p.stdout, p.stderr)
+
+
 def test_check_shipped_default_config(fd_bin):
     root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     p = run_cli(["check", "-c", os.path.join(root, "config", "frontdoor.yaml")])

@@ -63,6 +63,19 @@ def test_a_bad_file_is_refused_and_the_old_configuration_serves(frontdoor, upstr
     assert request(fd.port, "GET", "/p/m/still").status == 200
 
 
+def test_a_file_the_process_would_not_start_with_is_refused(frontdoor, upstream, tmp_path):
+    """logging is kept by a reload (restart needed): a broken access-log path was accepted, and the
+    next restart crash-looped. Such a file is refused now, saying why."""
+    cfg = make_config([manifest("p", "m", [upstream])])
+    fd = frontdoor(cfg)
+    broken = dict(cfg, logging={"level": "info", "access_log": {"destination": str(tmp_path / "no-dir" / "a.log")}})
+    _write(fd, to_yaml(broken))
+    fd.signal(signal.SIGHUP)
+    assert _wait_for_log(fd, "reload refused: generation 1 keeps serving"), fd.stderr()
+    assert "logging.access_log.destination" in fd.stderr() and "would not start" in fd.stderr(), fd.stderr()
+    assert request(fd.port, "GET", "/p/m/still").status == 200
+
+
 def test_post_reload_with_a_token_and_the_cli(frontdoor, upstreams, monkeypatch):
     a, b = upstreams("a"), upstreams("b")
     monkeypatch.setenv("FD_TEST_ADMIN_TOKEN", "s3cret-token")

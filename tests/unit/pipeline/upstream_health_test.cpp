@@ -51,7 +51,8 @@ TEST(UpstreamHealth, RequestsOnTheOldSnapshotDoNotWipeTheNewManifestsState) {
   const auto before = snapshot_of("\"127.0.0.1:9001\", \"127.0.0.1:9002\"", registry);
   health.install(*before);
   const auto& old_manifest = before->manifests.manifests()[0];
-  health.state(old_manifest).budget.on_request({});
+  auto* old_state = &health.state(old_manifest);
+  old_state->budget.on_request({});
   const auto after = snapshot_of("\"127.0.0.1:9001\", \"127.0.0.1:9002\", \"127.0.0.1:9003\"", registry);
   health.install(*after);
   const auto& new_manifest = after->manifests.manifests()[0];
@@ -59,8 +60,8 @@ TEST(UpstreamHealth, RequestsOnTheOldSnapshotDoNotWipeTheNewManifestsState) {
   auto* current = &health.state(new_manifest);
   for (int i = 0; i < 5; ++i) {
     current->budget.on_request({});
-    auto& old_state = health.state(old_manifest);  // a request of the old snapshot reports
-    EXPECT_EQ(old_state.identity, old_manifest.identity);
+    EXPECT_EQ(&health.state(old_manifest), old_state);  // a request of the old snapshot reports to its own
+    EXPECT_EQ(old_state->budget.counters().requests, 1u);
     EXPECT_EQ(&health.state(new_manifest), current) << i;
   }
   EXPECT_EQ(current->budget.counters().requests, 5u);
