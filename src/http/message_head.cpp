@@ -214,17 +214,6 @@ bool is_valid_request_id(std::string_view id) noexcept {
 // Host and an absolute-form authority: uri-host [":" port] (RFC 9112 §3.2, RFC 3986 §3.2.2), or
 // empty (Host only). Anything else is a 400: the value goes on to the upstream, to X-Forwarded-Host
 // and to routing, where "evil.example/../x" or a space would be read as something else.
-// reg-name's plain characters (RFC 3986 §3.2.2): unreserved and sub-delims.
-constexpr std::array<bool, 256> make_reg_name_table() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("-._~!$&'()*+,;=")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr auto kRegNameChar = make_reg_name_table();
-
 bool is_valid_authority(std::string_view a) noexcept {
   std::size_t i = 0;
   if (!a.empty() && a.front() == '[') {  // IP-literal: hex digits, ':' and '.' (v4 in v6)

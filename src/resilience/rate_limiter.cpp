@@ -170,15 +170,23 @@ double sw_remembered(const SlidingWindow::State& s, std::int64_t now_index, doub
   if (s.index >= now_index) return prev * (1.0 - f) + cur;
   return cur * (1.0 - f);  // last window's count is the fading one now
 }
+
+// Where a key lives in the table: its tag, and the first slot of its probe window.
+struct SwPlace {
+  std::uint64_t tag;
+  std::size_t home;
+};
+SwPlace sw_place(std::uint64_t key, std::size_t mask) noexcept {
+  const std::uint64_t h = mix64(key);
+  return {std::max<std::uint64_t>(h >> (64 - kSwTagBits), 1), static_cast<std::size_t>(h) & mask};
+}
 }  // namespace
 
 SlidingWindowTable::SlidingWindowTable(std::size_t slots, std::uint32_t max_probe) : slots_(slots, max_probe) {}
 
 void SlidingWindowTable::refund(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
                                 std::uint32_t cost) noexcept {
-  const std::uint64_t h = mix64(key);
-  const std::uint64_t tag = std::max<std::uint64_t>(h >> (64 - kSwTagBits), 1);
-  const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
+  const auto [tag, home] = sw_place(key, slots_.mask);
   const std::int64_t now_index = floor_div(now.time_since_epoch().count(), config.window.count());
   for (int attempt = 0; attempt < kSwMaxAttempts; ++attempt) {
     std::size_t found = SIZE_MAX;
@@ -203,9 +211,7 @@ void SlidingWindowTable::refund(std::uint64_t key, const SlidingWindowConfig& co
 
 LimitDecision SlidingWindowTable::acquire(std::uint64_t key, const SlidingWindowConfig& config, TimePoint now,
                                           std::uint32_t cost) noexcept {
-  const std::uint64_t h = mix64(key);
-  const std::uint64_t tag = std::max<std::uint64_t>(h >> (64 - kSwTagBits), 1);
-  const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
+  const auto [tag, home] = sw_place(key, slots_.mask);
   const std::int64_t now_index = floor_div(now.time_since_epoch().count(), config.window.count());
   const double f = window_fraction(config, now_index, now);
   for (int attempt = 0; attempt < kSwMaxAttempts; ++attempt) {

@@ -26,4 +26,16 @@ constexpr std::array<bool, 256> make_value_table() {
 }
 inline constexpr auto kValueChar = make_value_table();
 
+// reg-name's plain characters (RFC 3986 §3.2.2): unreserved and sub-delims; what a Host is made of
+// (with pct-encoded escapes).
+constexpr std::array<bool, 256> make_reg_name_table() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+inline constexpr auto kRegNameChar = make_reg_name_table();
+
 }  // namespace frontdoor::http
