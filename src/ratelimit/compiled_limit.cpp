@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "frontdoor/resilience/hash.hpp"
 
@@ -31,6 +33,14 @@ CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::str
     limit.window_seconds = static_cast<std::uint32_t>(std::max<std::int64_t>(
         1, std::chrono::ceil<std::chrono::seconds>(rc.window).count()));
   }
+  // A bucket refills at the rate: over w seconds a client gets the larger of the burst and w seconds
+  // of the rate (50/s with a burst of 10 is 50 per second, not 10).
+  const std::uint64_t policy_quota =
+      limit.sliding ? limit.quota
+                    : std::max<std::uint64_t>(limit.quota, std::uint64_t{rc.requests_per_second} * limit.window_seconds);
+  limit.policy_item = "\"" + limit.name + "\";q=" +
+                      std::to_string(std::min<std::uint64_t>(policy_quota, std::numeric_limits<std::uint32_t>::max())) +
+                      ";w=" + std::to_string(limit.window_seconds);
   limit.global = rc.scope == "global";
   limit.on_redis_failure = rc.on_redis_failure == "allow"  ? CompiledRateLimit::OnRedisFailure::allow
                            : rc.on_redis_failure == "deny" ? CompiledRateLimit::OnRedisFailure::deny

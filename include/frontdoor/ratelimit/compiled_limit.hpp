@@ -18,8 +18,9 @@ struct CompiledRateLimit {
   std::string header;            // Key::header
   resilience::GcraPolicy policy{1, 1};
   std::uint64_t id = 0;          // mixed into every key: limits never share state
-  std::uint32_t quota = 0;       // RateLimit-Policy q (the burst) ...
-  std::uint32_t window_seconds = 0;  // ... per w seconds (time to refill it)
+  std::uint32_t quota = 0;       // the burst (a sliding window's requests per window) ...
+  std::uint32_t window_seconds = 0;  // ... refilled in w seconds (a sliding window's length)
+  std::string policy_item;       // its RateLimit-Policy item, `"name";q=N;w=W`: the same on every response
   std::uint32_t cost = 1;
   std::uint8_t ipv6_prefix = 64;  // Key::client_ip: bits of an IPv6 address that tell clients apart
   std::uint32_t counter = 0;  // index of its allowed/refused counters (snapshot::Snapshot::rate_limit_labels)

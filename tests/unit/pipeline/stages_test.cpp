@@ -337,6 +337,18 @@ TEST(RateLimitStage, BurstThenRefillWithHeaders) {
   EXPECT_EQ(h.request("/shop/cart"), Verdict::Reply);
 }
 
+// RateLimit-Policy tells the rate, not only the burst: 50/s with a burst of 10 is 50 per second
+// (it was sent as q=10;w=1), and 3/s with a burst of 10 is 12 per 4 s (the burst refills in 4 s).
+TEST(RateLimitStage, PolicyStatesTheRateWhenItExceedsTheBurst) {
+  Harness h(std::string(kConfig) + R"(rate_limits:
+  - {name: fast, key: client_ip, requests_per_second: 50, burst: 10}
+  - {name: slow, key: client_ip, requests_per_second: 3, burst: 10}
+)");
+  ASSERT_EQ(h.request("/shop/cart"), Verdict::Continue);
+  EXPECT_EQ(h.ctx.extra_response_headers(),
+            "RateLimit-Policy: \"fast\";q=50;w=1, \"slow\";q=12;w=4\r\nRateLimit: \"fast\";r=9;t=1\r\n");
+}
+
 TEST(RateLimitStage, HeaderKeyAndSeparateClients) {
   Harness h(std::string(kConfig) + R"(rate_limits:
   - name: api
