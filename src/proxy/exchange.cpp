@@ -509,7 +509,7 @@ void UpstreamExchange::release_upstream(bool reusable) noexcept {
   upstream::UpstreamConnection* conn = upstream_;
   upstream_ = nullptr;
   if (reusable) {
-    conn->pool().release(conn, snapshot().config.upstream_pool.max_idle_per_endpoint, host_.now());
+    conn->pool().release(conn, snapshot().config.upstream_pool.max_idle_per_endpoint, host_.coarse_now());
   } else {
     conn->close();
   }

@@ -138,7 +138,7 @@ void Session::begin_connection() {
 // Reading requests
 
 void Session::set_deadline(pipeline::Clock::duration timeout) noexcept {
-  deadline_ = std::min(worker_.now() + timeout, request_deadline_);
+  deadline_ = std::min(worker_.coarse_now() + timeout, request_deadline_);
 }
 
 void Session::read_client() {
@@ -464,7 +464,7 @@ void Session::linger() {
     phase_ = Phase::lingering;
     linger_budget_ = kLingerBytes;
     client_.shutdown_send();
-    deadline_ = worker_.now() + kLingerTime;
+    deadline_ = worker_.coarse_now() + kLingerTime;
   }
   if (client_read_pending_) return;  // a watch read outstanding: its completion lingers on
   begin_ = end_ = 0;

@@ -110,7 +110,7 @@ void Session::start_exchange() {
 // A request whose body came after the head: once it is all upstream, a client that hangs up is
 // noticed (and its upstream request cancelled) as for one without a body.
 void Session::request_sent() noexcept {
-  if (body_.done()) watch_at_ = std::min(watch_at_, worker_.now() + kWatchAfter);
+  if (body_.done()) watch_at_ = std::min(watch_at_, worker_.coarse_now() + kWatchAfter);
 }
 
 void Session::exchange_done(const proxy::ExchangeEnd& end) {

@@ -34,7 +34,9 @@ std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_conte
 Worker::Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
                resilience::LocalLimitTables* limiter, upstream::ClusterLoad* clusters)
     : index_(index),
-      io_(1),  // one thread runs it: lets Asio skip cross-thread hand-offs
+      // One thread runs it and starts every socket operation on it (other threads only post):
+      // Asio skips cross-thread hand-offs and the per-socket lock around each operation.
+      io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       snapshot_(std::move(snapshot)),
       connections_(connections),
       rate_limit_counts_(snapshot_->rate_limit_labels.size()),
@@ -180,7 +182,7 @@ void Worker::park(asio::ip::tcp::socket socket, core::DrainAwareReader reader, c
   c->peer_text_size = static_cast<std::uint8_t>(std::min(peer_text.size(), c->peer_text_bytes.size()));
   std::memcpy(c->peer_text_bytes.data(), peer_text.data(), c->peer_text_size);
   c->closed = false;
-  c->idle_since = now();
+  c->idle_since = coarse_now();
   c->idle_order = ++idle_order_;
   c->older = parked_newest_;
   c->newer = nullptr;

@@ -38,6 +38,8 @@ class ExchangeHost {
  public:
   virtual boost::asio::io_context& io() noexcept = 0;
   virtual pipeline::Clock::time_point now() const noexcept = 0;
+  // For deadlines and idle stamps: never earlier than now(), up to a few ms later, cheaper to read.
+  virtual pipeline::Clock::time_point coarse_now() const noexcept = 0;
   virtual pipeline::UpstreamHealth& health() noexcept = 0;
   virtual pipeline::PickStage& picker() noexcept = 0;  // a retry picks again
   virtual upstream::ClusterLoad* clusters() noexcept = 0;  // null: no manifest has cluster limits

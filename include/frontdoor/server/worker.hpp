@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "frontdoor/core/accepted_socket.hpp"
+#include "frontdoor/core/coarse_clock.hpp"
 #include "frontdoor/core/network.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/core/waiter.hpp"
@@ -120,6 +121,7 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
             const boost::asio::ip::address& peer, std::string_view peer_text);
   void session_parked(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept override { return pipeline::Clock::now(); }
+  pipeline::Clock::time_point coarse_now() const noexcept override { return core::coarse_now_not_early(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
   // Setup, before run(): every worker of the process (this one included), told when a breaker here opens.
   void set_peers(std::vector<Worker*> peers);

@@ -45,6 +45,7 @@ struct FakeHost final : ExchangeHost {
 
   boost::asio::io_context& io() noexcept override { return io_context; }
   pipeline::Clock::time_point now() const noexcept override { return clock; }
+  pipeline::Clock::time_point coarse_now() const noexcept override { return clock; }
   pipeline::UpstreamHealth& health() noexcept override { return health_state; }
   pipeline::PickStage& picker() noexcept override { return pick; }
   upstream::ClusterLoad* clusters() noexcept override { return &cluster_load; }
