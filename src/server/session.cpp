@@ -250,7 +250,7 @@ void Session::next_request() {
   head_started_ = false;
   request_deadline_ = pipeline::Clock::time_point::max();
   if (begin_ != end_) start_head_clock();
-  if (worker_.draining()) return close_now();
+  if (worker_.draining()) return close_after_response();
   // A new request pins the newest snapshot (the buffer keeps its size: limits apply from the next connection).
   snapshot_ = worker_.snapshot();
   if (begin_ != end_) {
@@ -455,6 +455,15 @@ void Session::finish_request() {
                                                                      : std::string_view(),
                                             worker_.now()});
   }
+}
+
+// Ends the connection after a response that went out whole. A client that sent more than was read
+// (a body not read to its end, pipelined requests, bytes still in the kernel) is lingered over:
+// closing over unread bytes makes the kernel reset the connection, and the reset drops the
+// response's unsent tail (a slow reader of a large body lost megabytes).
+void Session::close_after_response() {
+  if (!body_.done() || begin_ != end_ || client_.has_unread_bytes()) return linger();
+  close_now();
 }
 
 // Half-close, then read and discard for a while so the reply is not destroyed by a reset

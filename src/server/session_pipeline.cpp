@@ -117,9 +117,7 @@ void Session::exchange_done(const proxy::ExchangeEnd& end) {
   switch (end.kind) {
     case proxy::ExchangeEnd::Kind::complete:
       finish_request();
-      // Answered before the client's whole body came (an early answer): closing with its bytes
-      // unread would reset the connection and could destroy the answer on its way.
-      if (end.close_client) return body_.done() ? close_now() : linger();
+      if (end.close_client) return close_after_response();
       return next_request();
     case proxy::ExchangeEnd::Kind::failed: return reply(end.error, end.detail, end.close_client);
     case proxy::ExchangeEnd::Kind::cut:

@@ -366,6 +366,37 @@ def exchange_until_close(port: int, data: bytes, timeout: float = DEFAULT_TIMEOU
             received += part
 
 
+def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, str]:
+    """Everything the peer sends until it closes ("closed") or resets ("reset": what came before is kept)."""
+    data = bytearray()
+    sock.settimeout(seconds)
+    while True:
+        try:
+            chunk = sock.recv(1 << 16)
+        except ConnectionResetError:
+            return bytes(data), "reset"
+        if not chunk:
+            return bytes(data), "closed"
+        data += chunk
+
+
+def slow_reader_that_pipelines(port: int, target: str, then=lambda: None) -> socket.socket:
+    """A client with a small receive buffer: asks for `target`, then pipelines two more requests while
+    the answer is on its way (one after the proxy's 300 ms watch read has taken the connection, one
+    that stays in the kernel), calls `then`, and leaves the reading to the caller."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(build_request("GET", target))
+    time.sleep(0.5)
+    sock.sendall(build_request("GET", "/p/m/second"))
+    time.sleep(0.2)
+    sock.sendall(build_request("GET", "/p/m/third"))
+    time.sleep(0.1)
+    then()
+    return sock
+
+
 def chunk_encode(chunks: Iterable[bytes], trailers: str = "") -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c) + b"0\r\n" + trailers.encode() + b"\r\n"
 

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from fdtest import (Action, Client, build_request, chunk_encode, make_config, manifest, random_bytes, request,
-                    sha256)
+from fdtest import (Action, Client, build_request, chunk_encode, make_config, manifest, random_bytes,
+                    read_until_closed, request, sha256, slow_reader_that_pipelines)
 
 MiB = 1 << 20
 
@@ -268,3 +268,19 @@ def test_expect_100_continue(proxy):
         r = c.read_response()
     assert (r.status, r.body) == (200, b"hello")
     assert up.request_list()[0].body == b"hello"
+
+
+
+def test_a_close_delimited_body_reaches_a_client_that_pipelined_more_requests(proxy):
+    # The response ends the connection while the client's next requests wait unread: closing over
+    # them made the kernel reset the connection, and the reset dropped megabytes still unsent.
+    fd, up = proxy
+    body = b"x" * (8 * MiB)
+    up.set_script(Action(body=body, content_length=False))
+    with slow_reader_that_pipelines(fd.port, "/p/m/big") as sock:
+        time.sleep(1.0)
+        data, end = read_until_closed(sock, 20)
+    head, _, got = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:100]
+    assert len(got) == len(body), "%d of %d body bytes, then %s" % (len(got), len(body), end)
+    assert end == "closed"

@@ -3,7 +3,8 @@ import signal
 import threading
 import time
 
-from fdtest import Action, Client, connection_refused, make_config, manifest
+from fdtest import (Action, Client, connection_refused, make_config, manifest, read_until_closed,
+                    slow_reader_that_pipelines)
 
 
 def _slow_requests(port, n, results):
@@ -85,3 +86,19 @@ def test_sigint_also_drains(frontdoor, upstream):
         assert c.request("GET", "/p/m/1").status == 200
     fd.signal(signal.SIGINT)
     assert fd.wait(5) == 0
+
+
+def test_a_response_in_flight_at_sigterm_reaches_a_client_that_pipelined_more(frontdoor, upstream):
+    # The drain ends the connection after the answer in flight; the client's pipelined requests wait
+    # unread. Closing over them reset the connection and cut the answer's unsent megabytes.
+    body = b"y" * (8 << 20)
+    upstream.set_script(Action(delay_ms=1000, body=body))
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])], server={"drain_timeout": "20s"},
+                               timeouts={"upstream_response": "20s"}))
+    with slow_reader_that_pipelines(fd.port, "/p/m/big", then=lambda: fd.signal(signal.SIGTERM)) as sock:
+        time.sleep(1.5)  # a slow reader
+        data, end = read_until_closed(sock, 20)
+    head, _, got = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:100]
+    assert len(got) == len(body), "%d of %d body bytes, then %s" % (len(got), len(body), end)
+    assert fd.wait(20) == 0

@@ -2,6 +2,8 @@
 // ClientStream: the client side of a session, plain TCP or TLS (OpenSSL via asio::ssl), behind one
 // small interface. The branch per operation is cheaper than a second Session type; plain TCP keeps
 // its synchronous first write, TLS always takes the asynchronous path. Worker thread only.
+#include <sys/socket.h>
+
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -67,6 +69,13 @@ class ClientStream {
   void shutdown_send() noexcept {
     boost::system::error_code ignored;
     tcp().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+
+  // Whether the client sent bytes not read yet (a peek: nothing is taken). Closing over them makes the
+  // kernel reset the connection, which drops what is still unsent to the client.
+  bool has_unread_bytes() noexcept {
+    char byte;
+    return ::recv(tcp().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
   }
 
   void close() noexcept {

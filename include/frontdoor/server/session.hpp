@@ -107,6 +107,7 @@ class Session final : private proxy::ClientSide {
   void reply_done();
   void finish_request();
   void linger();
+  void close_after_response();
   void close_now() noexcept;
   void maybe_destroy() noexcept;
   void on_client_written(const boost::system::error_code& ec);
