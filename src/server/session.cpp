@@ -446,8 +446,12 @@ void Session::finish_request() {
   counters.responses_by_class[std::min<unsigned>(ctx_.status / 100, 5)]++;
   counters.errors[static_cast<std::size_t>(ctx_.outcome)]++;
   ctx_.now = worker_.now();
+  // A tunnel's request lasted until its 101: the tunnel's own life (minutes of a WebSocket) in the
+  // latency histogram would push every quantile of its route to +Inf.
+  const bool tunnel = ctx_.status == 101 && ctx_.response_started != pipeline::Clock::time_point{};
   worker_.requests().record(method_, ctx_.manifest != nullptr ? ctx_.manifest->route : 0, ctx_.status,
-                            std::chrono::duration<double>(ctx_.now - ctx_.started).count());
+                            std::chrono::duration<double>((tunnel ? ctx_.response_started : ctx_.now) - ctx_.started)
+                                .count());
   worker_.pipeline().on_complete(ctx_);
   if (worker_.access_log().enabled()) {
     worker_.access_log().write(AccessRecord{ctx_, log_method_, log_target_,
