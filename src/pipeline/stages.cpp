@@ -331,11 +331,19 @@ Verdict ManifestStage::on_request(RequestContext& ctx) noexcept {
     }
     if (const auto* entry = stored->find(ctx.project, ctx.module, ctx.environment)) {
       const bool fresh = ctx.now < entry->expires_at;
-      if (entry->manifest >= 0 && (fresh || ctx.manifest_waited)) {
+      // A copy whose last fetch failed serves on without a wait (stale-if-error) while its refreshes
+      // run in the background: a store that hangs would otherwise cost a fetch's whole timeout to a
+      // request every time the copy's short reprieve ran out.
+      if (entry->manifest >= 0 && (fresh || ctx.manifest_waited || entry->stale)) {
         ctx.manifest = &ctx.snapshot->manifests.manifests()[static_cast<std::size_t>(entry->manifest)];
-        // After a wait the request was counted as a miss already.
-        if (counts != nullptr && !(fresh && ctx.manifest_waited)) ++(fresh ? counts->stored_hits : counts->stale_served);
-        if (fetcher != nullptr && ctx.now >= entry->refresh_at && fresh &&
+        if (counts != nullptr) {
+          // A copy whose fetch failed is stale however its expiry was moved on (it was a hit before,
+          // and the stale counter stayed at 0 through an outage). After a wait the request was
+          // counted as a miss already.
+          if (!fresh || entry->stale) ++counts->stale_served;
+          else if (!ctx.manifest_waited) ++counts->stored_hits;
+        }
+        if (fetcher != nullptr && ctx.now >= entry->refresh_at && (fresh || entry->stale) &&
             !entry->refresh_asked->exchange(true, std::memory_order_relaxed))
           fetcher->refresh(entry->key);
         return Verdict::Continue;

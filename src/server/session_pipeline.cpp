@@ -52,11 +52,13 @@ void Session::run_pipeline() {
     // Woken by the limiter when its Redis fetch answers (or fails: it then decides without Redis,
     // as on_redis_failure says), or by the manifest store. The deadline is only a backstop, past
     // their own timeouts: the limiter's (Redis's connect and command timeouts), the store's (Redis's
-    // command timeout, then PostgreSQL's connect and query timeouts). A fixed one would cut a slow
-    // Redis's wait short and answer 503 where the limit fails open.
+    // command timeout, then PostgreSQL's connect and query timeouts, then a second to check the
+    // document, or to give up on a PostgreSQL that never answers). A fixed one would cut a slow
+    // Redis's wait short and answer 503 where the limit fails open; one equal to the store's own
+    // answered 503 where the store was about to hand over the embedded manifests.
     const auto& c = snapshot_->config;
     set_deadline(ctx_.repin_snapshot ? c.redis.command_timeout + c.postgres.connect_timeout + c.postgres.query_timeout +
-                                           std::chrono::seconds(1)
+                                           std::chrono::seconds(2)
                                      : c.redis.connect_timeout + c.redis.command_timeout + std::chrono::seconds(1));
     return;
   }

@@ -1,7 +1,10 @@
 #include "frontdoor/store/change_listener.hpp"
 
+#include <fcntl.h>
 #include <pqxx/pqxx>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 
@@ -36,6 +39,7 @@ void ChangeListener::stop() {
   {
     std::lock_guard lock(mutex_);
     running_ = false;
+    if (socket_ >= 0) ::shutdown(socket_, SHUT_RDWR);
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -48,6 +52,20 @@ void ChangeListener::run() {
     std::string error;
     try {
       pqxx::connection connection(dsn_);
+      // Before the receiver: its UNLISTEN on the way out is still on a socket stop() can cut.
+      struct WatchedSocket {
+        ChangeListener& self;
+        explicit WatchedSocket(ChangeListener& s, int fd) : self(s) {
+          std::lock_guard lock(self.mutex_);
+          self.socket_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+          if (!self.running_ && self.socket_ >= 0) ::shutdown(self.socket_, SHUT_RDWR);
+        }
+        ~WatchedSocket() {
+          std::lock_guard lock(self.mutex_);
+          if (self.socket_ >= 0) ::close(self.socket_);
+          self.socket_ = -1;
+        }
+      } watched(*this, connection.sock());
       Receiver receiver(connection, channel_, on_change_);
       connection.get_notifs();  // sends the LISTEN
       on_state_(true, {});
@@ -59,7 +77,7 @@ void ChangeListener::run() {
       error = e.what();
       while (!error.empty() && error.back() == '\n') error.pop_back();
     }
-    if (was_connected) on_state_(false, error);
+    if (was_connected && running_) on_state_(false, error);
     was_connected = false;
     std::unique_lock lock(mutex_);
     wake_.wait_for(lock, backoff, [&] { return !running_.load(); });

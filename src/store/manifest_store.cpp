@@ -36,8 +36,13 @@ ManifestStore::~ManifestStore() { stop(); }
 void ManifestStore::start(std::shared_ptr<const snapshot::Snapshot> base) {
   base_ = std::move(base);
   const auto& pg = config_.postgres;
-  reads_ = std::make_unique<BlockingPool>("fd-pg", dsn_.replica.empty() ? dsn_.primary : dsn_.replica, pg.pool_size);
-  if (!dsn_.replica.empty()) primary_ = std::make_unique<BlockingPool>("fd-pg-primary", dsn_.primary, 1);
+  // A read's answer is due within query_timeout (its statement_timeout); a second more, and the
+  // server is taken for hung and the connection cut.
+  const auto job_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(pg.query_timeout) + kHungQueryGrace;
+  reads_ = std::make_unique<BlockingPool>("fd-pg", dsn_.replica.empty() ? dsn_.primary : dsn_.replica, pg.pool_size,
+                                          job_timeout);
+  if (!dsn_.replica.empty())
+    primary_ = std::make_unique<BlockingPool>("fd-pg-primary", dsn_.primary, 1, job_timeout);
   prepare_ = std::make_unique<BlockingPool>("fd-manifests", std::string(), 1);
   if (config_.redis.enabled()) {
     redis_ = std::make_unique<io::RedisClient>(control_, redis_options(config_.redis));
@@ -147,6 +152,9 @@ void ManifestStore::refresh(const std::string& key) {
 void ManifestStore::start_fetch(Entry& e) {
   e.fetching = true;
   e.fetch_again = false;
+  // Nothing newer than a document refused: no read, and the copy (or the embedded manifests) serve
+  // on, as after any failed fetch, without a new log line.
+  if (e.refused_version != 0 && e.index_version <= e.refused_version) return fetch_failed(e, {});
   e.fetch_id = ++next_fetch_id_;
   e.fetch_started = Clock::now();
   // However the tiers fare, the waiters get an answer within this (the session's own backstop is
@@ -326,6 +334,7 @@ void ManifestStore::prepare_then(Entry& e, Tier tier, std::uint64_t version, std
       if (loaded.errors.empty()) {
         prepared->manifest = std::move(loaded.manifests[0]);
         prepared->addresses = snapshot::resolve_endpoints(prepared->manifest, prepared->problems);
+        prepared->unresolved_only = !prepared->problems.empty();
       }
     }
     asio::post(control_, [this, alive, joined, id, tier, prepared] {
@@ -350,6 +359,9 @@ void ManifestStore::on_prepared(const std::string& key, std::uint64_t fetch_id, 
       spdlog::error("manifest store: {} version {} from {} is not served: {}", key, prepared->version,
                     tier == Tier::redis ? "Redis" : "PostgreSQL", p);
     if (tier == Tier::redis) return fetch_from_postgres(e, false);  // the source of truth may be right
+    // Invalid as written (a name that did not resolve may resolve on the next try): reading it again
+    // would only log this again, every 2 s, and move the whole document each time.
+    if (!prepared->unresolved_only) e.refused_version = prepared->version;
     return fetch_failed(e, "the stored document is invalid");
   }
   install(e, *prepared, tier);
@@ -370,6 +382,7 @@ void ManifestStore::install(Entry& e, Prepared& prepared, Tier tier) {
   e.loaded_at = now;
   e.refresh_at = now + cache.ttl * 4 / 5;
   e.expires_at = now + cache.ttl;
+  e.stale = false;
   e.refresh_asked = std::make_shared<std::atomic<bool>>(false);
   e.pinned = true;
   if (e.slot < 0) {
@@ -387,18 +400,20 @@ void ManifestStore::install(Entry& e, Prepared& prepared, Tier tier) {
   finish_fetch(e);
 }
 
+// `why` empty: a document refused already, said so once.
 void ManifestStore::fetch_failed(Entry& e, const std::string& why) {
   const auto now = Clock::now();
   if (e.loaded) {
     ++counters_.stale_served;
-    spdlog::warn("manifest store: cannot fetch {} ({}): version {} keeps serving, next try in {} s", e.joined, why,
+    e.stale = true;  // the workers count what it serves as stale, though its expiry moved on
+    if (!why.empty()) spdlog::warn("manifest store: cannot fetch {} ({}): version {} keeps serving, next try in {} s", e.joined, why,
                  e.version, kRetryAfterFailure.count());
     // A failed background refresh leaves a copy that is still fresh as it was.
     e.refresh_at = now + kRetryAfterFailure;
     e.expires_at = std::max(e.expires_at, now + kRetryAfterFailure);
   } else {
     ++counters_.embedded_fallbacks;
-    spdlog::warn("manifest store: cannot fetch {} ({}): the embedded manifests serve its requests, next try in {} s",
+    if (!why.empty()) spdlog::warn("manifest store: cannot fetch {} ({}): the embedded manifests serve its requests, next try in {} s",
                  e.joined, why, kRetryAfterFailure.count());
     e.expires_at = now + kRetryAfterFailure;
   }
@@ -499,6 +514,7 @@ void ManifestStore::publish_now() {
     s.version = e->version;
     s.refresh_at = e->refresh_at;
     s.expires_at = e->expires_at;
+    s.stale = e->stale;
     s.refresh_asked = e->refresh_asked;
     index->add(e->key.project, e->key.module, e->key.environment, std::move(s));
   }

@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 inline constexpr auto kRetryAfterFailure = std::chrono::seconds(2);
 // Checking a document and resolving its endpoints' names (the prepare thread), within a fetch's deadline.
 inline constexpr auto kPrepareBudget = std::chrono::seconds(1);
+// How long past query_timeout a read may go unanswered before its connection is cut (BlockingPool).
+inline constexpr auto kHungQueryGrace = std::chrono::seconds(1);
 // A stored document larger than this is refused unread (a manifest is a few KiB).
 inline constexpr std::size_t kMaxDocumentBytes = 1 << 20;
 
@@ -39,7 +41,8 @@ struct ManifestStore::Prepared {
   std::uint64_t version = 0;
   std::string document;
   std::string error;  // the query failed (tier error), or empty
-  std::vector<std::string> problems;  // the document is invalid
+  std::vector<std::string> problems;  // the document is invalid (or its endpoints' names did not resolve)
+  bool unresolved_only = false;       // every problem is a name that did not resolve: worth trying again
   config::ManifestConfig manifest;
   snapshot::ResolvedEndpoints addresses;
 };
@@ -57,6 +60,10 @@ struct ManifestStore::Entry {
   std::chrono::steady_clock::time_point loaded_at{};
   std::chrono::steady_clock::time_point refresh_at{};
   std::chrono::steady_clock::time_point expires_at{};  // loaded: then a request waits; not loaded: embedded until then
+  bool stale = false;  // loaded, and its last fetch failed: the copy serves on past its ttl
+  // PostgreSQL's document of this version was refused (invalid): it is not read again, nor logged
+  // again, until a newer version is announced. 0: none.
+  std::uint64_t refused_version = 0;
   std::int32_t slot = -1;
   std::shared_ptr<std::atomic<bool>> refresh_asked = std::make_shared<std::atomic<bool>>(false);
   // The fetch in flight

@@ -172,6 +172,8 @@ class PgBouncer:
         self.port = _free_port()
         self.log_path = os.path.join(self.dir, "pgbouncer.log")
         self.proc: Optional[subprocess.Popen] = None
+        self._holders: list = []
+        self.pool_size = 2  # server connections per database (default_pool_size)
 
     @property
     def dsn(self) -> str:
@@ -189,7 +191,7 @@ class PgBouncer:
             f.write("[databases]\nfrontdoor = host=%s port=%d dbname=frontdoor\n" % (self.server.dir, self.server.port))
             f.write("[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n" % self.port)
             f.write("auth_type = trust\nauth_file = %s\npool_mode = transaction\nlogfile = %s\n" % (users, self.log_path))
-            f.write("max_client_conn = 100\ndefault_pool_size = 2\n")
+            f.write("max_client_conn = 100\ndefault_pool_size = %d\n" % self.pool_size)
         for path in (ini, users):
             self._as.own(path)
         self.proc = subprocess.Popen(self._as.argv([binary, ini]), stdout=subprocess.DEVNULL,
@@ -205,7 +207,22 @@ class PgBouncer:
                 time.sleep(0.05)
         raise AssertionError("pgbouncer did not listen within %.0f s" % wait)
 
+    def hold_server_connections(self):
+        """Takes every server connection of the pool (default_pool_size) into an open transaction, so
+        that any other client's query waits in PgBouncer's queue, unanswered: a stuck pool."""
+        for _ in range(self.pool_size):
+            p = subprocess.Popen([_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "frontdoor",
+                                  "-d", "frontdoor", "-Atq"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+            self._holders.append(p)
+            p.stdin.write("BEGIN; SELECT 'held';\n")
+            p.stdin.flush()
+            assert p.stdout.readline().strip() == "held", "psql did not open its transaction"
+
     def stop(self):
+        for p in self._holders:
+            _stop(p, signal.SIGTERM, 5)
+        self._holders = []
         _stop(self.proc, signal.SIGTERM, 10)
         self.proc = None
 

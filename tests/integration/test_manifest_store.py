@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -336,6 +337,15 @@ def test_a_malformed_document_is_never_served(frontdoor, upstreams, pg, tmp_path
     for _ in range(5):
         assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
     assert fd.running()
+    # Refused once is enough: it was read again (the whole document) and logged again every 2 s.
+    reads = pg.count_in_log(DOCUMENT_QUERY)
+    logged = fd.stderr().count("version 5 from PostgreSQL is not served")
+    until = time.monotonic() + 4.5
+    while time.monotonic() < until:
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+        time.sleep(0.1)
+    assert pg.count_in_log(DOCUMENT_QUERY) == reads, "a document refused already was read again"
+    assert fd.stderr().count("version 5 from PostgreSQL is not served") == logged
     # A cold daemon has no good copy: it answers 404 (no embedded manifest), never the bad document.
     fd2 = frontdoor(cfg, name="fd2")
     assert request(fd2.port, "GET", "/shop/cart/1").status == 404
@@ -497,3 +507,94 @@ def test_redis_behind_sentinel_follows_a_failover(frontdoor, upstreams, pg, tmp_
     finally:
         for r in (s, b, a):
             r.stop()
+
+
+def test_a_postgres_that_never_answers_holds_neither_requests_nor_the_exit(frontdoor, upstreams, pg, tmp_path):
+    # A PgBouncer whose pool is stuck accepts connections and never answers a query; statement_timeout
+    # cannot fire (the query never reaches the server). The index read waited for ever: every request
+    # got 503 after 4 s, and SIGTERM did not end the process until PostgreSQL answered.
+    embedded = upstreams("embedded")
+    bouncer = PgBouncer(pg).start()
+    try:
+        cfg = store_config(bouncer.dsn, [manifest("*", "*", [embedded])])
+        cfg["postgres"]["listen_dsn"] = pg.tcp_dsn
+        cfg["server"]["drain_timeout"] = "3s"
+        Store(tmp_path, cfg)
+        bouncer.hold_server_connections()
+        fd = frontdoor(cfg)
+        started = time.monotonic()
+        # The read is cut at query_timeout (1 s) + 1 s; the embedded manifests serve.
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "embedded")
+        assert time.monotonic() - started < 3.5
+        started = time.monotonic()
+        for i in range(5):
+            assert upstream_of(fd.port, "/shop/cart/%d" % i) == (200, "embedded")
+        assert time.monotonic() - started < 1.5, "a hung PostgreSQL must not cost a wait per request"
+        assert "its PostgreSQL connection is cut" in fd.logs()
+        started = time.monotonic()
+        fd.signal(signal.SIGTERM)
+        assert fd.wait(6) == 0, "SIGTERM did not end the process while PostgreSQL hung"
+        assert time.monotonic() - started < 6
+    finally:
+        bouncer.cleanup()
+
+
+def test_copies_served_through_an_outage_are_counted_stale(frontdoor, upstreams, pg, tmp_path):
+    # A failed fetch moves the copy's expiry on so that it serves without a wait; the workers then
+    # took it for fresh and counted hits: fd_manifest_stale_served_total stayed 0 through an outage.
+    stored = upstreams("stored")
+    cfg = store_config(pg.dsn, manifest_cache={"ttl": "1s"})
+    store = Store(tmp_path, cfg)
+    store.put(manifest("shop", "cart", [stored]))
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    fd = frontdoor(cfg, listeners=("main", "admin"))
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+    pg.stop()
+    time.sleep(1.2)  # past the ttl: the next request tries a fetch, which fails
+    for _ in range(10):
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+    text = admin_get(fd.ports["admin"], "/metrics")[1]
+    assert metric(text, "fd_manifest_stale_served_total") == 10
+
+
+def test_after_a_postgres_restart_the_first_fetch_finds_a_live_connection(frontdoor, upstreams, pg, tmp_path):
+    # The pool's connections outlived the server they were opened to and still looked open: the first
+    # fetch after a restart failed on one, opened the breaker, and keys not loaded yet answered with
+    # the fallback (404 here) for 2 s while PostgreSQL was back and healthy.
+    stored = upstreams("stored")
+    cfg = store_config(pg.dsn)
+    cfg["postgres"]["pool_size"] = 1
+    store = Store(tmp_path, cfg)
+    store.put(manifest("shop", "cart", [stored]), manifest("shop", "pay", [stored]))
+    fd = frontdoor(cfg)
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+    pg.stop()
+    pg.start()
+    assert upstream_of(fd.port, "/shop/pay/1") == (200, "stored")
+
+
+def test_a_copy_whose_fetch_failed_serves_without_waits_while_postgres_hangs(frontdoor, upstreams, pg, tmp_path):
+    # After a failed fetch the copy served for 2 s, then the next request waited for a whole new
+    # fetch (cut only at query_timeout + 1 s): with a hung PostgreSQL, seconds of every few.
+    stored = upstreams("stored")
+    bouncer = PgBouncer(pg).start()
+    try:
+        cfg = store_config(bouncer.dsn, manifest_cache={"ttl": "1s"})
+        cfg["postgres"]["listen_dsn"] = pg.tcp_dsn
+        store = Store(tmp_path, cfg)
+        store.put(manifest("shop", "cart", [stored]))
+        fd = frontdoor(cfg)
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+        bouncer.hold_server_connections()
+        time.sleep(1.2)  # expired: this request waits for the fetch, which is cut after 2 s
+        assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+        slowest = 0.0
+        until = time.monotonic() + 5
+        while time.monotonic() < until:
+            started = time.monotonic()
+            assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.1)
+        assert slowest < 0.5, "a request waited %.1f s for a fetch of a copy known stale" % slowest
+    finally:
+        bouncer.cleanup()

@@ -101,6 +101,7 @@ struct StoredEntry {
   std::uint64_t version = 0;    // of the loaded document (0: not loaded)
   std::chrono::steady_clock::time_point refresh_at{};  // then refreshed in the background
   std::chrono::steady_clock::time_point expires_at{};  // then a request waits for a fresh copy
+  bool stale = false;  // its last fetch failed: the last good copy serves (stale-if-error), retried
   std::shared_ptr<std::atomic<bool>> refresh_asked = std::make_shared<std::atomic<bool>>(false);
 };
 

@@ -5,7 +5,8 @@
 // store revalidates what it holds, since changes made meanwhile were not heard.
 //
 // Threads: the callbacks run on the listener's thread (post them where they belong). stop() from
-// any thread returns within about 200 ms.
+// any thread returns within about 200 ms, a hung server's included: it cuts the connection (shuts
+// its socket down), which also fails the UNLISTEN its receiver sends on the way out at once.
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -38,6 +39,7 @@ class ChangeListener {
   std::atomic<bool> running_{false};
   std::mutex mutex_;
   std::condition_variable wake_;
+  int socket_ = -1;  // a duplicate of the connection's socket while connected, for stop() (under mutex_)
   std::thread thread_;
 };
 
