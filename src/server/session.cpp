@@ -464,9 +464,11 @@ void Session::finish_request() {
 // Ends the connection after a response that went out whole. A client that sent more than was read
 // (a body not read to its end, pipelined requests, bytes still in the kernel) is lingered over:
 // closing over unread bytes makes the kernel reset the connection, and the reset drops the
-// response's unsent tail (a slow reader of a large body lost megabytes).
+// response's unsent tail (a slow reader of a large body lost megabytes). The kernel is asked (a
+// peek: one receive) only when the client expected to keep the connection; one that asked for the
+// close sends nothing after its request (RFC 9112 §9.6).
 void Session::close_after_response() {
-  if (!body_.done() || begin_ != end_ || client_.has_unread_bytes()) return linger();
+  if (!body_.done() || begin_ != end_ || (request_.keep_alive() && client_.has_unread_bytes())) return linger();
   close_now();
 }
 

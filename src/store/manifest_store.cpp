@@ -306,6 +306,14 @@ void ManifestStore::fetch_from_postgres(Entry& e, bool from_primary) {
       }
       if ((*row)->version < entry.index_version) {
         if (!authoritative) return fetch_from_postgres(entry, true);
+        // The change was announced while this read ran: the read began before its commit. Read
+        // again, its waiters still waiting (within the fetch's deadline), rather than take the
+        // older row for the truth: that served it, and wrote it over the newer copy in Redis,
+        // until the next index refresh.
+        if (entry.fetch_again) {
+          entry.fetch_again = false;
+          return fetch_from_postgres(entry, true);
+        }
         // What was announced is not what the primary holds (a lost commit, a forged NOTIFY): the
         // primary wins, or this key would be fetched forever.
         entry.index_version = (*row)->version;

@@ -14,6 +14,7 @@ from fd_daemon import *  # noqa: F401,F403
 from fd_daemon import _read_text  # noqa: F401
 from fd_postgres import *  # noqa: F401,F403
 from fd_redis import *  # noqa: F401,F403
+from fd_relay import *  # noqa: F401,F403
 from fd_upstream import *  # noqa: F401,F403
 from fd_upstream import _reset  # noqa: F401
 from fd_wire import *  # noqa: F401,F403

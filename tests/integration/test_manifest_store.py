@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from fdtest import (Action, PgBouncer, PostgresServer, RedisServer, make_config, manifest, request, run_cli,
-                    to_yaml)
+from fdtest import (Action, DelayingRelay, PgBouncer, PostgresServer, RedisServer, make_config, manifest, request,
+                    run_cli, to_yaml)
 
 DOCUMENT_QUERY = "FROM manifests WHERE project = $1"  # the one statement that reads a document
 
@@ -598,3 +598,32 @@ def test_a_copy_whose_fetch_failed_serves_without_waits_while_postgres_hangs(fro
         assert slowest < 0.5, "a request waited %.1f s for a fetch of a copy known stale" % slowest
     finally:
         bouncer.cleanup()
+
+
+def test_a_read_that_began_before_an_announced_change_is_not_taken_for_the_truth(frontdoor, upstreams, pg, tmp_path):
+    # The read of a cold key reached PostgreSQL before a put committed, and its answer came after the
+    # put's NOTIFY. The older row then lowered the announced version and was served (and written to
+    # Redis) until the next index refresh, a minute later.
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    relay = DelayingRelay(("127.0.0.1", pg.port))
+    try:
+        cfg = store_config("host=127.0.0.1 port=%d user=frontdoor dbname=frontdoor" % relay.port)
+        cfg["postgres"]["listen_dsn"] = pg.tcp_dsn  # changes are heard at once; reads come late
+        cfg["postgres"]["query_timeout"] = "8s"  # four round trips of a held second each
+        store = Store(tmp_path, store_config(pg.dsn))
+        store.put(manifest("shop", "cart", [v1]))
+        fd = frontdoor(cfg)
+        assert upstream_of(fd.port, "/shop/other/1")[0] == 404  # the index is read (no delay yet)
+        relay.delay = 1.0
+        answer = []
+        reader = threading.Thread(target=lambda: answer.append(upstream_of(fd.port, "/shop/cart/1")))
+        reader.start()
+        assert relay.wait_for_sent(b"FROM manifests WHERE project"), "the document's read never came"
+        store.put(manifest("shop", "cart", [v2]))  # committed and announced while the answer is held
+        relay.delay = 0
+        reader.join(15)
+        assert answer == [(200, "v2")]
+        for _ in range(3):
+            assert upstream_of(fd.port, "/shop/cart/1") == (200, "v2")
+    finally:
+        relay.close()
