@@ -152,6 +152,7 @@ void ManifestStore::refresh(const std::string& key) {
 void ManifestStore::start_fetch(Entry& e) {
   e.fetching = true;
   e.fetch_again = false;
+  e.absent_in_redis = false;
   // Nothing newer than a document refused: no read, and the copy (or the embedded manifests) serve
   // on, as after any failed fetch, without a new log line.
   if (e.refused_version != 0 && e.index_version <= e.refused_version) return fetch_failed(e, {});
@@ -218,6 +219,7 @@ void ManifestStore::fetch_from_redis(Entry& e) {
     }
     if (reply->type != REDIS_REPLY_STRING) {
       ++self.counters_.redis.misses;
+      entry.absent_in_redis = reply->type == REDIS_REPLY_NIL;
       return self.fetch_from_postgres(entry, false);
     }
     const auto parsed = parse_redis_manifest(std::string_view(reply->str, reply->len));
@@ -227,7 +229,11 @@ void ManifestStore::fetch_from_redis(Entry& e) {
                     "PostgreSQL", entry.joined);
       return self.fetch_from_postgres(entry, false);
     }
-    if (parsed->version < entry.index_version) {  // older than a change already announced
+    // Older than a change already announced; or newer than anything PostgreSQL's index holds (a
+    // restored database, another environment's keys under the same prefix): such a copy was served
+    // over the source of truth, and again after every index refresh. PostgreSQL decides.
+    if (parsed->version < entry.index_version ||
+        (parsed->version > entry.index_version && self.index_source_ == "postgres")) {
       ++self.counters_.redis.misses;
       return self.fetch_from_postgres(entry, false);
     }
@@ -317,6 +323,7 @@ void ManifestStore::fetch_from_postgres(Entry& e, bool from_primary) {
         // What was announced is not what the primary holds (a lost commit, a forged NOTIFY): the
         // primary wins, or this key would be fetched forever.
         entry.index_version = (*row)->version;
+        entry.delete_announced = false;
       }
       ++counters_.postgres.hits;
       prepare_then(entry, Tier::postgres, (*row)->version, std::move((*row)->document));
@@ -411,6 +418,14 @@ void ManifestStore::install(Entry& e, Prepared& prepared, Tier tier) {
 // `why` empty: a document refused already, said so once.
 void ManifestStore::fetch_failed(Entry& e, const std::string& why) {
   const auto now = Clock::now();
+  if (e.delete_announced && e.absent_in_redis) {
+    // PostgreSQL cannot confirm the delete, but Redis agrees with it (the CLI removes the copy when
+    // it deletes): kept, a deleted route would serve for as long as the cut lasts, while a put in
+    // the same state is taken from Redis.
+    spdlog::info("manifest store: {} deleted (announced, and gone from Redis; PostgreSQL unreachable: {})", e.joined,
+                 why);
+    return forget(e.joined);
+  }
   if (e.loaded) {
     ++counters_.stale_served;
     e.stale = true;  // the workers count what it serves as stale, though its expiry moved on

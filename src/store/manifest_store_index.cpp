@@ -131,8 +131,15 @@ void ManifestStore::on_index(std::vector<std::pair<StoredKey, std::uint64_t>> in
       slot->joined = joined;
     }
     Entry& e = *slot;
-    // PostgreSQL's word replaces what announcements said (unless one came after the read).
-    e.index_version = from_postgres && e.heard_seq <= seq ? kv.second : std::max(e.index_version, kv.second);
+    // PostgreSQL's word replaces what announcements said (unless one came after the read): the key
+    // is there, whatever a delete announcement said.
+    if (from_postgres && e.heard_seq <= seq) {
+      e.index_version = kv.second;
+      e.delete_announced = false;
+    } else if (kv.second > e.index_version) {
+      e.index_version = kv.second;
+      e.delete_announced = false;
+    }
     if (e.loaded && e.version != e.index_version) {  // changed while we were not listening
       ++counters_.refreshes;
       if (e.fetching) e.fetch_again = true;
@@ -170,6 +177,7 @@ void ManifestStore::on_change(const std::string& payload) {
   if (change->version <= e.index_version) return;  // heard already (NOTIFY and Redis both carry it)
   spdlog::info("manifest store: {} {} version {}", joined, change->deleted ? "deleted" : "changed", change->version);
   e.index_version = change->version;
+  e.delete_announced = change->deleted;
   e.heard_seq = ++changes_heard_;
   // An announcement is a hint, checked against the store: the fetch finds the new version, or finds
   // the key gone (a delete: then it leaves the index) — a forged one changes nothing for long.

@@ -69,6 +69,8 @@ struct ManifestStore::Entry {
   // The fetch in flight
   bool fetching = false;
   bool fetch_again = false;    // a change arrived during the fetch
+  bool delete_announced = false;  // the newest announcement (index_version's) was a delete
+  bool absent_in_redis = false;   // this fetch found no copy in Redis
   std::uint64_t fetch_id = 0;
   std::chrono::steady_clock::time_point fetch_started{};
   std::unique_ptr<boost::asio::steady_timer> deadline;           // the whole fetch's

@@ -627,3 +627,36 @@ def test_a_read_that_began_before_an_announced_change_is_not_taken_for_the_truth
             assert upstream_of(fd.port, "/shop/cart/1") == (200, "v2")
     finally:
         relay.close()
+
+
+def test_a_redis_copy_newer_than_postgres_knows_does_not_win(frontdoor, upstreams, pg, redis, tmp_path):
+    # After a database restore, or with two environments' daemons on one Redis prefix, Redis can hold
+    # a version PostgreSQL never had: it was served over the source of truth, for up to redis_ttl.
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    cfg = store_config(pg.dsn, redis_address=redis.address)
+    store = Store(tmp_path, cfg)
+    store.put(manifest("shop", "cart", [v1]))
+    foreign = json.dumps(manifest("shop", "cart", [v2]))
+    redis.command("SET", "frontdoor:manifest:shop/cart/*", "5\n" + foreign)
+    fd = frontdoor(cfg)
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
+    # And the daemon put the truth back in Redis.
+    assert wait_for(lambda: (redis.command("GET", "frontdoor:manifest:shop/cart/*") or "").startswith("1\n"))
+
+
+def test_a_delete_announced_in_redis_reaches_a_daemon_cut_off_from_postgres(frontdoor, upstreams, pg, redis,
+                                                                           tmp_path):
+    # A put reached such a daemon through Redis; a delete did not (a copy missing from Redis was a
+    # cache miss, PostgreSQL could not be asked): the deleted route served as long as the cut lasted.
+    stored, embedded = upstreams("stored"), upstreams("embedded")
+    cfg = store_config(pg.dsn, [manifest("*", "*", [embedded])], redis_address=redis.address)
+    store = Store(tmp_path, cfg)
+    store.put(manifest("shop", "cart", [stored]))
+    fd = frontdoor(cfg)
+    assert upstream_of(fd.port, "/shop/cart/1") == (200, "stored")
+    pg.stop()
+    # What the CLI does in Redis for a delete (PostgreSQL is unreachable from this daemon).
+    redis.command("DEL", "frontdoor:manifest:shop/cart/*")
+    redis.command("PUBLISH", "frontdoor:manifest-changes", "delete shop cart * 2")
+    assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "embedded"), timeout=5)
+    assert "shop/cart/* deleted (announced, and gone from Redis" in fd.logs()
