@@ -73,6 +73,17 @@ void UpstreamExchange::tunnel_up_sent() {
   tunnel_up();
 }
 
+// The client half-closed (shutdown(SHUT_WR): "no more input", as Docker's attach and many
+// WebSocket-less upgrades use it): everything it sent is upstream already (tunnel_up reads only
+// then), so the upstream is told the same, and its answer keeps coming until it closes or the
+// tunnel idles. Tearing both down here lost that answer.
+void UpstreamExchange::on_client_finished() {
+  waiting_for_client_ = false;
+  boost::system::error_code ignored;
+  upstream_->socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+}
+
 // The upstream closed, or the tunnel idled: the client connection closes after what was relayed.
 void UpstreamExchange::end_tunnel() {
   ++host_.counters()[Counter::tunnels_closed];

@@ -202,6 +202,8 @@ void Session::on_client_read(const error_code& ec, std::size_t n) {
     linger_budget_ -= static_cast<std::uint32_t>(n);
     return linger();
   }
+  if (ec == asio::error::eof && exchange_.tunneling() && exchange_.waiting_for_client())
+    return exchange_.on_client_finished();  // a half-close: the upstream's answer still comes
   if (ec) {
     // The client went away: while the request waited (a watch read), or mid-body. Its upstream
     // request is cancelled; the breakers are not told (client_closed is the client's doing).

@@ -5,13 +5,14 @@ import asyncio
 import http.client
 import re
 import signal
+import socket
 import threading
 import time
 
 import pytest
 import websockets
 
-from fdtest import make_config, manifest, request
+from fdtest import make_config, manifest, read_until_closed, request
 
 
 class EchoServer:
@@ -210,3 +211,49 @@ def test_a_websocket_holds_neither_its_endpoints_breaker_probe_nor_a_request_slo
         assert run(session()) == [200, 200, 200]
     finally:
         server.stop()
+
+
+def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(frontdoor):
+    # "No more input" by shutdown(SHUT_WR), as Docker's attach uses it: the tunnel tore both sides
+    # down at the client's FIN, and the upstream's answer to that input was lost.
+    upstream = socket.create_server(("127.0.0.1", 0))
+    seen = {}
+
+    def serve():
+        conn, _ = upstream.accept()
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            data = data.split(b"\r\n\r\n", 1)[1]
+            while True:  # everything the client sends, to its end of stream
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            seen["input"] = data
+            time.sleep(0.3)
+            conn.sendall(b"answer to " + data)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        fd = frontdoor(make_config([manifest("p", "m", ["127.0.0.1:%d" % upstream.getsockname()[1]])]))
+        with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as c:
+            c.sendall(b"GET /p/m/attach HTTP/1.1\r\nHost: fd.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += c.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101"), head
+            rest = head.split(b"\r\n\r\n", 1)[1]
+            c.sendall(b"ls -l")
+            c.shutdown(socket.SHUT_WR)
+            data, end = read_until_closed(c, 5)
+        server.join(5)
+        assert seen.get("input") == b"ls -l"
+        assert rest + data == b"answer to ls -l", (rest + data, end)
+        assert end == "closed"
+    finally:
+        upstream.close()

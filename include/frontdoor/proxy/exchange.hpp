@@ -131,6 +131,9 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
 
   // From the session.
   void on_client_data();                                // bytes for the body arrived
+  // In a tunnel, the client's end of stream (a half-close): passed on to the upstream, whose
+  // answer is still relayed.
+  void on_client_finished();
   void on_client_written();                             // a pending write_client finished
   void on_deadline(pipeline::Clock::time_point now, bool request_total_passed, bool client_write_pending);
   // The client connection is closing: let go of everything (no call back to the client side).
