@@ -19,7 +19,7 @@ void UpstreamExchange::start_tunnel() {
     response_head_sent_ = true;
     ++host_.counters()[Counter::tunnels_opened];
     client_.tunnel_started();
-    client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+    set_tunnel_deadline();
     tunnel_up();  // what the client sent already (the first frames), then a read for more
     if (phase_ == Phase::tunneling) {
       // The 101 goes with whatever the upstream sent after it.
@@ -49,7 +49,7 @@ void UpstreamExchange::tunnel_down() {
 void UpstreamExchange::tunnel_down_sent() {
   upstream_->consume(down_bytes_);
   down_busy_ = false;
-  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+  set_tunnel_deadline();
   tunnel_down();
 }
 
@@ -58,7 +58,7 @@ void UpstreamExchange::tunnel_up() {
   if (data.empty()) {
     waiting_for_client_ = true;
     client_.read_client_body();
-    client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+    set_tunnel_deadline();
     return;
   }
   up_bytes_ = data.size();
@@ -69,7 +69,7 @@ void UpstreamExchange::tunnel_up_sent() {
   client_.consume_client_data(up_bytes_);  // only now: the write read them from the client's buffer
   ctx_->request_body_bytes += up_bytes_;
   up_bytes_ = 0;
-  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+  set_tunnel_deadline();
   tunnel_up();
 }
 
@@ -79,9 +79,15 @@ void UpstreamExchange::tunnel_up_sent() {
 // tunnel idles. Tearing both down here lost that answer.
 void UpstreamExchange::on_client_finished() {
   waiting_for_client_ = false;
+  client_finished_ = true;
   boost::system::error_code ignored;
   upstream_->socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
-  client_.set_deadline(snapshot().config.timeouts.tunnel_idle);
+  set_tunnel_deadline();
+}
+
+void UpstreamExchange::set_tunnel_deadline() {
+  const auto& timeouts = snapshot().config.timeouts;
+  client_.set_deadline(client_finished_ ? timeouts.upstream_response : timeouts.tunnel_idle);
 }
 
 // The upstream closed, or the tunnel idled: the client connection closes after what was relayed.

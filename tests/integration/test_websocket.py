@@ -213,6 +213,28 @@ def test_a_websocket_holds_neither_its_endpoints_breaker_probe_nor_a_request_slo
         server.stop()
 
 
+
+def _accept_upgrade(listener):
+    """A raw upstream's side of an upgrade: the connection, and what came after the request head."""
+    conn, _ = listener.accept()
+    conn.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    return conn, data.split(b"\r\n\r\n", 1)[1]
+
+
+def _upgraded_client(port):
+    """A raw client through the proxy, upgraded: the socket, and what came after the 101's head."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c.sendall(b"GET /p/m/ws HTTP/1.1\r\nHost: fd.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += c.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return c, head.split(b"\r\n\r\n", 1)[1]
+
 def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(frontdoor):
     # "No more input" by shutdown(SHUT_WR), as Docker's attach uses it: the tunnel tore both sides
     # down at the client's FIN, and the upstream's answer to that input was lost.
@@ -220,14 +242,8 @@ def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(fro
     seen = {}
 
     def serve():
-        conn, _ = upstream.accept()
+        conn, data = _accept_upgrade(upstream)
         with conn:
-            conn.settimeout(5)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-            data = data.split(b"\r\n\r\n", 1)[1]
             while True:  # everything the client sends, to its end of stream
                 chunk = conn.recv(4096)
                 if not chunk:
@@ -241,13 +257,8 @@ def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(fro
     server.start()
     try:
         fd = frontdoor(make_config([manifest("p", "m", ["127.0.0.1:%d" % upstream.getsockname()[1]])]))
-        with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as c:
-            c.sendall(b"GET /p/m/attach HTTP/1.1\r\nHost: fd.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += c.recv(4096)
-            assert head.startswith(b"HTTP/1.1 101"), head
-            rest = head.split(b"\r\n\r\n", 1)[1]
+        c, rest = _upgraded_client(fd.port)
+        with c:
             c.sendall(b"ls -l")
             c.shutdown(socket.SHUT_WR)
             data, end = read_until_closed(c, 5)
@@ -256,4 +267,30 @@ def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(fro
         assert rest + data == b"answer to ls -l", (rest + data, end)
         assert end == "closed"
     finally:
+        upstream.close()
+
+
+def test_after_a_client_half_close_a_silent_upstream_holds_the_tunnel_only_upstream_response(frontdoor):
+    # A client that closed outright looks like one that half-closed: the wait for an upstream that
+    # never answers nor closes is upstream_response's, not tunnel_idle's.
+    upstream = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve():
+        conn, _ = _accept_upgrade(upstream)
+        with conn:
+            done.wait(10)  # silent, and never closes
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        fd = frontdoor(make_config([manifest("p", "m", ["127.0.0.1:%d" % upstream.getsockname()[1]])],
+                                   timeouts={"tunnel_idle": "30s", "upstream_response": "1s"}))
+        c, _ = _upgraded_client(fd.port)
+        with c:
+            c.shutdown(socket.SHUT_WR)
+            started = time.monotonic()
+            data, end = read_until_closed(c, 10)
+        assert end == "closed" and time.monotonic() - started < 3, (data, end, time.monotonic() - started)
+    finally:
+        done.set()
         upstream.close()

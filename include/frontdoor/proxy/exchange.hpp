@@ -179,6 +179,9 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   void tunnel_up();
   void tunnel_up_sent();
   void end_tunnel();
+  // tunnel_idle; after the client's half-close, upstream_response (a client that closed outright
+  // looks the same, and must not hold its slot for tunnel_idle if the upstream never closes).
+  void set_tunnel_deadline();
   // Failures and retries.
   bool try_again(AttemptFailure failure, Error error, unsigned status);
   bool take_retry_slot() noexcept;
@@ -240,6 +243,7 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   std::size_t down_bytes_ = 0;
   std::size_t up_bytes_ = 0;
   bool down_busy_ = false;
+  bool client_finished_ = false;  // the client half-closed: only the upstream's answer is awaited
 
   // Writes that blocked: the unsent part of a scratch head, then a view of the unsent body.
   std::string spill_;
