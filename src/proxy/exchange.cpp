@@ -171,6 +171,7 @@ void UpstreamExchange::on_upstream_connected(const error_code& ec) {
 void UpstreamExchange::send_request_head() {
   phase_ = Phase::sending;
   response_scanner_.reset();  // an answer may come before the request is out (upstream_answered_early)
+  early_answer_held_ = false;
   client_.set_deadline(snapshot().config.timeouts.upstream_response);
   UpstreamRequestParams params;
   params.target = request_->target;
@@ -298,7 +299,10 @@ void UpstreamExchange::upstream_answered_early() {
       return upstream_->read();
     if (status != http::ParseStatus::complete) break;  // broken or cut short: the response path says so
     if (response_.status >= 200 || response_.status == 101) {
-      if (response_.status < 400 && response_.keep_alive()) return;  // it reads on: relayed after the upload
+      if (response_.status < 400 && response_.keep_alive()) {
+        early_answer_held_ = true;  // it reads on: relayed after the upload (or at a stall, on_deadline)
+        return;
+      }
       break;
     }
     upstream_->consume(response_.head_bytes);

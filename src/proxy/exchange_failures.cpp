@@ -139,6 +139,13 @@ void UpstreamExchange::on_deadline(pipeline::Clock::time_point now, bool request
       return fail(total ? Error::request_timeout : Error::upstream_timeout, ctx_->endpoint->name);
     }
     case Phase::sending: {
+      if (early_answer_held_ && !waiting_for_client_ && !client_write_pending && !total) {
+        // It answered (a 2xx/3xx, held for the upload's end), then stopped taking the upload: its
+        // answer goes to the client now, the connection closing after it. Not a timeout of the
+        // endpoint's (it answered): that was a 504, and a failure for its breaker.
+        upstream_early_event_ = true;
+        return request_sent();
+      }
       // Waiting on the client (its body, or it reading a reply) is the client's doing, not the upstream's.
       const Error error = client_write_pending || waiting_for_client_ ? Error::client_timeout
                           : total                                     ? Error::request_timeout

@@ -201,3 +201,46 @@ def test_a_success_that_keeps_reading_is_relayed_after_the_upload(frontdoor):
         assert b"0123456789" in answer
     finally:
         up.stop()
+
+
+def test_a_success_whose_upstream_stops_reading_is_relayed_at_the_stall(frontdoor):
+    # It answers 200 at once and never reads the rest: the upload can never end. The answer was held
+    # for it, then the stall became a 504, and a timeout for the endpoint's breaker.
+    def upstream(sock):
+        read_head(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\naccepted")
+        time.sleep(5)  # open, not reading
+
+    up = RawUpstream(upstream)
+    stop = threading.Event()
+    try:
+        fd = frontdoor(make_config([manifest("*", "*", [up.address])],
+                                   timeouts={"client_body": "1s", "upstream_response": "1s"}))
+        c = socket.create_connection(("127.0.0.1", fd.port), timeout=5)
+        total = 64 << 20
+
+        def upload():
+            try:
+                c.sendall(HEAD % total)
+                chunk = b"u" * 65536
+                for _ in range(total // len(chunk)):
+                    if stop.is_set():
+                        return
+                    c.sendall(chunk)
+            except OSError:
+                return  # the proxy closed after answering: expected
+
+        sender = threading.Thread(target=upload, daemon=True)
+        sender.start()
+        answer = read_response(c, time.monotonic() + 4)
+        stop.set()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+        assert body_of(answer) == b"accepted"
+        c.close()
+        sender.join(5)
+        m = fd.metrics()
+        assert m["errors"] == {}, m["errors"]
+        assert m["endpoints"][0]["breaker_opened"] == 0
+    finally:
+        stop.set()
+        up.stop()

@@ -222,6 +222,7 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   // The upstream refused the rest of the request (an error answer or its end) while we were
   // uploading: the upload stops, the connection is not reused.
   bool upstream_early_event_ = false;
+  bool early_answer_held_ = false;  // a 2xx/3xx that came during the upload waits for its end
   bool connection_slot_ = false;  // counted in the manifest's max_connections, not yet given to a connection
   bool holds_pending_ = false;    // counted in the manifest's max_pending
   Waiter connection_waiter_;      // in the worker's queue for the manifest while Phase::queued
