@@ -42,8 +42,13 @@ struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
     response.set(http::field::content_type, r.content_type);
     response.set(http::field::cache_control, "no-store");
     response.keep_alive(false);
+    if (r.status == 405) {
+      const std::string_view target(request.target().data(), request.target().size());
+      response.set(http::field::allow, server.allowed_methods(target.substr(0, target.find('?'))));
+    }
     response.body() = std::move(r.body);
-    response.prepare_payload();
+    response.prepare_payload();  // a HEAD's Content-Length is the GET's
+    if (parser.get().method() == http::verb::head) response.body().clear();
     stream.expires_after(kAnswerTime);
     http::async_write(stream, response, [self = shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
@@ -61,7 +66,7 @@ struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
 };
 
 AdminServer::AdminServer(asio::io_context& io, asio::ip::tcp::acceptor acceptor)
-    : io_(io), acceptor_(std::move(acceptor)) {}
+    : io_(io), acceptor_(std::move(acceptor)), accept_retry_(io) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -76,6 +81,7 @@ void AdminServer::stop() noexcept {
   stopped_ = true;
   beast::error_code ignored;
   acceptor_.close(ignored);
+  accept_retry_.cancel();
 }
 
 void AdminServer::accept() {
@@ -84,8 +90,18 @@ void AdminServer::accept() {
     if (!ec) {
       if (open_->size() >= kMaxConnections) make_room();
       std::make_shared<Connection>(std::move(socket), *this, open_)->start();
+      return accept();
     }
-    accept();
+    ++accept_errors_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_accept_error_log_ >= std::chrono::minutes(1)) {
+      last_accept_error_log_ = now;
+      spdlog::warn("admin listener: accept: {} ({} so far): trying again every 100 ms", ec.message(), accept_errors_);
+    }
+    accept_retry_.expires_after(std::chrono::milliseconds(100));
+    accept_retry_.async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec && !stopped_) accept();
+    });
   });
 }
 
@@ -119,13 +135,14 @@ Response AdminServer::answer(const Request& request) const {
     return {404, "text/plain; charset=utf-8", "404 not found: the admin listener serves " + known + "\n"};
   }
   if (request.method == "POST" && post != post_routes_.end()) return post->second(request);
-  if ((request.method == "GET" || request.method == "HEAD") && get != routes_.end()) {
-    Response r = get->second(request);
-    if (request.method == "HEAD") r.body.clear();
-    return r;
-  }
-  return {405, "text/plain; charset=utf-8",
-          std::string("405 method not allowed: ") + (get != routes_.end() ? "GET" : "POST") + "\n"};
+  if ((request.method == "GET" || request.method == "HEAD") && get != routes_.end()) return get->second(request);
+  return {405, "text/plain; charset=utf-8", "405 method not allowed: " + allowed_methods(path) + "\n"};
+}
+
+std::string AdminServer::allowed_methods(std::string_view path) const {
+  const bool get = routes_.find(path) != routes_.end();
+  const bool post = post_routes_.find(path) != post_routes_.end();
+  return get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : post ? "POST" : "";
 }
 
 }  // namespace frontdoor::admin

@@ -159,10 +159,11 @@ std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, st
     if (auto network = Network::parse(text)) trusted.push_back(*network);  // validated already
   auto info = std::make_unique<ListenerInfo>(ListenerInfo{lc.name, lc.default_environment, lc.environments,
                                                           lc.proxy_protocol, NetworkSet(std::move(trusted)),
-                                                          lc.tls.has_value(), nullptr, {}, {}});
+                                                          lc.tls.has_value(), nullptr, {}, {}, 0});
   if (lc.tls) {
     info->tls_files = *lc.tls;
     info->tls_stamp = stamp_tls_files(*lc.tls);  // before the read: a change during it is seen next time
+    info->tls_content = hash_tls_files(*lc.tls);
     auto context = make_tls_context(*lc.tls);
     if (!context) {
       error = "TLS: " + context.error();
@@ -461,6 +462,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   // certificate serves on.
   asio::steady_timer certificate_timer(control);
   std::map<std::string, TlsFilesStamp> unreadable_renewals;  // by listener
+  std::map<std::string, TlsFilesStamp> same_content;          // by listener: touched, not changed
   std::function<void()> watch_certificates = [&] {
     const auto every = reloader.running().server.certificate_check_interval;
     if (every.count() == 0) {
@@ -476,6 +478,12 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
         const auto stamp = stamp_tls_files(*lc.tls);
         if (auto said = unreadable_renewals.find(lc.name); said != unreadable_renewals.end() && said->second == stamp)
           continue;
+        if (auto seen = same_content.find(lc.name); seen != same_content.end() && seen->second == stamp) continue;
+        if (hash_tls_files(*lc.tls) == live->second->tls_content) {
+          same_content[lc.name] = stamp;  // the same bytes under a new stamp: nothing to read again
+          continue;
+        }
+        same_content.erase(lc.name);
         std::string error;
         auto info = listener_info(lc, error);
         if (!info) {

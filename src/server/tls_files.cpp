@@ -1,6 +1,12 @@
 #include "frontdoor/server/tls_files.hpp"
 
+#include <openssl/ssl.h>
 #include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "frontdoor/resilience/hash.hpp"
 
 namespace frontdoor::server {
 
@@ -24,6 +30,25 @@ TlsFilesStamp stamp_tls_files(const config::TlsConfig& tls) noexcept {
   return {stamp_file(tls.certificate_file), stamp_file(tls.private_key_file)};
 }
 
+std::uint64_t hash_tls_files(const config::TlsConfig& tls) {
+  std::string bytes;
+  for (const auto* path : {&tls.certificate_file, &tls.private_key_file}) {
+    std::ifstream in(*path, std::ios::binary);
+    if (!in) return 0;
+    bytes.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    bytes.push_back('\0');  // where one file ends
+  }
+  return resilience::hash64(bytes);
+}
+
+// TLS 1.2's suites as Mozilla's "intermediate" profile lists them: ECDHE/DHE key exchange (forward
+// secrecy) with AEAD ciphers. OpenSSL's default also took static-RSA and CBC/SHA-1 suites. TLS 1.3's
+// own suites are all of that kind already.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+
 Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(const config::TlsConfig& tls) {
   using Result = Expected<std::shared_ptr<asio::ssl::context>>;
   auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -32,6 +57,9 @@ Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(const config::Tls
                            asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                            asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
                        ec);
+  SSL_CTX_set_options(context->native_handle(), SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_cipher_list(context->native_handle(), kTls12Ciphers) != 1)
+    return Result::failure("the TLS 1.2 cipher list is refused by this OpenSSL");
   if (!ec) context->use_certificate_chain_file(tls.certificate_file, ec);
   if (ec) return Result::failure("certificate " + tls.certificate_file + ": " + ec.message());
   context->use_private_key_file(tls.private_key_file, asio::ssl::context::pem, ec);

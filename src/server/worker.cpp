@@ -116,7 +116,13 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
   }
   if (ec) {
     // Out of descriptors or similar: back off instead of spinning on the error.
-    spdlog::warn("worker {}: accept on {}: {}", index_, listener.info->name, ec.message());
+    ++listener.accept_errors;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - listener.accept_error_logged >= std::chrono::minutes(1)) {
+      listener.accept_error_logged = now;
+      spdlog::warn("worker {}: accept on {}: {} ({} so far; said at most once a minute)", index_, listener.info->name,
+                   ec.message(), listener.accept_errors);
+    }
     listener.retry.expires_after(std::chrono::milliseconds(50));
     listener.retry.async_wait([this, &listener](const error_code& wait_ec) {
       if (!wait_ec && !draining_) accept(listener);

@@ -27,7 +27,7 @@ std::unique_ptr<Worker::Listener> Worker::make_listener(int fd, bool v6, const L
     return nullptr;
   }
   return std::make_unique<Listener>(
-      Listener{std::move(acceptor), info, core::AcceptedSocket(io_), {}, asio::steady_timer(io_)});
+      Listener{std::move(acceptor), info, core::AcceptedSocket(io_), {}, asio::steady_timer(io_), 0, {}});
 }
 
 void Worker::adopt_listener(int fd, bool v6, const ListenerInfo* info, bool live) {

@@ -2,9 +2,11 @@
 in the Prometheus text format with every fd_ family and http_requests_per_second."""
 import http.client
 import json
+import os
 import re
 import signal
 import socket
+import subprocess
 import time
 
 from fdtest import make_config, manifest, request
@@ -43,6 +45,17 @@ def test_health_ready_and_unknown_paths(frontdoor, upstream):
     assert ready["postgres"]["configured"] is False and ready["manifest_store"] == {"configured": False}
     assert _get(admin, "/nope")[0] == 404
     assert _get(admin, "/metrics", "POST")[0] == 405
+    # A 405 says what is allowed; a HEAD tells the GET's length (it said 0).
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    c.request("POST", "/health")
+    r = c.getresponse()
+    assert (r.status, r.getheader("Allow")) == (405, "GET, HEAD")
+    c.close()
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    c.request("HEAD", "/health")
+    r = c.getresponse()
+    assert (r.status, r.getheader("Content-Length"), r.read()) == (200, str(len(_get(admin, "/health")[2])), b"")
+    c.close()
 
 
 def test_metrics_in_the_prometheus_text_format(frontdoor, upstream):
@@ -184,3 +197,32 @@ def test_readiness_can_require_redis(frontdoor, upstream):
     # The gauge says what /ready says (it followed only the drain before).
     assert re.search(r"^fd_ready 0$", _get(fd2.ports["admin"], "/metrics")[2], re.M)
     assert re.search(r"^fd_ready 1$", _get(fd.ports["admin"], "/metrics")[2], re.M)
+
+
+def test_an_admin_accept_that_fails_is_retried_after_a_pause(frontdoor, upstream):
+    # Out of descriptors, the admin listener tried again at once, for ever: the control thread (the
+    # one that answers /health) spun at 100 % of a core.
+    fd = frontdoor(_admin_config(upstream, workers=1), listeners=("main", "admin"))
+    used = len(os.listdir("/proc/%d/fd" % fd.pid))
+    limit = used + 3
+    subprocess.run(["prlimit", "--pid", str(fd.pid), "--nofile=%d:%d" % (limit, limit)], check=True)
+    held = []
+    try:
+        for _ in range(6):  # takes the last descriptors, then waits in the main listener's backlog
+            held.append(socket.create_connection(("127.0.0.1", fd.port), timeout=2))
+        time.sleep(0.3)
+        held.append(socket.create_connection(("127.0.0.1", fd.ports["admin"]), timeout=2))  # cannot be accepted
+
+        def cpu_ticks():
+            with open("/proc/%d/stat" % fd.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        before = cpu_ticks()
+        time.sleep(2)
+        spent = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+        assert spent < 0.5, "%.2f s of CPU in 2 s while accepting failed" % spent
+    finally:
+        for s in held:
+            s.close()
+    assert "admin listener: accept: Too many open files" in fd.logs()

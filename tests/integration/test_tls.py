@@ -221,3 +221,43 @@ def test_a_reload_reads_a_renewed_certificate(frontdoor, upstream, tmp_path):
     assert _served_certificate(fd.port) == _der(first[0])
     fd.reload(cfg)
     assert _served_certificate(fd.port) == _der(second[0])
+
+
+def test_a_touched_certificate_is_not_read_again(frontdoor, upstream, tmp_path):
+    # Each re-read makes a context that is kept for good: a sidecar that rewrites the same bytes, or a
+    # touch, every few seconds grew the process without end.
+    import time
+    cert, key = _new_certificate(str(tmp_path / "c"))
+    cfg = tls_config(upstream, cert, key)
+    cfg["server"] = {"certificate_check_interval": "100ms"}
+    fd = frontdoor(cfg)
+    for _ in range(5):
+        os.utime(cert)
+        with open(key, "rb") as f:
+            data = f.read()
+        with open(key, "wb") as f:  # the same bytes, written again
+            f.write(data)
+        time.sleep(0.25)
+    assert "certificate renewed" not in fd.logs()
+    assert _served_certificate(fd.port) == _der(cert)
+
+
+def test_tls_1_2_takes_only_forward_secret_aead_suites(frontdoor, upstream, certificate):
+    import socket
+    cert, key = certificate
+    fd = frontdoor(tls_config(upstream, cert, key))
+
+    def handshake(cipher):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(cipher)
+        with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as s:
+                return s.cipher()[0]
+
+    assert handshake("ECDHE-RSA-AES128-GCM-SHA256") == "ECDHE-RSA-AES128-GCM-SHA256"
+    for weak in ("AES128-SHA", "AES256-SHA256", "ECDHE-RSA-AES128-SHA"):  # no forward secrecy / CBC
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            handshake(weak)

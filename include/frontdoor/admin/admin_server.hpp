@@ -8,6 +8,7 @@
 // What each path answers is its handler's business (server/ provides them). Control thread only.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -50,8 +51,11 @@ class AdminServer {
   std::uint16_t port() const;
   std::size_t open_connections() const noexcept { return open_->size(); }
 
-  // Answers one request: what a connection gets.
+  // Answers one request: what a connection gets (for HEAD, the GET's body: the connection sends
+  // its length only).
   Response answer(const Request& request) const;
+  // The methods `path` serves (a 405's Allow field, RFC 9110 §15.5.6); empty: an unknown path.
+  std::string allowed_methods(std::string_view path) const;
 
  private:
   struct Connection;
@@ -67,6 +71,11 @@ class AdminServer {
   std::shared_ptr<OpenList> open_ = std::make_shared<OpenList>();
   std::uint64_t evicted_ = 0;
   std::chrono::steady_clock::time_point last_eviction_log_{};
+  // An accept that fails (out of descriptors) is tried again after a pause, not at once: at once,
+  // the control thread spun on it at 100 % of a core while /health had to answer.
+  boost::asio::steady_timer accept_retry_;
+  std::uint64_t accept_errors_ = 0;
+  std::chrono::steady_clock::time_point last_accept_error_log_{};
   bool stopped_ = false;
 };
 

@@ -31,8 +31,11 @@ struct TlsFilesStamp {
   friend bool operator==(const TlsFilesStamp&, const TlsFilesStamp&) noexcept = default;
 };
 TlsFilesStamp stamp_tls_files(const config::TlsConfig& tls) noexcept;
+// A hash of both files' bytes (0 if either cannot be read).
+std::uint64_t hash_tls_files(const config::TlsConfig& tls);
 
-// Server-side TLS: TLS 1.2+, the certificate chain and key from PEM files.
+// Server-side TLS: TLS 1.2+ (1.2 with forward-secret AEAD suites only, Mozilla's "intermediate"),
+// no renegotiation, the certificate chain and key from PEM files.
 Expected<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const config::TlsConfig& tls);
 
 }  // namespace frontdoor::server

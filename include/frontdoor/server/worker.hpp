@@ -41,7 +41,9 @@ struct ListenerInfo {
   bool tls = false;
   std::shared_ptr<boost::asio::ssl::context> tls_context;  // set iff tls; shared by the workers
   config::TlsConfig tls_files;  // what tls_context was read from...
-  TlsFilesStamp tls_stamp;      // ...and those files as they were then
+  TlsFilesStamp tls_stamp;      // ...and those files as they were then...
+  std::uint64_t tls_content = 0;  // ...and what they held (a touch, or a sidecar rewriting the same
+                                  // bytes, is no renewal: each re-read kept a context for good)
 };
 
 class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetcher {
@@ -144,6 +146,8 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
     core::AcceptedSocket socket;  // the next connection accepted
     boost::asio::ip::tcp::endpoint peer;
     boost::asio::steady_timer retry;
+    std::uint64_t accept_errors = 0;  // said in the log at most once a minute (it was 20 lines a second)
+    std::chrono::steady_clock::time_point accept_error_logged{};
   };
 
   std::unique_ptr<Listener> make_listener(int fd, bool v6, const ListenerInfo* info);
