@@ -246,8 +246,10 @@ void AdminEndpoints::heartbeat() {
 
 void AdminEndpoints::sample() {
   const auto now = Clock::now();
-  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(500));
-  if (m.workers_missing == 0) samples_.push_back({now, m.stats[stats::Counter::requests]});
+  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(500), &shares_);
+  // A stuck worker counts with its last share (collect_metrics): the count never goes back, and
+  // the rate goes on (it was frozen at its last value until every worker answered again).
+  samples_.push_back({now, m.stats[stats::Counter::requests]});
   // Keep one sample at or beyond the window's far edge: the rate spans the whole window.
   while (samples_.size() > 2 && samples_[1].at <= now - config_.admin.rate_window) samples_.pop_front();
   redis_connected_ = m.redis_connected;
@@ -303,7 +305,7 @@ admin::Response AdminEndpoints::ready() const {
 
 
 admin::Response AdminEndpoints::status_json() {
-  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(1000));
+  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(1000), &shares_);
   std::string j = fmt::format("{{\"version\":{},\"ready\":{},\"workers\":{},\"requests_per_second\":{:.3f},"
                               "\"generation\":{},\"endpoints\":[",
                               json_string(kVersion), draining_ ? "false" : "true", m.workers, requests_per_second(),
@@ -349,7 +351,7 @@ double AdminEndpoints::requests_per_second() const {
 
 admin::Response AdminEndpoints::metrics() {
   using prometheus::MetricType;
-  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(1000));
+  const Metrics m = collect_metrics(workers_, tables_, clusters_, std::chrono::milliseconds(1000), &shares_);
   Exposition x;
   for (const auto& c : stats::kWorkerCounters)
     x.add(c.metric.prometheus, c.metric.help, Exposition::type_of(c.metric), c.metric.labels, {},

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -67,35 +68,103 @@ std::string Metrics::to_json() const {
   return j;
 }
 
+void add_share(Metrics& into, const Metrics& share) {
+  into.workers += share.workers;
+  into.stats += share.stats;
+  into.requests += share.requests;
+  into.active_requests += share.active_requests;
+  into.open_connections = std::max(into.open_connections, share.open_connections);  // whole process
+  if (into.routes.size() < share.routes.size()) into.routes = share.routes;
+  into.shed += share.shed;
+  into.manifest_lookups.stored_hits += share.manifest_lookups.stored_hits;
+  into.manifest_lookups.stored_misses += share.manifest_lookups.stored_misses;
+  into.manifest_lookups.stale_served += share.manifest_lookups.stale_served;
+  into.manifest_lookups.embedded_fallbacks += share.manifest_lookups.embedded_fallbacks;
+  // Series by index, labelled by the first share that has them (copied whole); a share whose label
+  // differs there (another snapshot) adds nothing to that series.
+  const auto line_up = [](auto& mine, const auto& theirs, auto same, auto add) {
+    const std::size_t had = mine.size();
+    for (std::size_t k = 0; k < std::min(had, theirs.size()); ++k)
+      if (same(mine[k], theirs[k])) add(mine[k], theirs[k]);
+    for (std::size_t k = had; k < theirs.size(); ++k) mine.push_back(theirs[k]);
+  };
+  line_up(
+      into.rate_limits, share.rate_limits,
+      [](const RateLimitMetrics& a, const RateLimitMetrics& b) { return a.limit == b.limit && a.manifest == b.manifest; },
+      [](RateLimitMetrics& a, const RateLimitMetrics& b) {
+        a.allowed += b.allowed;
+        a.refused += b.refused;
+      });
+  line_up(
+      into.endpoints, share.endpoints, [](const EndpointMetrics& a, const EndpointMetrics& b) { return a.endpoint == b.endpoint; },
+      [](EndpointMetrics& a, const EndpointMetrics& b) {
+        a.breaker_opened += b.breaker_opened;
+        a.breaker_closed += b.breaker_closed;
+        a.breaker_rejected += b.breaker_rejected;
+        a.breakers_open += b.breakers_open;
+        a.in_flight += b.in_flight;
+      });
+  line_up(
+      into.manifests, share.manifests, [](const ManifestMetrics& a, const ManifestMetrics& b) { return a.manifest == b.manifest; },
+      [](ManifestMetrics& a, const ManifestMetrics& b) {
+        a.ejections += b.ejections;
+        a.retries += b.retries;
+        a.retries_exhausted += b.retries_exhausted;
+      });
+  into.global_limiter += share.global_limiter;
+  into.redis += share.redis;
+  into.redis_connected += share.redis_connected;
+}
+
 Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const resilience::LocalLimitTables& tables,
-                        const upstream::ClusterLoad& clusters, std::chrono::milliseconds timeout) {
-  // Every worker is asked at once and adds its share to one Metrics under a mutex (taken only here,
-  // never per request). At the deadline the collection is closed: a worker answering later adds
-  // nothing, and the ones that did not answer are counted as missing.
+                        const upstream::ClusterLoad& clusters, std::chrono::milliseconds timeout, MetricsShares* shares) {
+  // Every worker is asked at once and puts its share in its own slot under a mutex (taken only
+  // here, never per request). At the deadline the collection is closed: a worker answering later
+  // adds nothing, and the ones that did not answer are counted as missing.
   struct Collection {
     std::mutex mutex;
     std::condition_variable answered;
-    Metrics metrics;
-    unsigned answers = 0;
+    std::vector<Metrics> slots;
+    std::vector<bool> in;
+    unsigned awaited = 0;  // answers still waited for (workers not missing last time)
     bool closed = false;
   };
+  const std::size_t n = workers.size();
+  if (shares != nullptr && shares->last.size() != n) {
+    shares->last.assign(n, Metrics{});
+    shares->missing.assign(n, false);
+  }
   auto collection = std::make_shared<Collection>();
-  for (const auto& worker : workers) {
-    Worker* w = worker.get();
-    boost::asio::post(w->io(), [w, collection] {
+  collection->slots.resize(n);
+  collection->in.assign(n, false);
+  for (std::size_t i = 0; i < n; ++i)
+    if (shares == nullptr || !shares->missing[i]) ++collection->awaited;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker* w = workers[i].get();
+    const bool awaited = shares == nullptr || !shares->missing[i];
+    boost::asio::post(w->io(), [w, i, awaited, collection] {
       std::lock_guard lock(collection->mutex);
       if (collection->closed) return;
-      w->add_metrics(collection->metrics);
-      ++collection->answers;
+      w->add_metrics(collection->slots[i]);
+      collection->in[i] = true;
+      if (awaited) --collection->awaited;
       collection->answered.notify_all();
     });
   }
   std::unique_lock lock(collection->mutex);
-  collection->answered.wait_for(lock, timeout, [&] { return collection->answers == workers.size(); });
+  collection->answered.wait_for(lock, timeout, [&] { return collection->awaited == 0; });
   collection->closed = true;
-  Metrics m = std::move(collection->metrics);
-  const unsigned missing = static_cast<unsigned>(workers.size()) - collection->answers;
-  m.workers_missing = missing;
+  Metrics m;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (collection->in[i]) {
+      add_share(m, collection->slots[i]);
+      if (shares != nullptr) shares->last[i] = std::move(collection->slots[i]);
+    } else {
+      ++m.workers_missing;
+      if (shares != nullptr) add_share(m, shares->last[i]);
+    }
+    if (shares != nullptr) shares->missing[i] = !collection->in[i];
+  }
   m.stats[stats::Counter::access_log_dropped_lines] += LogWriter::lost_lines_total().load(std::memory_order_relaxed);
   // Ids no manifest lists now (an address gone, its id not yet given to another): no series.
   std::erase_if(m.endpoints, [](const EndpointMetrics& e) { return e.endpoint.empty(); });

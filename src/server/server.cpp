@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -561,7 +562,11 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   await_usr2();
 
   std::vector<std::thread> threads;
-  for (auto& worker : workers) threads.emplace_back([w = worker.get()] { w->run(); });
+  for (auto& worker : workers) {
+    threads.emplace_back([w = worker.get()] { w->run(); });
+    // Named for `top -H`, `perf` and a stuck worker's stack: fd-worker-0, fd-worker-1, ...
+    pthread_setname_np(threads.back().native_handle(), ("fd-worker-" + std::to_string(threads.size() - 1)).c_str());
+  }
   spdlog::info("frontdoor {} started: {} worker(s), {} manifest(s)", kVersion, worker_count,
                snapshot->manifests.manifests().size());
 

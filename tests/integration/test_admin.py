@@ -226,3 +226,65 @@ def test_an_admin_accept_that_fails_is_retried_after_a_pause(frontdoor, upstream
         for s in held:
             s.close()
     assert "admin listener: accept: Too many open files" in fd.logs()
+
+
+class _PausedThread:
+    """Stops one thread of a process (ptrace: seize, interrupt) until the block ends; the other
+    threads run on. The ptrace calls are made from one thread of ours, as ptrace requires."""
+
+    def __init__(self, tid):
+        import ctypes
+        import threading
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.tid, self.stopped, self.release, self.error = tid, threading.Event(), threading.Event(), None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import ctypes
+        if self.libc.ptrace(0x4206, self.tid, None, None) != 0:  # PTRACE_SEIZE
+            self.error = os.strerror(ctypes.get_errno())
+            self.stopped.set()
+            return
+        self.libc.ptrace(0x4207, self.tid, None, None)  # PTRACE_INTERRUPT
+        os.waitpid(self.tid, 0x40000000)  # __WALL: a thread of another process
+        self.stopped.set()
+        self.release.wait(30)
+        self.libc.ptrace(17, self.tid, None, None)  # PTRACE_DETACH
+
+    def __enter__(self):
+        self.thread.start()
+        self.stopped.wait(10)
+        assert self.error is None, "ptrace: %s" % self.error
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.thread.join(10)
+
+
+def test_a_stuck_worker_turns_no_counter_back_and_does_not_hold_the_admin_thread(frontdoor, upstream):
+    # Its share was left out of every sum (counters fell: Prometheus saw a reset), and every /metrics
+    # and /status.json waited 1 s for it on the thread that answers /health.
+    fd = frontdoor(_admin_config(upstream, workers=2), listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    for i in range(30):  # a connection each: both workers serve some
+        assert request(fd.port, "GET", "/p/m/%d" % i).status == 200
+
+    def requests_total():
+        return float(re.search(r"^fd_requests_received_total (\S+)$", _get(admin, "/metrics")[2], re.M).group(1))
+
+    assert requests_total() == 30
+    worker = [t for t in os.listdir("/proc/%d/task" % fd.pid)
+              if open("/proc/%d/task/%s/comm" % (fd.pid, t)).read().strip() == "fd-worker-0"]
+    assert len(worker) == 1, "no thread named fd-worker-0"
+    with _PausedThread(int(worker[0])):
+        assert requests_total() == 30  # the first collection waits for it, then counts its last share
+        started = time.monotonic()
+        assert requests_total() == 30
+        assert _get(admin, "/health")[0] in (200, 503)
+        assert time.monotonic() - started < 0.5, "a worker known stuck was waited for again"
+    deadline = time.monotonic() + 5
+    while requests_total() != 30 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert requests_total() == 30

@@ -78,6 +78,7 @@ class AdminEndpoints {
     std::uint64_t requests;
   };
   std::deque<Sample> samples_;
+  MetricsShares shares_;  // every collection's (sample, /metrics, /status.json): one set of last shares
   std::uint32_t redis_connected_ = 0;  // at the last sample
   double cpu_percent_ = 0;
   double cpu_seconds_ = 0;

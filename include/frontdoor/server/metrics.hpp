@@ -1,6 +1,6 @@
 #pragma once
 // Metrics: the counters every worker keeps, summed across workers for a reader on another thread —
-// the admin listener's /metrics (another issue) and the JSON line the daemon logs on SIGUSR1.
+// the admin listener's /metrics and the JSON line the daemon logs on SIGUSR1.
 // Each worker adds its share on its own thread (`Worker::add_metrics`, posted by `collect_metrics`),
 // so the request path never writes shared memory or takes a lock for them. Every figure is a
 // counter since start unless its name says otherwise; labels are bounded (limit, manifest and
@@ -54,7 +54,7 @@ struct ManifestMetrics {
 
 struct Metrics {
   unsigned workers = 0;
-  unsigned workers_missing = 0;  // did not answer in time (stuck): their share is absent
+  unsigned workers_missing = 0;  // did not answer in time (stuck): their last share stands in
   stats::WorkerCounters stats;             // summed
   stats::RequestTally requests;            // summed: by method, route and status; durations by route
   std::vector<std::string> routes;         // route names by RequestTally route (0: "none")
@@ -74,9 +74,25 @@ struct Metrics {
   std::string to_json() const;
 };
 
+// What collect_metrics keeps between collections, for its caller's thread. A worker that does not
+// answer (stuck) is counted with the last share it gave: without it every counter dropped by that
+// worker's share, which Prometheus reads as a counter reset (and rate() spikes when it answers
+// again). A worker missing last time is not waited for again until it answers: its readers (the
+// control thread's /health among them) would wait the whole timeout on every call.
+struct MetricsShares {
+  std::vector<Metrics> last;   // by worker index
+  std::vector<bool> missing;   // by worker index: did not answer the last collection
+};
+
+// Adds one worker's share to `into`. Shares of one snapshot line up by index; one from another
+// snapshot (a stuck worker's, after a reload) adds only where its series' labels agree.
+void add_share(Metrics& into, const Metrics& share);
+
 // From any thread but a worker's: asks every worker for its share and waits up to `timeout` in all.
+// With `shares`, a worker that does not answer is counted with its last share.
 Metrics collect_metrics(const std::vector<std::unique_ptr<Worker>>& workers,
                         const resilience::LocalLimitTables& tables, const upstream::ClusterLoad& clusters,
-                        std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(1000),
+                        MetricsShares* shares = nullptr);
 
 }  // namespace frontdoor::server
