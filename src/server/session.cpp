@@ -468,22 +468,36 @@ void Session::finish_request() {
 // closing over unread bytes makes the kernel reset the connection, and the reset drops the
 // response's unsent tail (a slow reader of a large body lost megabytes). The kernel is asked (a
 // peek: one receive) only when the client expected to keep the connection; one that asked for the
-// close sends nothing after its request (RFC 9112 §9.6).
+// close sends nothing after its request (RFC 9112 §9.6). Over TLS the end is always said with a
+// close_notify (linger): without it a client cannot tell a body delimited by the close from one cut
+// short, and strict ones (OpenSSL 3's defaults) fail every such response as truncated.
 void Session::close_after_response() {
-  if (!body_.done() || begin_ != end_ || (request_.keep_alive() && client_.has_unread_bytes())) return linger();
+  if (client_.is_tls() || !body_.done() || begin_ != end_ || (request_.keep_alive() && client_.has_unread_bytes()))
+    return linger();
   close_now();
 }
 
 // Half-close, then read and discard for a while so the reply is not destroyed by a reset
-// (closing with unread data makes the kernel send RST).
+// (closing with unread data makes the kernel send RST). Over TLS the half-close is a close_notify,
+// after which OpenSSL reads and drops what the client still sends, until its own close_notify or
+// end of stream.
 void Session::linger() {
   if (phase_ != Phase::lingering) {
     phase_ = Phase::lingering;
     linger_budget_ = kLingerBytes;
-    client_.shutdown_send();
+    if (!client_.is_tls()) client_.shutdown_send();
     deadline_ = worker_.coarse_now() + kLingerTime;
   }
   if (client_read_pending_) return;  // a watch read outstanding: its completion lingers on
+  if (client_.is_tls()) {
+    client_read_pending_ = true;  // holds the session like a read (the shutdown reads, then writes)
+    client_.async_tls_shutdown([this](const error_code&) {
+      client_read_pending_ = false;
+      if (phase_ == Phase::closed) return maybe_destroy();
+      close_now();
+    });
+    return;
+  }
   begin_ = end_ = 0;
   client_read_pending_ = true;
   client_.async_read_some(asio::buffer(buffer_.get(), capacity_), core::ReadStart::at_once,

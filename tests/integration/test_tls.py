@@ -261,3 +261,19 @@ def test_tls_1_2_takes_only_forward_secret_aead_suites(frontdoor, upstream, cert
     for weak in ("AES128-SHA", "AES256-SHA256", "ECDHE-RSA-AES128-SHA"):  # no forward secrecy / CBC
         with pytest.raises((ssl.SSLError, ConnectionError)):
             handshake(weak)
+
+
+def test_a_response_that_ends_the_connection_ends_with_close_notify(frontdoor, upstream, certificate):
+    # Only the TCP connection was closed: a client could not tell a body delimited by the close from
+    # one cut short (a truncation attack), and strict clients (OpenSSL 3's s_client here) failed every
+    # such response with "unexpected eof while reading".
+    from fdtest import Action
+    cert, key = certificate
+    upstream.set_script(Action(body=b"z" * 100000, content_length=False))
+    fd = frontdoor(tls_config(upstream, cert, key))
+    for request in (b"GET /a/b/close-delimited HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                    b"GET /a/b/asked HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"):
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % fd.port, "-quiet", "-ign_eof"],
+                           input=request, capture_output=True, timeout=10)
+        assert r.stdout.startswith(b"HTTP/1.1 200") and r.stdout.endswith(b"z" * 1000), r.stdout[:200]
+        assert b"unexpected eof" not in r.stderr and r.returncode == 0, r.stderr

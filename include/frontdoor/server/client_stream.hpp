@@ -66,6 +66,13 @@ class ClientStream {
     else boost::asio::async_write(socket_, buffers, std::forward<Handler>(handler));
   }
 
+  // TLS: sends close_notify, then reads (OpenSSL drops any data) until the client's own
+  // close_notify or end of stream. Not with another read or write outstanding.
+  template <class Handler>
+  void async_tls_shutdown(Handler&& handler) {
+    tls_->async_shutdown(std::forward<Handler>(handler));
+  }
+
   void shutdown_send() noexcept {
     boost::system::error_code ignored;
     tcp().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
