@@ -526,6 +526,14 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
       take_unreadable_head();
       ctx_.outcome = Error::client_timeout;
       ctx_.status = error_info(Error::client_timeout).status;
+      if (client_.is_tls() && !client_write_pending_) {
+        // TLS cannot be written at best effort (try_write): the 408 goes asynchronously, within a
+        // linger's time, so a client that does not read cannot hold its slot. It was logged as a
+        // 408 and never sent.
+        reply(Error::client_timeout, {}, true);
+        if (phase_ != Phase::closed) deadline_ = std::min(deadline_, worker_.coarse_now() + kLingerTime);
+        return;
+      }
       if (!client_write_pending_) {
         const std::size_t size = proxy::write_local_reply(Error::client_timeout, {}, ctx_.request_id, true, false,
                                                           worker_.scratch(), worker_.scratch_size());

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import time
 
-from fdtest import make_config, manifest, request
+import pytest
+
+from fdtest import frontdoor_bin, make_config, manifest, request
 
 
 def _admin_config(upstream, **server):
@@ -199,9 +201,19 @@ def test_readiness_can_require_redis(frontdoor, upstream):
     assert re.search(r"^fd_ready 1$", _get(fd.ports["admin"], "/metrics")[2], re.M)
 
 
+def _sanitized(binary):
+    """Whether `binary` links the ASan/UBSan runtimes."""
+    libraries = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30).stdout
+    return "libasan" in libraries or "libubsan" in libraries
+
+
 def test_an_admin_accept_that_fails_is_retried_after_a_pause(frontdoor, upstream):
     # Out of descriptors, the admin listener tried again at once, for ever: the control thread (the
     # one that answers /health) spun at 100 % of a core.
+    if _sanitized(frontdoor_bin()):
+        # UBSan's vptr check opens a pipe to test that memory is readable: out of descriptors, it
+        # reports a false "invalid vptr" and aborts. The -Werror build runs this test.
+        pytest.skip("the sanitizers need descriptors of their own")
     fd = frontdoor(_admin_config(upstream, workers=1), listeners=("main", "admin"))
     used = len(os.listdir("/proc/%d/fd" % fd.pid))
     limit = used + 3

@@ -277,3 +277,28 @@ def test_a_response_that_ends_the_connection_ends_with_close_notify(frontdoor, u
                            input=request, capture_output=True, timeout=10)
         assert r.stdout.startswith(b"HTTP/1.1 200") and r.stdout.endswith(b"z" * 1000), r.stdout[:200]
         assert b"unexpected eof" not in r.stderr and r.returncode == 0, r.stderr
+
+
+def test_a_head_too_slow_over_tls_gets_its_408(frontdoor, upstream, certificate):
+    # A plain connection got the 408; a TLS one got a bare close, while the access log said 408.
+    import socket
+    import time
+    cert, key = certificate
+    cfg = tls_config(upstream, cert, key)
+    cfg["timeouts"] = {"client_header": "500ms"}
+    fd = frontdoor(cfg)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /a/b/slow HTTP/1.1\r\nHost: local")  # and no more
+            started = time.monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert time.monotonic() - started < 3
