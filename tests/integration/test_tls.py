@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from fdtest import make_config, manifest
+from fdtest import make_config, manifest, read_until_closed
 
 
 @pytest.fixture
@@ -294,11 +294,6 @@ def test_a_head_too_slow_over_tls_gets_its_408(frontdoor, upstream, certificate)
         with context.wrap_socket(raw, server_hostname="localhost") as s:
             s.sendall(b"GET /a/b/slow HTTP/1.1\r\nHost: local")  # and no more
             started = time.monotonic()
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data, _ = read_until_closed(s, 5)
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert time.monotonic() - started < 3
