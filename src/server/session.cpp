@@ -559,7 +559,10 @@ void Session::on_deadline(pipeline::Clock::time_point now) {
 }
 
 void Session::drain() noexcept {
-  if (phase_ == Phase::reading_head && (!head_started_ || begin_ == end_)) close_now();
+  // Idle, or no request begun yet (a PROXY header or a TLS handshake still coming held the drain
+  // up to client_header).
+  if (phase_ == Phase::reading_proxy_header || (phase_ == Phase::reading_head && (!head_started_ || begin_ == end_)))
+    close_now();
   // Otherwise the response carries Connection: close and the session ends after it.
 }
 

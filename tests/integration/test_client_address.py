@@ -110,3 +110,19 @@ def test_forwarded_for_from_an_untrusted_peer_is_not_believed(frontdoor, upstrea
         assert c.request("GET", "/p/m/1", headers=(("X-Forwarded-For", "198.51.100.1"),)).status == 200
         # A client rotating X-Forwarded-For does not escape its limit.
         assert c.request("GET", "/p/m/2", headers=(("X-Forwarded-For", "198.51.100.2"),)).status == 429
+
+
+def test_a_connection_still_sending_its_proxy_header_does_not_hold_the_drain(frontdoor, upstream):
+    # The drain closed idle connections, but not one whose PROXY header had not come yet: it held
+    # the process up to client_header.
+    import signal
+    cfg = make_config([manifest("p", "m", [upstream])], **_listener(proxy_protocol=True),
+                      timeouts={"client_header": "20s"}, server={"drain_timeout": "20s"})
+    fd = frontdoor(cfg)
+    with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as c:
+        c.sendall(b"PROXY TCP4 203.0.113.7 ")  # and no more
+        time.sleep(0.3)
+        started = time.monotonic()
+        fd.signal(signal.SIGTERM)
+        assert fd.wait(5) == 0
+        assert time.monotonic() - started < 3

@@ -85,6 +85,8 @@ def test_post_reload_with_a_token_and_the_cli(frontdoor, upstreams, monkeypatch)
     admin = fd.ports["admin"]
     assert _post(admin, "/reload")[0] == 401
     assert _post(admin, "/reload", "wrong")[0] == 401
+    assert _post(admin, "/reload", "s3cret-tokeX")[0] == 401  # same length, last byte wrong
+    assert "POST /reload refused: missing or wrong bearer token (1 so far)" in fd.stderr()
     status, body = _post(admin, "/reload", "s3cret-token")
     assert status == 200 and json.loads(body) == {"status": "reloaded", "generation": 2, "errors": [],
                                                   "restart_needed": []}

@@ -68,6 +68,8 @@ class AdminEndpoints {
   boost::asio::steady_timer sample_timer_;
   bool draining_ = false;
   ConfigReloader* reloader_ = nullptr;
+  std::uint64_t reload_refusals_ = 0;  // POST /reload without the right token
+  std::chrono::steady_clock::time_point last_refusal_log_{};
   const store::ManifestStore* store_ = nullptr;
   std::size_t upstream_endpoints_ = 0;       // at the last sample
   std::size_t upstream_endpoints_open_ = 0;  // of which with a breaker open on some worker
