@@ -1,6 +1,10 @@
 #include "frontdoor/server/session.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <cstring>
 #include <spdlog/spdlog.h>
 
@@ -124,6 +128,15 @@ void Session::begin_connection() {
       worker_.mark_busy(this);
       if (phase_ == Phase::closed) return maybe_destroy();
       if (ec) {
+        // Counted by cause: plain HTTP to this port (a misconfigured health check or client), the
+        // client leaving, or a real failure (versions, ciphers, a certificate it refused).
+        const bool plain_http = ec.category() == asio::error::get_ssl_category() &&
+                                ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST;
+        const bool closed = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+                            ec == asio::error::connection_reset;
+        ++worker_.counters()[plain_http ? Counter::tls_handshake_plain_http
+                             : closed   ? Counter::tls_handshake_closed
+                                        : Counter::tls_handshake_failed];
         spdlog::debug("TLS handshake from {}: {}", ctx_.client_ip, ec.message());
         return close_now();
       }

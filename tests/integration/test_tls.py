@@ -61,6 +61,22 @@ def test_plain_http_on_tls_listener_is_closed(frontdoor, upstream, certificate):
             pass
     assert b"HTTP/1.1 200" not in data
     assert upstream.request_list() == []
+    # Counted by cause (it left no trace below the debug log): plain HTTP, a client that left (a
+    # TCP health check), a real failure (TLS 1.0 is refused).
+    with socket.create_connection(("127.0.0.1", fd.port), timeout=5):
+        pass
+    old_client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old_client.check_hostname, old_client.verify_mode = False, ssl.CERT_NONE
+    old_client.minimum_version = old_client.maximum_version = ssl.TLSVersion.TLSv1
+    try:
+        with socket.create_connection(("127.0.0.1", fd.port), timeout=5) as raw:
+            old_client.wrap_socket(raw, server_hostname="localhost")
+    except (ssl.SSLError, ConnectionError):
+        pass
+    import time
+    time.sleep(0.3)
+    m = fd.metrics()
+    assert (m["tls_handshake_plain_http"], m["tls_handshake_closed"], m["tls_handshake_failed"]) == (1, 1, 1), m
 
 
 def test_silent_connects_to_a_tls_port_cannot_lock_clients_out(frontdoor, upstream, certificate):

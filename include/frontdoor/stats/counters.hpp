@@ -34,6 +34,9 @@ enum class Counter : std::uint8_t {
   silent_connections_closed,
   tls_handshake_timeouts,
   proxy_header_timeouts,
+  tls_handshake_plain_http,
+  tls_handshake_closed,
+  tls_handshake_failed,
 };
 
 enum class MetricType : std::uint8_t { counter, gauge };
@@ -52,7 +55,7 @@ struct CounterSpec {
 };
 
 // In the order of Counter (checked below).
-inline constexpr std::array<CounterSpec, 17> kWorkerCounters{{
+inline constexpr std::array<CounterSpec, 20> kWorkerCounters{{
     {Counter::connections_accepted, {"connections_accepted", "fd_connections_total", "result=\"accepted\"", MetricType::counter,
      "Client connections accepted."}},
     {Counter::connections_rejected, {"connections_rejected", "fd_connections_total", "result=\"rejected\"", MetricType::counter,
@@ -87,6 +90,12 @@ inline constexpr std::array<CounterSpec, 17> kWorkerCounters{{
      MetricType::counter, "TLS connections closed at timeouts.client_header with their handshake unfinished."}},
     {Counter::proxy_header_timeouts, {"proxy_header_timeouts", "fd_client_timeouts_total", "phase=\"proxy_header\"",
      MetricType::counter, "Connections closed at timeouts.client_header with their PROXY protocol header unfinished."}},
+    {Counter::tls_handshake_plain_http, {"tls_handshake_plain_http", "fd_tls_handshake_errors_total", "reason=\"plain_http\"",
+     MetricType::counter, "TLS handshakes that failed on plain HTTP sent to a TLS listener."}},
+    {Counter::tls_handshake_closed, {"tls_handshake_closed", "fd_tls_handshake_errors_total", "reason=\"closed\"",
+     MetricType::counter, "TLS handshakes the client closed or reset (a TCP health check does this)."}},
+    {Counter::tls_handshake_failed, {"tls_handshake_failed", "fd_tls_handshake_errors_total", "reason=\"protocol\"",
+     MetricType::counter, "TLS handshakes that failed otherwise: no common version or cipher, a certificate the client refused."}},
 }};
 inline constexpr std::size_t kCounterCount = kWorkerCounters.size();
 
