@@ -87,6 +87,24 @@ def body_of(head_and_rest: bytes) -> bytes:
     return head_and_rest.partition(b"\r\n\r\n")[2]
 
 
+def _upload(c, total: int, stop: threading.Event) -> threading.Thread:
+    """Sends a POST of `total` bytes on `c` from a thread of its own, until done, stopped, or closed."""
+    def upload():
+        try:
+            c.sendall(HEAD % total)
+            chunk = b"u" * 65536
+            for _ in range(total // len(chunk)):
+                if stop.is_set():
+                    return
+                c.sendall(chunk)
+        except OSError:
+            return  # the proxy closed after answering: expected
+
+    sender = threading.Thread(target=upload, daemon=True)
+    sender.start()
+    return sender
+
+
 def test_an_interim_answer_during_the_upload_does_not_stop_it(frontdoor):
     def upstream(sock):
         got = read_head(sock)
@@ -125,21 +143,7 @@ def test_an_error_answer_is_relayed_while_the_upstream_does_not_read_the_body(fr
     try:
         fd = frontdoor(make_config([manifest("*", "*", [up.address])]))
         c = socket.create_connection(("127.0.0.1", fd.port), timeout=5)
-        total = 64 << 20
-
-        def upload():
-            try:
-                c.sendall(HEAD % total)
-                chunk = b"u" * 65536
-                for _ in range(total // len(chunk)):
-                    if stop.is_set():
-                        return
-                    c.sendall(chunk)
-            except OSError:
-                return  # the proxy closed after answering: expected
-
-        sender = threading.Thread(target=upload, daemon=True)
-        sender.start()
+        sender = _upload(c, 64 << 20, stop)
         started = time.monotonic()
         answer = read_response(c, started + 3)
         stop.set()
@@ -217,21 +221,7 @@ def test_a_success_whose_upstream_stops_reading_is_relayed_at_the_stall(frontdoo
         fd = frontdoor(make_config([manifest("*", "*", [up.address])],
                                    timeouts={"client_body": "1s", "upstream_response": "1s"}))
         c = socket.create_connection(("127.0.0.1", fd.port), timeout=5)
-        total = 64 << 20
-
-        def upload():
-            try:
-                c.sendall(HEAD % total)
-                chunk = b"u" * 65536
-                for _ in range(total // len(chunk)):
-                    if stop.is_set():
-                        return
-                    c.sendall(chunk)
-            except OSError:
-                return  # the proxy closed after answering: expected
-
-        sender = threading.Thread(target=upload, daemon=True)
-        sender.start()
+        sender = _upload(c, 64 << 20, stop)
         answer = read_response(c, time.monotonic() + 4)
         stop.set()
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
