@@ -73,16 +73,8 @@ def one_round(binary, args, run):
     return (user1 - user0) / requests * 1e6, (sys1 - sys0) / requests * 1e6
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", required=True, help="the binary to compare against")
-    ap.add_argument("--after", default=B.DEFAULT_FRONTDOOR)
-    ap.add_argument("--full", action="store_true", help="every stage on (bench/conf/frontdoor-full.yaml.in)")
-    ap.add_argument("--path", default="/", help="/ (100 bytes) or /16k")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=6)
-    args = ap.parse_args()
-    run = tempfile.mkdtemp(prefix="fd-cpu-split-")
+def start_backend(run):
+    """The bench's nginx backend on cpu 1, serving / and /16k from RUN/www; ready when this returns."""
     www = os.path.join(run, "www")
     os.makedirs(www)
     os.makedirs(os.path.join(run, "tmp"))
@@ -94,9 +86,28 @@ def main():
                     {"RUN": run, "PORT": str(BACKEND_PORT), "WWW": www,
                      "SMALL_BODY": B.SMALL_BODY.replace("\n", "\\n")})
     backend = B.start_server("backend", ["nginx", "-p", run, "-c", conf], "1", run)
-    figures = {"before": [], "after": []}
     try:
         B.wait_ready(backend, BACKEND_PORT, 10)
+    except BaseException:
+        os.killpg(backend.pid, signal.SIGTERM)
+        backend.wait(10)
+        raise
+    return backend
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", required=True, help="the binary to compare against")
+    ap.add_argument("--after", default=B.DEFAULT_FRONTDOOR)
+    ap.add_argument("--full", action="store_true", help="every stage on (bench/conf/frontdoor-full.yaml.in)")
+    ap.add_argument("--path", default="/", help="/ (100 bytes) or /16k")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=6)
+    args = ap.parse_args()
+    run = tempfile.mkdtemp(prefix="fd-cpu-split-")
+    backend = start_backend(run)
+    figures = {"before": [], "after": []}
+    try:
         for r in range(args.rounds):
             order = ("before", "after") if r % 2 == 0 else ("after", "before")
             for name in order:
