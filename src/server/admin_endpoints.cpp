@@ -277,7 +277,7 @@ void AdminEndpoints::sample() {
   });
 }
 
-admin::Response AdminEndpoints::health() const {
+std::string AdminEndpoints::stuck_workers_json() const {
   const auto now = now_ms();
   const auto bound = std::chrono::duration_cast<std::chrono::milliseconds>(kStuckAfter).count();
   std::string stuck;
@@ -286,6 +286,11 @@ admin::Response AdminEndpoints::health() const {
     const auto age = now - w->last_heartbeat_ms();
     if (age > bound) stuck += fmt::format("{}{{\"worker\":{},\"heartbeat_ms_ago\":{}}}", stuck.empty() ? "" : ",", w->index(), age);
   }
+  return stuck;
+}
+
+admin::Response AdminEndpoints::health() const {
+  const std::string stuck = stuck_workers_json();
   if (stuck.empty()) return {200, "application/json", fmt::format("{{\"status\":\"ok\",\"workers\":{}}}\n", workers_.size())};
   return {503, "application/json", "{\"status\":\"stuck\",\"workers\":[" + stuck + "]}\n"};
 }
@@ -302,14 +307,18 @@ admin::Response AdminEndpoints::ready() const {
   // failed.
   const auto pg = store_ != nullptr ? store_->status() : store::StoreStatus{};
   const bool postgres_down = !pg.postgres_ok || !pg.listening;
+  // A stuck worker still gets its share of new connections (the kernel spreads them over every
+  // SO_REUSEPORT socket), and those hang: out of the Service at once, long before liveness restarts.
+  const std::string stuck = stuck_workers_json();
   const char* status = draining_                                                       ? "draining"
+                       : !stuck.empty()                                                ? "worker_stuck"
                        : (redis_required && redis_down) || (postgres_required && postgres_down) ? "dependency_down"
                                                                                        : "ready";
   const std::string body = fmt::format(
-      "{{\"status\":\"{}\",\"workers\":{},\"redis\":{{\"configured\":{},\"connected_workers\":{},"
+      "{{\"status\":\"{}\",\"workers\":{},\"stuck_workers\":[{}],\"redis\":{{\"configured\":{},\"connected_workers\":{},"
       "\"required\":{}}},\"postgres\":{{\"configured\":{},\"up\":{},\"required\":{}}},\"manifest_store\":{},"
       "\"upstreams\":{{\"endpoints\":{},\"breaker_open\":{}}}}}\n",
-      status, workers_.size(), redis ? "true" : "false", redis_connected_, redis_required ? "true" : "false",
+      status, workers_.size(), stuck, redis ? "true" : "false", redis_connected_, redis_required ? "true" : "false",
       store_ != nullptr, !postgres_down, postgres_required, store_json(store_, nullptr), upstream_endpoints_,
       upstream_endpoints_open_);
   return {std::string_view(status) == "ready" ? 200u : 503u, "application/json", body};

@@ -300,3 +300,30 @@ def test_a_stuck_worker_turns_no_counter_back_and_does_not_hold_the_admin_thread
     while requests_total() != 30 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert requests_total() == 30
+
+
+def test_a_stuck_worker_takes_the_pod_out_of_the_service_until_it_runs_again(frontdoor, upstream):
+    # /ready stayed 200 while a worker was stuck: the kernel still handed that worker's SO_REUSEPORT
+    # socket about half of the new connections, which hung until liveness restarted the pod (30 s).
+    fd = frontdoor(_admin_config(upstream, workers=2), listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    status, _, body = _get(admin, "/ready")
+    assert status == 200 and json.loads(body)["stuck_workers"] == []
+    worker = [t for t in os.listdir("/proc/%d/task" % fd.pid)
+              if open("/proc/%d/task/%s/comm" % (fd.pid, t)).read().strip() == "fd-worker-1"]
+    assert len(worker) == 1, "no thread named fd-worker-1"
+    with _PausedThread(int(worker[0])):
+        deadline = time.monotonic() + 6
+        while _get(admin, "/ready")[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status, _, body = _get(admin, "/ready")
+        ready = json.loads(body)
+        assert (status, ready["status"]) == (503, "worker_stuck")
+        assert [w["worker"] for w in ready["stuck_workers"]] == [1]
+        assert ready["stuck_workers"][0]["heartbeat_ms_ago"] >= 2000
+        assert re.search(r"^fd_ready 0$", _get(admin, "/metrics")[2], re.M)
+    deadline = time.monotonic() + 5
+    while _get(admin, "/ready")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status, _, body = _get(admin, "/ready")
+    assert (status, json.loads(body)["status"]) == (200, "ready")

@@ -4,8 +4,8 @@
 //             kStuckAfter, else 503 naming the stuck workers (a stuck worker cannot hide: the
 //             endpoint is served by the control thread);
 //   /ready    readiness: 200 once the listeners are up, 503 from the moment SIGTERM arrives (the
-//             endpoint leaves the Service during server.drain_delay); a JSON body with the workers
-//             and Redis;
+//             endpoint leaves the Service during server.drain_delay), while a worker is stuck, or
+//             while a required dependency is down; a JSON body with the workers and dependencies;
 //   /metrics  Prometheus text (prometheus-cpp's families and serializer): every figure of
 //             stats/counters.hpp under its fd_ name, the process's memory and CPU, a build-info
 //             gauge, and http_requests_per_second — requests over admin.rate_window, per pod, the
@@ -18,6 +18,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "frontdoor/admin/admin_server.hpp"
@@ -56,6 +57,8 @@ class AdminEndpoints {
  private:
   void heartbeat();
   void sample();
+  // The workers whose event loop has not run a heartbeat for kStuckAfter, as JSON objects ("" if none).
+  std::string stuck_workers_json() const;
   double requests_per_second() const;
 
   boost::asio::io_context& control_;

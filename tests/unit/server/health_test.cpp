@@ -37,7 +37,7 @@ auto on_control(asio::io_context& control, Fn fn) {
   return answer.get();
 }
 
-TEST(Health, AStalledWorkerFailsLivenessByNameAndPassesOnceItRunsAgain) {
+TEST(Health, AStalledWorkerFailsLivenessAndReadinessByNameAndPassesOnceItRunsAgain) {
   auto loaded = config::load_config_string(kConfig, "inline.yaml");
   ASSERT_TRUE(loaded.config);
   snapshot::EndpointRegistry registry;
@@ -73,6 +73,11 @@ TEST(Health, AStalledWorkerFailsLivenessByNameAndPassesOnceItRunsAgain) {
   EXPECT_NE(stuck.body.find("\"status\":\"stuck\""), std::string::npos) << stuck.body;
   EXPECT_NE(stuck.body.find("{\"worker\":1,"), std::string::npos) << stuck.body;
   EXPECT_EQ(stuck.body.find("{\"worker\":0,"), std::string::npos) << "worker 0 kept running: " << stuck.body;
+  // Readiness too: the kernel still hands the stuck worker its share of new connections.
+  const auto not_ready = on_control(control, [&] { return admin.ready(); });
+  EXPECT_EQ(not_ready.status, 503u);
+  EXPECT_NE(not_ready.body.find("\"status\":\"worker_stuck\",\"workers\":2,\"stuck_workers\":[{\"worker\":1,"),
+            std::string::npos) << not_ready.body;
 
   // Released, it runs the heartbeats queued meanwhile: live again within a heartbeat or two
   // (polled, with a bound, so that a loaded machine does not fail the test).
@@ -83,6 +88,8 @@ TEST(Health, AStalledWorkerFailsLivenessByNameAndPassesOnceItRunsAgain) {
     live = health();
   }
   EXPECT_EQ(live.status, 200u) << live.body;
+  const auto ready = on_control(control, [&] { return admin.ready(); });
+  EXPECT_EQ(ready.status, 200u) << ready.body;
 
   // Drained workers are finished, not stuck.
   for (auto& w : workers) w->begin_drain(std::chrono::steady_clock::now());
