@@ -136,6 +136,7 @@ void Session::begin_connection() {
                              : closed   ? Counter::tls_handshake_closed
                                         : Counter::tls_handshake_failed];
         spdlog::debug("TLS handshake from {}: {}", ctx_.client_ip, ec.message());
+        if (plain_http) return answer_plain_http_on_tls_port();
         return close_now();
       }
       read_client();

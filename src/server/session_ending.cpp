@@ -60,6 +60,26 @@ void Session::linger() {
                           [this](const error_code& ec, std::size_t n) { on_client_read(ec, n); });
 }
 
+// Plain HTTP to a TLS port (a client or health check configured with http://): answered in plain
+// HTTP with a 400 that says so, as nginx does, instead of a silent close the client reports as
+// "connection reset". The TLS stream is dropped (OpenSSL read the request's first bytes and they
+// go with it) and the socket lingers as a plain one, so the rest of the request does not reset the
+// answer away. Counted and logged as a request, like a malformed head.
+void Session::answer_plain_http_on_tls_port() {
+  client_.reset(std::move(client_.tcp()), nullptr);
+  take_request(false);
+  take_unreadable_head();
+  ctx_.outcome = Error::bad_request;
+  ctx_.status = error_info(Error::bad_request).status;
+  const std::size_t size =
+      proxy::write_local_reply(Error::bad_request, "plain HTTP sent to a TLS port: use https://", ctx_.request_id,
+                               true, false, worker_.scratch(), worker_.scratch_size());
+  error_code ignored;  // a fresh connection's send buffer takes the reply whole; else the client left
+  ctx_.response_bytes += client_.try_write(std::string_view(worker_.scratch(), size), {}, ignored);
+  finish_request();
+  linger();
+}
+
 void Session::on_deadline(pipeline::Clock::time_point now) {
   switch (phase_) {
     case Phase::reading_proxy_header:  // no header in time: not from our balancer

@@ -108,6 +108,7 @@ class Session final : private proxy::ClientSide {
   void finish_request();
   void linger();
   void close_after_response();
+  void answer_plain_http_on_tls_port();
   void close_now() noexcept;
   void maybe_destroy() noexcept;
   void on_client_written(const boost::system::error_code& ec);
