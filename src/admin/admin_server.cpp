@@ -31,7 +31,7 @@ struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
   }
 
   void on_read(beast::error_code ec) {
-    if (ec) return;  // the peer left, sent garbage or took too long: nothing to answer
+    if (ec) return refuse(ec);
     const auto& request = parser.get();
     const auto authorization = request[http::field::authorization];
     Response r = server.answer({std::string_view(request.method_string().data(), request.method_string().size()),
@@ -55,6 +55,41 @@ struct AdminServer::Connection : std::enable_shared_from_this<Connection> {
       self->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     });
   }
+
+  // A request that could not be read: one too large or malformed gets a status that says so (it was
+  // reset without an answer), then the connection lingers so that the unread rest of the request
+  // does not reset the answer away. A peer that left or took too long gets nothing.
+  void refuse(beast::error_code ec) {
+    if (ec.category() != http::make_error_code(http::error::end_of_stream).category() || ec == http::error::end_of_stream ||
+        ec == http::error::partial_message)
+      return;
+    const bool body = ec == http::error::body_limit;
+    const bool head = ec == http::error::header_limit;
+    response.result(body ? 413 : head ? 431 : 400);
+    response.version(11);
+    response.set(http::field::content_type, "text/plain; charset=utf-8");
+    response.keep_alive(false);
+    response.body() = body   ? "413 payload too large: an admin request carries at most 1 KiB of body\n"
+                      : head ? "431 request header fields too large: at most 8 KiB of head\n"
+                             : "400 bad request: " + ec.message() + "\n";
+    response.prepare_payload();
+    stream.expires_after(kAnswerTime);
+    http::async_write(stream, response, [self = shared_from_this()](beast::error_code write_ec, std::size_t) {
+      if (write_ec) return;
+      beast::error_code ignored;
+      self->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      self->discard_until_closed(kLingerBytes);
+    });
+  }
+
+  void discard_until_closed(std::size_t budget) {
+    buffer.clear();
+    stream.async_read_some(buffer.prepare(4096), [self = shared_from_this(), budget](beast::error_code ec, std::size_t n) {
+      if (!ec && n < budget) self->discard_until_closed(budget - n);
+    });
+  }
+
+  static constexpr std::size_t kLingerBytes = 64 * 1024;
 
   beast::tcp_stream stream;
   const AdminServer& server;

@@ -327,3 +327,33 @@ def test_a_stuck_worker_takes_the_pod_out_of_the_service_until_it_runs_again(fro
         time.sleep(0.1)
     status, _, body = _get(admin, "/ready")
     assert (status, json.loads(body)["status"]) == (200, "ready")
+
+
+def test_an_admin_request_too_large_or_malformed_gets_a_status_not_a_reset(frontdoor, upstream):
+    # A POST /reload with a body over 1 KiB (and a head over 8 KiB, or garbage) was reset unanswered:
+    # the client saw "connection reset" and no reason.
+    fd = frontdoor(_admin_config(upstream), listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    cases = [
+        (b"POST /reload HTTP/1.1\r\nHost: a\r\nContent-Length: 200000\r\n\r\n" + b"x" * 200000, 413, b"at most 1 KiB"),
+        (b"GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", 431, b"at most 8 KiB"),
+        (b"GET /health HTTP/1.1\r\nHost a\r\n\r\n", 400, b"400 bad request"),
+    ]
+    for raw, status, says in cases:
+        with socket.create_connection(("127.0.0.1", admin), timeout=5) as s:
+            try:
+                s.sendall(raw)
+            except ConnectionError:
+                pass  # the answer came, and the linger ended, before all of it was sent
+            data = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except ConnectionResetError:
+                pytest.fail("reset after %r" % data[:100])
+        assert data.startswith(b"HTTP/1.1 %d " % status), data[:200]
+        assert says in data, data
+    assert _get(admin, "/health")[0] == 200

@@ -2,7 +2,8 @@
 // AdminServer: the operators' HTTP endpoint (probes, metrics), on its own listener and its own
 // io_context — the control thread's — so that a stuck worker cannot hide from /health. It serves
 // GET on the paths it was given, one request per connection (Connection: close): the request must
-// come within kRequestTime and the answer be taken within kAnswerTime. At most kMaxConnections are
+// come within kRequestTime and the answer be taken within kAnswerTime; one too large (8 KiB of head,
+// 1 KiB of body) or malformed is answered 431, 413 or 400. At most kMaxConnections are
 // open; one more makes the oldest go, so idle connections cannot lock probes out (kubelet would
 // then restart or unroute a healthy pod): a probe or a scrape lives milliseconds, never a client.
 // What each path answers is its handler's business (server/ provides them). Control thread only.
