@@ -440,6 +440,14 @@ admin::Response AdminEndpoints::metrics() {
         MetricType::Gauge, "", {}, cpu_percent_);
   x.add("fd_build_info", "The running build: always 1.", MetricType::Gauge, "version", {kVersion}, 1);
   x.add("fd_ready", "1 while /ready answers 200.", MetricType::Gauge, "", {}, ready().status == 200 ? 1 : 0);
+  if (listeners_ != nullptr) {
+    for (const auto& [name, info] : *listeners_) {
+      if (!info->tls || info->tls_validity.not_after == 0) continue;
+      x.add("fd_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate a TLS listener serves expires (its notAfter), in seconds since the epoch.",
+            MetricType::Gauge, "listener", {name}, static_cast<double>(info->tls_validity.not_after));
+    }
+  }
   if (reloader_ != nullptr) {
     x.add("fd_config_reloads_total", "Configuration reloads (SIGHUP, POST /reload), by result.", MetricType::Counter,
           "result=\"ok\"", {}, static_cast<double>(reloader_->succeeded()));

@@ -20,6 +20,7 @@
 #include "frontdoor/core/network.hpp"
 #include "frontdoor/snapshot/snapshot.hpp"
 #include "frontdoor/server/admin_endpoints.hpp"
+#include "frontdoor/server/certificate_watch.hpp"
 #include "frontdoor/server/cpu_quota.hpp"
 #include "frontdoor/server/reloader.hpp"
 #include "frontdoor/server/tls_files.hpp"
@@ -94,11 +95,6 @@ Expected<BoundListener> bind_listener(const config::ListenerConfig& lc, std::siz
 // What workers read of a listener; a reload makes a new one rather than change one in use.
 std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, std::string& error);
 
-// The files a TLS listener's context was read from are not those on disk now (a renewal).
-bool tls_files_renewed(const ListenerInfo& info) noexcept {
-  return info.tls && !(stamp_tls_files(info.tls_files) == info.tls_stamp);
-}
-
 bool write_ports_file(const std::string& path, const std::vector<std::pair<std::string, std::uint16_t>>& ports) {
   // Written whole then renamed, so a reader never sees half a file.
   const std::string tmp = path + ".tmp";
@@ -160,7 +156,7 @@ std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, st
     if (auto network = Network::parse(text)) trusted.push_back(*network);  // validated already
   auto info = std::make_unique<ListenerInfo>(ListenerInfo{lc.name, lc.default_environment, lc.environments,
                                                           lc.proxy_protocol, NetworkSet(std::move(trusted)),
-                                                          lc.tls.has_value(), nullptr, {}, {}, 0});
+                                                          lc.tls.has_value(), nullptr, {}, {}, 0, {}});
   if (lc.tls) {
     info->tls_files = *lc.tls;
     info->tls_stamp = stamp_tls_files(*lc.tls);  // before the read: a change during it is seen next time
@@ -171,6 +167,11 @@ std::unique_ptr<ListenerInfo> listener_info(const config::ListenerConfig& lc, st
       return nullptr;
     }
     info->tls_context = *context;
+    info->tls_validity = certificate_validity(**context);
+    // Served all the same (refusing to start would not make it valid); a renewal is checked apart.
+    if (const auto problem = certificate_validity_problem(info->tls_validity, std::time(nullptr)); !problem.empty())
+      spdlog::warn("listener {}: its certificate {} {}: clients will refuse it", lc.name, lc.tls->certificate_file,
+                   problem);
   }
   return info;
 }
@@ -409,6 +410,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     reloader.set_installer(publish);
   }
   if (admin) {
+    admin->set_listeners(live_listeners);
     std::string token;
     if (const auto& env = config.admin.token_env; !env.empty()) {
       const char* value = std::getenv(env.c_str());
@@ -458,47 +460,10 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   };
   schedule_resolve();
 
-  // Certificates renewed under the same paths are read again (tls_files.hpp): a renewal that
-  // cannot be read (half written, a key for another certificate) is said once, and the previous
-  // certificate serves on.
-  asio::steady_timer certificate_timer(control);
-  std::map<std::string, TlsFilesStamp> unreadable_renewals;  // by listener
-  std::map<std::string, TlsFilesStamp> same_content;          // by listener: touched, not changed
-  std::function<void()> watch_certificates = [&] {
-    const auto every = reloader.running().server.certificate_check_interval;
-    if (every.count() == 0) {
-      certificate_timer.cancel();
-      return;
-    }
-    certificate_timer.expires_after(every);  // a wait already armed is replaced
-    certificate_timer.async_wait([&](const error_code& ec) {
-      if (ec) return;
-      for (const auto& lc : reloader.running().listeners) {
-        const auto live = live_listeners.find(lc.name);
-        if (!lc.tls || live == live_listeners.end() || !tls_files_renewed(*live->second)) continue;
-        const auto stamp = stamp_tls_files(*lc.tls);
-        if (auto said = unreadable_renewals.find(lc.name); said != unreadable_renewals.end() && said->second == stamp)
-          continue;
-        if (auto seen = same_content.find(lc.name); seen != same_content.end() && seen->second == stamp) continue;
-        if (hash_tls_files(*lc.tls) == live->second->tls_content) {
-          same_content[lc.name] = stamp;  // the same bytes under a new stamp: nothing to read again
-          continue;
-        }
-        same_content.erase(lc.name);
-        std::string error;
-        auto info = listener_info(lc, error);
-        if (!info) {
-          spdlog::warn("listener {}: its certificate files changed, but {}; the previous certificate serves on",
-                       lc.name, error);
-          unreadable_renewals[lc.name] = stamp;
-          continue;
-        }
-        unreadable_renewals.erase(lc.name);
-        retarget_listener(lc.name, std::move(info));
-        spdlog::info("listener {}: certificate renewed, read again from {}", lc.name, lc.tls->certificate_file);
-      }
-      watch_certificates();
-    });
+  // Certificates renewed under the same paths are read again (certificate_watch.hpp).
+  CertificateWatch certificates(control, live_listeners, listener_info, retarget_listener);
+  const auto watch_certificates = [&] {
+    certificates.watch(reloader.running().listeners, reloader.running().server.certificate_check_interval);
   };
   watch_certificates();
   reloader.set_after_reload([&] {

@@ -1,7 +1,10 @@
 #include "frontdoor/server/tls_files.hpp"
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
+
+#include <spdlog/fmt/fmt.h>
 
 #include <fstream>
 #include <iterator>
@@ -39,6 +42,38 @@ std::uint64_t hash_tls_files(const config::TlsConfig& tls) {
     bytes.push_back('\0');  // where one file ends
   }
   return resilience::hash64(bytes);
+}
+
+namespace {
+
+std::int64_t seconds_since_epoch(const ASN1_TIME* time) noexcept {
+  std::tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return 0;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+std::string utc_text(std::int64_t seconds) {
+  const auto t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
+
+}  // namespace
+
+CertificateValidity certificate_validity(const asio::ssl::context& context) noexcept {
+  const X509* certificate = SSL_CTX_get0_certificate(const_cast<asio::ssl::context&>(context).native_handle());
+  if (certificate == nullptr) return {};
+  return {seconds_since_epoch(X509_get0_notBefore(certificate)), seconds_since_epoch(X509_get0_notAfter(certificate))};
+}
+
+std::string certificate_validity_problem(const CertificateValidity& validity, std::int64_t now) {
+  if (validity.not_after != 0 && now > validity.not_after) return "expired on " + utc_text(validity.not_after);
+  if (validity.not_before != 0 && now + kCertificateClockSkewSeconds < validity.not_before)
+    return "is not valid before " + utc_text(validity.not_before);
+  return {};
 }
 
 // TLS 1.2's suites as Mozilla's "intermediate" profile lists them: ECDHE/DHE key exchange (forward

@@ -1,8 +1,10 @@
 """TLS termination: a listener with `tls:` speaks HTTPS, the upstream side stays plain HTTP."""
 import http.client
 import os
+import re
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -92,7 +94,6 @@ def test_tls_handshake_failures_are_counted_by_cause(frontdoor, upstream, certif
             old_client.wrap_socket(raw, server_hostname="localhost")
     except (ssl.SSLError, ConnectionError):
         pass
-    import time
     time.sleep(0.3)
     m = fd.metrics()
     assert (m["tls_handshake_plain_http"], m["tls_handshake_closed"], m["tls_handshake_failed"]) == (1, 1, 1), m
@@ -124,7 +125,6 @@ def test_silent_connects_to_a_tls_port_cannot_lock_clients_out(frontdoor, upstre
 
 def test_an_unfinished_handshake_is_closed_at_client_header_and_counted(frontdoor, upstream, certificate):
     import socket
-    import time
     cert, key = certificate
     cfg = tls_config(upstream, cert, key)
     cfg["timeouts"] = {"client_header": "500ms"}
@@ -199,7 +199,6 @@ class _MountedSecret:
 
 
 def _wait_for(predicate, timeout):
-    import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -234,12 +233,82 @@ def test_a_certificate_renewed_under_the_same_paths_is_served(frontdoor, upstrea
     # A renewal whose key is not the certificate's: said once, and the previous one serves on.
     secret.update(third[0], second[1])
     assert _wait_for(lambda: "the previous certificate serves on" in fd.logs(), 5), fd.logs()
-    import time
     time.sleep(0.5)
     assert fd.logs().count("the previous certificate serves on") == 1
     assert _served_certificate(fd.port) == _der(second[0])
     secret.update(*third)
     assert _wait_for(lambda: _served_certificate(fd.port) == _der(third[0]), 5), fd.logs()
+
+
+def _certificate_valid_between(directory, start, end):
+    """A self-signed certificate for localhost valid from `start` to `end` (UTC, YYYYMMDDHHMMSSZ)."""
+    os.makedirs(directory)
+    cert, key, csr = (os.path.join(directory, n) for n in ("cert.pem", "key.pem", "csr.pem"))
+    with open(os.path.join(directory, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+                "default_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n")
+    open(os.path.join(directory, "index.txt"), "w").close()
+    with open(os.path.join(directory, "serial"), "w") as f:
+        f.write("01\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-keyout", key, "-out", csr], check=True, capture_output=True, timeout=30)
+    subprocess.run(["openssl", "ca", "-config", "ca.cnf", "-selfsign", "-keyfile", key, "-in", csr, "-startdate",
+                    start, "-enddate", end, "-batch", "-notext", "-out", cert], check=True, capture_output=True,
+                   timeout=30, cwd=directory)
+    return cert, key
+
+
+def _not_after(cert):
+    import calendar
+    out = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-enddate"], check=True, capture_output=True,
+                         text=True).stdout.strip().split("=", 1)[1]
+    return calendar.timegm(time.strptime(out, "%b %d %H:%M:%S %Y GMT"))
+
+
+def test_a_renewed_certificate_that_is_not_valid_now_is_refused_and_its_expiry_is_a_metric(frontdoor, upstream,
+                                                                                           tmp_path):
+    # A renewal that had expired, or was not valid yet, was taken without a word: every client then
+    # refused the listener. Nor could an operator see when the serving certificate expires.
+    first = _new_certificate(str(tmp_path / "first"))
+    expired = _certificate_valid_between(str(tmp_path / "expired"), "20200101000000Z", "20200102000000Z")
+    future = _certificate_valid_between(str(tmp_path / "future"), "20990101000000Z", "20990102000000Z")
+    second = _new_certificate(str(tmp_path / "second"))
+    secret = _MountedSecret(tmp_path / "secret")
+    secret.update(*first)
+    cfg = tls_config(upstream, secret.cert, secret.key)
+    cfg["server"] = {"certificate_check_interval": "100ms"}
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    fd = frontdoor(cfg, listeners=("main", "admin"))
+
+    def expiry():
+        c = http.client.HTTPConnection("127.0.0.1", fd.ports["admin"], timeout=5)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        m = re.search(r'^fd_tls_certificate_expiry_timestamp_seconds\{listener="main"\} (\S+)$', text, re.M)
+        return float(m.group(1)) if m else None
+
+    assert expiry() == _not_after(first[0])
+    secret.update(*expired)
+    said = "its renewed certificate %s expired on 2020-01-02 00:00:00 UTC; the previous certificate serves on" % secret.cert
+    assert _wait_for(lambda: said in fd.logs(), 5), fd.logs()
+    secret.update(*future)
+    said = "is not valid before 2099-01-01 00:00:00 UTC; the previous certificate serves on until then"
+    assert _wait_for(lambda: said in fd.logs(), 5), fd.logs()
+    time.sleep(0.5)  # checked five times more: said once
+    assert fd.logs().count("the previous certificate serves on") == 2
+    assert _served_certificate(fd.port) == _der(first[0])
+    assert expiry() == _not_after(first[0])
+    secret.update(*second)
+    assert _wait_for(lambda: _served_certificate(fd.port) == _der(second[0]), 5), fd.logs()
+    assert expiry() == _not_after(second[0])
+
+
+def test_an_expired_certificate_at_start_is_served_with_a_warning(frontdoor, upstream, tmp_path):
+    cert, key = _certificate_valid_between(str(tmp_path / "old"), "20200101000000Z", "20200102000000Z")
+    fd = frontdoor(tls_config(upstream, cert, key))
+    assert "its certificate %s expired on 2020-01-02 00:00:00 UTC: clients will refuse it" % cert in fd.logs()
+    assert _served_certificate(fd.port) == _der(cert)
 
 
 def test_a_reload_reads_a_renewed_certificate(frontdoor, upstream, tmp_path):
@@ -251,7 +320,6 @@ def test_a_reload_reads_a_renewed_certificate(frontdoor, upstream, tmp_path):
     fd = frontdoor(cfg)
     assert _served_certificate(fd.port) == _der(first[0])
     secret.update(*second)
-    import time
     time.sleep(0.3)
     assert _served_certificate(fd.port) == _der(first[0])
     fd.reload(cfg)
@@ -261,7 +329,6 @@ def test_a_reload_reads_a_renewed_certificate(frontdoor, upstream, tmp_path):
 def test_a_touched_certificate_is_not_read_again(frontdoor, upstream, tmp_path):
     # Each re-read makes a context that is kept for good: a sidecar that rewrites the same bytes, or a
     # touch, every few seconds grew the process without end.
-    import time
     cert, key = _new_certificate(str(tmp_path / "c"))
     cfg = tls_config(upstream, cert, key)
     cfg["server"] = {"certificate_check_interval": "100ms"}
@@ -317,7 +384,6 @@ def test_a_response_that_ends_the_connection_ends_with_close_notify(frontdoor, u
 def test_a_head_too_slow_over_tls_gets_its_408(frontdoor, upstream, certificate):
     # A plain connection got the 408; a TLS one got a bare close, while the access log said 408.
     import socket
-    import time
     cert, key = certificate
     cfg = tls_config(upstream, cert, key)
     cfg["timeouts"] = {"client_header": "500ms"}

@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@
 namespace frontdoor::server {
 
 class Worker;
+struct ListenerInfo;
 
 class AdminEndpoints {
  public:
@@ -45,6 +47,8 @@ class AdminEndpoints {
   void set_draining() noexcept { draining_ = true; }
   // Its tiers in /metrics, /ready and /status.json. Control thread, like every call here.
   void set_manifest_store(const store::ManifestStore* manifest_store) noexcept { store_ = manifest_store; }
+  // The listeners serving now, by name (their certificates' expiry in /metrics); outlives this.
+  void set_listeners(const std::map<std::string, ListenerInfo*>& live) noexcept { listeners_ = &live; }
   // POST /reload runs `reloader` (which outlives this); with a token, only for `Bearer <token>`.
   void enable_reload(ConfigReloader& reloader, std::string token);
   std::uint16_t port() const { return server_.port(); }
@@ -74,6 +78,7 @@ class AdminEndpoints {
   std::uint64_t reload_refusals_ = 0;  // POST /reload without the right token
   std::chrono::steady_clock::time_point last_refusal_log_{};
   const store::ManifestStore* store_ = nullptr;
+  const std::map<std::string, ListenerInfo*>* listeners_ = nullptr;
   std::size_t upstream_endpoints_ = 0;       // at the last sample
   std::size_t upstream_endpoints_open_ = 0;  // of which with a breaker open on some worker
   bool stopped_ = false;

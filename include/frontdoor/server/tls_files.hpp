@@ -34,6 +34,19 @@ TlsFilesStamp stamp_tls_files(const config::TlsConfig& tls) noexcept;
 // A hash of both files' bytes (0 if either cannot be read).
 std::uint64_t hash_tls_files(const config::TlsConfig& tls);
 
+// When a certificate is valid: its notBefore and notAfter, in seconds since the epoch (0 when unknown).
+struct CertificateValidity {
+  std::int64_t not_before = 0;
+  std::int64_t not_after = 0;
+};
+CertificateValidity certificate_validity(const boost::asio::ssl::context& context) noexcept;
+// A notBefore this far ahead of our clock still counts as valid: an issuer's clock (or ours) a little
+// off must not hold a fresh certificate back.
+constexpr std::int64_t kCertificateClockSkewSeconds = 300;
+// "" when `validity` covers `now`; else what is wrong ("expired on 2026-11-30 12:00:00 UTC", or
+// "not valid before ...").
+std::string certificate_validity_problem(const CertificateValidity& validity, std::int64_t now);
+
 // Server-side TLS: TLS 1.2+ (1.2 with forward-secret AEAD suites only, Mozilla's "intermediate"),
 // no renegotiation, the certificate chain and key from PEM files.
 Expected<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const config::TlsConfig& tls);

@@ -44,6 +44,7 @@ struct ListenerInfo {
   TlsFilesStamp tls_stamp;      // ...and those files as they were then...
   std::uint64_t tls_content = 0;  // ...and what they held (a touch, or a sidecar rewriting the same
                                   // bytes, is no renewal: each re-read kept a context for good)
+  CertificateValidity tls_validity;  // the certificate's notBefore and notAfter
 };
 
 class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetcher {
