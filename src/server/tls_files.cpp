@@ -52,6 +52,13 @@ std::int64_t seconds_since_epoch(const ASN1_TIME* time) noexcept {
   return static_cast<std::int64_t>(timegm(&tm));
 }
 
+// "-----BEGIN ENCRYPTED PRIVATE KEY-----" (PKCS#8) or "Proc-Type: 4,ENCRYPTED" (traditional PEM).
+bool pem_is_encrypted(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.find("ENCRYPTED") != std::string::npos;
+}
+
 std::string utc_text(std::int64_t seconds) {
   const auto t = static_cast<std::time_t>(seconds);
   std::tm tm{};
@@ -95,10 +102,19 @@ Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(const config::Tls
   SSL_CTX_set_options(context->native_handle(), SSL_OP_NO_RENEGOTIATION);
   if (SSL_CTX_set_cipher_list(context->native_handle(), kTls12Ciphers) != 1)
     return Result::failure("the TLS 1.2 cipher list is refused by this OpenSSL");
+  // An encrypted key would make OpenSSL ask for its passphrase on the terminal: the daemon (or its
+  // control thread, at a renewal) would hang there. No passphrase is given; such a key fails to load.
+  SSL_CTX_set_default_passwd_cb(context->native_handle(), [](char*, int, int, void*) { return 0; });
   if (!ec) context->use_certificate_chain_file(tls.certificate_file, ec);
   if (ec) return Result::failure("certificate " + tls.certificate_file + ": " + ec.message());
   context->use_private_key_file(tls.private_key_file, asio::ssl::context::pem, ec);
-  if (ec) return Result::failure("private key " + tls.private_key_file + ": " + ec.message());
+  if (ec) {
+    return Result::failure("private key " + tls.private_key_file + ": " +
+                           (pem_is_encrypted(tls.private_key_file)
+                                ? std::string("it is encrypted (a passphrase cannot be given): decrypt it, e.g. "
+                                              "openssl pkey -in KEY -out KEY.plain")
+                                : ec.message()));
+  }
   if (SSL_CTX_check_private_key(context->native_handle()) != 1)
     return Result::failure("private key " + tls.private_key_file + " does not match the certificate");
   return context;

@@ -240,6 +240,25 @@ def test_a_certificate_renewed_under_the_same_paths_is_served(frontdoor, upstrea
     assert _wait_for(lambda: _served_certificate(fd.port) == _der(third[0]), 5), fd.logs()
 
 
+def test_an_encrypted_key_fails_at_start_and_never_asks_for_a_passphrase(tmp_path, upstream):
+    # OpenSSL's default was to ask on the terminal: with one (a `docker run -it`, an operator's
+    # shell) the daemon hung at "Enter PEM pass phrase:", and a renewal would hang the control thread.
+    from fdtest import frontdoor_bin, to_yaml
+    cert, key = _new_certificate(str(tmp_path / "c"))
+    encrypted = str(tmp_path / "encrypted.key")
+    subprocess.run(["openssl", "pkey", "-in", key, "-aes256", "-passout", "pass:secret", "-out", encrypted],
+                   check=True, capture_output=True, timeout=30)
+    config = tmp_path / "frontdoor.yaml"
+    cfg = tls_config(upstream, cert, encrypted)
+    cfg["listeners"][0]["address"] = "127.0.0.1:0"
+    config.write_text(to_yaml(cfg))
+    # `script` gives the daemon a controlling terminal, as an interactive shell would.
+    run = subprocess.run(["script", "-qec", "%s run -c %s" % (frontdoor_bin(), config), "/dev/null"],
+                         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert "pass phrase" not in run.stdout
+    assert "private key %s: it is encrypted (a passphrase cannot be given)" % encrypted in run.stdout, run.stdout
+
+
 def _certificate_valid_between(directory, start, end):
     """A self-signed certificate for localhost valid from `start` to `end` (UTC, YYYYMMDDHHMMSSZ)."""
     os.makedirs(directory)
