@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <utility>
 
 namespace frontdoor::store {
 namespace {
@@ -23,9 +24,10 @@ class Receiver final : public pqxx::notification_receiver {
 
 }  // namespace
 
-ChangeListener::ChangeListener(std::string dsn, std::string channel, OnChange on_change, OnState on_state)
-    : dsn_(std::move(dsn)), channel_(std::move(channel)), on_change_(std::move(on_change)),
-      on_state_(std::move(on_state)) {}
+ChangeListener::ChangeListener(std::string dsn, std::string channel, std::chrono::milliseconds answer_timeout,
+                               OnChange on_change, OnState on_state)
+    : dsn_(std::move(dsn)), channel_(std::move(channel)), answer_timeout_(answer_timeout),
+      on_change_(std::move(on_change)), on_state_(std::move(on_state)) {}
 
 ChangeListener::~ChangeListener() { stop(); }
 
@@ -33,6 +35,8 @@ void ChangeListener::start() {
   running_ = true;
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "fd-pg-listen");
+  watchdog_ = std::thread([this] { watch(); });
+  pthread_setname_np(watchdog_.native_handle(), "fd-pg-listen-wd");
 }
 
 void ChangeListener::stop() {
@@ -43,6 +47,31 @@ void ChangeListener::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (watchdog_.joinable()) watchdog_.join();
+}
+
+void ChangeListener::watch() {
+  std::unique_lock lock(mutex_);
+  while (running_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(100));
+    if (ping_due_ && std::chrono::steady_clock::now() > *ping_due_ && socket_ >= 0) {
+      ::shutdown(socket_, SHUT_RDWR);  // the ping fails at once; the listener reconnects
+      ping_due_.reset();
+      cut_by_watchdog_ = true;
+    }
+  }
+}
+
+void ChangeListener::expect_answer(bool expecting) {
+  std::lock_guard lock(mutex_);
+  if (expecting) ping_due_ = std::chrono::steady_clock::now() + answer_timeout_;
+  else ping_due_.reset();
+}
+
+void ChangeListener::ping(pqxx::connection_base& connection) {
+  expect_answer(true);
+  pqxx::nontransaction(connection, "ping").exec("SELECT 1");
+  expect_answer(false);
 }
 
 void ChangeListener::run() {
@@ -66,16 +95,31 @@ void ChangeListener::run() {
           self.socket_ = -1;
         }
       } watched(*this, connection.sock());
+      expect_answer(true);  // the LISTEN, like a ping (connecting is bounded by connect_timeout)
       Receiver receiver(connection, channel_, on_change_);
       connection.get_notifs();  // sends the LISTEN
+      expect_answer(false);
       on_state_(true, {});
       was_connected = true;
       backoff = std::chrono::milliseconds(200);
-      while (running_) connection.await_notification(0, 200'000);
+      auto next_ping = std::chrono::steady_clock::now() + kPingEvery;
+      while (running_) {
+        connection.await_notification(0, 200'000);
+        if (std::chrono::steady_clock::now() < next_ping) continue;
+        ping(connection);
+        next_ping = std::chrono::steady_clock::now() + kPingEvery;
+      }
       return;
     } catch (const std::exception& e) {
       error = e.what();
       while (!error.empty() && error.back() == '\n') error.pop_back();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ping_due_.reset();
+      if (std::exchange(cut_by_watchdog_, false))
+        error = "no answer to a ping within " + std::to_string(answer_timeout_.count()) +
+                " ms: the server hangs, or the connection was lost on the way";
     }
     if (was_connected && running_) on_state_(false, error);
     was_connected = false;

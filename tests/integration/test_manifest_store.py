@@ -321,6 +321,29 @@ def test_a_change_made_while_the_daemon_was_not_listening_is_picked_up(frontdoor
     assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "v2"), timeout=10)
 
 
+def test_a_listen_connection_to_a_hung_server_is_found_out_and_made_again(frontdoor, upstreams, pg, tmp_path):
+    # A server that hangs still has its kernel acknowledge TCP keep-alives: the LISTEN connection
+    # looked alive (listening 1) while no change was heard, for as long as it hung.
+    cfg = store_config(pg.dsn)
+    Store(tmp_path, cfg).put(manifest("shop", "cart", [upstreams("v1")]))
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    fd = frontdoor(cfg, listeners=("main", "admin"))
+
+    def listening():
+        return metric(admin_get(fd.ports["admin"], "/metrics")[1], "fd_manifest_store_up", 'dependency="postgres_listen"')
+
+    assert wait_for(lambda: listening() == 1, timeout=5)
+    pid = int(pg.sql("SELECT pid FROM pg_stat_activity WHERE query ILIKE 'listen%'").split()[0])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # A ping every 5 s, answered within query_timeout (1 s) + 1 s.
+        assert wait_for(lambda: listening() == 0, timeout=12, step=0.2), fd.stderr()
+        assert "no answer to a ping within 2000 ms" in fd.stderr()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert wait_for(lambda: listening() == 1, timeout=10, step=0.2), fd.stderr()
+
+
 def test_a_malformed_document_is_never_served(frontdoor, upstreams, pg, tmp_path):
     v1 = upstreams("v1")
     cfg = store_config(pg.dsn)
