@@ -150,9 +150,13 @@ void UpstreamExchange::on_deadline(pipeline::Clock::time_point now, bool request
       const Error error = client_write_pending || waiting_for_client_ ? Error::client_timeout
                           : total                                     ? Error::request_timeout
                                                                       : Error::upstream_timeout;
-      if (!waiting_for_client_) return fail(error, ctx_->endpoint->name);
-      ctx_->outcome = error;
-      return cut();
+      if (client_write_pending) {  // a client that does not read cannot be told: cut
+        ctx_->outcome = error;
+        return cut();
+      }
+      // A body too slow gets its 408 (the connection closes after it, lingering over the rest of the
+      // body): it was reset without a word. The upstream's half-sent request is abandoned either way.
+      return fail(error, waiting_for_client_ ? std::string_view() : std::string_view(ctx_->endpoint->name));
     }
     case Phase::tunneling: return end_tunnel();  // idle for timeouts.tunnel_idle
     case Phase::relaying:

@@ -228,3 +228,20 @@ def test_a_client_gone_after_its_whole_body_is_noticed(frontdoor, upstream):
     figures = fd.metrics()
     assert not any(e["in_flight"] for e in figures["endpoints"]), figures["endpoints"]
     assert figures["errors"].get("client_closed", 0) >= 1 and "upstream_timeout" not in figures["errors"], figures["errors"]
+
+
+def test_a_body_too_slow_gets_a_408_not_a_reset(frontdoor, upstream):
+    # The exchange was cut: the client's connection was reset, with no answer and no reason.
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])],
+                               timeouts={"client_header": "1s", "client_body": "1s"}))
+    with Client(fd.port, timeout=5) as c:
+        c.send(b"POST /p/m/stalled HTTP/1.1\r\nHost: fd.test\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        started = time.monotonic()
+        r = c.read_response()
+        assert r.status == 408, r
+        assert r.headers.get("Connection") == "close"
+        assert 0.9 < time.monotonic() - started < 3
+        c.assert_closed(3)
+    figures = fd.metrics()
+    assert figures["errors"].get("client_timeout") == 1 and figures["responses"]["4xx"] == 1, figures
+    assert "upstream_timeout" not in figures["errors"], figures["errors"]
