@@ -451,7 +451,10 @@ ParseStatus parse_response_head(std::string_view data, const HeadLimits& limits,
   // it would hand the client a framing it reads another way than we did.
   if (chunked_codings > 1 || (chunked_codings == 1 && !chunked))
     return error = Error::upstream_bad_response, ParseStatus::error;
-  out.framing_doubtful = (seen_te && seen_length) || (status == 204 && (seen_te || out.content_length > 0));
+  // A Transfer-Encoding in an HTTP/1.0 message is faulty framing (RFC 9112 §6.1): read as given,
+  // but the connection is not used again.
+  out.framing_doubtful = (seen_te && seen_length) || (status == 204 && (seen_te || out.content_length > 0)) ||
+                         (seen_te && out.version == Version::http10);
   if (request_was_head || status < 200 || status == 204 || status == 304) out.framing = BodyFraming::none;
   else if (seen_te) out.framing = chunked ? BodyFraming::chunked : BodyFraming::until_close;
   else if (seen_length) out.framing = out.content_length > 0 ? BodyFraming::content_length : BodyFraming::none;
@@ -459,6 +462,18 @@ ParseStatus parse_response_head(std::string_view data, const HeadLimits& limits,
   out.head_bytes = static_cast<std::uint32_t>(end);
   scanner.reset();
   return ParseStatus::complete;
+}
+
+bool upgrade_was_offered(std::string_view offered, std::string_view chosen) noexcept {
+  bool any = false, all_offered = true;
+  for_each_token(chosen, [&](std::string_view protocol) {
+    if (protocol.empty()) return;
+    any = true;
+    bool found = false;
+    for_each_token(offered, [&](std::string_view o) { found = found || iequals(o, protocol); });
+    all_offered = all_offered && found;
+  });
+  return any && all_offered;
 }
 
 }  // namespace frontdoor::http

@@ -86,7 +86,9 @@ void UpstreamExchange::connect_upstream() {
   if (!force_new_connection_) ctx_->upstream_started = host_.now();
   upstream_early_event_ = false;
   request_bytes_sent_ = false;
-  upstream_ = force_new_connection_ ? nullptr : pool.acquire(this);
+  // A request that cannot be sent again if the connection turns out closed asks the pool to confirm
+  // it open first (one receive); the others rely on the stale retry and cost nothing.
+  upstream_ = force_new_connection_ ? nullptr : pool.acquire(this, !retry_.stale_retry_available());
   force_new_connection_ = false;
   upstream_reused_ = upstream_ != nullptr;
   if (upstream_ != nullptr && holds_pending_) leave_connection_queue();
@@ -344,6 +346,11 @@ void UpstreamExchange::process_response_head() {
     if (response_.status >= 200) break;
     if (response_.status == 101) {
       if (upgrade_.empty()) return fail(Error::upstream_bad_response, "unexpected 101");  // no upgrade offered
+      std::string_view chosen;
+      for (const http::Header& h : response_headers_)
+        if (h.kind == http::HeaderKind::upgrade) chosen = h.value;
+      if (!http::upgrade_was_offered(upgrade_, chosen))
+        return fail(Error::upstream_bad_response, "a 101 without the protocol offered in its Upgrade");
       return start_tunnel();
     }
     // Interim responses (100, 103) are not relayed: we answered 100-continue ourselves.
@@ -386,6 +393,12 @@ void UpstreamExchange::process_response_head() {
 
 // Sends `head` (if any) with the body bytes the upstream buffer holds, then continues.
 void UpstreamExchange::relay_response_body(std::string_view head) {
+  // While `head` is still to be written, nothing reached the client: a failure can still be a 502
+  // (a reset with nothing before it told the client nothing, and was logged as the upstream's 200).
+  const auto fail_before_anything_sent = [&](Error error, std::string_view detail) {
+    if (!head.empty()) response_head_sent_ = false;
+    return fail(error, detail);
+  };
   std::string_view data = upstream_->data();
   bool done = false;
   std::size_t take = 0;
@@ -405,7 +418,7 @@ void UpstreamExchange::relay_response_body(std::string_view head) {
           std::memmove(out + payload, p, n);
           payload += n;
         });
-        if (r.error != Error::ok) return fail(Error::upstream_bad_response, "bad chunked framing");
+        if (r.error != Error::ok) return fail_before_anything_sent(Error::upstream_bad_response, "bad chunked framing");
         // Drop the framing bytes that were consumed: keep [payload) then whatever followed the message.
         const std::size_t rest = data.size() - r.consumed;
         std::memmove(out + payload, out + r.consumed, rest);
@@ -415,7 +428,7 @@ void UpstreamExchange::relay_response_body(std::string_view head) {
         done = r.done;
       } else {
         const auto r = response_chunks_.scan(data);
-        if (r.error != Error::ok) return fail(Error::upstream_bad_response, "bad chunked framing");
+        if (r.error != Error::ok) return fail_before_anything_sent(Error::upstream_bad_response, "bad chunked framing");
         take = r.consumed;
         done = r.done;
       }
@@ -433,7 +446,10 @@ void UpstreamExchange::relay_response_body(std::string_view head) {
     ctx_->outcome = Error::upstream_reset;
     upstream_reusable_ = false;
     truncated = true;
-    if (head.empty() && take == 0) return cut();
+    if (take == 0) {
+      if (!head.empty()) return fail_before_anything_sent(Error::upstream_reset, "closed before the response body");
+      return cut();
+    }
   }
   if (take < data.size()) upstream_reusable_ = false;  // bytes beyond the response: desynchronised
   const std::string_view body = data.substr(0, take);

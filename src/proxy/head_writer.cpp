@@ -28,6 +28,9 @@ bool is_hop_by_hop(const http::Header& h, const http::ConnectionOptions& connect
     case HeaderKind::host:
       // Never dropped because the client's Connection names it: the upstream would see the
       // endpoint's authority instead of the Host the request was routed by.
+    case HeaderKind::content_length:
+      // Nor the framing: a response whose Content-Length the upstream's Connection named went out
+      // with no framing at all, and the client waited for a close that never came.
       return false;
     default:
       return connection.named_count != 0 && connection.names(h.name);

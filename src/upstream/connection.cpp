@@ -1,8 +1,11 @@
 #include "frontdoor/upstream/connection.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 
 #include "frontdoor/upstream/cluster_load.hpp"
 
@@ -60,6 +63,15 @@ void UpstreamConnection::on_read(const boost::system::error_code& ec, std::size_
   owner_->on_upstream_read(ec);
 }
 
+// The idle read waits for the socket's next edge, and a FIN that came with the response's last
+// bytes raises none: the upstream may have closed (or half-closed) without it being seen. A peek
+// tells: nothing there (EAGAIN) is the one answer that leaves it usable.
+bool UpstreamConnection::still_open() noexcept {
+  char byte;
+  const ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 void UpstreamConnection::async_write(std::string_view head, std::string_view body) {
   write_pending_ = true;
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
@@ -94,11 +106,11 @@ void UpstreamConnection::maybe_destroy() noexcept {
 
 UpstreamPool::~UpstreamPool() { close_all(); }
 
-UpstreamConnection* UpstreamPool::acquire(ConnectionOwner* owner) noexcept {
+UpstreamConnection* UpstreamPool::acquire(ConnectionOwner* owner, bool confirm_open) noexcept {
   while (!idle_.empty()) {
     UpstreamConnection* conn = idle_.back();
     idle_.pop_back();
-    if (conn->closed() || conn->eof()) {  // cannot happen while idle (it closes at once), but be safe
+    if (conn->closed() || conn->eof() || (confirm_open && !conn->still_open())) {
       conn->close();
       continue;
     }

@@ -137,6 +137,11 @@ ParseStatus parse_response_head(std::string_view data, const HeadLimits& limits,
 
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
+// Whether a 101's Upgrade (`chosen`) names protocols, every one of them among those the request
+// offered (`offered`, its own Upgrade): a server must say what it switched to, and may only switch
+// to what was offered (RFC 9110 §7.8).
+bool upgrade_was_offered(std::string_view offered, std::string_view chosen) noexcept;
+
 // Streaming validator of chunked framing. Feed it bytes as they arrive; it says how many belong to
 // the message (it stops at the end of the last chunk's trailer section) and, when asked, which of
 // them are payload. Errors: malformed framing or chunk extensions over `max_trailer_bytes` in all

@@ -67,6 +67,9 @@ class RetryState {
                        std::uint32_t attempt, std::uint32_t budget_available, std::uint64_t random) noexcept;
 
   bool idempotent() const noexcept { return idempotent_; }
+  // A pooled connection found closed when this request is sent on it can be tried again on a new
+  // one (decide()'s stale retry): no body, idempotent, not retried so already.
+  bool stale_retry_available() const noexcept { return idempotent_ && !has_body_ && !stale_retried_; }
 
  private:
   bool idempotent_ = false;

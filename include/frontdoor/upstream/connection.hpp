@@ -58,6 +58,8 @@ class UpstreamConnection {
   void shrink_data(std::size_t n) noexcept { end_ = begin_ + static_cast<std::uint32_t>(n); }
   bool buffer_full() const noexcept { return begin_ == 0 && end_ == capacity_; }
   bool eof() const noexcept { return eof_; }
+  // Idle only: whether the upstream has neither closed it nor sent anything since (one receive).
+  bool still_open() noexcept;
   // The stream ended with an error (a reset) rather than the peer's FIN: no end of a body.
   bool broken() const noexcept { return broken_; }
 
@@ -110,8 +112,10 @@ class UpstreamPool {
 
   manifest::EndpointId endpoint_id() const noexcept { return id_; }
 
-  // An idle connection now owned by `owner`, or nullptr.
-  UpstreamConnection* acquire(ConnectionOwner* owner) noexcept;
+  // An idle connection for `owner`, newest first; null when none. `confirm_open`: each is checked
+  // with a receive first (UpstreamConnection::still_open), for a request that could not be sent
+  // again if the connection turned out closed.
+  UpstreamConnection* acquire(ConnectionOwner* owner, bool confirm_open = false) noexcept;
   // A new, unconnected connection (not counted as idle).
   UpstreamConnection* create(std::uint32_t buffer_bytes);
   // Back to the pool after a complete exchange; closed instead when the pool is full.

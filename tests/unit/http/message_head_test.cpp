@@ -227,6 +227,15 @@ TEST(ResponseHead, Framing) {
   ASSERT_EQ(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, r, hs),
             ParseStatus::complete);
   EXPECT_EQ(r.framing, BodyFraming::until_close);
+  // In HTTP/1.0, a Transfer-Encoding is faulty framing (RFC 9112 §6.1): read, never reused.
+  ASSERT_EQ(parse_response("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+                           false, r, hs), ParseStatus::complete);
+  EXPECT_EQ(r.framing, BodyFraming::chunked);
+  EXPECT_TRUE(r.keep_alive());
+  EXPECT_FALSE(r.reusable());
+  ASSERT_EQ(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, r, hs),
+            ParseStatus::complete);
+  EXPECT_TRUE(r.reusable());
 }
 
 TEST(RequestHead, HostMustBeAnAuthority) {
@@ -344,3 +353,12 @@ TEST(ChunkedScanner, EnforcesBodyLimit) {
 
 }  // namespace
 }  // namespace frontdoor::http
+
+TEST(Upgrade, A101MustNameAProtocolThatWasOffered) {
+  using frontdoor::http::upgrade_was_offered;
+  EXPECT_TRUE(upgrade_was_offered("websocket", "websocket"));
+  EXPECT_TRUE(upgrade_was_offered("h2c, WebSocket", "websocket"));
+  EXPECT_FALSE(upgrade_was_offered("websocket", ""));         // no Upgrade: what did it switch to?
+  EXPECT_FALSE(upgrade_was_offered("websocket", "h2c"));      // not offered
+  EXPECT_FALSE(upgrade_was_offered("websocket", "websocket, h2c"));
+}

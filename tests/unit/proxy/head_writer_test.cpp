@@ -99,6 +99,17 @@ http::ResponseHead parsed_response(const std::string& text, std::vector<http::He
   return response;
 }
 
+TEST(ClientResponseHead, FramingIsNeverDroppedBecauseConnectionNamesIt) {
+  // A bodiless answer keeps the upstream's Content-Length (framing none): named in Connection, it
+  // was dropped, and a keep-alive client waited for a close that never came.
+  std::vector<http::Header> headers;
+  const std::string text = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Content-Length\r\n\r\n";
+  const auto response = parsed_response(text, headers);
+  char out[1024];
+  const auto n = write_client_response_head(response, {"rid", {}, ClientFraming::none, false, false}, out, sizeof out);
+  EXPECT_EQ(std::string(out, n), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Request-Id: rid\r\n\r\n");
+}
+
 TEST(ClientResponseHead, KeepsTransferCodingsOtherThanTheFinalChunked) {
   std::vector<http::Header> headers;
   const std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
