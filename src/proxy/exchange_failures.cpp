@@ -147,16 +147,23 @@ void UpstreamExchange::on_deadline(pipeline::Clock::time_point now, bool request
         return request_sent();
       }
       // Waiting on the client (its body, or it reading a reply) is the client's doing, not the upstream's.
-      const Error error = client_write_pending || waiting_for_client_ ? Error::client_timeout
-                          : total                                     ? Error::request_timeout
-                                                                      : Error::upstream_timeout;
+      // request_total is the request's own bound, whoever was slow: its 504 first (as documented).
+      const Error error = client_write_pending                 ? Error::client_timeout
+                          : total                              ? Error::request_timeout
+                          : waiting_for_client_                ? Error::client_timeout
+                                                               : Error::upstream_timeout;
       if (client_write_pending) {  // a client that does not read cannot be told: cut
         ctx_->outcome = error;
         return cut();
       }
+      if (total && waiting_for_client_) {
+        // Its 504, but the body was still coming: the client's slowness is not held against the endpoint.
+        host_.health().breaker(ctx_->endpoint->id).on_cancelled();
+        ctx_->attempt_reported = true;
+      }
       // A body too slow gets its 408 (the connection closes after it, lingering over the rest of the
       // body): it was reset without a word. The upstream's half-sent request is abandoned either way.
-      return fail(error, waiting_for_client_ ? std::string_view() : std::string_view(ctx_->endpoint->name));
+      return fail(error, error == Error::client_timeout ? std::string_view() : std::string_view(ctx_->endpoint->name));
     }
     case Phase::tunneling: return end_tunnel();  // idle for timeouts.tunnel_idle
     case Phase::relaying:

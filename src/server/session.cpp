@@ -210,6 +210,7 @@ void Session::on_client_read(const error_code& ec, std::size_t n) {
   worker_.counters()[Counter::bytes_from_clients] += n;
   if (phase_ == Phase::lingering) {
     begin_ = end_ = 0;
+    if (ec == asio::error::operation_aborted && tls_read_cancelled_) return linger();  // now the close_notify
     if (ec || n >= linger_budget_) return close_now();
     linger_budget_ -= static_cast<std::uint32_t>(n);
     return linger();

@@ -41,10 +41,20 @@ void Session::linger() {
   if (phase_ != Phase::lingering) {
     phase_ = Phase::lingering;
     linger_budget_ = kLingerBytes;
+    tls_read_cancelled_ = false;
     if (!client_.is_tls()) client_.shutdown_send();
     deadline_ = worker_.coarse_now() + kLingerTime;
   }
-  if (client_read_pending_) return;  // a watch read outstanding: its completion lingers on
+  if (client_read_pending_) {
+    // A read outstanding (a body's, a watch's): over TCP its completion lingers on; over TLS it is
+    // cancelled, and its completion sends the close_notify (on_client_read). It waited for the
+    // client instead, and the connection closed at the deadline without one.
+    if (client_.is_tls() && !tls_read_cancelled_) {
+      tls_read_cancelled_ = true;
+      client_.cancel();
+    }
+    return;
+  }
   if (client_.is_tls()) {
     client_read_pending_ = true;  // holds the session like a read (the shutdown reads, then writes)
     client_.async_tls_shutdown([this](const error_code&) {

@@ -230,14 +230,19 @@ def test_a_client_gone_after_its_whole_body_is_noticed(frontdoor, upstream):
     assert figures["errors"].get("client_closed", 0) >= 1 and "upstream_timeout" not in figures["errors"], figures["errors"]
 
 
+def _stalled_post(c):
+    """A POST whose body stops after 10 of its 100 bytes; its answer."""
+    c.send(b"POST /p/m/stalled HTTP/1.1\r\nHost: fd.test\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+    return c.read_response()
+
+
 def test_a_body_too_slow_gets_a_408_not_a_reset(frontdoor, upstream):
     # The exchange was cut: the client's connection was reset, with no answer and no reason.
     fd = frontdoor(make_config([manifest("p", "m", [upstream])],
                                timeouts={"client_header": "1s", "client_body": "1s"}))
     with Client(fd.port, timeout=5) as c:
-        c.send(b"POST /p/m/stalled HTTP/1.1\r\nHost: fd.test\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
         started = time.monotonic()
-        r = c.read_response()
+        r = _stalled_post(c)
         assert r.status == 408, r
         assert r.headers.get("Connection") == "close"
         assert 0.9 < time.monotonic() - started < 3
@@ -245,3 +250,14 @@ def test_a_body_too_slow_gets_a_408_not_a_reset(frontdoor, upstream):
     figures = fd.metrics()
     assert figures["errors"].get("client_timeout") == 1 and figures["responses"]["4xx"] == 1, figures
     assert "upstream_timeout" not in figures["errors"], figures["errors"]
+
+
+def test_request_total_passing_while_the_body_comes_is_its_504_and_no_failure_of_the_upstream(frontdoor, upstream):
+    # It was a 408 (the docs say 504); and the client's slowness must not open the endpoint's breaker.
+    fd = frontdoor(make_config([manifest("p", "m", [upstream], resilience={"circuit_breaker": {"consecutive_failures": 1}})],
+                               timeouts={"client_body": "5s", "request_total": "1s"}, server={"workers": 1}))
+    with Client(fd.port, timeout=5) as c:
+        r = _stalled_post(c)
+        assert r.status == 504 and b"total time limit" in r.body, r
+    assert fd.metrics()["errors"].get("request_timeout") == 1
+    assert request(fd.port, "GET", "/p/m/after").status == 200, "the breaker opened on the client's slowness"

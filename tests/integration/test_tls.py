@@ -400,6 +400,22 @@ def test_a_response_that_ends_the_connection_ends_with_close_notify(frontdoor, u
         assert b"unexpected eof" not in r.stderr and r.returncode == 0, r.stderr
 
 
+def test_a_body_too_slow_over_tls_gets_its_408_then_close_notify(frontdoor, upstream, certificate):
+    # The 408 went out while the body's read was outstanding: the close_notify waited for that read,
+    # which waited for the client, and the connection was closed bare 2 s later.
+    cert, key = certificate
+    cfg = tls_config(upstream, cert, key)
+    cfg["timeouts"] = {"client_body": "1s"}
+    fd = frontdoor(cfg)
+    started = time.monotonic()
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % fd.port, "-quiet", "-ign_eof"],
+                       input=b"POST /a/b HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n" + b"x" * 10,
+                       capture_output=True, timeout=10)
+    assert r.stdout.startswith(b"HTTP/1.1 408"), r.stdout[:200]
+    assert b"unexpected eof" not in r.stderr and r.returncode == 0, r.stderr
+    assert time.monotonic() - started < 2.5
+
+
 def test_a_head_too_slow_over_tls_gets_its_408(frontdoor, upstream, certificate):
     # A plain connection got the 408; a TLS one got a bare close, while the access log said 408.
     import socket

@@ -90,6 +90,12 @@ class ClientStream {
     tcp().close(ignored);
   }
 
+  // Ends what is outstanding on the socket now (its handlers run with operation_aborted).
+  void cancel() noexcept {
+    boost::system::error_code ignored;
+    tcp().cancel(ignored);
+  }
+
   // The next close() resets the connection (RST) instead of ending it cleanly: what is still unsent
   // is dropped, and the client cannot take what it got for all of it.
   void abort() noexcept {

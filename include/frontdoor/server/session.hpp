@@ -175,6 +175,7 @@ class Session final : private proxy::ClientSide {
   pipeline::Clock::time_point head_deadline_{};
   pipeline::Clock::time_point request_deadline_ = pipeline::Clock::time_point::max();
   std::uint32_t linger_budget_ = 0;
+  bool tls_read_cancelled_ = false;  // lingering over TLS: the outstanding read was cancelled for the close_notify
   std::uint32_t proxy_header_taken_ = 0;  // bytes of an incomplete PROXY header already read (buffer_)
   std::uint8_t recursion_ = 0;
 
