@@ -249,6 +249,9 @@ void AdminEndpoints::stop() noexcept {
 
 void AdminEndpoints::heartbeat() {
   const auto at = now_ms();
+  const auto bound = std::chrono::duration_cast<std::chrono::milliseconds>(kStuckAfter).count();
+  posted_.push_back(at);
+  while (posted_.size() >= 2 && at - posted_[1] > bound) posted_.pop_front();  // the newest one over kept
   for (const auto& w : workers_) w->post_heartbeat(at);
   heartbeat_timer_.expires_after(kHeartbeatEvery);
   heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -280,11 +283,18 @@ void AdminEndpoints::sample() {
 std::string AdminEndpoints::stuck_workers_json() const {
   const auto now = now_ms();
   const auto bound = std::chrono::duration_cast<std::chrono::milliseconds>(kStuckAfter).count();
+  std::int64_t overdue = 0;  // the newest heartbeat posted over kStuckAfter ago
+  for (auto it = posted_.rbegin(); it != posted_.rend() && overdue == 0; ++it)
+    if (now - *it > bound) overdue = *it;
   std::string stuck;
   for (const auto& w : workers_) {
     if (w->finished()) continue;  // drained and done: not stuck
+    // Stuck: it has not run a heartbeat posted over kStuckAfter ago. Measured against what was
+    // posted, not against the clock: a control thread that stalled (posting none) made every worker
+    // look stuck.
+    if (overdue == 0 || w->last_heartbeat_ms() >= overdue) continue;
     const auto age = now - w->last_heartbeat_ms();
-    if (age > bound) stuck += fmt::format("{}{{\"worker\":{},\"heartbeat_ms_ago\":{}}}", stuck.empty() ? "" : ",", w->index(), age);
+    stuck += fmt::format("{}{{\"worker\":{},\"heartbeat_ms_ago\":{}}}", stuck.empty() ? "" : ",", w->index(), age);
   }
   return stuck;
 }

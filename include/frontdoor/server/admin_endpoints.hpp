@@ -79,6 +79,7 @@ class AdminEndpoints {
   std::chrono::steady_clock::time_point last_refusal_log_{};
   const store::ManifestStore* store_ = nullptr;
   const std::map<std::string, ListenerInfo*>* listeners_ = nullptr;
+  std::deque<std::int64_t> posted_;  // heartbeats posted to the workers: those of the last kStuckAfter, and one more
   std::size_t upstream_endpoints_ = 0;       // at the last sample
   std::size_t upstream_endpoints_open_ = 0;  // of which with a breaker open on some worker
   bool stopped_ = false;

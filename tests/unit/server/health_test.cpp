@@ -91,6 +91,12 @@ TEST(Health, AStalledWorkerFailsLivenessAndReadinessByNameAndPassesOnceItRunsAga
   const auto ready = on_control(control, [&] { return admin.ready(); });
   EXPECT_EQ(ready.status, 200u) << ready.body;
 
+  // A control thread that stalls posts no heartbeats meanwhile: that made every worker look stuck.
+  asio::post(control, [] { std::this_thread::sleep_for(AdminEndpoints::kStuckAfter + 1s); });
+  const auto after_stall = health();
+  EXPECT_EQ(after_stall.status, 200u) << after_stall.body;
+  EXPECT_EQ(on_control(control, [&] { return admin.ready(); }).status, 200u);
+
   // Drained workers are finished, not stuck.
   for (auto& w : workers) w->begin_drain(std::chrono::steady_clock::now());
   for (auto& t : threads) t.join();
