@@ -24,9 +24,10 @@ class Receiver final : public pqxx::notification_receiver {
 
 }  // namespace
 
-ChangeListener::ChangeListener(std::string dsn, std::string channel, std::chrono::milliseconds answer_timeout,
-                               OnChange on_change, OnState on_state)
-    : dsn_(std::move(dsn)), channel_(std::move(channel)), answer_timeout_(answer_timeout),
+ChangeListener::ChangeListener(std::string dsn, std::string channel, std::chrono::milliseconds connect_timeout,
+                               std::chrono::milliseconds answer_timeout, OnChange on_change, OnState on_state)
+    : dsn_(std::move(dsn)), channel_(std::move(channel)), connect_timeout_(connect_timeout),
+      answer_timeout_(answer_timeout),
       on_change_(std::move(on_change)), on_state_(std::move(on_state)) {}
 
 ChangeListener::~ChangeListener() { stop(); }
@@ -62,14 +63,14 @@ void ChangeListener::watch() {
   }
 }
 
-void ChangeListener::expect_answer(bool expecting) {
+void ChangeListener::expect_answer(bool expecting, std::chrono::milliseconds within) {
   std::lock_guard lock(mutex_);
-  if (expecting) ping_due_ = std::chrono::steady_clock::now() + answer_timeout_;
+  if (expecting) ping_due_ = std::chrono::steady_clock::now() + within;
   else ping_due_.reset();
 }
 
 void ChangeListener::ping(pqxx::connection_base& connection) {
-  expect_answer(true);
+  expect_answer(true, answer_timeout_);
   pqxx::nontransaction(connection, "ping").exec("SELECT 1");
   expect_answer(false);
 }
@@ -80,13 +81,17 @@ void ChangeListener::run() {
   while (running_) {
     std::string error;
     try {
-      pqxx::connection connection(dsn_);
+      // Connecting without blocking in libpq (a hung server would hold it for connect_timeout, out
+      // of stop()'s reach): the socket is watched first, then the handshake waits on it.
+      pqxx::asyncconnection connection(dsn_);
       // Before the receiver: its UNLISTEN on the way out is still on a socket stop() can cut.
       struct WatchedSocket {
         ChangeListener& self;
-        explicit WatchedSocket(ChangeListener& s, int fd) : self(s) {
+        WatchedSocket(ChangeListener& s, int fd) : self(s) { watch(fd); }
+        void watch(int fd) {
           std::lock_guard lock(self.mutex_);
-          self.socket_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+          if (self.socket_ >= 0) ::close(self.socket_);
+          self.socket_ = fd >= 0 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
           if (!self.running_ && self.socket_ >= 0) ::shutdown(self.socket_, SHUT_RDWR);
         }
         ~WatchedSocket() {
@@ -95,7 +100,14 @@ void ChangeListener::run() {
           self.socket_ = -1;
         }
       } watched(*this, connection.sock());
-      expect_answer(true);  // the LISTEN, like a ping (connecting is bounded by connect_timeout)
+      // The handshake and the LISTEN get an answer within connect_timeout + answer_timeout.
+      expect_answer(true, connect_timeout_ + answer_timeout_);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // libpqxx 7 drops deferred connections; 6.4 is ours
+      connection.activate();
+#pragma GCC diagnostic pop
+      // libpq moves to another socket when an address of the host fails: watch the one it kept.
+      watched.watch(connection.sock());
       Receiver receiver(connection, channel_, on_change_);
       connection.get_notifs();  // sends the LISTEN
       expect_answer(false);
@@ -118,8 +130,9 @@ void ChangeListener::run() {
       std::lock_guard lock(mutex_);
       ping_due_.reset();
       if (std::exchange(cut_by_watchdog_, false))
-        error = "no answer to a ping within " + std::to_string(answer_timeout_.count()) +
-                " ms: the server hangs, or the connection was lost on the way";
+        error = "no answer within " + std::to_string(answer_timeout_.count()) +
+                " ms (" + std::to_string((connect_timeout_ + answer_timeout_).count()) +
+                " ms to connect): the server hangs, or the connection was lost on the way";
     }
     if (was_connected && running_) on_state_(false, error);
     was_connected = false;

@@ -62,7 +62,7 @@ void ManifestStore::start(std::shared_ptr<const snapshot::Snapshot> base) {
   }
   const auto alive = alive_;
   listener_ = std::make_unique<ChangeListener>(
-      dsn_.listen, kChannel, job_timeout,
+      dsn_.listen, kChannel, std::chrono::duration_cast<std::chrono::milliseconds>(pg.connect_timeout), job_timeout,
       [this, alive](const std::string& payload) {
         asio::post(control_, [this, alive, payload] {
           if (*alive) on_change(payload);

@@ -321,10 +321,24 @@ def test_a_change_made_while_the_daemon_was_not_listening_is_picked_up(frontdoor
     assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "v2"), timeout=10)
 
 
+def _server_processes(pg):
+    """The postmaster and its children (backends, background workers)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pg.proc.pid:
+                    children.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return [pg.proc.pid] + children
+
+
 def test_a_listen_connection_to_a_hung_server_is_found_out_and_made_again(frontdoor, upstreams, pg, tmp_path):
     # A server that hangs still has its kernel acknowledge TCP keep-alives: the LISTEN connection
     # looked alive (listening 1) while no change was heard, for as long as it hung.
     cfg = store_config(pg.dsn)
+    cfg["postgres"]["connect_timeout"] = "10s"
     Store(tmp_path, cfg).put(manifest("shop", "cart", [upstreams("v1")]))
     cfg["admin"] = {"address": "127.0.0.1:0"}
     fd = frontdoor(cfg, listeners=("main", "admin"))
@@ -333,15 +347,33 @@ def test_a_listen_connection_to_a_hung_server_is_found_out_and_made_again(frontd
         return metric(admin_get(fd.ports["admin"], "/metrics")[1], "fd_manifest_store_up", 'dependency="postgres_listen"')
 
     assert wait_for(lambda: listening() == 1, timeout=5)
+    # Its own server process hangs: found by the next ping (every 5 s, answered within query_timeout
+    # + 1 s), and a new connection made.
     pid = int(pg.sql("SELECT pid FROM pg_stat_activity WHERE query ILIKE 'listen%'").split()[0])
     os.kill(pid, signal.SIGSTOP)
     try:
-        # A ping every 5 s, answered within query_timeout (1 s) + 1 s.
-        assert wait_for(lambda: listening() == 0, timeout=12, step=0.2), fd.stderr()
-        assert "no answer to a ping within 2000 ms" in fd.stderr()
+        assert wait_for(lambda: "no answer within 2000 ms" in fd.stderr(), timeout=12, step=0.2), fd.stderr()
+        assert wait_for(lambda: fd.stderr().count("listening for changes") == 2, timeout=5), fd.stderr()
+        assert listening() == 1
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert wait_for(lambda: listening() == 1, timeout=10, step=0.2), fd.stderr()
+    # The whole server hangs: the reconnection hangs too (bounded by connect_timeout + 2 s), and a
+    # SIGTERM meanwhile is not held by it (it was, for connect_timeout, in libpq's connect).
+    stopped = _server_processes(pg)
+    for p in stopped:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        assert wait_for(lambda: listening() == 0, timeout=12, step=0.2), fd.stderr()
+        time.sleep(1)  # past the reconnection's backoff: it is connecting now
+        started = time.monotonic()
+        assert fd.stop(timeout=10) == 0, fd.stderr()
+        assert time.monotonic() - started < 2, "the drain waited for a hung PostgreSQL"
+    finally:
+        for p in stopped:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:  # a backend that ended (its client left) before it was stopped
+                pass
 
 
 def test_a_malformed_document_is_never_served(frontdoor, upstreams, pg, tmp_path):

@@ -7,7 +7,9 @@
 // A server that hangs (stopped, stuck on its disk) still has its kernel acknowledge our TCP
 // keep-alives, so the connection would look alive while nothing is heard. Every kPingEvery the
 // listener asks it for `SELECT 1`; a watchdog thread cuts the connection when the answer is not in
-// within `answer_timeout`, and the listener reports it down and reconnects.
+// within `answer_timeout`, and the listener reports it down and reconnects. Connecting does not
+// block in libpq either (it would, for connect_timeout, out of stop()'s reach): the socket is
+// watched from the start, the watchdog bounds the handshake and the LISTEN.
 //
 // Threads: the callbacks run on the listener's thread (post them where they belong). stop() from
 // any thread returns within about 200 ms, a hung server's included: it cuts the connection (shuts
@@ -34,8 +36,10 @@ class ChangeListener {
 
   static constexpr auto kPingEvery = std::chrono::seconds(5);
 
-  ChangeListener(std::string dsn, std::string channel, std::chrono::milliseconds answer_timeout, OnChange on_change,
-                 OnState on_state);
+  // `connect_timeout` and `answer_timeout` bound, together, connecting and LISTENing, and
+  // `answer_timeout` each ping.
+  ChangeListener(std::string dsn, std::string channel, std::chrono::milliseconds connect_timeout,
+                 std::chrono::milliseconds answer_timeout, OnChange on_change, OnState on_state);
   ~ChangeListener();
   ChangeListener(const ChangeListener&) = delete;
   ChangeListener& operator=(const ChangeListener&) = delete;
@@ -47,10 +51,12 @@ class ChangeListener {
   void run();
   void watch();  // the watchdog thread
   void ping(pqxx::connection_base& connection);
-  void expect_answer(bool expecting);  // arms (or disarms) the watchdog for a query sent now
+  // Arms (or disarms) the watchdog: what is sent now must be answered `within`.
+  void expect_answer(bool expecting, std::chrono::milliseconds within = {});
 
   std::string dsn_;
   std::string channel_;
+  std::chrono::milliseconds connect_timeout_;
   std::chrono::milliseconds answer_timeout_;
   OnChange on_change_;
   OnState on_state_;
