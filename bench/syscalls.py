@@ -4,14 +4,15 @@ worker, the bench's own configs) in front of the bench's nginx backend, `wrk -c1
 with a tracer attached to the proxy's processes.
 
   python3 bench/syscalls.py [--frontdoor build/frontdoor] [--seconds 3] [--only nginx,haproxy,frontdoor]
-                            [--tracer perf|strace] [--close] [--path /16k]
+                            [--tracer perf|strace] [--close] [--path /16k] [--post BYTES]
 
 Tracers: `perf` (the default where perf can open tracepoints) counts kernel tracepoints
 (syscalls:sys_enter_*, and raw_syscalls:sys_exit filtered on -EAGAIN) at little cost, so the proxy
 keeps its real timing; `strace -c -f` stops the proxy at every call, which changes what is ready
 when (a client's next request has often arrived by the time a traced proxy reads), so its counts
 can hide a receive that would find nothing. `--close` sends `Connection: close` (a connection per
-request). Prints, per contender, the calls per request by system call (those above 0.01), and the
+request). `--post BYTES` sends POSTs with a body of that size (a request that cannot be retried: frontdoor
+confirms a pooled connection open before it). Prints, per contender, the calls per request by system call (those above 0.01), and the
 total. Loopback only; every process it starts is stopped by PID."""
 import argparse
 import collections
@@ -35,8 +36,11 @@ PERF_CALLS = ["accept4", "read", "write", "readv", "writev", "recvfrom", "sendto
               "shutdown", "futex", "io_uring_enter", "clock_gettime", "timerfd_settime", "getpid"]
 
 
+WRK_SCRIPT = []  # ["-s", a Lua script] with --post
+
+
 def wrk(seconds, port, close, path):
-    argv = ["wrk", "-t1", "-c16", "-d%ds" % seconds]
+    argv = ["wrk", "-t1", "-c16", "-d%ds" % seconds] + WRK_SCRIPT
     if close:
         argv += ["-H", "Connection: close"]
     out = subprocess.run(argv + ["http://127.0.0.1:%d%s" % (port, path)], capture_output=True, text=True,
@@ -126,6 +130,7 @@ def main():
                     help="default: perf where it can open tracepoints, else strace")
     ap.add_argument("--close", action="store_true", help="Connection: close (a connection per request)")
     ap.add_argument("--path", default="/", help="what to ask for: / (100 bytes) or /16k (16 KiB)")
+    ap.add_argument("--post", type=int, default=0, metavar="BYTES", help="POST a body of BYTES instead of a GET")
     args = ap.parse_args()
     if args.tracer is None:
         args.tracer = "perf" if perf_usable() else "strace"
@@ -138,6 +143,11 @@ def main():
         f.write(B.BIG_BODY)
     for d in (run, www):
         os.chmod(d, 0o755)
+    if args.post:
+        script = os.path.join(run, "post.lua")
+        with open(script, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.body = string.rep("x", %d)\n' % args.post)
+        WRK_SCRIPT[:] = ["-s", script]
     procs = []
     try:
         be = PORTS["backend"]
@@ -167,8 +177,9 @@ def main():
             requests, calls, errors = count(children(p.pid), args.seconds, PORTS[name], args.close, args.path)
             rows[name] = (requests, calls, errors)
         names = sorted({c for _, calls, _ in rows.values() for c, n in calls.items()})
-        print("system calls per request (wrk -c16 %s %s, %s on the proxy)\n" %
-              (args.path, "Connection: close" if args.close else "keep-alive",
+        print("system calls per request (wrk -c16 %s%s %s, %s on the proxy)\n" %
+              ("POST %d bytes " % args.post if args.post else "", args.path,
+               "Connection: close" if args.close else "keep-alive",
                "perf stat on syscall tracepoints" if args.tracer == "perf" else "strace -c -f; counts only"))
         print("| system call | " + " | ".join(rows) + " |")
         print("|---|" + "---:|" * len(rows))
