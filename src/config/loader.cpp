@@ -390,6 +390,15 @@ LoadResult load_config_file(const std::string& path) {
       result.errors = failure(path, {}, "is a directory (expected a YAML configuration file)");
       return result;
     }
+    // A FIFO or a device would block the open or the read (`check`, or a reload on the control
+    // thread, which also answers /health): only a regular file is read.
+    if (const auto type = std::filesystem::status(path, ec).type();
+        type != std::filesystem::file_type::regular && type != std::filesystem::file_type::not_found &&
+        type != std::filesystem::file_type::none) {
+      result.errors = failure(path, {}, "is not a regular file (a FIFO, a device or a socket): expected a YAML "
+                                        "configuration file");
+      return result;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       const int saved = errno;

@@ -16,6 +16,18 @@
 
 namespace frontdoor::server {
 
+namespace {
+
+// Opened without blocking: a FIFO with no reader would hold the open (at start, or on the writer
+// thread at a reopen) for as long as none comes; it fails with ENXIO instead. Writes block as usual.
+int open_log(const std::string& path) noexcept {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+  if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+}  // namespace
+
 std::atomic<std::uint64_t>& LogWriter::lost_lines_total() noexcept {
   static std::atomic<std::uint64_t> lost{0};
   return lost;
@@ -107,10 +119,17 @@ struct LogWriter::State {
   }
 
   void reopen_file() noexcept {
-    const int next = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (next < 0) return;  // keep writing to the old file rather than nowhere
+    const int next = open_log(path);
+    if (next < 0) {
+      // Keep writing to the old file rather than nowhere, and say so: its directory may be gone, and
+      // logrotate may delete the file the lines still go to.
+      spdlog::error("access log: cannot reopen {}: {}; still writing to the file opened before", path,
+                    std::strerror(errno));
+      return;
+    }
     ::close(fd);
     fd = next;
+    spdlog::info("access log: reopened {}", path);
   }
 };
 
@@ -122,7 +141,7 @@ std::unique_ptr<LogWriter> LogWriter::start(const config::AccessLogConfig& confi
     state->fd = STDERR_FILENO;
   } else {
     state->path = config.destination;
-    state->fd = ::open(config.destination.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    state->fd = open_log(config.destination);
     if (state->fd < 0) {
       error = "cannot open access log " + config.destination + ": " + std::strerror(errno);
       return nullptr;

@@ -518,8 +518,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     usr2.async_wait([&](const error_code& ec, int) {
       if (ec) return;
       if (log_writer) {
-        log_writer->reopen();
-        spdlog::info("access log: reopening {}", config.logging.access_log.destination);
+        log_writer->reopen();  // it says whether the file could be opened again
       }
       await_usr2();
     });

@@ -3,6 +3,8 @@ import json
 import os
 import time
 
+import pytest
+
 from fdtest import Client, free_port, make_config, manifest, request
 
 
@@ -160,3 +162,35 @@ def test_lines_a_full_disk_refuses_are_counted_and_logged(frontdoor, upstream):
     assert "No space left on device" in fd.stderr(), fd.stderr()[-2000:]
     assert fd.metrics()["access_log_dropped_lines"] == 5
     assert request(fd.port, "GET", "/p/m/after").status == 200  # requests never wait on the log
+
+
+def test_a_reopen_that_fails_is_said_and_a_fifo_without_reader_does_not_hang_the_start(frontdoor, upstream, tmp_path):
+    # SIGUSR2 with the log's directory gone logged "reopening" and nothing else: the lines went on
+    # to the moved (soon deleted) file. A FIFO destination with no reader blocked the start for good.
+    import signal
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    fd = frontdoor(make_config([manifest("p", "m", [upstream])],
+                               logging={"access_log": {"destination": str(logdir / "access.log"), "format": "json"}}))
+    assert request(fd.port, "GET", "/p/m/1").status == 200
+    logdir.rename(tmp_path / "logs.old")
+    fd.signal(signal.SIGUSR2)
+    said = "access log: cannot reopen %s: No such file or directory; still writing to the file opened before" % (
+        logdir / "access.log")
+    deadline = time.monotonic() + 3
+    while said not in fd.logs() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert said in fd.logs()
+    assert request(fd.port, "GET", "/p/m/2").status == 200
+    assert [e["path"] for e in _read_json_lines(str(tmp_path / "logs.old" / "access.log"), 2)] == ["/p/m/1", "/p/m/2"]
+
+    from fdtest import Frontdoor
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    blocked = Frontdoor(str(tmp_path), "fifo")
+    started = time.monotonic()
+    with pytest.raises(Exception):
+        blocked.start(make_config([manifest("p", "m", [upstream])], logging={"access_log": {"destination": str(fifo)}}))
+    blocked.stop(timeout=5)
+    assert time.monotonic() - started < 5
+    assert "cannot open access log %s: No such device or address" % fifo in blocked.logs()

@@ -2,6 +2,7 @@
 #include "frontdoor/core/utf8.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -670,6 +671,15 @@ TEST(ConfigLoader, DirectoryIsNotAFile) {
   TempDir dir;
   EXPECT_EQ(errors_of(load_config_file(dir.path())),
             Strings{dir.path() + ": is a directory (expected a YAML configuration file)"});
+}
+
+TEST(ConfigLoader, AFifoIsRefusedNotWaitedOn) {
+  // Opening a FIFO blocks until a writer comes: `check` hung, and a reload hung the control thread.
+  TempDir dir;
+  const auto path = dir.path() + "/fifo.yaml";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  EXPECT_EQ(errors_of(load_config_file(path)),
+            Strings{path + ": is not a regular file (a FIFO, a device or a socket): expected a YAML configuration file"});
 }
 
 TEST(ConfigLoader, ErrorInAFileCarriesItsName) {
