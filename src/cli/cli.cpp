@@ -161,10 +161,18 @@ int cmd_check(Args& args) {
     print_errors(loaded.errors);
     return 1;
   }
-  // Endpoint names must resolve, as they will have to at start.
+  // Endpoint names must resolve, as they will have to at start; so must the addresses listened on.
   boost::asio::io_context io;
   boost::asio::ip::tcp::resolver resolver(io);
   std::vector<config::ConfigError> errors;
+  for (const auto& l : loaded.config->listeners) {
+    auto r = resolve_address(resolver, l.address);
+    if (!r) errors.push_back({config_path, 0, 0, "listener " + l.name + " address \"" + l.address + "\": " + r.error()});
+  }
+  if (const auto& admin = loaded.config->admin.address; !admin.empty()) {
+    auto r = resolve_address(resolver, admin);
+    if (!r) errors.push_back({config_path, 0, 0, "admin.address \"" + admin + "\": " + r.error()});
+  }
   for (const auto& m : loaded.config->manifests) {
     for (const auto& e : m.endpoints) {
       auto r = resolve_address(resolver, e.address);

@@ -67,6 +67,16 @@ std::optional<HostPort> parse_address(std::string_view text) {
   return hp;
 }
 
+// Whether two listening addresses would take one port: the same host, or a wildcard of the other's
+// family ("::" takes IPv4 too: dual stack). Host names are compared as written (`check` resolves them).
+bool same_port(const HostPort& a, const HostPort& b) {
+  if (a.port == 0 || a.port != b.port) return false;
+  const auto v6 = [](const HostPort& x) { return x.host.find(':') != std::string::npos; };
+  const auto any4 = [](const HostPort& x) { return x.host == "0.0.0.0"; };
+  const auto any6 = [](const HostPort& x) { return x.host == "::"; };
+  return a.host == b.host || any6(a) || any6(b) || (any4(a) && !v6(b)) || (any4(b) && !v6(a));
+}
+
 bool is_token(std::string_view s) {  // an HTTP header name (RFC 9110 token)
   if (s.empty()) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -168,6 +178,26 @@ class Checker {
         tls_file(path + ".tls.private_key_file", l.tls->private_key_file, "private key");
       }
     }
+    addresses_apart();
+  }
+
+  // Two listeners (or a listener and the admin listener) on one port: `run` fails to bind the
+  // second, so the file is refused here, where `check` sees it.
+  void addresses_apart() {
+    std::vector<std::pair<std::string, HostPort>> taken;  // what holds it, its address
+    const auto claim = [&](const std::string& path, const std::string& holder, const std::string& address) {
+      const auto hp = parse_address(address);
+      if (!hp) return;
+      for (const auto& [other, other_hp] : taken)
+        if (same_port(*hp, other_hp))
+          return add(path, shown(address) + " takes the port of " + other + " (two sockets cannot listen on one port)");
+      taken.emplace_back(holder, *hp);
+    };
+    for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+      const auto path = "listeners[" + std::to_string(i) + "]";
+      claim(path + ".address", path + " (" + config_.listeners[i].name + ")", config_.listeners[i].address);
+    }
+    if (!config_.admin.address.empty()) claim("admin.address", "the admin listener", config_.admin.address);
   }
 
   void tls_file(const std::string& path, const std::string& file, std::string_view what) {

@@ -58,11 +58,20 @@ def test_check_refuses_what_run_refuses(fd_bin, tmp_path):
         "key secret": ({"redis": {"address": "127.0.0.1:1", "key_secret_env": "FD_TEST_UNSET_SECRET"}},
                        "redis.key_secret_env"),
         "tls": ({"tls": {"certificate_file": str(not_pem), "private_key_file": str(not_pem)}}, "TLS"),
+        # Addresses to listen on that run cannot bind: they passed check.
+        "listener host": ({"listener": {"address": "nonexistent.invalid:18080"}}, "listener main address"),
+        "admin host": ({"admin": {"address": "nonexistent.invalid:19901"}}, "admin.address"),
+        "two listeners": ({"listener": {"address": "127.0.0.1:18080"}, "second": {"address": "0.0.0.0:18080"}},
+                          "takes the port of listeners[0]"),
     }
     for name, (over, what) in cases.items():
         cfg = make_config([manifest("p", "m", ["127.0.0.1:9"])])
         if "tls" in over:
             cfg["listeners"][0]["tls"] = over["tls"]
+        elif "listener" in over:
+            cfg["listeners"][0].update(over["listener"])
+            if "second" in over:
+                cfg["listeners"].append(dict(over["second"], name="second"))
         else:
             cfg.update(over)
         path = tmp_path / ("%s.yaml" % name.replace(" ", "-"))

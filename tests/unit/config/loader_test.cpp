@@ -249,6 +249,23 @@ TEST(ConfigLoader, ListenerEnvironmentsAreNamesOrAStar) {
   EXPECT_NE(errors_of(bad).front().find("listeners[0].environments[0]"), std::string::npos);
 }
 
+TEST(ConfigLoader, TwoListenersOnOnePortAreRefused) {
+  // `check` passed them and `run` failed to bind the second ("Address already in use").
+  const auto same = load("listeners:\n  - {name: a, address: \"127.0.0.1:8080\"}\n"
+                         "  - {name: b, address: \"0.0.0.0:8080\"}\nadmin: {address: \"[::]:8080\"}\n");
+  EXPECT_FALSE(same.config);
+  EXPECT_EQ(errors_of(same),
+            (Strings{"config.yaml:3:24: listeners[1].address: \"0.0.0.0:8080\" takes the port of listeners[0] (a) "
+                     "(two sockets cannot listen on one port)",
+                     "config.yaml:4:18: admin.address: \"[::]:8080\" takes the port of listeners[0] (a) "
+                     "(two sockets cannot listen on one port)"}));
+  // Other ports, any port (0), other families of a specific address: apart.
+  const auto apart = load("listeners:\n  - {name: a, address: \"127.0.0.1:8080\"}\n"
+                          "  - {name: b, address: \"[::1]:8080\"}\n  - {name: c, address: \"127.0.0.1:0\"}\n"
+                          "  - {name: d, address: \"127.0.0.1:0\"}\nadmin: {address: \"127.0.0.1:9901\"}\n");
+  EXPECT_TRUE(apart.config) << ::testing::PrintToString(errors_of(apart));
+}
+
 TEST(ConfigLoader, UnknownKeyPointsAtTheKey) {
   const auto r = load(R"(listeners:
 - address: 127.0.0.1:0
