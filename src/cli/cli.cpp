@@ -4,6 +4,7 @@
 #include <boost/beast/http.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -194,6 +195,19 @@ int cmd_check(Args& args) {
   return 0;
 }
 
+// The string value of `"name":"..."` in a reply's JSON ("" when absent): the reply's own escapes undone.
+std::string reply_field(std::string_view json, std::string_view name) {
+  const std::string key = "\"" + std::string(name) + "\":\"";
+  const auto at = json.find(key);
+  if (at == std::string_view::npos) return {};
+  std::string value;
+  for (std::size_t i = at + key.size(); i < json.size() && json[i] != '"'; ++i) {
+    if (json[i] == '\\' && i + 1 < json.size()) ++i;
+    value += json[i];
+  }
+  return value;
+}
+
 int cmd_reload(Args& args) {
   std::string config_path;
   while (!args.done()) {
@@ -245,7 +259,9 @@ int cmd_reload(Args& args) {
   beast::error_code ec;
   stream.connect(target, ec);
   if (ec) {
-    std::cerr << "cannot reach the admin listener at " << admin.address << ": " << ec.message() << "\n";
+    std::cerr << "cannot reach the admin listener at " << admin.address << ": " << ec.message()
+              << " (an edited admin section takes effect only at a restart: if the daemon still listens where "
+                 "it did, send it SIGHUP)\n";
     return 1;
   }
   http::request<http::empty_body> request{http::verb::post, "/reload", 11};
@@ -260,6 +276,16 @@ int cmd_reload(Args& args) {
     return 1;
   }
   std::cout << response.body();
+  // The daemon reads the file it was started with, whatever -c says here: a reply for another file
+  // reloaded something else than what was asked.
+  const auto read = reply_field(response.body(), "file");
+  std::error_code same_ec;  // set when `read` is not visible from here (another mount namespace): no verdict
+  const bool same = read.empty() || std::filesystem::equivalent(read, config_path, same_ec);
+  if (!same && !same_ec) {
+    std::cerr << "the daemon reloaded " << read << ", the file it was started with, not " << config_path
+              << ": edit that file, or restart the daemon with -c " << config_path << "\n";
+    return 1;
+  }
   return response.result_int() == 200 ? 0 : 1;
 }
 

@@ -1,5 +1,7 @@
 #include "frontdoor/server/reloader.hpp"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -44,8 +46,16 @@ std::vector<std::string> with_kept_settings(const std::vector<config::ConfigErro
 }  // namespace
 
 std::string ReloadResult::json() const {
-  return fmt::format("{{\"status\":\"{}\",\"generation\":{},\"errors\":{},\"restart_needed\":{}}}\n",
-                     ok ? "reloaded" : "refused", generation, json_list(errors), json_list(restart_needed));
+  return fmt::format("{{\"status\":\"{}\",\"generation\":{},\"errors\":{},\"restart_needed\":{},\"file\":{}}}\n",
+                     ok ? "reloaded" : "refused", generation, json_list(errors), json_list(restart_needed),
+                     json_string(file));
+}
+
+std::string ConfigReloader::absolute_path(std::string path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  auto absolute = std::filesystem::absolute(path, ec);
+  return ec ? path : absolute.lexically_normal().string();
 }
 
 ReloadResult ConfigReloader::reload() {
@@ -58,6 +68,7 @@ ReloadResult ConfigReloader::reload() {
 ReloadResult ConfigReloader::attempt() {
   ReloadResult result;
   result.generation = generation_;
+  result.file = path_;
   const auto refuse = [&](std::vector<std::string> errors) {
     ++failed_;
     result.errors = std::move(errors);

@@ -3,6 +3,7 @@ connection closed and no request failed; a bad file is refused with every error 
 configuration keeps serving; what cannot change live keeps its running value and is named."""
 import http.client
 import json
+import os
 import re
 import signal
 import threading
@@ -89,7 +90,7 @@ def test_post_reload_with_a_token_and_the_cli(frontdoor, upstreams, monkeypatch)
     assert "POST /reload refused: missing or wrong bearer token (1 so far)" in fd.stderr()
     status, body = _post(admin, "/reload", "s3cret-token")
     assert status == 200 and json.loads(body) == {"status": "reloaded", "generation": 2, "errors": [],
-                                                  "restart_needed": []}
+                                                  "restart_needed": [], "file": fd.config_path}
     # `frontdoor reload -c FILE` finds the daemon through the file's admin listener. A changed
     # listener needs a restart: it keeps its running value, and the result says so.
     cfg["manifests"] = [manifest("p", "m", [b])]
@@ -103,6 +104,13 @@ def test_post_reload_with_a_token_and_the_cli(frontdoor, upstreams, monkeypatch)
     # (admin too: its address was written out, 127.0.0.1:0 became the port it got)
     assert set(out["restart_needed"]) == {"server.workers", "admin"}, out
     assert request(fd.port, "GET", "/p/m/x").headers.get("X-Upstream") == "b"
+    # Another file than the daemon's: the daemon reloads its own (it was reported as done).
+    other = os.path.join(os.path.dirname(fd.config_path), "other.yaml")
+    with open(fd.config_path) as src, open(other, "w") as dst:
+        dst.write(src.read())
+    elsewhere = run_cli(["reload", "-c", other])
+    assert elsewhere.returncode == 1
+    assert "the daemon reloaded %s, the file it was started with, not %s" % (fd.config_path, other) in elsewhere.stderr
     # A refused reload: 422 with the errors, exit 1.
     _write(fd, "admin:\n  address: 127.0.0.1:%d\n  token_env: FD_TEST_ADMIN_TOKEN\nlisteners: []\n" % admin)
     bad = run_cli(["reload", "-c", fd.config_path])
@@ -110,7 +118,7 @@ def test_post_reload_with_a_token_and_the_cli(frontdoor, upstreams, monkeypatch)
     metrics = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
     metrics.request("GET", "/metrics")
     text = metrics.getresponse().read().decode()
-    assert 'fd_config_reloads_total{result="ok"} 2' in text and "fd_config_generation 3" in text
+    assert 'fd_config_reloads_total{result="ok"} 3' in text and "fd_config_generation 4" in text
 
 
 def test_a_file_that_is_wrong_with_the_settings_a_reload_keeps_is_refused(frontdoor, upstreams):
@@ -146,7 +154,7 @@ def test_a_file_that_is_wrong_with_the_settings_a_reload_keeps_is_refused(frontd
     _write(fd, cfg)
     status, body = _post(admin, "/reload")
     assert status == 200 and json.loads(body) == {"status": "reloaded", "generation": 2, "errors": [],
-                                                  "restart_needed": []}, body
+                                                  "restart_needed": [], "file": fd.config_path}, body
     assert request(fd.port, "GET", "/p/m/now").headers.get("X-Upstream") == "b"
 
 

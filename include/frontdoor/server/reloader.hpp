@@ -32,6 +32,7 @@ struct ReloadResult {
   std::uint64_t generation = 0;             // of the configuration serving after this reload
   std::vector<std::string> errors;          // why it was refused (file:line:col: what is wrong)
   std::vector<std::string> restart_needed;  // settings that changed but keep their running values
+  std::string file;                         // the file read (absolute): the one the daemon was started with
   std::string json() const;
 };
 
@@ -44,7 +45,7 @@ class ConfigReloader {
 
   ConfigReloader(std::string path, config::Config running, snapshot::EndpointRegistry& registry,
                  const std::vector<std::unique_ptr<Worker>>& workers, ApplyListeners apply_listeners)
-      : path_(std::move(path)), running_(std::move(running)), registry_(registry), workers_(workers),
+      : path_(absolute_path(std::move(path))), running_(std::move(running)), registry_(registry), workers_(workers),
         apply_listeners_(std::move(apply_listeners)) {}
 
   // With a manifest store, a reloaded snapshot goes to it (it adds what it holds and publishes).
@@ -83,7 +84,10 @@ class ConfigReloader {
  private:
   ReloadResult attempt();
 
-  std::string path_;  // empty: started by `frontdoor proxy`, nothing to reload from
+  // Absolute (the reply names it, and `frontdoor reload` runs from another directory); empty:
+  // started by `frontdoor proxy`, nothing to reload from.
+  std::string path_;
+  static std::string absolute_path(std::string path);
   config::Config running_;
   snapshot::EndpointRegistry& registry_;
   const std::vector<std::unique_ptr<Worker>>& workers_;
