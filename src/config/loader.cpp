@@ -358,7 +358,7 @@ LoadResult load_config_string(std::string_view yaml, const std::string& source_n
     try {
       root = YAML::Load(std::string(yaml));  // the first document only
     } catch (const YAML::Exception& e) {
-      result.errors = failure(source_name, mark_position(e.mark), "invalid YAML: " + e.msg);
+      result.errors = failure(source_name, mark_position(e.mark), "invalid YAML: " + detail::printable(e.msg));
       return result;
     }
     if (auto trailing = after_first_document(yaml)) {

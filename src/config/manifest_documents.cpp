@@ -47,7 +47,7 @@ ManifestsResult load_manifests_string(std::string_view text, const std::string& 
     try {
       root = YAML::Load(std::string(text));
     } catch (const YAML::Exception& e) {
-      result.errors = failure(source_name, mark_position(e.mark), "invalid YAML or JSON: " + e.msg);
+      result.errors = failure(source_name, mark_position(e.mark), "invalid YAML or JSON: " + detail::printable(e.msg));
       return result;
     }
     if (auto trailing = after_first_document(text)) {

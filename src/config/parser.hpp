@@ -164,7 +164,9 @@ class Parser {
       return;
     }
     if (ec == std::errc::result_out_of_range || value > std::numeric_limits<Int>::max()) {
-      error(f, text + " is too large (expected " + std::string(expected) + ")");
+      // The expectation may read "N or more": the bound that was passed is the type's.
+      error(f, text + " is too large (at most " + std::to_string(std::numeric_limits<Int>::max()) + "; expected " +
+                   std::string(expected) + ")");
       return;
     }
     out = static_cast<Int>(value);

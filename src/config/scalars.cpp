@@ -105,17 +105,18 @@ std::string text_problem(std::string_view s) {
   return {};
 }
 
-std::string shown(std::string_view value) {
-  // Echoed into logs and into the JSON of a refused reload: cut on a character boundary, and what
-  // is not UTF-8 shown as \xNN, so that JSON stays valid.
-  constexpr std::size_t kMaxShown = 64;
-  std::string out = "\"";
+namespace {
+
+// `value` with control characters and what is not UTF-8 written as \xNN (and, when `quoted`, `"`
+// and `\` escaped), at most `max_bytes` of it.
+std::string escaped(std::string_view value, bool quoted, std::size_t max_bytes) {
+  std::string out;
   std::size_t i = 0;
   while (i < value.size()) {
     const auto c = static_cast<unsigned char>(value[i]);
     const std::size_t len = core::utf8_sequence(value, i);
-    if (i + std::max<std::size_t>(len, 1) > kMaxShown) break;
-    if (c == '"' || c == '\\') {
+    if (i + std::max<std::size_t>(len, 1) > max_bytes) break;
+    if (quoted && (c == '"' || c == '\\')) {
       out += '\\';
       out += static_cast<char>(c);
     } else if (c < 0x20 || c == 0x7f || len == 0) {
@@ -130,7 +131,17 @@ std::string shown(std::string_view value) {
     ++i;
   }
   if (i < value.size()) out += "...";
-  return out + "\"";
+  return out;
+}
+
+}  // namespace
+
+std::string printable(std::string_view text) { return escaped(text, false, 512); }
+
+std::string shown(std::string_view value) {
+  // Echoed into logs and into the JSON of a refused reload: cut on a character boundary, and what
+  // is not UTF-8 shown as \xNN, so that JSON stays valid.
+  return "\"" + escaped(value, true, 64) + "\"";
 }
 
 void sort_errors(std::vector<ConfigError>& errors) {

@@ -37,6 +37,9 @@ void cap_errors(std::vector<ConfigError>& errors, const std::string& file);
 
 // A value quoted for an error message: at most 64 characters, control characters escaped.
 std::string shown(std::string_view value);
+// A message from elsewhere (the YAML parser quotes the bytes it choked on) made safe to print: control
+// characters and what is not UTF-8 as \xNN; at most 512 bytes.
+std::string printable(std::string_view text);
 
 // What makes `s` unfit as any string of a config ("must not contain control characters", "is not
 // valid UTF-8"); empty when nothing does. The loader refuses such strings wherever they stand.

@@ -324,7 +324,7 @@ class Checker {
         add(path + ".requests_per_window",
             std::to_string(r.requests_per_window) + " is out of range (expected 1..65535)");
       if (sliding && (r.window < std::chrono::seconds(1) || r.window > std::chrono::hours(24)))
-        add(path + ".window", "is out of range (expected 1s..24h)");
+        add(path + ".window", format_duration(r.window) + " is out of range (expected 1s..24h)");
       if (r.scope != "local" && r.scope != "global")
         add(path + ".scope", shown(r.scope) + " is not a scope (expected local or global)");
       else if (r.scope == "global" && !config_.redis.enabled())
@@ -333,7 +333,7 @@ class Checker {
         add(path + ".on_redis_failure",
             shown(r.on_redis_failure) + " is not a policy (expected local, allow or deny)");
       if (r.lease_interval < std::chrono::milliseconds(1) || r.lease_interval > std::chrono::seconds(1))
-        add(path + ".lease_interval", "is out of range (expected 1ms..1s)");
+        add(path + ".lease_interval", format_duration(r.lease_interval) + " is out of range (expected 1ms..1s)");
     }
   }
 

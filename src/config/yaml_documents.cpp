@@ -62,7 +62,7 @@ std::optional<std::pair<Position, std::string>> after_first_document(std::string
     return std::pair{second.position,
                      std::string("unexpected content after the configuration (expected a single YAML document)")};
   } catch (const YAML::Exception& e) {
-    return std::pair{mark_position(e.mark), "invalid YAML: " + e.msg};
+    return std::pair{mark_position(e.mark), "invalid YAML: " + printable(e.msg)};
   }
 }
 

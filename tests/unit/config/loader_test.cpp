@@ -844,13 +844,21 @@ TEST(ConfigScalars, KeyParts) {
   EXPECT_FALSE(is_key_part(std::string(129, 'a')));
 }
 
+TEST(ConfigLoader, TheYamlParsersMessageIsPrintedWithoutRawControlBytes) {
+  // It quotes the byte it choked on: an escape sequence went to the operator's terminal as is.
+  const auto r = load("server: {workers: \"\\\x1b]0;pwned\a\"}\n");
+  ASSERT_EQ(errors_of(r).size(), 1u);
+  EXPECT_EQ(errors_of(r).front(), "config.yaml:1:22: invalid YAML: unknown escape character: \\x1b");
+}
+
 TEST(ConfigScalars, SizeLimitsOfNarrowFields) {
   const auto r = load(std::string(kMinimal) + "limits:\n  max_header_bytes: 4GiB\n  max_body_bytes: 4GiB\n");
   EXPECT_EQ(errors_of(r), Strings{"config.yaml:4:21: limits.max_header_bytes: \"4GiB\" is too large (at most "
                                   "4294967295 bytes)"});
   const auto big = load(std::string(kMinimal) + "server:\n  max_connections: 4294967296\n");
   EXPECT_EQ(errors_of(big),
-            Strings{"config.yaml:4:20: server.max_connections: 4294967296 is too large (expected 0 (from the file descriptor limit) or more)"});
+            Strings{"config.yaml:4:20: server.max_connections: 4294967296 is too large (at most 4294967295; expected 0 "
+                    "(from the file descriptor limit) or more)"});
 }
 
 // --------------------------------------------------------------------------------------------
