@@ -232,8 +232,9 @@ class Checker {
         add("admin.ready_requires[" + std::to_string(i) + "]",
             "postgres is required for readiness but there is no postgres section");
     }
-    if (config_.admin.rate_window < std::chrono::seconds(1))
-      add("admin.rate_window", "must be at least 1s");
+    // One sample a second is kept for the window: a window of years was memory without end.
+    if (config_.admin.rate_window < std::chrono::seconds(1) || config_.admin.rate_window > std::chrono::hours(1))
+      add("admin.rate_window", format_duration(config_.admin.rate_window) + " is out of range (expected 1s..1h)");
     const auto& lim = config_.limits;
     if (lim.max_request_line_bytes < 64)
       add("limits.max_request_line_bytes",
@@ -343,8 +344,11 @@ class Checker {
     if (!hc.path.empty()) {
       if (hc.path.front() != '/' || hc.path.find_first_of(" \r\n\t") != std::string::npos)
         add(where + ".health_check.path", shown(hc.path) + " is not a path (expected e.g. /healthz)");
-      if (hc.interval.count() <= 0) add(where + ".health_check.interval", "must be greater than 0");
-      if (hc.timeout.count() <= 0) add(where + ".health_check.timeout", "must be greater than 0");
+      // Every replica probes every endpoint each interval: below 100 ms it is a load of its own.
+      if (hc.interval < std::chrono::milliseconds(100))
+        add(where + ".health_check.interval", format_duration(hc.interval) + " is too short (expected at least 100ms)");
+      if (hc.timeout < std::chrono::milliseconds(10))
+        add(where + ".health_check.timeout", format_duration(hc.timeout) + " is too short (expected at least 10ms)");
       if (hc.healthy_threshold < 1) add(where + ".health_check.healthy_threshold", "must be at least 1");
       if (hc.unhealthy_threshold < 1) add(where + ".health_check.unhealthy_threshold", "must be at least 1");
       if (hc.expected_status_min < 100 || hc.expected_status_max > 599 ||

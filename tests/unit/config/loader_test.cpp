@@ -237,7 +237,7 @@ TEST(ConfigLoader, AdminSection) {
   const auto bad = load(std::string(kMinimal) + "admin:\n  address: nowhere\n  rate_window: 10ms\n");
   EXPECT_EQ(errors_of(bad),
             (Strings{"config.yaml:4:12: admin.address: \"nowhere\" is not host:port (expected e.g. 0.0.0.0:9901)",
-                     "config.yaml:5:16: admin.rate_window: must be at least 1s"}));
+                     "config.yaml:5:16: admin.rate_window: 10ms is out of range (expected 1s..1h)"}));
 }
 
 TEST(ConfigLoader, ListenerEnvironmentsAreNamesOrAStar) {
@@ -849,6 +849,13 @@ TEST(ConfigLoader, TheYamlParsersMessageIsPrintedWithoutRawControlBytes) {
   const auto r = load("server: {workers: \"\\\x1b]0;pwned\a\"}\n");
   ASSERT_EQ(errors_of(r).size(), 1u);
   EXPECT_EQ(errors_of(r).front(), "config.yaml:1:22: invalid YAML: unknown escape character: \\x1b");
+}
+
+TEST(ConfigLoader, HealthChecksCannotBeALoadOfTheirOwn) {
+  // 1 ms was taken: about 600 checks a second to one endpoint from one replica.
+  const auto r = load(std::string(kMinimal) + "resilience:\n  health_check: {path: /hz, interval: 1ms, timeout: 1ms}\n");
+  EXPECT_EQ(errors_of(r), (Strings{"config.yaml:4:39: resilience.health_check.interval: 1ms is too short (expected at least 100ms)",
+                                   "config.yaml:4:53: resilience.health_check.timeout: 1ms is too short (expected at least 10ms)"}));
 }
 
 TEST(ConfigScalars, SizeLimitsOfNarrowFields) {
