@@ -2,6 +2,8 @@
 
 #include "frontdoor/resilience/hash.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace frontdoor::pipeline {
 namespace {
 
@@ -123,7 +125,16 @@ void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Erro
     const auto opened = b.counters().opened;
     b.on_failure(now);
     // Workers report, all act: every worker's breaker for this endpoint opens with it.
-    if (b.counters().opened != opened && breaker_opened_) breaker_opened_(m.endpoints[index].id);
+    if (b.counters().opened != opened) {
+      // Said by the worker that saw it open (the others follow, quietly): at most once per
+      // open_duration per endpoint, and the 503s and failovers that follow have a reason in the log.
+      spdlog::warn("endpoint {}: circuit breaker opened ({} of {}/{}/{}): no requests to it for {} ms, then a probe",
+                   m.endpoints[index].name,
+                   outcome == Error::ok ? "status " + std::to_string(status) : std::string(error_info(outcome).label),
+                   m.project, m.module, m.environment,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(p.breaker.open_duration).count());
+      if (breaker_opened_) breaker_opened_(m.endpoints[index].id);
+    }
   }
   else if (kind == FailureKind::client || kind == FailureKind::not_sent) b.on_cancelled();
   else b.on_success(now);
@@ -135,7 +146,11 @@ void UpstreamHealth::report(const manifest::Manifest& m, std::size_t index, Erro
     auto& outliers = state(m).outliers;
     const auto ejections = outliers.counters().ejections;
     outliers.on_result(index, bad_answer, now);
-    if (outliers.counters().ejections != ejections && ejected_) ejected_(m.index, m.identity, index);
+    if (outliers.counters().ejections != ejections) {
+      spdlog::warn("endpoint {}: ejected from {}/{}/{} as an outlier (its answers: timeouts, broken responses or 5xx)",
+                   m.endpoints[index].name, m.project, m.module, m.environment);
+      if (ejected_) ejected_(m.index, m.identity, index);
+    }
   }
 }
 

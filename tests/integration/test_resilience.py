@@ -127,6 +127,9 @@ def test_slow_backend_opens_its_breaker_and_503s_are_fast(frontdoor, upstreams):
         assert 1 <= int(r.headers.get("Retry-After")) <= 5
     assert max(times) < 0.1, times  # no waiting on the slow upstream
     assert len(slow.request_list()) == 3
+    # The 503s have a reason in the log, said once (by the worker that saw it open).
+    said = "endpoint %s: circuit breaker opened (upstream_timeout of */*/*): no requests to it for 5000 ms" % slow.address
+    assert fd.logs().count(said) == 1, fd.logs()
 
 
 def test_retry_budget_caps_amplification(frontdoor, upstreams):
