@@ -249,6 +249,29 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   for (auto& worker : workers) peers.push_back(worker.get());
   for (auto& worker : workers) worker->set_peers(peers);
 
+  // What can refuse the start is settled before any socket is bound (a client would reach a listener
+  // of a process about to exit).
+  std::string admin_token;
+  if (const auto& env = config.admin.token_env; !config.admin.address.empty() && !env.empty()) {
+    const char* value = std::getenv(env.c_str());
+    if (value == nullptr || *value == '\0') {
+      spdlog::error("admin.token_env names {}, which is not set: refusing to start with an open reload endpoint", env);
+      return 1;
+    }
+    admin_token = value;
+  }
+  // One writer thread for the access log: workers hand it buffers and never block on it.
+  std::unique_ptr<LogWriter> log_writer;
+  if (config.logging.access_log.destination != "off") {
+    std::string error;
+    log_writer = LogWriter::start(config.logging.access_log, error);
+    if (!log_writer) {
+      spdlog::error("{}", error);
+      return 1;
+    }
+  }
+  for (auto& worker : workers) worker->open_access_log(log_writer.get());
+
   // Listener infos live as long as the process: a session keeps a pointer to its listener's.
   std::vector<std::unique_ptr<ListenerInfo>> infos;
   std::map<std::string, ListenerInfo*> live_listeners;  // by name
@@ -271,17 +294,6 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     live_listeners[lc.name] = info.get();
     infos.push_back(std::move(info));
   }
-  // One writer thread for the access log: workers hand it buffers and never block on it.
-  std::unique_ptr<LogWriter> log_writer;
-  if (config.logging.access_log.destination != "off") {
-    std::string error;
-    log_writer = LogWriter::start(config.logging.access_log, error);
-    if (!log_writer) {
-      spdlog::error("{}", error);
-      return 1;
-    }
-  }
-  for (auto& worker : workers) worker->open_access_log(log_writer.get());
 
   // The control thread's loop: signals, the admin listener, health checks.
   asio::io_context control(1);
@@ -411,16 +423,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   }
   if (admin) {
     admin->set_listeners(live_listeners);
-    std::string token;
-    if (const auto& env = config.admin.token_env; !env.empty()) {
-      const char* value = std::getenv(env.c_str());
-      if (value == nullptr || *value == '\0') {
-        spdlog::error("admin.token_env names {}, which is not set: refusing to start with an open reload endpoint", env);
-        return 1;
-      }
-      token = value;
-    }
-    admin->enable_reload(reloader, std::move(token));
+    admin->enable_reload(reloader, std::move(admin_token));
   }
   std::function<void()> await_hangup = [&] {
     hangup.async_wait([&](const error_code& ec, int) {
