@@ -371,6 +371,8 @@ ParseStatus parse_request_head(std::string_view data, const HeadLimits& limits, 
       if (h.kind == HeaderKind::upgrade && !h.value.empty()) out.upgrade = h.value;
   }
   out.absolute_form = false;
+  // The asterisk-form is OPTIONS's alone (RFC 9112 §3.2.4): a "GET *" was routed and forwarded.
+  if (out.target == "*" && out.method != "OPTIONS") return error = Error::bad_request, ParseStatus::error;
   if (out.target.front() != '/' && out.target != "*") {
     if (!to_origin_form(out)) return error = Error::bad_request, ParseStatus::error;
   }

@@ -362,3 +362,15 @@ TEST(Upgrade, A101MustNameAProtocolThatWasOffered) {
   EXPECT_FALSE(upgrade_was_offered("websocket", "h2c"));      // not offered
   EXPECT_FALSE(upgrade_was_offered("websocket", "websocket, h2c"));
 }
+
+namespace frontdoor::http {
+namespace {  // the same unnamed namespace as parse_ptr's
+
+TEST(RequestHead, TheAsteriskFormIsForOptionsOnly) {
+  EXPECT_EQ(parse_ptr("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")->status, ParseStatus::complete);
+  EXPECT_EQ(parse_ptr("GET * HTTP/1.1\r\nHost: x\r\n\r\n")->status, ParseStatus::error);
+  EXPECT_EQ(parse_ptr("DELETE * HTTP/1.1\r\nHost: x\r\n\r\n")->status, ParseStatus::error);
+}
+
+}  // namespace
+}  // namespace frontdoor::http
