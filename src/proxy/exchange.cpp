@@ -70,6 +70,7 @@ void UpstreamExchange::start(pipeline::RequestContext& ctx, const http::RequestH
   response_head_sent_ = false;
   down_busy_ = false;
   client_finished_ = false;
+  upstream_finished_ = false;
   down_bytes_ = up_bytes_ = 0;
   const auto max_headers = snapshot().config.limits.max_header_count;
   if (response_headers_.capacity() < max_headers) response_headers_.reserve(max_headers);

@@ -37,8 +37,14 @@ void UpstreamExchange::tunnel_down() {
   if (down_busy_) return;  // its completion continues
   const std::string_view data = upstream_->data();
   if (data.empty()) {
-    if (upstream_->eof()) return end_tunnel();
-    return upstream_->read();
+    if (!upstream_->eof()) return upstream_->read();
+    // The upstream said "no more output": so is the client told, and what the client still sends
+    // goes on upstream until it is done too. Ending here cut the client's last bytes off.
+    if (client_finished_ || upstream_->broken() || upstream_finished_ || !client_.finish_client_side())
+      return end_tunnel();
+    upstream_finished_ = true;
+    set_tunnel_deadline();
+    return;
   }
   down_bytes_ = data.size();
   down_busy_ = true;
@@ -79,6 +85,7 @@ void UpstreamExchange::tunnel_up_sent() {
 // tunnel idles. Tearing both down here lost that answer.
 void UpstreamExchange::on_client_finished() {
   waiting_for_client_ = false;
+  if (upstream_finished_) return end_tunnel();  // both sides are done
   client_finished_ = true;
   boost::system::error_code ignored;
   upstream_->socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
@@ -90,7 +97,8 @@ void UpstreamExchange::set_tunnel_deadline() {
   client_.set_deadline(client_finished_ ? timeouts.upstream_response : timeouts.tunnel_idle);
 }
 
-// The upstream closed, or the tunnel idled: the client connection closes after what was relayed.
+// The upstream closed (or both sides half-closed), or the tunnel idled: the client connection
+// closes after what was relayed.
 void UpstreamExchange::end_tunnel() {
   ++host_.counters()[Counter::tunnels_closed];
   release_upstream(false);

@@ -253,6 +253,12 @@ void Session::tunnel_started() noexcept {
   worker_.pipeline().stage<pipeline::BreakerStage>().on_tunnel(ctx_);
 }
 
+bool Session::finish_client_side() noexcept {
+  if (client_.is_tls()) return false;  // a close_notify would end the whole TLS session
+  client_.shutdown_send();
+  return true;
+}
+
 void Session::start_head_clock() {
   head_started_ = true;
   set_deadline(snapshot_->config.timeouts.client_header);

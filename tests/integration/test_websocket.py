@@ -270,6 +270,41 @@ def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(fro
         upstream.close()
 
 
+def test_an_upstream_half_close_reaches_the_client_and_the_clients_bytes_still_go_up(frontdoor):
+    # The mirror case: the upstream's FIN ended the tunnel, and what the client still had to send
+    # (an upload finishing after the server's last word) was cut off.
+    upstream = socket.create_server(("127.0.0.1", 0))
+    seen = {}
+
+    def serve():
+        conn, _ = _accept_upgrade(upstream)
+        with conn:
+            conn.sendall(b"send the rest")
+            conn.shutdown(socket.SHUT_WR)
+            data = b""
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            seen["input"] = data
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        fd = frontdoor(make_config([manifest("p", "m", ["127.0.0.1:%d" % upstream.getsockname()[1]])]))
+        c, rest = _upgraded_client(fd.port)
+        with c:
+            data, end = read_until_closed(c, 5)  # the upstream's FIN arrives as the client's
+            assert (rest + data, end) == (b"send the rest", "closed")
+            c.sendall(b"the rest")
+            c.shutdown(socket.SHUT_WR)
+            server.join(5)
+        assert seen.get("input") == b"the rest"
+    finally:
+        upstream.close()
+
+
 def test_after_a_client_half_close_a_silent_upstream_holds_the_tunnel_only_upstream_response(frontdoor):
     # A client that closed outright looks like one that half-closed: the wait for an upstream that
     # never answers nor closes is upstream_response's, not tunnel_idle's.

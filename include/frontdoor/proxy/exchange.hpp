@@ -103,6 +103,9 @@ class ClientSide {
   // The whole request (head and body) is with the upstream: from now on a client that leaves can
   // be watched for, as it is for a request without a body.
   virtual void request_sent() noexcept = 0;
+  // A tunnel's upstream half-closed: the client is told the same (its own bytes may still go
+  // upstream). False when it cannot be (TLS): then the tunnel ends.
+  virtual bool finish_client_side() noexcept = 0;
 
  protected:
   ~ClientSide() = default;
@@ -244,7 +247,8 @@ class UpstreamExchange final : private upstream::ConnectionOwner {
   std::size_t down_bytes_ = 0;
   std::size_t up_bytes_ = 0;
   bool down_busy_ = false;
-  bool client_finished_ = false;  // the client half-closed: only the upstream's answer is awaited
+  bool client_finished_ = false;    // the client half-closed: only the upstream's answer is awaited
+  bool upstream_finished_ = false;  // the upstream half-closed: only the client's bytes still go up
 
   // Writes that blocked: the unsent part of a scratch head, then a view of the unsent body.
   std::string spill_;

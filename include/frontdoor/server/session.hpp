@@ -124,6 +124,7 @@ class Session final : private proxy::ClientSide {
   void exchange_released() noexcept override;
   void tunnel_started() noexcept override;
   void request_sent() noexcept override;
+  bool finish_client_side() noexcept override;
 
   Worker& worker_;
   ClientStream client_;

@@ -88,6 +88,7 @@ struct FakeClient final : ClientSide {
   void exchange_released() noexcept override {}
   void tunnel_started() noexcept override {}
   void request_sent() noexcept override {}
+  bool finish_client_side() noexcept override { return false; }
 };
 
 struct Harness {
