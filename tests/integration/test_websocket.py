@@ -225,6 +225,15 @@ def _accept_upgrade(listener):
     return conn, data.split(b"\r\n\r\n", 1)[1]
 
 
+def _read_to_end(conn):
+    data = b""
+    while True:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def _upgraded_client(port):
     """A raw client through the proxy, upgraded: the socket, and what came after the 101's head."""
     c = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -244,14 +253,9 @@ def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(fro
     def serve():
         conn, data = _accept_upgrade(upstream)
         with conn:
-            while True:  # everything the client sends, to its end of stream
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            seen["input"] = data
+            seen["input"] = data + _read_to_end(conn)  # everything the client sends, to its end of stream
             time.sleep(0.3)
-            conn.sendall(b"answer to " + data)
+            conn.sendall(b"answer to " + seen["input"])
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
@@ -281,13 +285,7 @@ def test_an_upstream_half_close_reaches_the_client_and_the_clients_bytes_still_g
         with conn:
             conn.sendall(b"send the rest")
             conn.shutdown(socket.SHUT_WR)
-            data = b""
-            while True:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            seen["input"] = data
+            seen["input"] = _read_to_end(conn)
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
