@@ -62,7 +62,7 @@ struct RedisClient::Events : std::enable_shared_from_this<RedisClient::Events> {
 };
 
 RedisClient::RedisClient(asio::io_context& io, RedisOptions options)
-    : io_(io), options_(std::move(options)), resolver_(io), timer_(io), reconnect_(io) {}
+    : io_(io), options_(std::move(options)), resolver_(io), timer_(io), reconnect_(io), idle_ping_(io) {}
 
 RedisClient::~RedisClient() {
   stop();
@@ -72,6 +72,7 @@ RedisClient::~RedisClient() {
 void RedisClient::start() {
   if (state_ != State::idle) return;
   connect();
+  arm_idle_ping();
 }
 
 void RedisClient::stop() {
@@ -80,6 +81,7 @@ void RedisClient::stop() {
   resolver_.cancel();
   timer_.cancel();
   reconnect_.cancel();
+  idle_ping_.cancel();
   if (context_ != nullptr) {
     auto* context = context_;
     context_ = nullptr;
@@ -185,12 +187,11 @@ void RedisClient::on_connect(const redisAsyncContext* context, int status) {
     self.state_ = State::idle;
     return self.try_next_address();
   }
-  ++self.counters_.connects;
-  if (self.counters_.connects > 1 || self.counters_.connect_failures > 0)
-    spdlog::info("redis {}: connected{}", self.current_, self.asking_sentinel_ ? " (Sentinel)" : "");
-  self.backoff_ = kBackoffMin;
+  // Connected in TCP only: a Redis that is stopped, refuses our password or is no primary accepts
+  // connections all the same. It counts (and the backoff resets) once the handshake is answered.
   self.candidates_.clear();
   self.state_ = State::connected;
+  self.verified_ = false;
   self.timer_.cancel();  // the connect deadline; commands arm their own
   self.timer_armed_ = false;
   self.handshake();
@@ -252,6 +253,18 @@ void RedisClient::handshake() {
       if (!primary) self.drop_connection("is not a primary (any more): asking the Sentinels again");
     }, this);
   }
+  // Answered after what precedes it (replies come in order): the handshake went through.
+  const std::string_view ping[] = {"PING"};
+  send(ping, [](void* user, const redisReply* r) {
+    auto& self = *static_cast<RedisClient*>(user);
+    if (r == nullptr || r->type == REDIS_REPLY_ERROR || self.state_ != State::connected) return;
+    self.verified_ = true;
+    ++self.counters_.connects;
+    if (self.counters_.connects > 1 || self.counters_.connect_failures > 0)
+      spdlog::info("redis {}: connected", self.current_);
+    self.backoff_ = kBackoffMin;
+    self.failures_said_ = 0;
+  }, this);
   if (!channel_.empty() && context_ != nullptr) {
     if (current_.rfind("unix:", 0) != 0) redisEnableKeepAlive(&context_->c);  // TCP only
     // No deadline: the confirmation and the messages come whenever they come.
@@ -344,8 +357,12 @@ void RedisClient::on_reply(redisAsyncContext*, void* reply, void* privdata) {
   if (pending->callback != nullptr) {
     pending->callback(pending->user, r);
   } else if (r != nullptr && r->type == REDIS_REPLY_ERROR && self.context_ != nullptr) {
-    // A handshake command (AUTH, SELECT) failed: nothing after it can work.
-    spdlog::error("redis {}: {}", self.current_, std::string_view(r->str, r->len));
+    // A handshake command (AUTH, SELECT) failed: nothing after it can work. A failed connection, so
+    // the backoff grows (it reconnected every 100 ms, logging each time).
+    ++self.counters_.connect_failures;
+    if (self.say_failure())
+      spdlog::error("redis {}: {} (retrying with a growing backoff; said at most every 10 s)", self.current_,
+                    std::string_view(r->str, r->len));
     auto* context = self.context_;
     self.context_ = nullptr;
     self.state_ = State::idle;
@@ -361,6 +378,30 @@ void RedisClient::arm_timer() {
     if (ec || !*alive) return;
     timer_armed_ = false;
     on_timer();
+  });
+}
+
+// Repeated failures of one kind (a wrong password, a hung server) are said once per 10 s.
+bool RedisClient::say_failure() noexcept {
+  const auto now = SteadyClock::now();
+  if (failures_said_ > 0 && now - last_failure_said_ < std::chrono::seconds(10)) return false;
+  ++failures_said_;
+  last_failure_said_ = now;
+  return true;
+}
+
+// A connection with nothing to do is asked PING every kIdlePing: a Redis that hangs (stopped, or
+// stuck on its disk) still accepts TCP and acknowledges keep-alives, and went on counting as
+// connected (for /ready too) while every command would have timed out.
+void RedisClient::arm_idle_ping() {
+  idle_ping_.expires_after(kIdlePing);
+  idle_ping_.async_wait([this, alive = alive_](const error_code& ec) {
+    if (ec || !*alive || state_ == State::stopped) return;
+    if (state_ == State::connected && verified_ && !asking_sentinel_ && channel_.empty() && deadlines_.empty()) {
+      const std::string_view ping[] = {"PING"};
+      send(ping, nullptr, nullptr);
+    }
+    arm_idle_ping();
   });
 }
 
@@ -382,7 +423,10 @@ void RedisClient::on_timer() {
     return arm_timer();
   }
   ++counters_.timeouts;
-  spdlog::warn("redis {}: no reply within {} ms; reconnecting", current_, options_.command_timeout.count());
+  if (!verified_) ++counters_.connect_failures;
+  if (say_failure())
+    spdlog::warn("redis {}: no reply within {} ms; reconnecting (said at most every 10 s)", current_,
+                 options_.command_timeout.count());
   auto* context = context_;
   context_ = nullptr;
   state_ = State::idle;

@@ -191,9 +191,12 @@ void GlobalRateLimiter::fetch(Lease& lease, bool by_source) {
   const auto n_tolerance =
       std::to_chars(tolerance, tolerance + sizeof tolerance, lease.params.tolerance_us).ptr - tolerance;
   const auto n_wanted = std::to_chars(wanted, wanted + sizeof wanted, want).ptr - wanted;
-  // EVALSHA normally; the script's source when Redis does not know it yet (it then caches it).
-  const std::string_view args[] = {by_source ? "EVAL" : "EVALSHA",
-                                   by_source ? std::string_view(kScript) : std::string_view(script_sha_),
+  // EVALSHA normally; the script's source when Redis does not know it yet (it then caches it). On a
+  // new connection (a restarted or failed-over Redis has an empty script cache) the source goes at
+  // once: the NOSCRIPT round trip cost a second command_timeout.
+  const bool send_source = by_source || script_known_on_ != redis_.counters().connects;
+  const std::string_view args[] = {send_source ? "EVAL" : "EVALSHA",
+                                   send_source ? std::string_view(kScript) : std::string_view(script_sha_),
                                    "1",
                                    std::string_view(key, static_cast<std::size_t>(key_size)),
                                    std::string_view(interval, static_cast<std::size_t>(n_interval)),
@@ -230,6 +233,7 @@ void GlobalRateLimiter::settle(Lease& lease, const redisReply* reply, TimePoint 
                    reply->type == REDIS_REPLY_ERROR ? std::string_view(reply->str, reply->len) : "not 4 integers");
     }
   } else {
+    script_known_on_ = redis_.counters().connects;  // it ran: this connection's Redis has it
     const auto granted = std::max<long long>(0, reply->element[0]->integer);
     if (lease.expires <= now) lease.tokens = 0;
     lease.tokens += granted;

@@ -213,3 +213,63 @@ def test_redis_by_host_name(frontdoor, upstream):
     finally:
         server.stop()
         server.cleanup()
+
+
+def _redis_figures(fd):
+    return fd.metrics()["redis"]
+
+
+def test_a_redis_that_refuses_our_password_is_retried_with_a_growing_backoff(frontdoor, upstream, redis_server):
+    # The backoff was reset as soon as TCP connected, before AUTH was answered: a wrong password
+    # meant a reconnection every 100 ms per worker, and two log lines each, for ever; and each
+    # counted as a successful connection.
+    import os
+    redis_server.command("CONFIG", "SET", "requirepass", "right")
+    os.environ["FD_TEST_REDIS_PASSWORD"] = "wrong"
+    try:
+        cfg = global_config(upstream, redis_server.address, workers=1)
+        cfg["redis"]["password_env"] = "FD_TEST_REDIS_PASSWORD"
+        fd = frontdoor(cfg)
+        time.sleep(3)
+        figures = _redis_figures(fd)
+        assert figures["connects"] == 0 and figures["connect_failures"] >= 2, figures
+        assert figures["connect_failures"] <= 6, "reconnected every 100 ms: %s" % figures  # 100+200+400+800+1600 ms
+        assert fd.logs().count("WRONGPASS") == 1, fd.logs()
+    finally:
+        del os.environ["FD_TEST_REDIS_PASSWORD"]
+
+
+def test_a_hung_redis_is_found_out_by_an_idle_ping_and_readiness_says_so(frontdoor, upstream, redis_server):
+    # A stopped Redis still accepts TCP: with no traffic no command timed out, and /ready (with
+    # ready_requires: [redis]) stayed 200 with every worker "connected".
+    import http.client
+    import json
+    import signal
+    cfg = global_config(upstream, redis_server.address, workers=1)
+    cfg["admin"] = {"address": "127.0.0.1:0", "ready_requires": ["redis"]}
+    fd = frontdoor(cfg, listeners=("main", "admin"))
+
+    def ready():
+        c = http.client.HTTPConnection("127.0.0.1", fd.ports["admin"], timeout=5)
+        c.request("GET", "/ready")
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        return r.status, body["redis"]["connected_workers"]
+
+    deadline = time.monotonic() + 5
+    while ready() != (200, 1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ready() == (200, 1)
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 6  # a ping within 2 s, its answer due in 100 ms, sampled each second
+        while ready()[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready() == (503, 0)
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 8
+    while ready() != (200, 1) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ready() == (200, 1)

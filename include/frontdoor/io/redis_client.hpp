@@ -72,7 +72,8 @@ class RedisClient {
   void start();
   // Disconnects for good: pending commands are answered with nullptr.
   void stop();
-  bool connected() const noexcept { return state_ == State::connected && !asking_sentinel_; }
+  // Connected, and the handshake answered (a TCP connection alone says nothing of a stopped Redis).
+  bool connected() const noexcept { return state_ == State::connected && verified_ && !asking_sentinel_; }
   // Sends one command (arguments are copied). False, and no callback, when not connected.
   bool command(std::span<const std::string_view> args, Callback callback, void* user);
   const RedisCounters& counters() const noexcept { return counters_; }
@@ -114,6 +115,13 @@ class RedisClient {
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer timer_;      // connect deadline, then the oldest command's deadline
   boost::asio::steady_timer reconnect_;
+  boost::asio::steady_timer idle_ping_;
+  static constexpr auto kIdlePing = std::chrono::seconds(2);
+  bool verified_ = false;  // the handshake's PING was answered on this connection
+  unsigned failures_said_ = 0;
+  std::chrono::steady_clock::time_point last_failure_said_{};
+  bool say_failure() noexcept;
+  void arm_idle_ping();
   State state_ = State::idle;
   redisAsyncContext* context_ = nullptr;
   std::shared_ptr<Events> events_;

@@ -112,6 +112,7 @@ class GlobalRateLimiter {
   io::RedisClient redis_;
   std::string key_prefix_;
   std::string script_sha_;
+  std::uint64_t script_known_on_ = ~std::uint64_t{0};  // redis_.counters().connects when the script last ran
   std::unique_ptr<Lease[]> leases_;
   std::size_t mask_;
   Waiter ready_;  // woken waiters, resumed from the event loop (never inside a hiredis callback)
