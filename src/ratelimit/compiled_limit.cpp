@@ -45,7 +45,9 @@ CompiledRateLimit compile_rate_limit(const config::RateLimitConfig& rc, std::str
   limit.on_redis_failure = rc.on_redis_failure == "allow"  ? CompiledRateLimit::OnRedisFailure::allow
                            : rc.on_redis_failure == "deny" ? CompiledRateLimit::OnRedisFailure::deny
                                                            : CompiledRateLimit::OnRedisFailure::local;
-  limit.interval_us = std::max<std::int64_t>(1, 1'000'000 / rc.requests_per_second);
+  // Rounded up: a whole microsecond too short an interval is a looser limit (600k/s granted about
+  // 980k/s); one too long is stricter by under rate / 1e6 (never looser, as documented).
+  limit.interval_us = std::max<std::int64_t>(1, (1'000'000 + rc.requests_per_second - 1) / rc.requests_per_second);
   limit.tolerance_us = limit.interval_us * rc.burst;
   // A lease covers about one lease_interval of traffic at the full rate, and at most half the burst
   // (so two holders cannot starve a third); never less than one request's cost.
