@@ -225,15 +225,6 @@ def _accept_upgrade(listener):
     return conn, data.split(b"\r\n\r\n", 1)[1]
 
 
-def _read_to_end(conn):
-    data = b""
-    while True:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-
-
 def _upgraded_client(port):
     """A raw client through the proxy, upgraded: the socket, and what came after the 101's head."""
     c = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -253,7 +244,7 @@ def test_a_client_half_close_reaches_the_upstream_and_its_answer_still_comes(fro
     def serve():
         conn, data = _accept_upgrade(upstream)
         with conn:
-            seen["input"] = data + _read_to_end(conn)  # everything the client sends, to its end of stream
+            seen["input"] = data + read_until_closed(conn, 5)[0]  # all the client sends, to its end of stream
             time.sleep(0.3)
             conn.sendall(b"answer to " + seen["input"])
 
@@ -285,7 +276,7 @@ def test_an_upstream_half_close_reaches_the_client_and_the_clients_bytes_still_g
         with conn:
             conn.sendall(b"send the rest")
             conn.shutdown(socket.SHUT_WR)
-            seen["input"] = _read_to_end(conn)
+            seen["input"] = read_until_closed(conn, 5)[0]
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
