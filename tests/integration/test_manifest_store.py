@@ -359,20 +359,24 @@ def test_a_listen_connection_to_a_hung_server_is_found_out_and_made_again(frontd
         os.kill(pid, signal.SIGCONT)
     # The whole server hangs: the reconnection hangs too (bounded by connect_timeout + 2 s), and a
     # SIGTERM meanwhile is not held by it (it was, for connect_timeout, in libpq's connect).
-    stopped = _server_processes(pg)
-    for p in stopped:
-        os.kill(p, signal.SIGSTOP)
+    stopped = []
     try:
+        for p in _server_processes(pg):
+            try:
+                os.kill(p, signal.SIGSTOP)
+                stopped.append(p)
+            except ProcessLookupError:  # a backend that ended (its client left) since it was listed
+                pass
         assert wait_for(lambda: listening() == 0, timeout=12, step=0.2), fd.stderr()
         time.sleep(1)  # past the reconnection's backoff: it is connecting now
         started = time.monotonic()
         assert fd.stop(timeout=10) == 0, fd.stderr()
         assert time.monotonic() - started < 2, "the drain waited for a hung PostgreSQL"
     finally:
-        for p in stopped:
+        for p in stopped:  # every one, whatever failed above: a server left stopped hangs the next tests
             try:
                 os.kill(p, signal.SIGCONT)
-            except ProcessLookupError:  # a backend that ended (its client left) before it was stopped
+            except ProcessLookupError:
                 pass
 
 
