@@ -38,7 +38,7 @@ class ExchangeHost {
  public:
   virtual boost::asio::io_context& io() noexcept = 0;
   virtual pipeline::Clock::time_point now() const noexcept = 0;
-  // For deadlines and idle stamps: never earlier than now(), up to a few ms later, cheaper to read.
+  // For deadlines and idle stamps: now() to within a few ms either way, cheaper to read.
   virtual pipeline::Clock::time_point coarse_now() const noexcept = 0;
   virtual pipeline::UpstreamHealth& health() noexcept = 0;
   virtual pipeline::PickStage& picker() noexcept = 0;  // a retry picks again

@@ -124,7 +124,7 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
             const boost::asio::ip::address& peer, std::string_view peer_text);
   void session_parked(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept override { return pipeline::Clock::now(); }
-  pipeline::Clock::time_point coarse_now() const noexcept override { return core::coarse_now_not_early(); }
+  pipeline::Clock::time_point coarse_now() const noexcept override { return core::coarse_steady_now(); }
   const ratelimit::GlobalRateLimiter* global_limiter() const noexcept { return global_limiter_.get(); }
   // Setup, before run(): every worker of the process (this one included), told when a breaker here opens.
   void set_peers(std::vector<Worker*> peers);
