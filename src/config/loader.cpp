@@ -39,12 +39,15 @@ void Parser::parse(const YAML::Node& root, Config& c) {
         "rate_limit_headers", "redis", "postgres", "manifest_cache", "load_shedding", "logging", "admin", "manifests"},
        [&](const std::string& key, const Field& f) {
          if (key == "server") {
-           each(f, {"workers", "drain_timeout", "drain_delay", "max_connections", "certificate_check_interval"},
+           each(f, {"workers", "drain_timeout", "drain_delay", "max_connections", "max_connections_per_client",
+                    "certificate_check_interval"},
                 [&](const std::string& k, const Field& v) {
              if (k == "workers") integer(v, c.server.workers, "0..1024; 0 = one per core");
              else if (k == "drain_timeout") duration(v, c.server.drain_timeout);
              else if (k == "drain_delay") duration(v, c.server.drain_delay);
              else if (k == "certificate_check_interval") duration(v, c.server.certificate_check_interval);
+             else if (k == "max_connections_per_client")
+               integer(v, c.server.max_connections_per_client, "0 (no cap) or more");
              else integer(v, c.server.max_connections, "0 (from the file descriptor limit) or more");
            });
          } else if (key == "listeners") {

@@ -137,6 +137,8 @@ std::string to_yaml(const Config& c) {
     << "  drain_timeout: " << format_duration(c.server.drain_timeout) << "\n"
     << "  drain_delay: " << format_duration(c.server.drain_delay) << "  # /ready 503 first, then the drain\n"
     << "  max_connections: " << c.server.max_connections << "  # 0 = from the file descriptor limit\n"
+    << "  max_connections_per_client: " << c.server.max_connections_per_client
+    << "  # per IPv4 address / IPv6 /64; 0 = no cap\n"
     << "  certificate_check_interval: " << format_duration(c.server.certificate_check_interval)
     << "  # TLS files read again when renewed; 0 = at start and reload only\n";
   if (c.listeners.empty()) y << "listeners: []\n";

@@ -234,6 +234,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
     else spdlog::info("server.workers: {} (one per core)", worker_count);
   }
   std::atomic<std::uint32_t> connections{0};
+  ClientConnectionCounts per_client;  // server.max_connections_per_client
   // Shared by every worker: 2^16 slots (512 KiB), constant whatever the number of clients.
   resilience::LocalLimitTables limiter(std::size_t{1} << 16);  // 512 KiB each
   // Room for the manifest store's slots too (they follow the embedded manifests), so that their
@@ -244,7 +245,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
   upstream::ClusterLoad clusters(snapshot->manifests.manifests().size() + store_slots + kManifestsAReloadMayAdd);
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < worker_count; ++i)
-    workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter, &clusters));
+    workers.push_back(std::make_unique<Worker>(i, snapshot, connections, per_client, &limiter, &clusters));
   std::vector<Worker*> peers;
   for (auto& worker : workers) peers.push_back(worker.get());
   for (auto& worker : workers) worker->set_peers(peers);

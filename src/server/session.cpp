@@ -57,8 +57,10 @@ void Session::attach(const ListenerInfo& listener) {
 }
 
 void Session::resume(asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
-                     const asio::ip::address& peer, std::string_view peer_text, std::string_view first_bytes) {
+                     const asio::ip::address& peer, std::string_view peer_text, std::string_view first_bytes,
+                     ClientConnectionCounts::Slot client_slot) {
   client_.reset(std::move(socket), nullptr, reader);
+  client_slot_ = std::move(client_slot);
   awaiting_first_request_ = false;
   attach(listener);
   peer_address_ = peer;
@@ -81,14 +83,16 @@ bool Session::can_park() const noexcept {
 void Session::park() {
   phase_ = Phase::closed;  // the connection lives on in the worker's parked list
   worker_.mark_busy(this);
-  worker_.park(client_.release_tcp(), client_.reader(), *listener_, peer_address_, ctx_.peer_ip);
+  worker_.park(client_.release_tcp(), client_.reader(), *listener_, peer_address_, ctx_.peer_ip, std::move(client_slot_));
   snapshot_.reset();
   worker_.return_client_buffer(std::move(buffer_));
   worker_.session_parked(this);  // may recycle `this`: nothing after this line
 }
 
-void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const ListenerInfo& listener) {
+void Session::start(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const ListenerInfo& listener,
+                    ClientConnectionCounts::Slot client_slot) {
   client_.reset(std::move(socket), listener.tls_context.get());
+  client_slot_ = std::move(client_slot);
   awaiting_first_request_ = true;
   attach(listener);
   set_peer(peer.address());

@@ -165,6 +165,7 @@ void Session::close_now() noexcept {
     finish_request();
   }
   client_.close();
+  client_slot_.reset();
   deadline_ = pipeline::Clock::time_point::max();
   maybe_destroy();
 }

@@ -67,6 +67,8 @@ void Session::on_proxy_header(std::size_t peeked) {
   const std::size_t consumed = client_.tcp().receive(asio::buffer(buffer_.get() + proxy_header_taken_, rest), 0, ec);
   if (ec || consumed != rest) return close_now();
   if (!header.local) set_peer(header.source);
+  // The client is known now (the balancer's own health checks, LOCAL, count as the balancer).
+  if (!worker_.take_client_slot(*listener_, peer_address_, client_slot_)) return close_now();
   worker_.mark_busy(this);
   phase_ = Phase::reading_head;
   begin_connection();

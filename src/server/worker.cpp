@@ -32,13 +32,14 @@ std::unique_ptr<ratelimit::GlobalRateLimiter> make_global_limiter(asio::io_conte
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-               resilience::LocalLimitTables* limiter, upstream::ClusterLoad* clusters)
+               ClientConnectionCounts& per_client, resilience::LocalLimitTables* limiter, upstream::ClusterLoad* clusters)
     : index_(index),
       // One thread runs it and starts every socket operation on it (other threads only post):
       // Asio skips cross-thread hand-offs and the per-socket lock around each operation.
       io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       snapshot_(std::move(snapshot)),
       connections_(connections),
+      per_client_(per_client),
       rate_limit_counts_(snapshot_->rate_limit_labels.size()),
       global_limiter_(make_global_limiter(io_, *snapshot_)),
       pipeline_(pipeline::RateLimitStage{limiter, global_limiter_.get(), &rate_limit_counts_}, pipeline::ManifestStage{this, &manifest_counts_},
@@ -130,6 +131,14 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     return;
   }
   ++counters_[stats::Counter::connections_accepted];
+  // The client's own cap first: a client over it must not make another's idle connection close.
+  // Behind PROXY protocol the client is known only from the header (Session::on_proxy_header).
+  ClientConnectionCounts::Slot client_slot;
+  if (!listener.info->proxy_protocol && !take_client_slot(*listener.info, listener.peer.address(), client_slot)) {
+    error_code ignored;
+    listener.socket.close(ignored);
+    return accept(listener);
+  }
   bool admit = connections_.fetch_add(1, std::memory_order_relaxed) < snapshot_->config.server.max_connections;
   if (!admit && (parked_oldest_ != nullptr || idle_oldest_ != nullptr)) {
     // Full: the longest-idle connection makes room (as nginx does), so that idle clients cannot lock
@@ -151,10 +160,30 @@ void Worker::on_accept(Listener& listener, const error_code& ec) {
     listener.socket.close(ignored);
   } else {
     // Non-blocking by accept4, TCP_NODELAY from the listener: no system call here.
-    new_session()->start(core::adopt_accepted(std::move(listener.socket)), listener.peer, *listener.info);
+    new_session()->start(core::adopt_accepted(std::move(listener.socket)), listener.peer, *listener.info,
+                         std::move(client_slot));
     listener.socket = core::AcceptedSocket(io_);
   }
   accept(listener);
+}
+
+bool Worker::take_client_slot(const ListenerInfo& listener, const asio::ip::address& client,
+                              ClientConnectionCounts::Slot& slot) {
+  const std::uint32_t cap = snapshot_->config.server.max_connections_per_client;
+  if (cap == 0 || listener.trusted_proxies.contains(client)) return true;
+  slot = per_client_.try_take(client, cap);
+  if (slot) return true;
+  ++counters_[stats::Counter::connections_refused_per_client];
+  ++per_client_refusals_unsaid_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - per_client_refusal_said_ >= std::chrono::seconds(10)) {
+    per_client_refusal_said_ = now;
+    spdlog::warn("worker {}: client {} has server.max_connections_per_client ({}) connections open: a new one is "
+                 "closed ({} refused on this worker since this was last said; said at most once per 10 s)",
+                 index_, client.to_string(), cap, per_client_refusals_unsaid_);
+    per_client_refusals_unsaid_ = 0;
+  }
+  return false;
 }
 
 Session* Worker::new_session() {
@@ -174,7 +203,7 @@ Session* Worker::new_session() {
 }
 
 void Worker::park(asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
-                  const asio::ip::address& peer, std::string_view peer_text) {
+                  const asio::ip::address& peer, std::string_view peer_text, ClientConnectionCounts::Slot client_slot) {
   IdleConnection* c;
   if (!free_parked_.empty()) {
     c = free_parked_.back().release();
@@ -185,6 +214,7 @@ void Worker::park(asio::ip::tcp::socket socket, core::DrainAwareReader reader, c
   c->socket = std::move(socket);
   c->listener = &listener;
   c->peer = peer;
+  c->client_slot = std::move(client_slot);
   c->peer_text_size = static_cast<std::uint8_t>(std::min(peer_text.size(), c->peer_text_bytes.size()));
   std::memcpy(c->peer_text_bytes.data(), peer_text.data(), c->peer_text_size);
   c->closed = false;
@@ -210,6 +240,7 @@ void Worker::on_parked_read(IdleConnection* c, const error_code& ec, std::size_t
   if (ec || n == 0) {  // the client closed its idle connection
     error_code ignored;
     c->socket.close(ignored);
+    c->client_slot.reset();
     connections_.fetch_sub(1, std::memory_order_relaxed);
     recycle_parked(c);
     if (draining_) check_drained();
@@ -218,7 +249,7 @@ void Worker::on_parked_read(IdleConnection* c, const error_code& ec, std::size_t
   // Its next request: a session takes the connection back (the IdleConnection is recycled after:
   // the session copied what it needs).
   new_session()->resume(std::move(c->socket), c->reader, *c->listener, c->peer, c->peer_text(),
-                        std::string_view(c->first_bytes.data(), n));
+                        std::string_view(c->first_bytes.data(), n), std::move(c->client_slot));
   recycle_parked(c);
 }
 
@@ -228,6 +259,7 @@ void Worker::close_parked(IdleConnection* c, bool settle) noexcept {
   unlink_parked(c);
   error_code ignored;
   c->socket.close(ignored);  // its read completes (aborted) and recycles it
+  c->client_slot.reset();    // its client's share is free even when a new connection takes the slot
   if (settle) connections_.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -283,6 +315,7 @@ void Worker::session_closed(Session* session) noexcept {
   session->prev_ = session->next_ = nullptr;
   --session_count_;
   connections_.fetch_sub(1, std::memory_order_relaxed);
+  session->client_slot_.reset();  // close_now gave it back already; any other ending, here
   std::unique_ptr<Session> owned(session);
   if (free_sessions_.size() < kMaxFreeSessions && !draining_) free_sessions_.push_back(std::move(owned));
   if (draining_) check_drained();

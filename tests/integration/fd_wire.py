@@ -217,8 +217,11 @@ class IncompleteResponse(Exception):
 class Client:
     """A raw client connection: send exact bytes, read framed responses."""
 
-    def __init__(self, port: int, timeout: float = DEFAULT_TIMEOUT, host: str = LOCALHOST):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = DEFAULT_TIMEOUT, host: str = LOCALHOST,
+                 source: Optional[str] = None):
+        """`source`: the local address to connect from (any of 127.0.0.0/8 is this host: another client)."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = Reader(self.sock)

@@ -53,6 +53,10 @@ struct ServerConfig {
   // to admit a new one; only when none is idle is the new one closed at accept. 0: from the file
   // descriptor limit (half of it, less a reserve), logged at start.
   std::uint32_t max_connections = 0;
+  // Client connections one client may hold open (an IPv4 address, an IPv6 /64), whole process;
+  // more are closed at accept. Peers in a listener's trusted_proxies are not capped (they carry many
+  // clients); behind PROXY protocol the client is the address the header names. 0: no cap.
+  std::uint32_t max_connections_per_client = 0;
   // How often TLS listeners' certificate and key files are checked for a renewal under the same
   // paths (stat only; read again when they changed). 0: only at start and at a reload.
   Duration certificate_check_interval{std::chrono::seconds(10)};

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "frontdoor/core/drain_aware_reader.hpp"
+#include "frontdoor/server/client_connection_counts.hpp"
 
 namespace frontdoor::server {
 
@@ -28,6 +29,7 @@ struct IdleConnection {
   core::DrainAwareReader reader;  // handed to the session with the socket
   const ListenerInfo* listener = nullptr;
   boost::asio::ip::address peer;
+  ClientConnectionCounts::Slot client_slot;  // handed to the session too; given back when closed
   std::array<char, 46> peer_text_bytes{};
   std::uint8_t peer_text_size = 0;
   bool read_pending = false;

@@ -28,6 +28,7 @@
 #include "frontdoor/http/message_head.hpp"
 #include "frontdoor/pipeline/request_context.hpp"
 #include "frontdoor/proxy/exchange.hpp"
+#include "frontdoor/server/client_connection_counts.hpp"
 #include "frontdoor/server/client_stream.hpp"
 
 namespace frontdoor::server {
@@ -41,12 +42,15 @@ class Session final : private proxy::ClientSide {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // `client_slot`: the connection's place in its client's count (server.max_connections_per_client),
+  // empty when not capped or (PROXY protocol) taken once the header names the client.
   void start(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
-             const ListenerInfo& listener);
+             const ListenerInfo& listener, ClientConnectionCounts::Slot client_slot);
   // A parked keep-alive connection (IdleConnection) whose next request began: `first_bytes` of it
   // were read already, through `reader`.
   void resume(boost::asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
-              const boost::asio::ip::address& peer, std::string_view peer_text, std::string_view first_bytes);
+              const boost::asio::ip::address& peer, std::string_view peer_text, std::string_view first_bytes,
+              ClientConnectionCounts::Slot client_slot);
 
   // Called by the worker's tick when `deadline()` has passed.
   void on_deadline(pipeline::Clock::time_point now);
@@ -156,6 +160,7 @@ class Session final : private proxy::ClientSide {
   pipeline::RequestContext ctx_;
   std::array<char, 128> request_id_{};
   boost::asio::ip::address peer_address_;  // after a PROXY protocol header, the address it named
+  ClientConnectionCounts::Slot client_slot_;  // given back when the connection closes
   std::array<char, 46> peer_ip_{};
   std::array<char, 46> client_ip_{};      // this request's client, when a trusted proxy named another
   // Copies for the access log: the head's bytes are overwritten while the body streams.

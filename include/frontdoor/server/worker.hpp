@@ -20,6 +20,7 @@
 #include "frontdoor/pipeline/stages.hpp"
 #include "frontdoor/proxy/exchange.hpp"
 #include "frontdoor/server/access_log.hpp"
+#include "frontdoor/server/client_connection_counts.hpp"
 #include "frontdoor/server/idle_connection.hpp"
 #include "frontdoor/server/metrics.hpp"
 #include "frontdoor/server/request_id.hpp"
@@ -51,8 +52,9 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
  public:
   // `limiter` is the process-wide rate limit table (outlives the worker).
   // `clusters`: the process-wide cluster limit counters (outlive the worker).
+  // `per_client`: the process-wide open connections per client (outlives the worker).
   Worker(unsigned index, std::shared_ptr<const snapshot::Snapshot> snapshot, std::atomic<std::uint32_t>& connections,
-         resilience::LocalLimitTables* limiter, upstream::ClusterLoad* clusters);
+         ClientConnectionCounts& per_client, resilience::LocalLimitTables* limiter, upstream::ClusterLoad* clusters);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -121,7 +123,12 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   // A plain keep-alive connection between requests, parked without its session (IdleConnection);
   // the session then calls session_parked() and is recycled, the connection staying open.
   void park(boost::asio::ip::tcp::socket socket, core::DrainAwareReader reader, const ListenerInfo& listener,
-            const boost::asio::ip::address& peer, std::string_view peer_text);
+            const boost::asio::ip::address& peer, std::string_view peer_text, ClientConnectionCounts::Slot client_slot);
+  // server.max_connections_per_client: a slot for one more connection of `client` on `listener`, or
+  // an empty one, uncapped: the cap is off, or the peer is a trusted proxy. False (counted, said in
+  // the log): the client has its share open already, and the connection is to be closed.
+  bool take_client_slot(const ListenerInfo& listener, const boost::asio::ip::address& client,
+                        ClientConnectionCounts::Slot& slot);
   void session_parked(Session* session) noexcept;
   pipeline::Clock::time_point now() const noexcept override { return pipeline::Clock::now(); }
   pipeline::Clock::time_point coarse_now() const noexcept override { return core::coarse_steady_now(); }
@@ -171,6 +178,9 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   boost::asio::io_context io_;
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::atomic<std::uint32_t>& connections_;
+  ClientConnectionCounts& per_client_;
+  std::chrono::steady_clock::time_point per_client_refusal_said_{};  // said at most once per 10 s
+  std::uint64_t per_client_refusals_unsaid_ = 0;
   pipeline::UpstreamHealth health_;  // before pipeline_: its stages point at it
   std::vector<pipeline::RateLimitCounts> rate_limit_counts_;  // by ratelimit::CompiledRateLimit::counter
   // Global rate limits, with this worker's Redis connection; null when no limit is global.

@@ -20,6 +20,7 @@ enum class Counter : std::uint8_t {
   connections_accepted,
   connections_rejected,
   connections_reclaimed,
+  connections_refused_per_client,
   requests,
   upstream_connects,
   upstream_reuses,
@@ -55,13 +56,15 @@ struct CounterSpec {
 };
 
 // In the order of Counter (checked below).
-inline constexpr std::array<CounterSpec, 20> kWorkerCounters{{
+inline constexpr std::array<CounterSpec, 21> kWorkerCounters{{
     {Counter::connections_accepted, {"connections_accepted", "fd_connections_total", "result=\"accepted\"", MetricType::counter,
      "Client connections accepted."}},
     {Counter::connections_rejected, {"connections_rejected", "fd_connections_total", "result=\"rejected\"", MetricType::counter,
      "Client connections refused: server.max_connections reached and none idle."}},
     {Counter::connections_reclaimed, {"connections_reclaimed", "fd_connections_reclaimed_total", "", MetricType::counter,
      "Idle keep-alive connections closed to admit a new one at server.max_connections."}},
+    {Counter::connections_refused_per_client, {"connections_refused_per_client", "fd_connections_total", "result=\"client_limit\"",
+     MetricType::counter, "Client connections closed at once: their client had server.max_connections_per_client open."}},
     {Counter::requests, {"requests", "fd_requests_received_total", "", MetricType::counter,
      "Request heads read from clients, good or bad."}},
     {Counter::upstream_connects, {"upstream_connects", "fd_upstream_connections_total", "kind=\"new\"", MetricType::counter,

@@ -297,7 +297,7 @@ manifests:
   EXPECT_EQ(errors_of(r),
             (Strings{
                 "config.yaml:3:10: unknown key \"threads\" in server (expected one of: workers, drain_timeout, "
-                "drain_delay, max_connections, certificate_check_interval)",
+                "drain_delay, max_connections, max_connections_per_client, certificate_check_interval)",
                 "config.yaml:4:10: unknown key \"max_headers\" in limits (expected one of: max_request_line_bytes, "
                 "max_header_bytes, max_header_count, max_body_bytes)",
                 "config.yaml:5:12: unknown key \"connect\" in timeouts (expected one of: client_header, client_idle, "

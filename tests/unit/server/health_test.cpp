@@ -46,10 +46,11 @@ TEST(Health, AStalledWorkerFailsLivenessAndReadinessByNameAndPassesOnceItRunsAga
   ASSERT_TRUE(snapshot);
 
   std::atomic<std::uint32_t> connections{0};
+  ClientConnectionCounts per_client;
   resilience::LocalLimitTables limiter(1024);
   upstream::ClusterLoad clusters(snapshot->manifests.manifests().size());
   std::vector<std::unique_ptr<Worker>> workers;
-  for (unsigned i = 0; i < 2; ++i) workers.push_back(std::make_unique<Worker>(i, snapshot, connections, &limiter, &clusters));
+  for (unsigned i = 0; i < 2; ++i) workers.push_back(std::make_unique<Worker>(i, snapshot, connections, per_client, &limiter, &clusters));
   std::vector<Worker*> peers{workers[0].get(), workers[1].get()};
   for (auto& w : workers) w->set_peers(peers);
 
