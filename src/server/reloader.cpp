@@ -91,8 +91,10 @@ ReloadResult ConfigReloader::attempt() {
     return refuse(std::move(problems));
   }
   // What the process built at start: threads, sockets, connections, files. (max_connections 0 was
-  // resolved from the descriptor limit at start: the resolved value stays.)
-  if (next.server.max_connections == 0) next.server.max_connections = running_.server.max_connections;
+  // resolved from the descriptor limit at start: the file writing what the start file wrote keeps
+  // the resolved value; a configured limit taken out, back to 0, is a change like any other.)
+  if (next.server.max_connections == written_max_connections_)
+    next.server.max_connections = running_.server.max_connections;
   keep("server.workers", next.server.workers, running_.server.workers, result.restart_needed);
   keep("server.max_connections", next.server.max_connections, running_.server.max_connections, result.restart_needed);
   keep("server.drain_timeout", next.server.drain_timeout, running_.server.drain_timeout, result.restart_needed);

@@ -412,6 +412,7 @@ int run_server(const config::Config& loaded, const RunOptions& options) {
       spdlog::error("manifest store off: {}; the embedded manifests serve alone", error);
   }
   ConfigReloader reloader(options.config_path, config, registry, workers, apply_listeners);
+  reloader.set_written_max_connections(loaded.server.max_connections);
   reloader.set_address_book(std::move(address_book));
   reloader.set_cluster_capacity(clusters.size(), store_slots);
   if (manifest_store) {

@@ -252,3 +252,24 @@ def test_a_listener_on_a_port_in_use_refuses_the_whole_reload(frontdoor, upstrea
         assert request(fd.port, "GET", "/p/m/x").headers.get("X-Upstream") == "a", "nothing changed"
     finally:
         holder.close()
+
+
+def test_max_connections_changed_back_to_automatic_needs_a_restart_and_says_so(frontdoor, upstreams):
+    # 0 (automatic) was resolved at start; a file that still says what the start file said keeps
+    # the resolved value silently, but one that removes a configured limit changes it.
+    cfg = make_config([manifest("p", "m", [upstreams("a")])])
+    cfg["server"]["max_connections"] = 100
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    fd = frontdoor(cfg, listeners=("main", "admin"))
+    admin = fd.ports["admin"]
+    _write(fd, cfg)
+    status, body = _post(admin, "/reload")
+    assert status == 200 and json.loads(body)["restart_needed"] == [], body
+    cfg["server"]["max_connections"] = 0
+    _write(fd, cfg)
+    status, body = _post(admin, "/reload")
+    assert status == 200 and json.loads(body)["restart_needed"] == ["server.max_connections"], body
+    del cfg["server"]["max_connections"]  # absent: the same as 0
+    _write(fd, cfg)
+    status, body = _post(admin, "/reload")
+    assert status == 200 and json.loads(body)["restart_needed"] == ["server.max_connections"], body

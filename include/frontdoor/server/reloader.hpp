@@ -48,6 +48,10 @@ class ConfigReloader {
       : path_(absolute_path(std::move(path))), running_(std::move(running)), registry_(registry), workers_(workers),
         apply_listeners_(std::move(apply_listeners)) {}
 
+  // server.max_connections as the start file wrote it (`running` holds what 0 resolved to): a file
+  // that writes the same keeps the running value without a word; any other value needs a restart.
+  void set_written_max_connections(std::uint32_t written) noexcept { written_max_connections_ = written; }
+
   // With a manifest store, a reloaded snapshot goes to it (it adds what it holds and publishes).
   void set_installer(std::function<void(std::shared_ptr<const snapshot::Snapshot>)> install) {
     install_ = std::move(install);
@@ -89,6 +93,7 @@ class ConfigReloader {
   std::string path_;
   static std::string absolute_path(std::string path);
   config::Config running_;
+  std::uint32_t written_max_connections_ = 0;
   snapshot::EndpointRegistry& registry_;
   const std::vector<std::unique_ptr<Worker>>& workers_;
   ApplyListeners apply_listeners_;
