@@ -15,6 +15,17 @@ ClientConnectionCounts::Key ClientConnectionCounts::key_of(const boost::asio::ip
   return Key{bits, !v4};
 }
 
+std::string ClientConnectionCounts::describe(const boost::asio::ip::address& address) {
+  const Key key = key_of(address);
+  if (!key.v6) {
+    char text[46];
+    return std::string(text, format_address(address, text, sizeof text));
+  }
+  boost::asio::ip::address_v6::bytes_type prefix{};
+  for (std::size_t i = 0; i < 8; ++i) prefix[i] = static_cast<unsigned char>(key.bits >> (56 - 8 * i));
+  return boost::asio::ip::address_v6(prefix).to_string() + "/64";
+}
+
 void ClientConnectionCounts::Slot::reset() noexcept {
   if (table_ == nullptr) return;
   table_->release(key_);

@@ -180,7 +180,7 @@ bool Worker::take_client_slot(const ListenerInfo& listener, const asio::ip::addr
     per_client_refusal_said_ = now;
     spdlog::warn("worker {}: client {} has server.max_connections_per_client ({}) connections open: a new one is "
                  "closed ({} refused on this worker since this was last said; said at most once per 10 s)",
-                 index_, client.to_string(), cap, per_client_refusals_unsaid_);
+                 index_, ClientConnectionCounts::describe(client), cap, per_client_refusals_unsaid_);
     per_client_refusals_unsaid_ = 0;
   }
   return false;

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 namespace frontdoor::server {
@@ -23,6 +24,8 @@ class ClientConnectionCounts {
     friend bool operator==(const Key&, const Key&) = default;
   };
   static Key key_of(const boost::asio::ip::address& address) noexcept;
+  // The client of `address` as text, for the log: "192.0.2.7", "2001:db8:1:2::/64".
+  static std::string describe(const boost::asio::ip::address& address);
 
   // One open connection's place in the count: given back when destroyed or reset (move-only).
   class Slot {
@@ -60,20 +63,27 @@ class ClientConnectionCounts {
   std::size_t clients() const;
 
  private:
+  // splitmix64's finaliser: every bit of the key moves every bit of the hash (a plain multiply
+  // leaves the low bits to the key's low bits: the /64s of one /48 would share a shard).
+  static std::uint64_t mix(const Key& key) noexcept {
+    std::uint64_t x = key.bits ^ (key.v6 ? 0x9e3779b97f4a7c15ULL : 0);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  }
   struct KeyHash {
-    std::size_t operator()(const Key& key) const noexcept {
-      return static_cast<std::size_t>((key.bits ^ (key.v6 ? 0x9e3779b97f4a7c15ULL : 0)) * 0xff51afd7ed558ccdULL >> 7);
-    }
+    std::size_t operator()(const Key& key) const noexcept { return static_cast<std::size_t>(mix(key)); }
   };
-  struct Shard {
+  struct alignas(64) Shard {
     mutable std::mutex mutex;
     std::unordered_map<Key, std::uint32_t, KeyHash> counts;  // no zero entries: size = open clients
   };
-  Shard& shard_of(const Key& key) noexcept { return shards_[KeyHash{}(key) % shards_.size()]; }
-  const Shard& shard_of(const Key& key) const noexcept { return shards_[KeyHash{}(key) % shards_.size()]; }
+  // The top bits pick the shard, the map's prime modulus uses them all.
+  Shard& shard_of(const Key& key) noexcept { return shards_[mix(key) >> 60]; }
+  const Shard& shard_of(const Key& key) const noexcept { return shards_[mix(key) >> 60]; }
   void release(const Key& key) noexcept;
 
-  std::array<Shard, 16> shards_;
+  std::array<Shard, 16> shards_;  // 16 = 2^(64-60)
 };
 
 }  // namespace frontdoor::server

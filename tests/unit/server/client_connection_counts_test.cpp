@@ -65,6 +65,10 @@ TEST(ClientConnectionCounts, OneClientIsAnIPv4AddressOrAnIPv6Slash64) {
   EXPECT_NE(ClientConnectionCounts::key_of(make_address("::c633:6401")),
             ClientConnectionCounts::key_of(make_address("198.51.100.1")));
 
+  // The log names the client as the cap sees it.
+  EXPECT_EQ(ClientConnectionCounts::describe(make_address("2001:db8:1:2::5")), "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientConnectionCounts::describe(make_address("::ffff:192.0.2.1")), "192.0.2.1");
+
   ClientConnectionCounts counts;
   auto a = counts.try_take(make_address("2001:db8::1"), 2);
   auto b = counts.try_take(make_address("2001:db8::2"), 2);
