@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 
 #include "frontdoor/resilience/hash.hpp"
+#include "frontdoor/resilience/random.hpp"
 
 namespace frontdoor::resilience {
 
@@ -306,11 +308,32 @@ LimitDecision LeakyBucket::try_acquire(TimePoint now, std::uint32_t cost) noexce
 
 // ---------------------------------------------------------------------------------------------
 GcraPolicy::GcraPolicy(double rate_per_second, std::uint32_t burst) noexcept {
-  const double units = rate_per_second > 0 ? 1e9 / rate_per_second / static_cast<double>(kUnitNs)
-                                           : static_cast<double>(kMaxTolerance);
-  interval = std::clamp<std::int64_t>(std::llround(std::min(units, static_cast<double>(kMaxTolerance))), 1,
-                                      kMaxTolerance);
-  tolerance = std::min<std::int64_t>(interval * std::max<std::uint32_t>(burst, 1), kMaxTolerance);
+  constexpr double kFraction = 4294967296.0;  // 2^32
+  // At least 2^-16 of a unit (16 billion requests a second): never a free request.
+  const double units = std::clamp(rate_per_second > 0 ? 1e9 / rate_per_second / static_cast<double>(kUnitNs)
+                                                      : static_cast<double>(kMaxTolerance),
+                                  1.0 / 65536, static_cast<double>(kMaxTolerance));
+  interval = static_cast<std::int64_t>(units);
+  interval_fraction = static_cast<std::uint32_t>(std::min((units - static_cast<double>(interval)) * kFraction,
+                                                          kFraction - 1));
+  const double whole_burst = units * static_cast<double>(std::max<std::uint32_t>(burst, 1));
+  tolerance = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(whole_burst)), 1, kMaxTolerance);
+}
+
+GcraPolicy::Increment GcraPolicy::increment(std::uint32_t cost, std::uint64_t random) const noexcept {
+  if (interval > 0 && cost > static_cast<std::uint64_t>(kMaxTolerance / interval))
+    return {kMaxTolerance + 1, kMaxTolerance + 1};
+  // cost < 2^32 and the fraction < 2^32: their product fits in 64 bits.
+  const std::uint64_t fraction = static_cast<std::uint64_t>(cost) * interval_fraction;
+  const std::int64_t whole = interval * static_cast<std::int64_t>(cost) + static_cast<std::int64_t>(fraction >> 32);
+  const std::uint64_t part = fraction & 0xffffffffULL;
+  return {whole + (part != 0 ? 1 : 0), whole + ((random >> 32) < part ? 1 : 0)};
+}
+
+std::uint64_t GcraPolicy::fits(std::int64_t room) const noexcept {
+  if (room <= 0) return 0;
+  const double per_request = static_cast<double>(interval) + interval_fraction / 4294967296.0;
+  return static_cast<std::uint64_t>(static_cast<double>(room) / per_request);
 }
 
 namespace {
@@ -340,9 +363,11 @@ std::uint64_t to_units(TimePoint now) noexcept {
   return static_cast<std::uint64_t>(floor_div(now.time_since_epoch().count(), GcraPolicy::kUnitNs));
 }
 
-// Cost-1 requests that fit in `room` units (never negative, even if a caller changed the policy of a key).
-std::uint64_t fits(std::int64_t room, std::int64_t interval) noexcept {
-  return room <= 0 ? 0 : static_cast<std::uint64_t>(room / interval);
+// For the fraction of an interval (GcraPolicy::increment): one generator per thread, no lock.
+std::uint64_t next_random() noexcept {
+  thread_local SplitMix64 generator(mix64(reinterpret_cast<std::uintptr_t>(&generator)) ^
+                                    static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  return generator.next();
 }
 
 Duration from_units(std::int64_t units) noexcept {
@@ -400,7 +425,7 @@ void LimiterTable::refund(std::uint64_t key, const GcraPolicy& policy, TimePoint
   const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
   const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
   const std::uint64_t now_units = to_units(now);
-  const std::int64_t inc = policy.interval * static_cast<std::int64_t>(cost);
+  const std::int64_t inc = policy.increment(cost, next_random()).move;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     Scan s = scan(tag, home, now_units);
     if (s.found == kNone) return;  // expired or evicted: nothing left to give back
@@ -418,10 +443,8 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
   const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
   const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
   const std::uint64_t now_units = to_units(now);
-  const std::int64_t inc = cost > static_cast<std::uint64_t>(GcraPolicy::kMaxTolerance / policy.interval)
-                               ? GcraPolicy::kMaxTolerance + 1
-                               : policy.interval * static_cast<std::int64_t>(cost);
-  if (inc > policy.tolerance) {
+  const auto [need, inc] = policy.increment(cost, next_random());
+  if (need > policy.tolerance) {
     LimitDecision d = peek(key, policy, now);
     d.allowed = false;
     d.retry_after = Duration::max();
@@ -432,9 +455,9 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
     Scan s = scan(tag, home, now_units);
     if (s.found != kNone) {
       const std::int64_t backlog = std::max<std::int64_t>(ahead(s.found_word, now_units), 0);
-      if (backlog + inc > policy.tolerance) {
-        d.retry_after = from_units(backlog + inc - policy.tolerance);
-        d.remaining = fits(policy.tolerance - backlog, policy.interval);
+      if (backlog + need > policy.tolerance) {
+        d.retry_after = from_units(backlog + need - policy.tolerance);
+        d.remaining = policy.fits(policy.tolerance - backlog);
         d.reset_after = from_units(backlog);
         return d;
       }
@@ -442,7 +465,7 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
                                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
         d.allowed = true;
         d.delay = from_units(backlog);
-        d.remaining = fits(policy.tolerance - backlog - inc, policy.interval);
+        d.remaining = policy.fits(policy.tolerance - backlog - inc);
         d.reset_after = from_units(backlog + inc);
         return d;
       }
@@ -455,7 +478,7 @@ LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy,
                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
       if (evict) slots_.evictions.fetch_add(1, std::memory_order_relaxed);
       d.allowed = true;
-      d.remaining = fits(policy.tolerance - inc, policy.interval);
+      d.remaining = policy.fits(policy.tolerance - inc);
       d.reset_after = from_units(inc);
       return d;
     }
@@ -473,9 +496,10 @@ LimitDecision LimiterTable::peek(std::uint64_t key, const GcraPolicy& policy, Ti
   const Scan s = scan(tag, static_cast<std::size_t>(h) & slots_.mask, now_units);
   const std::int64_t backlog = s.found == kNone ? 0 : std::max<std::int64_t>(ahead(s.found_word, now_units), 0);
   LimitDecision d;
-  d.allowed = backlog + policy.interval <= policy.tolerance;
-  if (!d.allowed) d.retry_after = from_units(backlog + policy.interval - policy.tolerance);
-  d.remaining = fits(policy.tolerance - backlog, policy.interval);
+  const std::int64_t need = policy.increment(1, 0).room;
+  d.allowed = backlog + need <= policy.tolerance;
+  if (!d.allowed) d.retry_after = from_units(backlog + need - policy.tolerance);
+  d.remaining = policy.fits(policy.tolerance - backlog);
   d.reset_after = from_units(backlog);
   return d;
 }

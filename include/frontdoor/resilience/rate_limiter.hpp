@@ -147,15 +147,31 @@ class LeakyBucket {
 };
 
 // ---------------------------------------------------------------------------------------------
-// A GCRA limit in the LimiterTable's time unit (4 µs). Rates above 250 000/s per key are clamped to
-// one request per unit; burst x interval is capped at kMaxTolerance (about 12.7 days).
+// A GCRA limit in the LimiterTable's time unit (4 µs); burst x interval is capped at kMaxTolerance
+// (about 12.7 days). The interval is rarely a whole number of units (100 000/s is 2.5, 1 000 000/s a
+// quarter): a request moves its key's arrival time by the whole units, and by one more with the
+// probability of the fraction, so that the rate holds on average at any rate. Rounded to whole
+// units, 100 000/s became 83 333/s, 200 000/s 250 000/s, and anything above 250 000/s 250 000/s.
 struct GcraPolicy {
   static constexpr std::int64_t kUnitNs = 4000;
   static constexpr std::int64_t kMaxTolerance = std::int64_t{1} << 38;  // units
 
   GcraPolicy(double rate_per_second, std::uint32_t burst) noexcept;
-  std::int64_t interval;   // units per request of cost 1
-  std::int64_t tolerance;  // burst x interval
+  // A request of `cost`: the room it needs (its units rounded up), and the units it moves its key's
+  // arrival time (the whole part, and one more with the probability of the fraction; `random`
+  // uniform over 64 bits). Admission looks at `room` only: if it looked at the draw, the requests
+  // that drew one unit less would be the ones let through, and the rate would round down again.
+  struct Increment {
+    std::int64_t room;
+    std::int64_t move;
+  };
+  Increment increment(std::uint32_t cost, std::uint64_t random) const noexcept;
+  // Cost-1 requests that fit in `room` units, on average.
+  std::uint64_t fits(std::int64_t room) const noexcept;
+
+  std::int64_t interval;              // whole units per request of cost 1 (0 above 250 000/s)...
+  std::uint32_t interval_fraction;    // ...and this many 2^-32 of a unit
+  std::int64_t tolerance;             // burst x interval, rounded up (a cost of `burst` always fits)
 };
 
 
