@@ -9,6 +9,13 @@
 namespace frontdoor::pipeline {
 namespace {
 
+// The request's number for the fraction of a limit's interval (resilience::GcraPolicy::increment):
+// from its start, to the nanosecond, and the limit's key, so that a refund recomputes exactly what
+// the acquire took. Never 0 (0 asks the table for a fresh number).
+std::uint64_t fraction_draw(std::uint64_t key, const RequestContext& ctx) noexcept {
+  return resilience::mix64(key ^ static_cast<std::uint64_t>(ctx.started.time_since_epoch().count())) | 1;
+}
+
 // Any header by name, those the parser classifies (Host, X-Forwarded-For...) included: a limit keyed
 // on `header:Host` or a hash on `header:X-Forwarded-For` must see them. The first non-empty one.
 std::string_view header_value(const RequestContext& ctx, std::string_view name) noexcept {
@@ -172,7 +179,7 @@ template <LimitScope Scope>
 resilience::LimitDecision BasicRateLimitStage<Scope>::acquire_local(const ratelimit::CompiledRateLimit& limit, std::uint64_t key,
                                                                     const RequestContext& ctx) noexcept {
   if (limit.sliding) return table_->windows.acquire(key, limit.window, ctx.now, limit.cost);
-  return table_->gcra.acquire(key, limit.policy, ctx.now, limit.cost);
+  return table_->gcra.acquire(key, limit.policy, ctx.now, limit.cost, fraction_draw(key, ctx));
 }
 
 // A request refused by a limit takes nothing from the limits that let it through (as nginx's
@@ -188,7 +195,7 @@ void BasicRateLimitStage<Scope>::refund(const std::vector<ratelimit::CompiledRat
     if (client == 0 || client == kRepeatedKeyHeader) continue;
     const std::uint64_t key = resilience::hash_combine(limit.id, client);
     if (limit.sliding) table_->windows.refund(key, limit.window, ctx.now, limit.cost);
-    else table_->gcra.refund(key, limit.policy, ctx.now, limit.cost);
+    else table_->gcra.refund(key, limit.policy, ctx.now, limit.cost, fraction_draw(key, ctx));
   }
 }
 

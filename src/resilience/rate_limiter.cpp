@@ -316,8 +316,8 @@ GcraPolicy::GcraPolicy(double rate_per_second, std::uint32_t burst) noexcept {
   interval = static_cast<std::int64_t>(units);
   interval_fraction = static_cast<std::uint32_t>(std::min((units - static_cast<double>(interval)) * kFraction,
                                                           kFraction - 1));
-  const double whole_burst = units * static_cast<double>(std::max<std::uint32_t>(burst, 1));
-  tolerance = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(whole_burst)), 1, kMaxTolerance);
+  this->burst = std::max<std::uint32_t>(burst, 1);
+  tolerance = std::min(increment(this->burst, 0).room, kMaxTolerance);
 }
 
 GcraPolicy::Increment GcraPolicy::increment(std::uint32_t cost, std::uint64_t random) const noexcept {
@@ -333,7 +333,7 @@ GcraPolicy::Increment GcraPolicy::increment(std::uint32_t cost, std::uint64_t ra
 std::uint64_t GcraPolicy::fits(std::int64_t room) const noexcept {
   if (room <= 0) return 0;
   const double per_request = static_cast<double>(interval) + interval_fraction / 4294967296.0;
-  return static_cast<std::uint64_t>(static_cast<double>(room) / per_request);
+  return std::min<std::uint64_t>(static_cast<std::uint64_t>(static_cast<double>(room) / per_request), burst);
 }
 
 namespace {
@@ -420,12 +420,13 @@ LimiterTable::Scan LimiterTable::scan(std::uint64_t tag, std::size_t home, std::
   return s;
 }
 
-void LimiterTable::refund(std::uint64_t key, const GcraPolicy& policy, TimePoint now, std::uint32_t cost) noexcept {
+void LimiterTable::refund(std::uint64_t key, const GcraPolicy& policy, TimePoint now, std::uint32_t cost,
+                          std::uint64_t draw) noexcept {
   const std::uint64_t h = mix64(key);
   const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
   const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
   const std::uint64_t now_units = to_units(now);
-  const std::int64_t inc = policy.increment(cost, next_random()).move;
+  const std::int64_t inc = policy.increment(cost, draw != 0 ? draw : next_random()).move;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     Scan s = scan(tag, home, now_units);
     if (s.found == kNone) return;  // expired or evicted: nothing left to give back
@@ -438,12 +439,12 @@ void LimiterTable::refund(std::uint64_t key, const GcraPolicy& policy, TimePoint
 }
 
 LimitDecision LimiterTable::acquire(std::uint64_t key, const GcraPolicy& policy, TimePoint now,
-                                    std::uint32_t cost) noexcept {
+                                    std::uint32_t cost, std::uint64_t draw) noexcept {
   const std::uint64_t h = mix64(key);
   const std::uint64_t tag = std::max<std::uint64_t>(h >> kTimeBits, 1);
   const std::size_t home = static_cast<std::size_t>(h) & slots_.mask;
   const std::uint64_t now_units = to_units(now);
-  const auto [need, inc] = policy.increment(cost, next_random());
+  const auto [need, inc] = policy.increment(cost, draw != 0 ? draw : next_random());
   if (need > policy.tolerance) {
     LimitDecision d = peek(key, policy, now);
     d.allowed = false;

@@ -421,14 +421,19 @@ def test_through_pgbouncer_in_transaction_pooling(frontdoor, upstreams, pg, tmp_
         cfg = store_config(bouncer.dsn)
         cfg["postgres"]["listen_dsn"] = pg.tcp_dsn  # LISTEN needs a direct connection
         cfg["postgres"]["pool_size"] = 4
+        cfg["admin"] = {"address": "127.0.0.1:0"}
         store = Store(tmp_path, cfg)
         store.put(manifest("shop", "cart", [v1]))
-        fd = frontdoor(cfg)
+        fd = frontdoor(cfg, listeners=("main", "admin"))
         assert upstream_of(fd.port, "/shop/cart/1") == (200, "v1")
         store.put(manifest("shop", "cart", [v2]))
         assert wait_for(lambda: upstream_of(fd.port, "/shop/cart/1") == (200, "v2"), timeout=3)
-        # Many keys at once through 2 server connections shared by 4 of ours.
+        # Many keys at once through 2 server connections shared by 4 of ours. Asked for once the
+        # daemon's index has them (their NOTIFYs can arrive after the first requests: it 404ed one
+        # in CI), but before any is loaded: the 40 fetches still race.
         store.put(*[manifest("shop", "m%d" % i, [v1]) for i in range(40)])
+        assert wait_for(lambda: metric(admin_get(fd.ports["admin"], "/metrics")[1], "fd_manifest_store_keys") == 41,
+                        timeout=5)
         results = []
         threads = [threading.Thread(target=lambda i=i: results.append(upstream_of(fd.port, "/shop/m%d/x" % i)))
                    for i in range(40)]

@@ -166,12 +166,14 @@ struct GcraPolicy {
     std::int64_t move;
   };
   Increment increment(std::uint32_t cost, std::uint64_t random) const noexcept;
-  // Cost-1 requests that fit in `room` units, on average.
+  // Cost-1 requests that fit in `room` units, on average, and never more than the burst (a
+  // tolerance rounded up to whole units holds a little more than `burst` intervals).
   std::uint64_t fits(std::int64_t room) const noexcept;
 
   std::int64_t interval;              // whole units per request of cost 1 (0 above 250 000/s)...
   std::uint32_t interval_fraction;    // ...and this many 2^-32 of a unit
-  std::int64_t tolerance;             // burst x interval, rounded up (a cost of `burst` always fits)
+  std::int64_t tolerance;             // the room `burst` requests need, so a cost of `burst` always fits
+  std::uint32_t burst;
 };
 
 
@@ -199,13 +201,16 @@ class LimiterTable {
  public:
   explicit LimiterTable(std::size_t slots, std::uint32_t max_probe = 16);
 
+  // `draw`: the request's number for the fraction of an interval (GcraPolicy::increment), the same
+  // at acquire and at refund so that a refund gives back exactly what was taken; 0: a fresh one.
   LimitDecision acquire(std::uint64_t key, const GcraPolicy& policy, TimePoint now,
-                        std::uint32_t cost = 1) noexcept;
+                        std::uint32_t cost = 1, std::uint64_t draw = 0) noexcept;
   // The key's state without changing it (remaining, reset_after; allowed = a cost-1 request would pass).
   LimitDecision peek(std::uint64_t key, const GcraPolicy& policy, TimePoint now) const noexcept;
   // Gives back what an allowed acquire took (the request was refused by something after it): the
   // key's arrival time moves back by cost x interval, never before now.
-  void refund(std::uint64_t key, const GcraPolicy& policy, TimePoint now, std::uint32_t cost = 1) noexcept;
+  void refund(std::uint64_t key, const GcraPolicy& policy, TimePoint now, std::uint32_t cost = 1,
+              std::uint64_t draw = 0) noexcept;
 
   std::size_t capacity() const noexcept { return slots_.capacity(); }
   std::size_t live_slots(TimePoint now) const noexcept;  // O(capacity): tests and metrics scrapes

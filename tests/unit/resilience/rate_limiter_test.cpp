@@ -408,6 +408,41 @@ TEST(LimiterTable, HighRatesHoldOnAverageThoughAnIntervalIsNotAWholeUnit) {
   }
 }
 
+TEST(LimiterTable, TheFractionAddsAUnitBelowItsThresholdAndEveryBurstFits) {
+  const GcraPolicy p(100000, 10);  // 2.5 units
+  ASSERT_EQ(p.interval, 2);
+  const std::uint64_t part = p.interval_fraction;
+  EXPECT_EQ(p.increment(1, (part - 1) << 32).move, 3);
+  EXPECT_EQ(p.increment(1, part << 32).move, 2);
+  EXPECT_EQ(p.increment(1, 0).room, 3);
+  EXPECT_EQ(p.increment(2, 0).room, 5);  // 2 x 2.5 is whole: nothing drawn
+  EXPECT_EQ(p.increment(2, 0).move, 5);
+  for (const double rate : {1.0, 3.0, 7.0, 30000.0, 99999.0, 100000.0, 333333.0, 999999.0, 1000000.0})
+    for (const std::uint32_t burst : {1u, 2u, 3u, 10u, 1000u, 1000000u}) {
+      const GcraPolicy q(rate, burst);
+      EXPECT_LE(q.increment(burst, 0).room, q.tolerance) << rate << "/s burst " << burst;  // never refused forever
+      LimiterTable t(64);
+      const auto first = t.acquire(1, q, TimePoint{} + std::chrono::hours(1));
+      EXPECT_TRUE(first.allowed);
+      // RateLimit-Remaining never above RateLimit-Limit (1 000 000/s, burst 10 said 12).
+      EXPECT_LE(first.remaining, burst) << rate << "/s burst " << burst;
+    }
+}
+
+TEST(LimiterTable, ARefundWithTheSameDrawGivesBackExactlyWhatWasTaken) {
+  const GcraPolicy p(1000000, 100);  // a quarter of a unit per request
+  LimiterTable t(64);
+  const TimePoint now = TimePoint{} + std::chrono::hours(1);
+  for (std::uint64_t draw = 1; draw < 2000; ++draw) {
+    const std::uint64_t d = resilience::mix64(draw) | 1;
+    ASSERT_TRUE(t.acquire(9, p, now, 1, d).allowed);
+    t.refund(9, p, now, 1, d);
+  }
+  // Two thousand requests taken and given back: the key is as fresh as one never seen.
+  EXPECT_EQ(t.peek(9, p, now).remaining, 100u);
+  EXPECT_EQ(t.live_slots(now), 0u);
+}
+
 TEST(LimiterTable, PolicyClamping) {
   const GcraPolicy fast(1e9, 5);  // a quarter-thousandth of a unit per request
   EXPECT_EQ(fast.interval, 0);
