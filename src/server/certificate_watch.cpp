@@ -52,6 +52,12 @@ void CertificateWatch::check() {
       continue;
     }
     refused_.erase(lc.name);
+    if (info->tls_content == live->second->tls_content) {
+      // The same bytes after all: the hash above caught a file half rewritten in place (a sidecar
+      // writing the same key again truncates it first). Another context would be kept for good.
+      same_content_[lc.name] = stamp;
+      continue;
+    }
     // A renewal that is not valid now would make every client refuse the listener: while the
     // certificate serving is valid, it serves on. (When it is not, the renewal is no worse.)
     const std::string problem = certificate_validity_problem(info->tls_validity, now);

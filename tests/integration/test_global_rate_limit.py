@@ -140,6 +140,11 @@ def test_slow_redis_fails_over_within_the_command_timeout(frontdoor, upstream, r
     import threading
     cfg = global_config(upstream, redis_server.address, requests_per_second=1, burst=1000, on_redis_failure="deny")
     fd = frontdoor(cfg)
+    # Until each worker's connection is up, `deny` refuses at once (docs/configuration.md): wait
+    # for it (slower to come under ASan, which got a 503 here in CI).
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and fd.metrics()["redis"]["connected"] < 2:
+        time.sleep(0.05)
     with Client(fd.port) as c:
         assert c.request("GET", "/a/b").status == 200
     # Redis stalls for 1.5 s (one client's DEBUG SLEEP blocks the server).
