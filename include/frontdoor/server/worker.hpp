@@ -148,6 +148,8 @@ class Worker final : public proxy::ExchangeHost, public pipeline::ManifestFetche
   void ask_peer_to_free_slot(std::uint32_t manifest_index) override;
 
  private:
+  static constexpr std::size_t kMaxFreeSessions = 256;  // sessions and client buffers kept for reuse
+
   struct Listener {
     boost::asio::ip::tcp::acceptor acceptor;
     const ListenerInfo* info;
